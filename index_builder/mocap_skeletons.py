@@ -1,0 +1,145 @@
+"""Mapping tables from mocap skeletons to the shared landmarks, and from there to h36m17.
+
+Limb landmarks are joints of the mocap skeleton. Mocap has no ears or nose, so they are placed rigidly in the
+head joint's frame at anthropometric offsets from the skull base (the head joint of both tables below):
+ears 55 mm up, 5 mm forward and 72 mm to each side; nose tip 40 mm up and 110 mm forward. These put the ears
+about 120 mm above the base of the neck, as in an adult. The head top then
+follows from the shared formula (``model.joint_formulas``), so Bandai's head, which has no end site, gets its top
+the same way a COCO detection does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from index_builder.bvh import BvhClip, JointTransforms, forward_kinematics
+from model.joint_formulas import LANDMARKS, landmarks_to_h36m17
+
+_AXIS_INDEX = {"X": 0, "Y": 1, "Z": 2}
+
+
+@dataclass(frozen=True)
+class HeadFrame:
+    """Which signed axis of the head joint's local frame points up, forward and to the character's left."""
+
+    up: str
+    forward: str
+    left: str
+
+    def basis(self) -> np.ndarray:
+        """(3, 3): columns are the local-frame vectors of (left, up, forward)."""
+        out = np.zeros((3, 3))
+        for col, axis in enumerate((self.left, self.up, self.forward)):
+            sign = -1.0 if axis[0] == "-" else 1.0
+            out[_AXIS_INDEX[axis[-1]], col] = sign
+        return out
+
+
+@dataclass(frozen=True)
+class MocapMapping:
+    """How one mocap skeleton provides the shared landmarks.
+
+    limbs: landmark name -> mocap joint name, for every landmark except nose and ears.
+    head: the joint whose frame carries the face landmarks.
+    head_frame: orientation of that joint's local axes.
+    face_offsets_mm: landmark -> (left, up, forward) offset in mm from the head joint.
+    """
+
+    name: str
+    limbs: dict[str, str]
+    head: str
+    head_frame: HeadFrame
+    face_offsets_mm: dict[str, tuple[float, float, float]]
+
+
+FACE_OFFSETS_MM = {
+    "nose": (0.0, 40.0, 110.0),
+    "l_ear": (72.0, 55.0, 5.0),
+    "r_ear": (-72.0, 55.0, 5.0),
+}
+
+
+def _limbs(hip: str, knee: str, ankle: str, shoulder: str, elbow: str, wrist: str, left: str, right: str):
+    out = {}
+    for side, tag in (("l", left), ("r", right)):
+        for part, joint in (
+            ("hip", hip),
+            ("knee", knee),
+            ("ankle", ankle),
+            ("shoulder", shoulder),
+            ("elbow", elbow),
+            ("wrist", wrist),
+        ):
+            out[f"{side}_{part}"] = joint.format(side=tag)
+    return out
+
+
+BANDAI = MocapMapping(
+    name="bandai",
+    limbs=_limbs(
+        "UpperLeg_{side}", "LowerLeg_{side}", "Foot_{side}", "UpperArm_{side}", "LowerArm_{side}", "Hand_{side}",
+        left="L", right="R",
+    ),
+    head="Head",
+    # Bandai joints carry Maya-style joint orients: along the neck the local X axis points to the child.
+    head_frame=HeadFrame(up="+X", forward="+Y", left="+Z"),
+    face_offsets_mm=FACE_OFFSETS_MM,
+)
+
+CMU = MocapMapping(
+    name="cmu",
+    limbs=_limbs(
+        "{side}UpLeg", "{side}Leg", "{side}Foot", "{side}Arm", "{side}ForeArm", "{side}Hand",
+        left="Left", right="Right",
+    ),
+    head="Head",
+    # CMU-style files rest in a T-pose with identity joint frames, Y up, facing +Z.
+    head_frame=HeadFrame(up="+Y", forward="+Z", left="+X"),
+    face_offsets_mm=FACE_OFFSETS_MM,
+)
+
+MAPPINGS = {m.name: m for m in (BANDAI, CMU)}
+
+
+def detect_mapping(clip: BvhClip) -> MocapMapping:
+    """The mapping whose joint names the clip's skeleton has; raises KeyError naming what is missing."""
+    names = set(clip.skeleton.names)
+    for mapping in MAPPINGS.values():
+        if set(mapping.limbs.values()) | {mapping.head} <= names:
+            return mapping
+    raise KeyError(
+        f"{clip.source}: skeleton matches no known mapping ({', '.join(MAPPINGS)}); joints: {sorted(names)}"
+    )
+
+
+def mocap_landmarks(transforms: JointTransforms, names: tuple[str, ...], mapping: MocapMapping) -> np.ndarray:
+    """The 15 shared landmarks of every frame.
+
+    transforms: world transforms of the clip's joints (positions in mm).
+    returns: (T, 15, 3) float64 mm, world frame, in ``LANDMARKS`` order.
+    """
+    frames = transforms.positions.shape[0]
+    out = np.empty((frames, len(LANDMARKS), 3))
+    head = names.index(mapping.head)
+    basis = mapping.head_frame.basis()
+    for k, landmark in enumerate(LANDMARKS):
+        if landmark in mapping.face_offsets_mm:
+            local = basis @ np.asarray(mapping.face_offsets_mm[landmark])
+            out[:, k] = transforms.positions[:, head] + transforms.rotations[:, head] @ local
+        else:
+            out[:, k] = transforms.positions[:, names.index(mapping.limbs[landmark])]
+    return out
+
+
+def clip_to_h36m17(clip: BvhClip, scale: float, mapping: MocapMapping | None = None) -> np.ndarray:
+    """h36m17 joints of every frame of a BVH clip.
+
+    scale: file unit -> mm.
+    returns: (T, 17, 3) float32 mm, world frame of the file (Bandai: Y up).
+    """
+    mapping = mapping or detect_mapping(clip)
+    transforms = forward_kinematics(clip, scale)
+    landmarks = mocap_landmarks(transforms, clip.skeleton.names, mapping)
+    return landmarks_to_h36m17(landmarks).astype(np.float32)
