@@ -52,7 +52,8 @@ class _RawClip:
 
 def _bvh_to_poses(raw: _RawClip) -> tuple[str, np.ndarray, float]:
     clip = parse_bvh(raw.text, source=raw.name)
-    return raw.name, clip_to_h36m17(clip, CM_TO_MM, BANDAI), clip.fps
+    # Frame Time is written to 6 digits (0.0333333): round the rate so 30 fps reads as 30.
+    return raw.name, clip_to_h36m17(clip, CM_TO_MM, BANDAI), round(clip.fps, 3)
 
 
 def _read_archive(path: Path) -> tuple[Iterator[_RawClip], dict]:

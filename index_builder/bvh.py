@@ -149,6 +149,12 @@ def _parse_hierarchy(tokens: _Tokens) -> BvhSkeleton:
                 tokens.expect("{")
                 end_sites[index] = np.array(offset())
                 tokens.expect("}")
+            elif tok in _ROTATION_CHANNELS + _POSITION_CHANNELS:
+                raise BvhParseError(
+                    tokens.source,
+                    f"line {line}: joint {name!r} lists more channel names than its CHANNELS {count} "
+                    "(wrong channel count)",
+                )
             else:
                 raise BvhParseError(tokens.source, f"line {line}: unexpected {tok!r} in joint {name!r}")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from index_builder.commands import data
 from index_builder.errors import BuildError
 
-app = typer.Typer(no_args_is_help=True, help="Build UniHPR pose caches, models and bundles.")
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Build UniHPR pose caches, models and bundles.")
 app.registered_commands.extend(data.app.registered_commands)
 
 
@@ -22,19 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     if debug:
         argv.remove("--debug")
     try:
-        result = app(args=argv, prog_name="unihpr-build", standalone_mode=False)
+        app(args=argv, prog_name="unihpr-build", standalone_mode=True)
+    except SystemExit as done:  # typer reports usage errors itself and exits 2
+        return done.code if isinstance(done.code, int) else 0
     except BuildError as err:
         if debug:
             raise
-        click.echo(f"error: {err}", err=True)
+        typer.echo(f"error: {err}", err=True)
         return 1
-    except click.ClickException as err:
-        err.show()
-        return err.exit_code
-    except click.Abort:
-        return 1
-    return result if isinstance(result, int) else 0
-
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())
