@@ -69,7 +69,7 @@ def _cached_ok(cache_dir: Path) -> bool:
 
 def _download_wheel(into: Path) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "--only-binary=:all:", MEDIAPIPE_WHEEL, "-d", str(into)]
+           "--only-binary=:all:", "--retries", "2", MEDIAPIPE_WHEEL, "-d", str(into)]
     LOG.info("downloading %s: %s", MEDIAPIPE_WHEEL, " ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -16,11 +16,12 @@ Joints. The 17 joints kept are VideoPose3D's subset of the 32 (``H36M32_TO_H36M1
 are Human3.6M's own marker-based joints, *not* our shared joint formulas (``model.joint_formulas``): H36M's 3D has
 no ears or nose, so the formulas cannot be applied to it. Where the two definitions differ:
 
-- pelvis: H36M's root ("Hip"), a point of its pelvis segment near the mid-hip; ours is exactly the mid-hip.
-- spine: H36M's "Spine1", a fixed point of its spine chain; ours is halfway from pelvis to thorax.
-- thorax: H36M's "Thorax" (base of the neck); ours is the mid-shoulder.
-- neck_nose: H36M's "Neck/Nose" joint (on the lower face); ours is the nose itself.
-- head_top: H36M's head end site, from the head markers; ours is ``2 * mid_ears - thorax``.
+- pelvis: H36M's root (joint 0, "Hips"), a point of its pelvis segment near the mid-hip; ours is exactly the
+  mid-hip.
+- spine: H36M's "Spine1" (12), a fixed point of its spine chain; ours is halfway from pelvis to thorax.
+- thorax: H36M's "Neck" (13, called thorax in h36m17 tables), at the base of the neck; ours is the mid-shoulder.
+- neck_nose: H36M's "Head" (14), on the lower face; ours is the nose itself.
+- head_top: H36M's head end site (15), placed from the head markers; ours is ``2 * mid_ears - thorax``.
 - hips, knees, ankles, shoulders, elbows, wrists: joint centres from H36M's markers; ours are the labelled or
   detected points. These agree up to the usual marker/label offsets.
 
@@ -130,6 +131,13 @@ def _subject_order(subject: str) -> tuple[int, str]:
     return (int(digits) if digits.isdigit() else 10**6, subject)
 
 
+def _as_array(path: Path, where: str, value: object) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except ValueError as err:  # ragged nested lists
+        raise DataFileError(str(path), f"{where} is not an array: {err}") from err
+
+
 def _check_actions(path: Path, key: str, subjects: object) -> None:
     """positions[subject][action] must be a dict of dicts with string keys."""
     for subject, actions in subjects.items():
@@ -159,8 +167,8 @@ def load_h36m_3d(path: str | Path) -> MotionDatabase:
                 str(path), f"subject {subject!r} is not in the standard protocol ({', '.join(SUBJECT_SPLITS)})"
             )
         for action in sorted(positions[subject]):
-            raw = np.asarray(positions[subject][action])
             where = f"positions_3d[{subject!r}][{action!r}]"
+            raw = _as_array(path, where, positions[subject][action])
             if raw.ndim != 3 or raw.shape[1:] != (NUM_H36M_JOINTS, 3) or raw.shape[0] == 0:
                 raise DataFileError(str(path), f"{where} must be (T, {NUM_H36M_JOINTS}, 3) with T > 0, got {raw.shape}")
             if not np.issubdtype(raw.dtype, np.floating):
@@ -267,7 +275,7 @@ def load_h36m_2d(path: str | Path) -> H36mKeypoints2d:
                 raise DataFileError(str(path), f"{where} must be a list of {NUM_CAMERAS} arrays, one per camera, "
                                                f"got {count}")
             for camera, view in enumerate(views):
-                view = np.asarray(view)
+                view = _as_array(path, f"{where}[{camera}]", view)
                 if view.ndim != 3 or view.shape[1:] != (num_joints, 2):
                     raise DataFileError(
                         str(path), f"{where}[{camera}] must be (T, {num_joints}, 2), got {view.shape}"

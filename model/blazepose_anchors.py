@@ -83,7 +83,8 @@ def decode_detections(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np
     raw_scores = np.asarray(raw_scores, dtype=np.float32).reshape(-1)
     assert raw_boxes.shape[0] == raw_scores.shape[0] == anchors.shape[0], (
         raw_boxes.shape, raw_scores.shape, anchors.shape)
-    scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores, -score_clip, score_clip)))
+    logits = np.clip(raw_scores.astype(np.float64), -score_clip, score_clip)  # exp(100) overflows float32
+    scores = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
     keep = np.flatnonzero(scores >= min_score)
     raw, anc = raw_boxes[keep] / DETECTOR_INPUT, anchors[keep]
     centre = raw[:, 0:2] + anc
