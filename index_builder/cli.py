@@ -7,12 +7,13 @@ import sys
 
 import typer
 
-from index_builder.commands import data
+from index_builder.commands import data, train
 from index_builder.errors import BuildError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Build UniHPR pose caches, models and bundles.")
-app.registered_commands.extend(data.app.registered_commands)
+for group in (data, train):
+    app.registered_commands.extend(group.app.registered_commands)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,52 @@
+"""Checkpoints that describe themselves: format version, the full TrainConfig, weights, optimiser and RNG state.
+
+The only module that knows the checkpoint format. Written atomically, so an interrupted run resumes from the last
+complete checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from index_builder.atomic_files import atomic_path
+from index_builder.errors import ArtifactError
+from index_builder.train_config import TrainConfig, config_from_dict
+from model.martinez import MartinezLifter
+from model.networks import UniHPR
+
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: Path, config: TrainConfig, state: dict) -> None:
+    """state: everything a resume needs (weights, optimiser, phase, step, RNG states, history)."""
+    payload = {"format_version": FORMAT_VERSION, "config": config.to_dict(), **state}
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path) -> tuple[TrainConfig, dict]:
+    """Returns the config and the saved state; raises ArtifactError naming the file on any fault."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError) as err:
+        raise ArtifactError(f"{path}: cannot read checkpoint: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: not a checkpoint of format version {FORMAT_VERSION}")
+    return config_from_dict(payload.pop("config")), payload
+
+
+def load_unihpr(path: Path) -> tuple[UniHPR, TrainConfig, dict]:
+    """The trained model in eval mode, its config and the saved state."""
+    config, state = load_checkpoint(path)
+    model = UniHPR(config.model)
+    model.load_state_dict(state["model"])
+    return model.eval(), config, state
+
+
+def load_martinez(path: Path) -> tuple[MartinezLifter, TrainConfig, dict]:
+    config, state = load_checkpoint(path)
+    model = MartinezLifter(config.martinez)
+    model.load_state_dict(state["model"])
+    return model.eval(), config, state

@@ -1,0 +1,85 @@
+"""`unihpr-build train | baselines | study`: the default model, the Martinez baselines and the loss study.
+
+A run directory holds everything one evaluation reads:
+    RUN/unihpr.pt                       the UniHPR model (both steps)
+    RUN/martinez_budget.pt              Martinez at UniHPR's budget (training poses drawn)
+    RUN/martinez_converged.pt           Martinez trained to convergence with early stopping
+    RUN/study/<loss>_seed<k>.pt         singular-value vs pairwise-only at the reduced STUDY budget
+    RUN/config.json                     the resolved TrainConfig of unihpr.pt
+Every command resumes: a finished checkpoint is kept, an unfinished UniHPR checkpoint continues.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+
+from index_builder.atomic_files import atomic_path
+from index_builder.config import get_paths
+from index_builder.sample import load_poses
+from index_builder.train_config import LOSSES, PRESETS, TrainConfig, resolve_config
+from index_builder.training import train_martinez, train_unihpr
+
+app = typer.Typer(no_args_is_help=True)
+
+RunOpt = Annotated[Path, typer.Option("--run", help="run directory")]
+PresetOpt = Annotated[str, typer.Option(help=f"config preset: {', '.join(PRESETS)}")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a config value: key=value (repeatable)")]
+SampleOpt = Annotated[bool, typer.Option("--sample", help="train on the shipped sample, not the full cache")]
+ThreadsOpt = Annotated[int, typer.Option(min=1, help="torch CPU threads")]
+
+
+def _prepare(threads: int, use_sample: bool):
+    torch.set_num_threads(threads)
+    db, path = load_poses(get_paths(), prefer_cache=not use_sample)
+    typer.echo(f"poses: {path} ({len(db.clips)} clips, {len(db)} frames)")
+    return db.split("train"), db.split("val")
+
+
+@app.command()
+def train(run: RunOpt = Path("runs/default"), preset: PresetOpt = "default", set_: SetOpt = None,
+          use_sample: SampleOpt = False, threads: ThreadsOpt = 2) -> None:
+    """Train UniHPR: step 1 aligns the encoders, step 2 fits the decoders."""
+    config = resolve_config(preset, set_ or [])
+    train_db, val_db = _prepare(threads, use_sample)
+    run.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run / "config.json", suffix=".json") as tmp:
+        tmp.write_text(config.to_json())
+    result = train_unihpr(config, train_db, val_db, run / "unihpr.pt")
+    typer.echo(f"{result.checkpoint}: trained in {result.wall_seconds / 60:.1f} min, {config.poses_drawn} poses drawn")
+
+
+@app.command()
+def baselines(run: RunOpt = Path("runs/default"), preset: PresetOpt = "default", set_: SetOpt = None,
+              use_sample: SampleOpt = False, threads: ThreadsOpt = 2) -> None:
+    """Train the Martinez lifter at UniHPR's budget and to convergence with early stopping."""
+    config = resolve_config(preset, set_ or [])
+    train_db, val_db = _prepare(threads, use_sample)
+    run.mkdir(parents=True, exist_ok=True)
+    for name, budget in (("martinez_budget", config.poses_drawn), ("martinez_converged", None)):
+        out = run / f"{name}.pt"
+        if out.exists():
+            typer.echo(f"{out}: exists, kept")
+            continue
+        result = train_martinez(config, train_db, val_db, out, budget_poses=budget)
+        typer.echo(f"{out}: trained in {result.wall_seconds / 60:.1f} min, best val MPJPE "
+                   f"{min(h['val_mpjpe_mm'] for h in result.history):.1f} mm")
+
+
+@app.command()
+def study(run: RunOpt = Path("runs/default"), preset: PresetOpt = "study", set_: SetOpt = None,
+          seeds: Annotated[int, typer.Option(min=1, help="seeds per loss")] = 3,
+          use_sample: SampleOpt = False, threads: ThreadsOpt = 2) -> None:
+    """Singular-value loss vs pairwise InfoNCE only, same reduced budget, several seeds."""
+    base: TrainConfig = resolve_config(preset, set_ or [])
+    train_db, val_db = _prepare(threads, use_sample)
+    (run / "study").mkdir(parents=True, exist_ok=True)
+    for seed in range(seeds):
+        for loss in LOSSES:
+            config = replace(base, name=f"{loss}_seed{seed}", loss=loss, seed=seed)
+            result = train_unihpr(config, train_db, val_db, run / "study" / f"{loss}_seed{seed}.pt")
+            typer.echo(f"{config.name}: {result.wall_seconds / 60:.1f} min")

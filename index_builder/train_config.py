@@ -1,0 +1,140 @@
+"""Training runs as typed configs: the default model, the reduced-budget design/seed studies, and the tiny test.
+
+A config is saved inside every checkpoint and beside every report; ``resolve_config`` turns a preset name plus
+``key=value`` overrides into one, refusing unknown keys and values of the wrong type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field, replace
+
+from index_builder.errors import ConfigError
+from index_builder.training_data import AugmentConfig
+from model.config import DecoderConfig, EncoderConfig, MartinezConfig, ModelConfig
+
+LOSSES = ("singular_value", "pairwise")
+DECODE_MODES = ("frozen", "finetune")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str = "default"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: str = "singular_value"  # the alignment loss: "singular_value" (UniHPR) or "pairwise" (the ablation)
+    pairwise_weight: float = 0.0  # pairwise InfoNCE added to the singular-value loss
+    batch_size: int = 256
+    align_steps: int = 12000  # step 1: contrastive alignment of the three encoders
+    decode_steps: int = 6000  # step 2: the decoders on the embeddings
+    decode_mode: str = "finetune"  # step 2 keeps the encoders "frozen" or "finetune"s them (alignment loss kept)
+    decode_align_weight: float = 0.5  # weight of the alignment loss while fine-tuning in step 2
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    frame_step: int = 3  # train on every 3rd frame: 30 fps -> 10 fps
+    seed: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    martinez: MartinezConfig = field(default_factory=MartinezConfig)
+    martinez_batch_size: int = 64
+    martinez_max_steps: int = 60000  # cap of the early-stopped baseline
+    martinez_patience: int = 6  # validations without improvement before stopping
+    validate_every: int = 1000
+    checkpoint_every: int = 1000
+    val_poses: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.decode_mode not in DECODE_MODES:
+            raise ConfigError(f"decode_mode must be one of {DECODE_MODES}, got {self.decode_mode!r}")
+        if self.batch_size < 2:
+            raise ConfigError("batch_size must be at least 2 (contrastive losses need negatives)")
+
+    @property
+    def poses_drawn(self) -> int:
+        """Training poses drawn over both UniHPR steps: the budget the same-budget baseline gets."""
+        return self.batch_size * (self.align_steps + self.decode_steps)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+_NESTED = {"model": ModelConfig, "augment": AugmentConfig, "martinez": MartinezConfig,
+           "encoder": EncoderConfig, "decoder": DecoderConfig}
+
+
+def config_from_dict(data: dict, cls=TrainConfig):
+    """Inverse of ``asdict``; unknown keys raise ConfigError."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+    kwargs = {k: config_from_dict(v, _NESTED[k]) if k in _NESTED else (tuple(v) if isinstance(v, list) else v)
+              for k, v in data.items()}
+    return cls(**kwargs)
+
+
+DEFAULT = TrainConfig()
+
+# The design and seed studies: the same recipe at a budget of a few minutes per run on 2 cores.
+STUDY = replace(DEFAULT, name="study", align_steps=2500, decode_steps=1000, validate_every=500, checkpoint_every=500,
+                martinez_max_steps=15000, val_poses=1000)
+
+# The tests: a tiny network that trains in seconds.
+TINY = replace(
+    DEFAULT,
+    name="tiny",
+    model=ModelConfig(encoder=EncoderConfig(width=64, blocks=1, token_dim=8, embed_dim=32),
+                      decoder=DecoderConfig(width=64, blocks=1)),
+    batch_size=64,
+    align_steps=60,
+    decode_steps=40,
+    warmup_steps=10,
+    validate_every=50,
+    checkpoint_every=50,
+    val_poses=200,
+    martinez=MartinezConfig(width=64, blocks=1),
+    martinez_max_steps=200,
+    martinez_patience=2,
+)
+
+PRESETS = {c.name: c for c in (DEFAULT, STUDY, TINY)}
+
+
+def _parse_value(text: str, current):
+    if isinstance(current, bool):
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ConfigError(f"expected true/false, got {text!r}")
+        return text.lower() in ("true", "1")
+    try:
+        return type(current)(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"expected {type(current).__name__}, got {text!r}") from None
+
+
+def resolve_config(preset: str, overrides: list[str]) -> TrainConfig:
+    """A preset with ``key=value`` overrides; nested keys use dots (``model.encoder.width=256``)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    data = PRESETS[preset].to_dict()
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} is not key=value")
+        node = data
+        *path, leaf = key.split(".")
+        for part in path:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"unknown config key {key!r}")
+            node = node[part]
+        if leaf not in node or isinstance(node[leaf], dict):
+            raise ConfigError(f"unknown config key {key!r}")
+        try:
+            node[leaf] = _parse_value(text, node[leaf])
+        except ConfigError as err:
+            raise ConfigError(f"{key}: {err}") from None
+    return config_from_dict(data)

@@ -1,0 +1,145 @@
+"""Views of mocap poses as the three modalities see them: the training and evaluation batches.
+
+A batch takes world poses, optionally changes their bone lengths and mirrors them, puts a camera in front of each
+(a random camera or one of the H36M-like rig), and returns for every pose: the root-relative camera-frame 3D, the
+clean projected 2D, 2D with Gaussian noise and missing joints (what users send), and detector-like image features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from index_builder.detector_noise import DetectorNoise
+from model.camera_rigs import H36M_LIKE_RIG, RANDOM_CAMERAS, RandomCameraConfig, RingRig, random_cameras, ring_cameras
+from model.cameras import Camera, project_to_pixels, world_to_camera
+from model.features import image_features, pose2d_features, pose3d_features
+from model.normalization import normalize_2d
+from model.skeleton import H36M17, ROOT
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    rig_fraction: float = 0.3  # share of poses seen through the H36M-like rig, the rest through random cameras
+    bone_scale: float = 0.08  # each bone (left and right alike) scaled by U(1 - s, 1 + s)
+    global_scale: float = 0.08  # the whole skeleton scaled by U(1 - s, 1 + s)
+    mirror: bool = True  # mirror half the poses left-right
+    noise_2d_prob: float = 0.5  # share of pose2d inputs with Gaussian noise
+    noise_2d_sigma: float = 0.03  # its largest std, normalised units (drawn per pose from U(0, sigma))
+    missing_2d_prob: float = 0.1  # share of pose2d inputs with 1-3 joints missing
+
+
+NO_AUGMENT = AugmentConfig(rig_fraction=0.0, bone_scale=0.0, global_scale=0.0, mirror=False, noise_2d_prob=0.0,
+                           missing_2d_prob=0.0)
+
+
+@dataclass(frozen=True)
+class Views:
+    """One camera view of N poses.
+
+    pose3d: (N, 17, 3) float32 mm, root-relative camera frame. clean2d: (N, 17, 2) float32 normalised.
+    pose2d, image: (N, 17, 3) float32 encoder features (see ``model.features``). pose3d_features likewise.
+    """
+
+    pose3d: np.ndarray
+    clean2d: np.ndarray
+    pose2d: np.ndarray
+    image: np.ndarray
+    pose3d_features: np.ndarray
+
+
+def scale_bones(poses: np.ndarray, rng: np.random.Generator, bone_scale: float, global_scale: float) -> np.ndarray:
+    """Rebuild each pose along the kinematic tree with random bone lengths, mirrored bones scaled alike.
+
+    poses: (N, 17, 3) mm. returns: (N, 17, 3) mm, pelvis unchanged.
+    """
+    n = poses.shape[0]
+    factor = rng.uniform(1 - bone_scale, 1 + bone_scale, (n, H36M17.num_joints))
+    factor[:, list(H36M17.right)] = factor[:, list(H36M17.left)]
+    factor *= rng.uniform(1 - global_scale, 1 + global_scale, (n, 1))
+    out = poses.copy()
+    for parent, child in H36M17.bones:  # parents come first, so out[:, parent] is already rebuilt
+        out[:, child] = out[:, parent] + (poses[:, child] - poses[:, parent]) * factor[:, child, None]
+    return out
+
+
+def mirror(poses: np.ndarray) -> np.ndarray:
+    """Left-right mirror image: negate world x and swap left and right joints. (N, 17, 3) -> (N, 17, 3)."""
+    return (poses * np.array([-1.0, 1.0, 1.0]))[:, H36M17.mirror_permutation()]
+
+
+def view_poses(world: np.ndarray, camera: Camera, rng: np.random.Generator, noise: DetectorNoise,
+               augment: AugmentConfig) -> Views:
+    """Project world poses through one camera each and build every modality's features.
+
+    world: (N, 17, 3) mm, world frame (Y up). camera: fields of shape (N, ...).
+    """
+    cam3d = world_to_camera(world, camera)
+    pixels = project_to_pixels(cam3d, camera)
+    clean, _, _ = normalize_2d(pixels)
+    n = world.shape[0]
+
+    noisy = clean.astype(np.float64)
+    sigma = np.where(rng.random(n) < augment.noise_2d_prob, rng.uniform(0, augment.noise_2d_sigma, n), 0.0)
+    noisy = noisy + rng.normal(size=noisy.shape) * sigma[:, None, None]
+    confidence = np.ones((n, H36M17.num_joints))
+    with_missing = np.nonzero(rng.random(n) < augment.missing_2d_prob)[0]
+    for i in with_missing:
+        confidence[i, rng.choice(H36M17.num_joints, size=rng.integers(1, 4), replace=False)] = 0.0
+
+    detected, visibility = noise.apply(clean, rng)
+    return Views(
+        pose3d=(cam3d - cam3d[:, ROOT : ROOT + 1]).astype(np.float32),
+        clean2d=clean,
+        pose2d=pose2d_features(noisy, confidence),
+        image=image_features(detected, visibility),
+        pose3d_features=pose3d_features(cam3d),
+    )
+
+
+def augment_poses(world: np.ndarray, rng: np.random.Generator, augment: AugmentConfig) -> np.ndarray:
+    """Bone lengths and mirroring. world: (N, 17, 3) mm -> (N, 17, 3) mm."""
+    out = world.astype(np.float64)
+    if augment.bone_scale or augment.global_scale:
+        out = scale_bones(out, rng, augment.bone_scale, augment.global_scale)
+    if augment.mirror:
+        flip = rng.random(len(out)) < 0.5
+        out[flip] = mirror(out[flip])
+    return out
+
+
+def sample_cameras(pelvis: np.ndarray, rng: np.random.Generator, rig_fraction: float,
+                   rig: RingRig = H36M_LIKE_RIG, random_config: RandomCameraConfig = RANDOM_CAMERAS) -> Camera:
+    """One camera per pose: a random rig camera with probability ``rig_fraction``, else a random camera."""
+    n = pelvis.shape[0]
+    rnd = random_cameras(pelvis, rng, random_config)
+    use_rig = rng.random(n) < rig_fraction
+    if not use_rig.any():
+        return rnd
+    rig_cams = ring_cameras(pelvis, rig)[np.arange(n), rng.integers(0, rig.num_cameras, n)]
+    pick = lambda a, b: np.where(use_rig.reshape((n,) + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
+    return Camera(*(pick(getattr(rig_cams, f), getattr(rnd, f)) for f in ("rotation", "position", "focal", "center", "size")))
+
+
+class TrainingViews:
+    """Endless random batches of views of a pose set (for training)."""
+
+    def __init__(self, world: np.ndarray, seed: int, augment: AugmentConfig, noise: DetectorNoise):
+        """world: (N, 17, 3) mm, the training poses."""
+        self.world = world
+        self.rng = np.random.default_rng(seed)
+        self.augment = augment
+        self.noise = noise
+
+    def batch(self, size: int) -> Views:
+        rows = self.rng.integers(0, len(self.world), size)
+        world = augment_poses(self.world[rows], self.rng, self.augment)
+        camera = sample_cameras(world[:, ROOT], self.rng, self.augment.rig_fraction)
+        return view_poses(world, camera, self.rng, self.noise, self.augment)
+
+    def state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def restore(self, state: dict) -> None:
+        self.rng.bit_generator.state = state

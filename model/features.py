@@ -1,0 +1,43 @@
+"""What each encoder reads: (N, 17, 3) float32 features per modality (numpy; the service uses this too).
+
+- pose2d: keypoints normalised to their box (``model.normalization``), then a confidence in [0, 1] per joint;
+  a missing joint has confidence 0 and coordinates 0.
+- image: BlazePose landmarks mapped to h36m17, normalised the same way over all joints, then the sigmoid
+  visibility per joint.
+- pose3d: root-relative (pelvis = 0) camera-frame joints in metres.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model.normalization import normalize_2d
+from model.skeleton import ROOT
+
+MM_PER_M = 1000.0
+
+
+def pose2d_features(keypoints: np.ndarray, confidence: np.ndarray | None = None) -> np.ndarray:
+    """keypoints: (N, 17, 2) pixels (NaN where missing); confidence: (N, 17) in [0, 1], 0 = missing.
+
+    returns: (N, 17, 3) float32 [x, y, confidence], x and y normalised over the joints with confidence > 0.
+    """
+    if confidence is None:
+        confidence = np.ones(keypoints.shape[:2])
+    confidence = np.where(np.isfinite(keypoints).all(-1), confidence, 0.0)
+    normalised, _, _ = normalize_2d(np.nan_to_num(keypoints), confidence > 0)
+    return np.concatenate([normalised, confidence[..., None]], axis=-1).astype(np.float32)
+
+
+def image_features(keypoints: np.ndarray, visibility: np.ndarray) -> np.ndarray:
+    """keypoints: (N, 17, 2) pixels from the detector (always all joints); visibility: (N, 17) in [0, 1].
+
+    returns: (N, 17, 3) float32 [x, y, visibility], x and y normalised over all joints (the person box).
+    """
+    normalised, _, _ = normalize_2d(keypoints)
+    return np.concatenate([normalised, visibility[..., None]], axis=-1).astype(np.float32)
+
+
+def pose3d_features(poses: np.ndarray) -> np.ndarray:
+    """poses: (N, 17, 3) mm, camera frame -> (N, 17, 3) float32 metres, pelvis at the origin."""
+    return ((poses - poses[:, ROOT : ROOT + 1]) / MM_PER_M).astype(np.float32)
