@@ -50,3 +50,13 @@ def load_martinez(path: Path) -> tuple[MartinezLifter, TrainConfig, dict]:
     model = MartinezLifter(config.martinez)
     model.load_state_dict(state["model"])
     return model.eval(), config, state
+
+
+def save_weights(path: Path, source: Path) -> None:
+    """Strip a training checkpoint to what serving and evaluation need (config, weights, history): the form the
+    default model ships in."""
+    config, state = load_checkpoint(source)
+    if state.get("phase") != "done":
+        raise ArtifactError(f"{source}: training has not finished (phase {state.get('phase')!r})")
+    save_checkpoint(path, config, {"phase": "done", "step": 0, "wall_seconds": state["wall_seconds"],
+                                   "history": state["history"], "model": state["model"]})

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 SAMPLE_PATH = PACKAGE_DATA / "bandai_sample.npz"
+DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "unihpr_default.pt"  # shipped with the repository (see weights/MODEL_CARD.md)
 
 
 class BuildPaths(BaseSettings):

@@ -93,3 +93,21 @@ def random_cameras(pelvis: np.ndarray, rng: np.random.Generator, config: RandomC
         center=np.full((n, 2), config.image_size_px / 2.0),
         size=np.full((n, 2), float(config.image_size_px)),
     )
+
+
+VIRTUAL_VIEW_HEIGHT_MM = 1600.0  # camera height of the database's virtual views
+VIRTUAL_VIEW_DISTANCE_MM = 5000.0
+NOMINAL_PELVIS_HEIGHT_MM = 900.0
+
+
+def virtual_view_rotations(count: int = 8) -> np.ndarray:
+    """World -> camera rotations of ``count`` views on a ring (azimuths 0, 360/count, ...), aimed at a standing
+    person's pelvis: the database indexes every pose as these cameras see it.
+
+    returns: (count, 3, 3); a root-relative world pose p (17, 3) seen by view v is ``p @ R[v].T``.
+    """
+    az = np.deg2rad(np.arange(count) * 360.0 / count)
+    position = np.stack([np.sin(az) * VIRTUAL_VIEW_DISTANCE_MM, np.full(count, VIRTUAL_VIEW_HEIGHT_MM),
+                         np.cos(az) * VIRTUAL_VIEW_DISTANCE_MM], -1)
+    target = np.broadcast_to([0.0, NOMINAL_PELVIS_HEIGHT_MM, 0.0], (count, 3))
+    return look_at(position, target)

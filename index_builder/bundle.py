@@ -1,0 +1,136 @@
+"""Write an artifact bundle (see ``model.bundle_format``) from a trained model and a pose database."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import model.bundle_format as fmt
+from index_builder.atomic_files import atomic_directory
+from index_builder.blazepose_assets import BlazePoseFiles
+from index_builder.detector_noise import DetectorNoise
+from index_builder.indexing import build_index, choose_operating_point, describe, plan_index, write_index
+from index_builder.motion_database import MotionDatabase
+from index_builder.onnx_export import INPUT_NAME, OUTPUT_NAME, cpu_session, export_model
+from index_builder.train_config import TrainConfig
+from index_builder.training_data import NO_AUGMENT, sample_cameras, view_poses
+from model.camera_rigs import virtual_view_rotations
+from model.features import MM_PER_M, pose3d_features
+from model.joint_formulas import FORMULAS_VERSION
+from model.networks import UniHPR
+from model.normalization import root_relative
+from model.skeleton import H36M17
+
+DEFAULT_VIEWS = 8
+PARITY_SAMPLES = 1000
+EMBED_BATCH = 8192
+
+
+def code_version() -> str:
+    """The package version and, in a checkout, the git commit."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version("unihpr")
+    except PackageNotFoundError:
+        text = "unknown"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        commit = ""
+    return f"{text}+{commit}" if commit else text
+
+
+def held_out_views(db: MotionDatabase, count: int, seed: int):
+    """Views of held-out poses through random cameras: parity inputs and realistic search queries."""
+    held_out = db.split("test") if (db.clips.split == "test").any() else db
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(held_out), size=min(count, len(held_out)), replace=False)
+    world = held_out.poses[rows].astype(np.float64)
+    return view_poses(world, sample_cameras(world[:, 0], rng, rig_fraction=0.0), rng, DetectorNoise.load(), NO_AUGMENT)
+
+
+def _run(session, inputs: np.ndarray, desc: str | None = None) -> np.ndarray:
+    chunks = range(0, len(inputs), EMBED_BATCH)
+    out = [session.run([OUTPUT_NAME], {INPUT_NAME: inputs[i : i + EMBED_BATCH]})[0]
+           for i in tqdm(chunks, desc=desc, disable=desc is None, unit="batch")]
+    return np.concatenate(out)
+
+
+def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Path, blazepose: BlazePoseFiles,
+                 views: int = DEFAULT_VIEWS, evaluation: dict | None = None, progress: bool = True) -> dict:
+    """Export, embed, index and write the bundle at ``out`` atomically; returns its manifest."""
+    started = time.perf_counter()
+    model = model.eval().cpu()
+    import torch
+
+    parity = held_out_views(db, PARITY_SAMPLES, seed=7)
+    with torch.no_grad():
+        embeddings = model.encode(torch.from_numpy(parity.pose2d), "pose2d").numpy()
+    parity_inputs = {"encoder_image": parity.image, "encoder_pose2d": parity.pose2d,
+                     "encoder_pose3d": parity.pose3d_features, "decoder3d": embeddings, "decoder2d": embeddings}
+
+    with atomic_directory(out) as tmp:
+        graphs = export_model(model, tmp, parity_inputs)
+        rotations = virtual_view_rotations(views)
+        poses = root_relative(db.poses.astype(np.float64))  # (N, 17, 3) mm, world frame
+        viewed = np.einsum("vij,nkj->nvki", rotations, poses).reshape(-1, H36M17.num_joints, 3)  # (N*V, 17, 3)
+        vectors = _run(cpu_session(tmp / fmt.ENCODERS["pose3d"], threads=2), pose3d_features(viewed),
+                       desc="embedding database" if progress else None)
+        queries = _run(cpu_session(tmp / fmt.ENCODERS["pose2d"], threads=2), parity.pose2d)
+        plan = plan_index(len(vectors), vectors.shape[1])
+        index = build_index(np.ascontiguousarray(vectors), plan)
+        point = choose_operating_point(index, vectors, queries)
+        write_index(index, tmp / fmt.INDEX)
+        np.save(tmp / fmt.POSES, poses.astype(np.float32))
+        np.save(tmp / fmt.VIEW_ROTATIONS, rotations)
+        np.savez(tmp / fmt.METADATA, clip=db.clip, frame=db.frame, clip_name=db.clips.name,
+                 clip_dataset=db.clips.dataset, clip_content=db.clips.content, clip_style=db.clips.style,
+                 clip_source=np.full(len(db.clips), db.source), clip_fps=db.clips.fps)
+        for name, source in zip(fmt.BLAZEPOSE, (blazepose.detector, blazepose.landmarks)):
+            shutil.copyfile(source, tmp / name)
+        manifest = {
+            "schema_version": fmt.SCHEMA_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "code_version": code_version(),
+            "model_version": f"unihpr-{config.name}-{datetime.now(timezone.utc):%Y%m%d%H%M%S}",
+            "builder": {"python": platform.python_version(), "build_seconds": None},
+            "joints": {"layout": "h36m17", "names": list(H36M17.names), "parents": list(H36M17.parents),
+                       "formulas_version": FORMULAS_VERSION},
+            "embedding": {"dim": int(vectors.shape[1]), "metric": "inner_product", "normalised": True},
+            "normalisation": {
+                "pose2d": "x, y mapped so the box of the joints with confidence > 0 is centred at 0 with its "
+                          "longer half-side 1; then the confidence (0 = missing joint, coordinates 0)",
+                "image": "BlazePose landmarks mapped to h36m17 by the shared formulas, normalised over all joints "
+                         "like pose2d; then the sigmoid visibility",
+                "pose3d": "root-relative camera-frame joints divided by mm_per_unit",
+                "mm_per_unit": MM_PER_M,
+                "decoder3d_output": "metres, root-relative camera frame (OpenCV axes); multiply by mm_per_unit",
+                "decoder2d_output": "normalised 2D like the pose2d input",
+            },
+            "graphs": {g.name: {"input": list(g.input_shape), "output": list(g.output_shape),
+                                "parity_max_abs_diff": g.max_abs_diff, "parity_samples": PARITY_SAMPLES}
+                       for g in graphs},
+            "index": describe(plan, point, index.ntotal),
+            "database": {"poses": len(db), "views": views, "clips": len(db.clips), "source": db.source,
+                         "fps": sorted({float(f) for f in db.clips.fps}),
+                         "contents": sorted(set(db.clips.content.tolist())),
+                         "styles": sorted(set(db.clips.style.tolist())),
+                         "view_azimuths_deg": [float(a) for a in np.arange(views) * 360.0 / views]},
+            "licence": db.licence,
+            "blazepose": {"licence": "Apache-2.0", "source": "mediapipe==0.10.21 wheel"},
+            "model": {"config": config.to_dict()},
+            "evaluation": evaluation or {},
+        }
+        manifest["builder"]["build_seconds"] = round(time.perf_counter() - started, 1)
+        manifest["files"] = fmt.file_entries(tmp, fmt.REQUIRED_FILES)
+        fmt.write_manifest(tmp, manifest)
+    return manifest

@@ -1,0 +1,65 @@
+"""`unihpr-build index | verify | weights`: write, check and feed artifact bundles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+
+from index_builder.blazepose_assets import fetch_blazepose_models
+from index_builder.bundle import DEFAULT_VIEWS, build_bundle
+from index_builder.checkpoint import load_unihpr, save_weights
+from index_builder.config import DEFAULT_WEIGHTS, get_paths
+from index_builder.errors import ArtifactError
+from index_builder.sample import load_poses
+from model.bundle_format import BundleError, verify_bundle
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+def index(
+    out: Annotated[Path, typer.Option(help="bundle directory to write")] = Path("bundles/default"),
+    weights: Annotated[Path, typer.Option(help="trained model (checkpoint or shipped weights)")] = DEFAULT_WEIGHTS,
+    use_sample: Annotated[bool, typer.Option("--sample", help="index the shipped sample, not the full cache")] = False,
+    views: Annotated[int, typer.Option(min=1, max=64, help="virtual views per pose")] = DEFAULT_VIEWS,
+    evaluation: Annotated[Path | None, typer.Option(help="eval.json whose metrics go into the manifest")] = None,
+    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads")] = 2,
+) -> None:
+    """Export the model to ONNX, embed the pose database under virtual views, index it and write the bundle."""
+    torch.set_num_threads(threads)
+    if not weights.is_file():
+        raise ArtifactError(f"{weights}: no such model; train one with `unihpr-build train`")
+    model, config, _ = load_unihpr(weights)
+    db, path = load_poses(get_paths(), prefer_cache=not use_sample)
+    typer.echo(f"poses: {path} ({len(db)} poses x {views} views)")
+    metrics = json.loads(evaluation.read_text()) if evaluation else None
+    manifest = build_bundle(model, config, db, out, fetch_blazepose_models(), views=views, evaluation=metrics)
+    point = manifest["index"]["operating_point"]
+    typer.echo(f"{out}: {manifest['index']['ntotal']} vectors, {manifest['index']['factory']}, nprobe "
+               f"{point['nprobe']} (recall@10 {point['recall_at_10']:.3f}), built in "
+               f"{manifest['builder']['build_seconds']} s")
+
+
+@app.command()
+def verify(bundle: Annotated[Path, typer.Argument(help="bundle directory")]) -> None:
+    """Check a bundle's manifest, hashes, shapes and models; exit 1 with the fault on any problem."""
+    try:
+        manifest = verify_bundle(bundle)
+    except BundleError as err:
+        raise ArtifactError(str(err)) from err
+    typer.echo(f"{bundle}: ok ({manifest['model_version']}, {manifest['index']['ntotal']} vectors, "
+               f"{len(manifest['files'])} files verified)")
+
+
+@app.command()
+def weights(
+    run: Annotated[Path, typer.Option("--run", help="run directory with a finished unihpr.pt")] = Path("runs/default"),
+    out: Annotated[Path, typer.Option(help="where the shipped weights go")] = DEFAULT_WEIGHTS,
+) -> None:
+    """Strip a finished training checkpoint to the shipped-weights form."""
+    save_weights(out, run / "unihpr.pt")
+    typer.echo(f"{out}: {out.stat().st_size / 1e6:.1f} MB")
