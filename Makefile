@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-unihpr
 
-.PHONY: setup test serve cache clean
+.PHONY: setup test serve cache model clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,16 @@ serve: setup
 # The full pose cache from ../shared/data/bandai-namco-motion (about 15 s on 2 cores).
 cache: setup
 	$(BIN)/unihpr-build cache
+
+# The default model and its report: UniHPR, the Martinez baselines, the loss study, evaluation, shipped weights.
+RUN ?= runs/default
+model: setup
+	$(BIN)/unihpr-build cache
+	$(BIN)/unihpr-build train --run $(RUN)
+	$(BIN)/unihpr-build baselines --run $(RUN)
+	$(BIN)/unihpr-build study --run $(RUN)
+	$(BIN)/unihpr-build evaluate --run $(RUN)
+	$(BIN)/unihpr-build weights --run $(RUN)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

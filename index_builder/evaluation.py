@@ -9,17 +9,21 @@ box's longer half-side is 1).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from index_builder.checkpoint import load_martinez, load_unihpr
 from index_builder.detector_noise import DetectorNoise
+from index_builder.errors import ArtifactError
 from index_builder.motion_database import MotionDatabase
 from index_builder.training_data import NO_AUGMENT, Views, view_poses
 from model.camera_rigs import H36M_LIKE_RIG, random_cameras, ring_cameras
@@ -303,10 +307,14 @@ def rig_embeddings(model: UniHPR, held: HeldOut) -> dict[str, np.ndarray]:
 
 
 def retrieval_paper(emb: dict[str, np.ndarray], held: HeldOut, query_rows: np.ndarray, query_cams: np.ndarray,
-                    settings: EvalSettings, progress: bool = False) -> dict:
+                    settings: EvalSettings, progress: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
     """Query 2D or image features of one rig view; gallery = the pose3d embeddings of all rig views of all held-out
     poses (the query's own pose in its own view included). Top-1 errors against the query's true 3D, with and
-    without the query's clip, the oracle floor of the clip-excluded gallery and the 2D-keypoint NN baseline."""
+    without the query's clip, the oracle floor of the clip-excluded gallery and the 2D-keypoint NN baseline.
+
+    emb: modality -> (C, N, D) (``rig_embeddings``). query_rows, query_cams: (Q,) held-out pose and rig camera.
+    returns: the summary and per-query clip-excluded errors (mm), for plots and tests.
+    """
     cams, n = len(held.rig), len(held.clip)
     gallery3d = np.concatenate([v.pose3d for v in held.rig])  # (C*N, 17, 3), row c*N + i
     gallery2d = np.concatenate([v.clean2d for v in held.rig])  # (C*N, 17, 2)
@@ -314,10 +322,11 @@ def retrieval_paper(emb: dict[str, np.ndarray], held: HeldOut, query_rows: np.nd
     truth = query_cams * n + query_rows
     query3d, query_groups = gallery3d[truth], held.clip[query_rows]
     g_emb = emb["pose3d"].reshape(cams * n, -1)
-    floor, _ = nearest_by_mpjpe(query3d, gallery3d, query_groups, groups, progress=progress)
+    _, nearest = nearest_by_mpjpe(query3d, gallery3d, query_groups, groups, progress=progress)
+    floor = top1_errors(query3d, gallery3d, nearest)
     out = {"queries": int(len(query_rows)), "gallery": int(len(gallery3d)),
-           "oracle_floor_clip_excluded": {"mpjpe_mm": float(floor.mean())}}
-    per_query = {"oracle_floor_clip_excluded": floor}
+           "oracle_floor_clip_excluded": summary(floor)}
+    per_query = {"oracle_floor_clip_excluded": floor["mpjpe"]}
     for modality in ("pose2d", "image"):
         q_emb = emb[modality][query_cams, query_rows]
         q_2d = np.stack([getattr(held.rig[c], modality)[i, :, :2] for c, i in zip(query_cams, query_rows)])
@@ -405,7 +414,8 @@ def study_verdict(per_loss: dict[str, dict]) -> list[str]:
         ranked = sorted(per_loss, key=lambda loss: per_loss[loss][metric]["mean"], reverse=higher_better)
         best, worst = ranked[0], ranked[-1]
         b, w = per_loss[best][metric], per_loss[worst][metric]
-        spread = max(s for s in (b["std"], w["std"]) if s is not None) if (b["std"] or w["std"]) else None
+        stds = [s for s in (b["std"], w["std"]) if s is not None]
+        spread = max(stds) if stds else None
         gap = abs(b["mean"] - w["mean"])
         if gap == 0:
             sentences.append(f"On {label} the losses tie at {fmt.format(b['mean'])}.")
@@ -415,3 +425,147 @@ def study_verdict(per_loss: dict[str, dict]) -> list[str]:
         sentences.append(f"On {label}, {best} wins ({fmt.format(b['mean'])} vs {fmt.format(w['mean'])} for {worst}); "
                          f"{margin}.")
     return sentences
+
+
+# --------------------------------------------------------------------------------------------- the run
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checkpoint_entry(path: Path, state: dict) -> dict:
+    keep = ("phase", "steps", "poses_drawn", "early_stopping", "wall_seconds")
+    return {"path": str(path), "sha256": file_sha256(path), **{k: state[k] for k in keep if k in state}}
+
+
+def seed_study(study_dir: Path, sets: dict[str, dict], align: Views, settings: EvalSettings,
+               progress: bool = False) -> dict:
+    """Recall@1 (mean over the 6 ordered pairs) and GT-2D H36M-rig lifting MPJPE of every study checkpoint, and
+    per loss their mean and spread over seeds. A missing or empty study folder gives a ``skipped`` note."""
+    found = study_checkpoints(study_dir) if study_dir.is_dir() else []
+    if not found:
+        return {"skipped": f"no study checkpoints (<loss>_seed<k>.pt) in {study_dir}; run `unihpr-build study`"}
+    runs, notes = [], []
+    for loss, seed, path in tqdm(found, desc="seed study", disable=not progress):
+        model, _, state = load_unihpr(path)
+        if state.get("phase") != "done":
+            notes.append(f"{path.name}: training not finished (phase {state.get('phase')}), left out")
+            continue
+        recall = alignment_recall(model, align, settings.chunk)
+        lifted = lifting_errors(unihpr_lifter(model), {"h36m_rig": sets["h36m_rig"]}, ("gt_2d",))
+        runs.append({"loss": loss, "seed": seed, **_checkpoint_entry(path, state),
+                     "recall_at_1": float(np.mean(list(recall.values()))), "recall_at_1_pairs": recall,
+                     "lifting_mpjpe_mm": float(lifted["gt_2d/h36m_rig"]["mpjpe"].mean())})
+    per_loss = {}
+    for loss in sorted({r["loss"] for r in runs}):
+        mine = [r for r in runs if r["loss"] == loss]
+        per_loss[loss] = {metric: mean_std([r[metric] for r in mine]) for metric in ("recall_at_1", "lifting_mpjpe_mm")}
+    return {"runs": runs, "per_loss": per_loss, "verdict": study_verdict(per_loss) if per_loss else [],
+            "notes": notes, "std": "sample standard deviation over seeds (ddof = 1)"}
+
+
+def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalSettings = EvalSettings(),
+                 progress: bool = True) -> dict:
+    """Every section of SPEC 6 but index fidelity, for the checkpoints of one run directory, on ``db``'s test split.
+
+    Raises ArtifactError when ``run/unihpr.pt`` is missing or the database has no test clips; a missing Martinez
+    checkpoint or study folder leaves a note in its section instead.
+    """
+    started = time.perf_counter()
+    say = tqdm.write if progress else (lambda _msg: None)
+    unihpr_path = run / "unihpr.pt"
+    if not unihpr_path.is_file():
+        raise ArtifactError(f"{unihpr_path}: no UniHPR checkpoint; run `unihpr-build train --run {run}` first")
+    test = db.split("test")
+    if len(test) == 0:
+        raise ArtifactError(f"{data_file}: no test clips to evaluate on")
+    model, config, state = load_unihpr(unihpr_path)
+    checkpoints = {"unihpr": _checkpoint_entry(unihpr_path, state)}
+    lifters = {"unihpr": unihpr_lifter(model)}
+    notes = [] if state.get("phase") == "done" else [f"{unihpr_path}: training not finished "
+                                                    f"(phase {state.get('phase')}, step {state.get('step')})"]
+    for name in ("martinez_budget", "martinez_converged"):
+        path = run / f"{name}.pt"
+        if path.is_file():
+            martinez, _, m_state = load_martinez(path)
+            checkpoints[name] = _checkpoint_entry(path, m_state)
+            lifters[name] = martinez_lifter(martinez)
+        else:
+            notes.append(f"{path}: missing, left out of lifting (run `unihpr-build baselines --run {run}`)")
+
+    rows, steps = subsample_rows(test, settings.eval_fps)
+    noise = DetectorNoise.load()
+    held = build_held_out(test, rows, settings, noise)
+    align = alignment_views(test, settings, noise)
+    n, cams = len(rows), len(held.rig)
+    say(f"held out: {len(test.clips)} test clips, {len(test)} frames; evaluating {n} frames ({steps} frame step)")
+    timings = {}
+
+    tick = time.perf_counter()
+    sets = lifting_sets(held)
+    errors = {name: lifting_errors(lift, sets) for name, lift in tqdm(lifters.items(), desc="lifting",
+                                                                    disable=not progress)}
+    lifting = summarise_lifting(errors, sets, held, test, settings)
+    timings["lifting"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    rng = np.random.default_rng([settings.seed, 3])
+    q = n if settings.max_queries is None else min(settings.max_queries, n)
+    query_rows = np.sort(rng.choice(n, size=q, replace=False))
+    query_cams = rng.integers(0, cams, q)
+    emb = rig_embeddings(model, held)
+    paper, _ = retrieval_paper(emb, held, query_rows, query_cams, settings, progress)
+    timings["retrieval_paper"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    prvipe = retrieval_prvipe(emb["pose2d"], held, query_rows, settings)
+    timings["retrieval_prvipe"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    recall = alignment_recall(model, align, settings.chunk)
+    alignment = {"gallery": int(len(align.pose3d)), "min_gap_s": settings.align_gap_s,
+                 "cameras": "one seeded random camera per pose", "pose2d": "clean projected 2D",
+                 "image": "simulated detector features", "recall_at_1": recall,
+                 "mean_recall_at_1": float(np.mean(list(recall.values())))}
+    timings["alignment"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    study = seed_study(run / "study", sets, align, settings, progress)
+    timings["seed_study"] = time.perf_counter() - tick
+
+    return {
+        "format_version": 1,
+        "run": {"path": str(run), "config": config.to_dict(), "checkpoints": checkpoints},
+        "data": {"file": str(data_file), "source": db.source, "licence": db.licence, "split": "test",
+                 "test_clips": int(len(test.clips)), "test_frames": int(len(test)), "eval_fps": settings.eval_fps,
+                 "frame_step_by_clip_fps": steps, "eval_frames": int(n)},
+        "settings": asdict(settings),
+        "protocols": {
+            "lifting": f"every evaluated frame through all {cams} H36M-like rig cameras and through one seeded random "
+                       f"camera; GT 2D = clean projection (pose2d), noisy 2D = clean + N(0, {settings.noisy_2d_sigma}) "
+                       "normalised units (pose2d), detector = simulated detector features (image); Martinez reads "
+                       "x, y of the same features",
+            "retrieval_paper": f"{q} queries (one seeded random rig camera each), gallery = pose3d embeddings of all "
+                               f"{cams} rig views of the {n} evaluated frames ({cams * n})",
+            "retrieval_prvipe": f"each rig camera in turn: {q} query 2D poses; gallery = pose2d embeddings of the "
+                                f"other {cams - 1} cameras' views ({(cams - 1) * n}); hit: NP-MPJPE <= "
+                                f"{settings.hit_threshold}",
+            "alignment": f"{len(align.pose3d)} poses >= {settings.align_gap_s:g} s apart within their clip, "
+                         "one seeded random camera each; query modality -> gallery modality recall@1",
+        },
+        "lifting": lifting,
+        "retrieval_paper": paper,
+        "retrieval_prvipe": prvipe,
+        "alignment": alignment,
+        "seed_study": study,
+        "index_fidelity": {"status": "not computed by evaluate",
+                           "note": "recall@10 of the ANN index against exact search on the full database with its "
+                                   "virtual views is measured where the index is built (the bundle, SPEC 6-7)"},
+        "notes": notes,
+        "wall_seconds": {**{k: round(v, 1) for k, v in timings.items()},
+                         "total": round(time.perf_counter() - started, 1)},
+    }

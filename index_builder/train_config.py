@@ -25,8 +25,8 @@ class TrainConfig:
     loss: str = "singular_value"  # the alignment loss: "singular_value" (UniHPR) or "pairwise" (the ablation)
     pairwise_weight: float = 0.0  # pairwise InfoNCE added to the singular-value loss
     batch_size: int = 256
-    align_steps: int = 12000  # step 1: contrastive alignment of the three encoders
-    decode_steps: int = 6000  # step 2: the decoders on the embeddings
+    align_steps: int = 8000  # step 1: contrastive alignment of the three encoders
+    decode_steps: int = 4000  # step 2: the decoders on the embeddings
     decode_mode: str = "finetune"  # step 2 keeps the encoders "frozen" or "finetune"s them (alignment loss kept)
     decode_align_weight: float = 0.5  # weight of the alignment loss while fine-tuning in step 2
     lr: float = 1e-3
@@ -36,9 +36,9 @@ class TrainConfig:
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     martinez: MartinezConfig = field(default_factory=MartinezConfig)
-    martinez_batch_size: int = 64
-    martinez_max_steps: int = 60000  # cap of the early-stopped baseline
-    martinez_patience: int = 6  # validations without improvement before stopping
+    martinez_batch_size: int = 256
+    martinez_max_steps: int = 24000  # cap of the early-stopped baseline: twice UniHPR's budget
+    martinez_patience: int = 5  # validations without improvement before stopping
     validate_every: int = 1000
     checkpoint_every: int = 1000
     val_poses: int = 2000
@@ -81,8 +81,8 @@ def config_from_dict(data: dict, cls=TrainConfig):
 DEFAULT = TrainConfig()
 
 # The design and seed studies: the same recipe at a budget of a few minutes per run on 2 cores.
-STUDY = replace(DEFAULT, name="study", align_steps=2500, decode_steps=1000, validate_every=500, checkpoint_every=500,
-                martinez_max_steps=15000, val_poses=1000)
+STUDY = replace(DEFAULT, name="study", align_steps=1500, decode_steps=500, validate_every=500, checkpoint_every=500,
+                val_poses=1000)
 
 # The tests: a tiny network that trains in seconds.
 TINY = replace(
@@ -98,6 +98,7 @@ TINY = replace(
     checkpoint_every=50,
     val_poses=200,
     martinez=MartinezConfig(width=64, blocks=1),
+    martinez_batch_size=64,
     martinez_max_steps=200,
     martinez_patience=2,
 )

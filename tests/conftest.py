@@ -37,3 +37,45 @@ def full_bandai(bandai_archives, tmp_path_factory) -> MotionDatabase:
 @pytest.fixture(scope="session")
 def sample_db() -> MotionDatabase:
     return MotionDatabase.load(SAMPLE_PATH)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(sample_db, tmp_path_factory):
+    """A tiny UniHPR trained on the shipped sample (seconds): the model behind every bundle the tests build."""
+    import torch
+
+    from index_builder.train_config import TINY
+    from index_builder.training import train_unihpr
+
+    torch.set_num_threads(2)
+    path = tmp_path_factory.mktemp("tiny_run") / "unihpr.pt"
+    start = time.perf_counter()
+    train_unihpr(TINY, sample_db.split("train"), sample_db.split("val"), path, progress=False)
+    print(f"\ntiny UniHPR trained in {time.perf_counter() - start:.1f} s")
+    return path
+
+
+@pytest.fixture(scope="session")
+def blazepose_files():
+    from index_builder.blazepose_assets import fetch_blazepose_models
+
+    try:
+        return fetch_blazepose_models()
+    except Exception as err:  # no network and no cache: the image path cannot be tested here
+        pytest.skip(f"BlazePose models unavailable: {err}")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run, sample_db, blazepose_files, tmp_path_factory):
+    """A bundle of the tiny model over 40 clips of the sample (exact index), built once per session."""
+    import numpy as np
+
+    from index_builder.bundle import build_bundle
+    from index_builder.checkpoint import load_unihpr
+
+    model, config, _ = load_unihpr(tiny_run)
+    keep = np.zeros(len(sample_db.clips), dtype=bool)
+    keep[:: max(1, len(sample_db.clips) // 40)] = True
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    build_bundle(model, config, sample_db.select_clips(keep), out, blazepose_files, progress=False)
+    return out

@@ -1,0 +1,45 @@
+"""`unihpr-build evaluate`: every metric of SPEC section 6 for one run directory, into reports/eval.{json,md}."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+
+from index_builder.config import get_paths
+from index_builder.eval_report import write_report
+from index_builder.evaluation import EvalSettings, evaluate_run
+from index_builder.sample import load_poses
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Option("--run", help="run directory (unihpr.pt, martinez_*.pt, study/)")] = Path(
+        "runs/default"),
+    out: Annotated[Path, typer.Option(help="report folder")] = Path("reports"),
+    use_sample: Annotated[bool, typer.Option("--sample", help="evaluate on the shipped sample, not the cache")] = False,
+    max_queries: Annotated[int, typer.Option(min=0, help="retrieval queries (0 = every evaluated frame)")] = 2000,
+    eval_fps: Annotated[float, typer.Option(min=0.1, help="held-out frames are subsampled to about this rate")] = 3.0,
+    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads")] = 2,
+    progress: Annotated[bool, typer.Option(help="progress bars")] = True,
+) -> None:
+    """Lifting, retrieval (paper and Pr-VIPE protocols), alignment and the seed study on held-out clips."""
+    torch.set_num_threads(threads)
+    db, path = load_poses(get_paths(), prefer_cache=not use_sample)
+    settings = replace(EvalSettings(), max_queries=max_queries or None, eval_fps=eval_fps)
+    result = evaluate_run(run, db, path, settings, progress=progress)
+    written = write_report(result, out)
+    lift = result["lifting"]["conditions"]["gt_2d/h36m_rig"]
+    record = result["lifting"]["baseline_of_record"]
+    line = f"GT-2D rig MPJPE: UniHPR {lift['unihpr']['mpjpe_mm']:.1f} mm"
+    if record:
+        line += f", {record} {lift[record]['mpjpe_mm']:.1f} mm"
+    typer.echo(f"{line}; mean recall@1 {result['alignment']['mean_recall_at_1']:.3f}; "
+               f"{result['wall_seconds']['total']:.0f} s")
+    for path in written:
+        typer.echo(f"  {path}")
