@@ -8,7 +8,6 @@ installed or imported (it pins numpy<2).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from index_builder.atomic_files import atomic_path
 from index_builder.errors import ArtifactError
+from model.bundle_format import BLAZEPOSE, sha256_of
 
 LOG = logging.getLogger(__name__)
 
@@ -27,16 +27,12 @@ MEDIAPIPE_WHEEL = "mediapipe==0.10.21"  # later releases no longer ship these .t
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "blazepose"  # .cache/ is git-ignored
 
-# cache file name -> (path inside the wheel, sha256)
+# cache file name -> (path inside the wheel, sha256); the hashes are the bundle format's (SPEC section 5)
 MODELS: dict[str, tuple[str, str]] = {
-    "pose_detection.tflite": (
-        "mediapipe/modules/pose_detection/pose_detection.tflite",
-        "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
-    ),
-    "pose_landmark_full.tflite": (
-        "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
-        "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
-    ),
+    "pose_detection.tflite": ("mediapipe/modules/pose_detection/pose_detection.tflite",
+                              BLAZEPOSE["pose_detection.tflite"]),
+    "pose_landmark_full.tflite": ("mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+                                  BLAZEPOSE["pose_landmark_full.tflite"]),
 }
 
 
@@ -46,14 +42,6 @@ class BlazePoseFiles:
 
     detector: Path  # pose_detection.tflite: 1x224x224x3 in, 1x2254x12 boxes + 1x2254x1 scores out
     landmarks: Path  # pose_landmark_full.tflite: 1x256x256x3 in, 1x195 landmarks + 1x1 presence + ...
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _files(cache_dir: Path) -> BlazePoseFiles:

@@ -1,0 +1,104 @@
+"""The pose database of a bundle: poses, per-pose metadata, result ids, and filters as pose masks.
+
+poses: (N, 17, 3) float32 mm, root-relative, world frame (Y up). Per pose: clip index and frame number; per clip:
+name, dataset, content, style, source, fps. A result's id is ``<clip name>#<frame>``: it depends only on the data,
+so it is stable across rebuilds of the same data (unlike FAISS row numbers).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from service.errors import UnknownLabelError
+from service.schemas import Filters, FilterSet
+
+LABEL_FIELDS = ("content", "style", "dataset", "source")
+POSE_DECIMALS = 2  # mm in responses: 0.01 mm
+
+
+def normalise_label(value: str) -> str:
+    """Case, surrounding space, and spaces / underscores as separators do not matter: "Walk Turn_Left" ->
+    "walk-turn-left" (the builder already maps the two Bandai datasets' label spellings onto one vocabulary)."""
+    return re.sub(r"[\s_]+", "-", value.strip().lower())
+
+
+class PoseCatalog:
+    """Metadata and poses of the N database poses, and the V view rotations.
+
+    rotations: (V, 3, 3) world -> camera of the virtual views; a root-relative world pose p (17, 3) seen by view
+    v is ``p @ rotations[v].T``.
+    """
+
+    def __init__(self, poses: np.ndarray, rotations: np.ndarray, metadata: dict[str, np.ndarray],
+                 view_azimuths: list[float]):
+        self.poses = poses
+        self.rotations = rotations
+        self.clip = metadata["clip"].astype(np.int64)  # (N,)
+        self.frame = metadata["frame"].astype(np.int64)  # (N,)
+        self.clip_name = [str(x) for x in metadata["clip_name"]]
+        self.clip_fps = metadata["clip_fps"].astype(np.float64)
+        raw = {"content": metadata["clip_content"], "style": metadata["clip_style"],
+               "dataset": metadata["clip_dataset"], "source": metadata["clip_source"]}
+        self.clip_labels = {f: np.array([normalise_label(str(x)) for x in v]) for f, v in raw.items()}
+        self.clip_names = np.array(self.clip_name)
+        self.known = {f: sorted(set(v.tolist())) for f, v in self.clip_labels.items()}
+        self.view_azimuths = list(view_azimuths) or [0.0] * len(rotations)
+
+    def __len__(self) -> int:
+        return len(self.poses)
+
+    def _clip_mask(self, which: FilterSet, where: str, matches_all: bool) -> np.ndarray:
+        """(C,) bool: clips matching every listed field (include) or any listed value (exclude)."""
+        mask = np.full(len(self.clip_name), matches_all)
+        for name in ("clip", *LABEL_FIELDS):
+            values = getattr(which, name)
+            if values is None:
+                continue
+            if name == "clip":
+                hit = np.isin(self.clip_names, values)
+            else:
+                wanted = [normalise_label(v) for v in values]
+                for i, v in enumerate(wanted):
+                    if v not in self.known[name]:
+                        raise UnknownLabelError(f"unknown {name} {values[i]!r}; known: {', '.join(self.known[name])}",
+                                                f"filters.{where}.{name}[{i}]")
+                hit = np.isin(self.clip_labels[name], wanted)
+            mask = (mask & hit) if matches_all else (mask | hit)
+        return mask
+
+    def pose_mask(self, filters: Filters | None) -> np.ndarray | None:
+        """(N,) bool of the poses the filters keep, or None for no filtering.
+
+        include: a pose is kept when, for every listed field, its clip has one of the values.
+        exclude: a pose is dropped when its clip has any listed value of any listed field.
+        """
+        if filters is None or (filters.include is None and filters.exclude is None):
+            return None
+        keep = np.ones(len(self.clip_name), bool)
+        if filters.include is not None:
+            keep &= self._clip_mask(filters.include, "include", True)
+        if filters.exclude is not None:
+            keep &= ~self._clip_mask(filters.exclude, "exclude", False)
+        return keep[self.clip]
+
+    def result(self, pose: int, view: int, score: float, align_to_query: bool, include_pose3d: bool) -> dict:
+        """One retrieval result (JSON-ready)."""
+        clip = int(self.clip[pose])
+        frame = int(self.frame[pose])
+        fps = float(self.clip_fps[clip])
+        out = {"id": f"{self.clip_name[clip]}#{frame}", "score": round(score, 6)}
+        if include_pose3d:
+            pose3d = self.poses[pose].astype(np.float64)
+            if align_to_query:
+                pose3d = pose3d @ self.rotations[view].T  # (17, 3) in the matched view's camera frame
+            out["pose3d"] = np.round(pose3d, POSE_DECIMALS).tolist()
+        out["metadata"] = {
+            "clip": self.clip_name[clip], "frame": frame, "time": round(frame / fps, 6) if fps > 0 else None,
+            "fps": fps,
+            "labels": {f: str(self.clip_labels[f][clip]) for f in ("content", "style", "dataset")},
+            "source": str(self.clip_labels["source"][clip]),
+            "view": int(view), "view_azimuth_deg": float(self.view_azimuths[view]),
+        }
+        return out

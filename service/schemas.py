@@ -1,0 +1,281 @@
+"""Request and response models of the API; shapes and units are in the Field descriptions.
+
+Requests are parsed by ``service.body`` (JSON or multipart) and validated here; unknown fields are refused
+everywhere (``extra="forbid"``) so a misspelt option fails loudly instead of being ignored. A 2D pose, a 3D pose,
+an image or (for /retrieve and /lift3d) a ready embedding is one *input*; its ``modality`` may be left out when
+it is implied (``image_b64`` -> image, ``embedding`` -> embedding, otherwise pose2d).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, TypeAdapter, model_validator
+
+MAX_K = 1000
+
+Layout2D = Literal["h36m17", "coco17", "blazepose33"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- inputs
+
+class Pose2DInput(_Strict):
+    modality: Literal["pose2d"] = "pose2d"
+    keypoints: list[list[float] | None] = Field(
+        description="(K, 2) [x, y] or (K, 3) [x, y, c] in the layout's joint order; K = 17 for h36m17 and coco17, "
+                    "33 for blazepose33. Pixels (x right, y down) unless `coordinates` is `normalized`. "
+                    "A missing joint is null or has c = 0; c in [0, 1].")
+    layout: Layout2D = Field("h36m17", description="joint layout of `keypoints`; coco17 and blazepose33 are mapped "
+                                                   "to h36m17 with the shared joint formulas")
+    image_size: tuple[float, float] | None = Field(
+        None, description="[width, height] of the image in pixels; needed to undo `normalized` coordinates "
+                          "without distorting the aspect ratio")
+    coordinates: Literal["pixels", "normalized"] = Field(
+        "pixels", description="`pixels`, or `normalized` = x / width and y / height in [0, 1]")
+
+
+class Pose3DInput(_Strict):
+    modality: Literal["pose3d"] = "pose3d"
+    keypoints: list[list[float] | None] = Field(
+        description="(17, 3) [x, y, z] joints in h36m17 order; every joint required")
+    layout: Literal["h36m17"] = Field("h36m17", description="only h36m17 for 3D")
+    units: Literal["mm", "m"] = Field("mm", description="millimetres or metres")
+    frame: Literal["camera", "world_yup"] = Field(
+        "camera", description="`camera`: OpenCV camera axes (x right, y down, z forward); `world_yup`: a world "
+                              "frame with Y up, rotated into the bundle's first virtual view before encoding")
+
+
+class ImageInput(_Strict):
+    modality: Literal["image"] = "image"
+    image_b64: str | None = Field(None, description="JPEG or PNG bytes, base64 (a data: URL prefix is accepted). "
+                                                    "Multipart requests send the file field `image` instead.")
+    all_people: bool = Field(False, description="every detected person (up to the service's max_people), largest "
+                                                "first; default only the largest")
+    _data: bytes | None = PrivateAttr(None)  # the multipart upload, attached by service.body
+
+
+class EmbeddingInput(_Strict):
+    modality: Literal["embedding"] = "embedding"
+    embedding: list[float] = Field(description="(D,) a vector of the bundle's dimension; it is L2-normalised")
+
+
+def _modality(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if "modality" in value:
+            return value["modality"]
+        if "image_b64" in value:
+            return "image"
+        return "embedding" if "embedding" in value else "pose2d"
+    return getattr(value, "modality", None)
+
+
+EmbedInput = Annotated[
+    Union[Annotated[Pose2DInput, Tag("pose2d")], Annotated[Pose3DInput, Tag("pose3d")],
+          Annotated[ImageInput, Tag("image")]],
+    Discriminator(_modality),
+]
+QueryInput = Annotated[
+    Union[Annotated[Pose2DInput, Tag("pose2d")], Annotated[Pose3DInput, Tag("pose3d")],
+          Annotated[ImageInput, Tag("image")], Annotated[EmbeddingInput, Tag("embedding")]],
+    Discriminator(_modality),
+]
+
+# ---------------------------------------------------------------- requests
+
+
+class FilterSet(_Strict):
+    clip: list[str] | None = Field(None, description="clip names, exact")
+    content: list[str] | None = Field(None, description="content labels (e.g. walk, wave-left-hand); case, spaces "
+                                                        "and underscores are normalised")
+    style: list[str] | None = Field(None, description="style labels (e.g. normal, elderly)")
+    source: list[str] | None = Field(None, description="data sources (e.g. bandai-namco-motion)")
+    dataset: list[str] | None = Field(None, description="dataset of the source (e.g. dataset-1)")
+
+
+class Filters(_Strict):
+    include: FilterSet | None = Field(None, description="keep poses matching every listed field (any value)")
+    exclude: FilterSet | None = Field(None, description="drop poses matching any listed value")
+
+
+class EmbedRequest(_Strict):
+    inputs: list[EmbedInput] = Field(min_length=1, description="one or more inputs (at most the service's "
+                                                               "max_batch)")
+
+
+class RetrieveRequest(_Strict):
+    query: QueryInput | None = Field(None, description="one input or {\"embedding\": [...]}")
+    queries: list[QueryInput] | None = Field(None, description="a batch of queries; answered as `batches`")
+    k: int = Field(10, ge=1, le=MAX_K, description="results per query, 1..1000")
+    filters: Filters | None = None
+    search_effort: float = Field(1.0, gt=0, description="multiplies the index's operating point (IVF nprobe "
+                                                        "chosen for recall@10 >= 0.95); ignored by exact indexes")
+    group_by_clip: bool = Field(False, description="at most one result per clip (its best frame)")
+    align_to_query: bool = Field(False, description="return pose3d in the matched view's camera frame, facing "
+                                                    "like the query; default root-relative world Y-up")
+    include_pose3d: bool = Field(True, description="include each result's pose3d")
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if (self.query is None) == (self.queries is None):
+            raise ValueError("give exactly one of `query` and `queries`")
+        if self.queries is not None and not self.queries:
+            raise ValueError("`queries` is empty")
+        return self
+
+
+class LiftBatchRequest(_Strict):
+    inputs: list[QueryInput] = Field(min_length=1, description="inputs to lift; answered as `outputs`")
+
+
+class ReloadRequest(_Strict):
+    bundle: str | None = Field(None, description="bundle directory on the server; default the configured one")
+
+
+EMBED_ADAPTER = TypeAdapter(EmbedRequest)
+RETRIEVE_ADAPTER = TypeAdapter(RetrieveRequest)
+LIFT_SINGLE_ADAPTER = TypeAdapter(QueryInput)
+LIFT_BATCH_ADAPTER = TypeAdapter(LiftBatchRequest)
+
+# ---------------------------------------------------------------- responses
+
+
+class Person(BaseModel):
+    box: list[float] = Field(description="(4,) [x0, y0, x1, y1] pixels of the person's landmarks, in the "
+                                         "EXIF-upright image")
+    keypoints: list[list[float]] = Field(description="(17, 2) h36m17 joints in pixels, the 2D the encoder used")
+    visibility: list[float] = Field(description="(17,) per-joint visibility in [0, 1]")
+    score: float = Field(description="pose presence in [0, 1]")
+
+
+class Versioned(BaseModel):
+    model_version: str = Field(description="the bundle that answered")
+
+
+class EmbedResponse(Versioned):
+    dim: int
+    embeddings: list[list[float]] = Field(description="(inputs, D) L2-normalised; an image gives its largest "
+                                                      "person's")
+    people: list[list[dict] | None] = Field(description="per input: null for poses; for images the people "
+                                                        "(Person fields; with all_people each has `embedding`)")
+
+
+class ResultMetadata(BaseModel):
+    clip: str
+    frame: int
+    time: float = Field(description="seconds, frame / fps")
+    fps: float
+    labels: dict[str, str] = Field(description="content, style, dataset")
+    source: str
+    view: int = Field(description="the virtual view whose embedding matched")
+    view_azimuth_deg: float
+
+
+class Result(BaseModel):
+    id: str = Field(description="`<clip>#<frame>`, stable across rebuilds of the same data")
+    score: float = Field(description="cosine similarity in [-1, 1]")
+    pose3d: list[list[float]] | None = Field(None, description="(17, 3) mm root-relative; world Y-up, or the "
+                                                               "matched view's camera frame with align_to_query")
+    metadata: ResultMetadata
+
+
+class RetrieveResponse(Versioned):
+    results: list[Result] | None = None
+    batches: list[dict] | None = Field(None, description="for `queries`: [{\"results\": [...]}, ...]")
+    people: list[dict] | None = Field(None, description="image queries: the people detected")
+    pose_frame: Literal["world_yup", "camera"]
+    licence: str
+
+
+class LiftResponse(Versioned):
+    pose3d: list[list[float]] | None = Field(None, description="(17, 3) mm, root-relative (pelvis 0), camera "
+                                                               "frame, OpenCV axes")
+    units: Literal["mm"] | None = None
+    frame: Literal["camera"] | None = None
+    people: list[dict] | None = None
+    outputs: list[dict] | None = Field(None, description="batch form: one {pose3d, units, frame} per input")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = Field(None, description="e.g. inputs[0].keypoints")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+    model_version: str | None = None
+
+
+ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 413, 415, 422, 503)}
+
+# ---------------------------------------------------------------- OpenAPI request bodies
+
+_STAND_H36M17_PX = [[500, 500], [470, 500], [472, 620], [474, 740], [530, 500], [528, 620], [526, 740],
+                    [500, 420], [500, 340], [500, 310], [500, 260], [540, 345], [560, 420], [565, 490],
+                    [460, 345], [440, 420], [435, 490]]
+_STAND_H36M17_MM = [[0, 0, 0], [-120, 0, 0], [-115, 420, 30], [-110, 840, 60], [120, 0, 0], [115, 420, 30],
+                    [110, 840, 60], [0, -240, -10], [0, -480, -20], [0, -560, -50], [0, -720, -30],
+                    [160, -460, -20], [190, -200, -10], [200, 40, 20], [-160, -460, -20], [-190, -200, -10],
+                    [-200, 40, 20]]
+
+EMBED_EXAMPLES = {
+    "pose2d": {"summary": "a 2D pose in pixels",
+               "value": {"inputs": [{"modality": "pose2d", "keypoints": _STAND_H36M17_PX, "layout": "h36m17",
+                                     "image_size": [1000, 1000]}]}},
+    "pose3d": {"summary": "a 3D pose, camera frame, mm",
+               "value": {"inputs": [{"modality": "pose3d", "keypoints": _STAND_H36M17_MM, "layout": "h36m17",
+                                     "units": "mm"}]}},
+    "image": {"summary": "an image (base64 JPEG/PNG)",
+              "value": {"inputs": [{"modality": "image", "image_b64": "<base64>"}]}},
+}
+RETRIEVE_EXAMPLES = {
+    "pose2d": {"summary": "top 5 for a 2D pose, walking clips only",
+               "value": {"query": {"modality": "pose2d", "keypoints": _STAND_H36M17_PX, "layout": "h36m17"},
+                         "k": 5, "filters": {"include": {"content": ["walk"]}, "exclude": {"style": ["elderly"]}}}},
+    "embedding": {"summary": "by embedding, grouped by clip",
+                  "value": {"query": {"embedding": [0.1] * 8 + ["..."]}, "k": 10, "group_by_clip": True}},
+    "batch": {"summary": "two queries",
+              "value": {"queries": [{"keypoints": _STAND_H36M17_PX},
+                                    {"modality": "pose3d", "keypoints": _STAND_H36M17_MM}], "k": 3}},
+}
+LIFT_EXAMPLES = {
+    "pose2d": {"summary": "2D pose to 3D",
+               "value": {"keypoints": _STAND_H36M17_PX, "layout": "h36m17", "image_size": [1000, 1000]}},
+    "image": {"summary": "an image", "value": {"image_b64": "<base64>"}},
+    "batch": {"summary": "a batch", "value": {"inputs": [{"keypoints": _STAND_H36M17_PX}]}},
+}
+
+
+def openapi_body(schema: dict, examples: dict, multipart_fields: dict[str, dict] | None = None) -> dict:
+    """``openapi_extra`` for a route whose body ``service.body`` parses itself (JSON, or multipart with `image`).
+
+    ``schema`` is a JSON schema using ``#/components/schemas`` refs; its ``$defs`` travel under
+    ``x-unihpr-schemas`` and ``service.main`` moves them into the components.
+    """
+    schema = dict(schema)
+    defs = schema.pop("$defs", {})
+    content: dict[str, Any] = {"application/json": {"schema": schema, "examples": examples}}
+    if multipart_fields is not None:
+        content["multipart/form-data"] = {"schema": {
+            "type": "object", "required": ["image"],
+            "properties": {"image": {"type": "string", "format": "binary",
+                                     "description": "JPEG or PNG file"}, **multipart_fields}}}
+    return {"requestBody": {"required": True, "content": content}, "x-unihpr-schemas": defs}
+
+
+def json_schema(adapter: TypeAdapter) -> dict:
+    return adapter.json_schema(ref_template="#/components/schemas/{model}")
+
+
+IMAGE_FORM_FIELDS = {"all_people": {"type": "boolean", "description": "every person, not only the largest"}}
+RETRIEVE_FORM_FIELDS = {
+    **IMAGE_FORM_FIELDS,
+    "k": {"type": "integer", "minimum": 1, "maximum": MAX_K},
+    "filters": {"type": "string", "description": "the filters object as JSON"},
+    "group_by_clip": {"type": "boolean"}, "align_to_query": {"type": "boolean"},
+    "include_pose3d": {"type": "boolean"}, "search_effort": {"type": "number"},
+}

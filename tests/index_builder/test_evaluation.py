@@ -1,0 +1,291 @@
+"""The evaluation (index_builder/evaluation.py, eval_report.py, commands/evaluate.py).
+
+Metric functions are checked on hand-made cases with known answers; the protocols and the command run end to end
+on tiny checkpoints trained on the shipped sample.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from index_builder.checkpoint import load_unihpr
+from index_builder.commands.evaluate import app
+from index_builder.config import SAMPLE_PATH
+from index_builder.detector_noise import DetectorNoise
+from index_builder.errors import ArtifactError
+from index_builder.eval_report import PLOTS
+from index_builder.evaluation import (
+    EvalSettings,
+    build_held_out,
+    evaluate_run,
+    hit_rates,
+    knn,
+    nearest_by_mpjpe,
+    recall_at_1,
+    retrieval_paper,
+    rig_embeddings,
+    spaced_rows,
+    study_verdict,
+    subsample_rows,
+    top1_errors,
+)
+from index_builder.train_config import TINY
+from index_builder.training import train_martinez, train_unihpr
+from model.metrics import mpjpe, np_mpjpe
+
+SECTIONS = ("run", "data", "settings", "lifting", "retrieval_paper", "retrieval_prvipe", "alignment", "seed_study",
+            "index_fidelity")
+
+
+def unit_vectors(rng, n: int, d: int) -> np.ndarray:
+    v = rng.normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def random_rotation(rng) -> np.ndarray:
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q *= np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+
+def test_recall_at_1_is_one_for_identical_embeddings_and_chance_for_shuffled():
+    emb = unit_vectors(np.random.default_rng(0), 500, 32)
+    assert recall_at_1(emb, emb, chunk=64) == 1.0
+    shuffled = emb[np.random.default_rng(1).permutation(500)]
+    assert recall_at_1(emb, shuffled) < 0.05
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_knn_matches_brute_force(metric):
+    rng = np.random.default_rng(2)
+    q, g = rng.normal(size=(37, 17, 2)), rng.normal(size=(300, 17, 2))
+    D, I = knn(q, g, 5, metric, chunk=8)  # chunks that do not divide the query count
+    flat_q, flat_g = q.reshape(37, -1), g.reshape(300, -1)
+    if metric == "ip":
+        full = flat_q @ flat_g.T
+        expected = np.argsort(-full, axis=1)[:, :5]
+    else:
+        full = ((flat_q[:, None] - flat_g[None]) ** 2).sum(-1)
+        expected = np.argsort(full, axis=1)[:, :5]
+    np.testing.assert_array_equal(I, expected)
+    np.testing.assert_allclose(D, np.take_along_axis(full, expected, 1), rtol=1e-4, atol=1e-3)
+    assert D.dtype == np.float32 and I.dtype == np.int64 and D.shape == I.shape == (37, 5)
+
+
+def test_clip_excluded_search_never_returns_the_query_clip():
+    rng = np.random.default_rng(3)
+    gallery = unit_vectors(rng, 400, 16)
+    groups = rng.integers(0, 10, 400)
+    rows = rng.choice(400, 50, replace=False)
+    _, I_all = knn(gallery[rows], gallery, 3)
+    assert (I_all[:, 0] == rows).all()  # with its clip, a query finds itself
+    _, I = knn(gallery[rows], gallery, 3, query_groups=groups[rows], gallery_groups=groups)
+    assert (I >= 0).all() and (groups[I] != groups[rows][:, None]).all()
+    # a query whose group is the whole gallery gets the -1 placeholder, as faiss does
+    _, I_none = knn(gallery[:2], gallery[:5], 2, query_groups=np.zeros(2), gallery_groups=np.zeros(5))
+    assert (I_none == -1).all()
+
+
+def test_2d_nearest_neighbour_returns_the_true_pose_when_the_gallery_holds_its_2d(sample_db):
+    poses = sample_db.poses[::97].astype(np.float64)
+    views = build_held_out(sample_db, np.arange(0, len(sample_db), 97), EvalSettings(), DetectorNoise()).rig
+    gallery2d = np.concatenate([v.clean2d for v in views])
+    gallery3d = np.concatenate([v.pose3d for v in views])
+    truth = np.arange(len(poses)) + 2 * len(poses)  # queries seen by rig camera 2
+    D, I = knn(views[2].clean2d, gallery2d, 1, "l2")
+    np.testing.assert_array_equal(I[:, 0], truth)
+    assert D.max() < 1e-4  # squared distance via |q|^2 - 2 q.g + |g|^2 in float32
+    errors = top1_errors(views[2].pose3d, gallery3d, I[:, 0])
+    assert errors["mpjpe"].max() < 1e-6
+
+
+def test_oracle_floor_is_the_exact_nearest_pose_and_never_above_a_retrieved_one(sample_db):
+    rng = np.random.default_rng(4)
+    rows = rng.choice(len(sample_db), 300, replace=False)
+    gallery = sample_db.poses[rows] - sample_db.poses[rows][:, :1]  # root-relative, mm
+    groups = sample_db.clip[rows]
+    queries, q_groups = gallery[:40], groups[:40]
+    err, index = nearest_by_mpjpe(queries, gallery, q_groups, groups, budget_bytes=1 << 16)
+    brute = np.array([[mpjpe(g[None].astype(np.float64), q[None].astype(np.float64))[0] for g in gallery]
+                      for q in queries])
+    brute[q_groups[:, None] == groups[None, :]] = np.inf
+    np.testing.assert_allclose(err, brute.min(1), rtol=1e-5)
+    assert (groups[index] != q_groups).all()
+    # any clip-excluded retrieval (here: random embeddings) is at least as far from the truth as the oracle
+    emb = unit_vectors(rng, 300, 8)
+    _, top = knn(emb[:40], emb, 1, query_groups=q_groups, gallery_groups=groups)
+    assert (top1_errors(queries, gallery, top[:, 0])["mpjpe"] >= err - 1e-6).all()
+
+
+def test_hit_at_k_with_a_planted_match(sample_db):
+    rng = np.random.default_rng(5)
+    query = sample_db.poses[1000:1001].astype(np.float64)
+    others = sample_db.poses[rng.choice(len(sample_db), 19, replace=False)].astype(np.float64)
+    others = others[np_mpjpe(others, np.repeat(query, 19, 0)) > 0.1]  # no accidental hit
+    planted = 1.7 * (query - query[:, :1]) @ random_rotation(rng).T  # same pose, rotated and scaled
+    ranked = np.concatenate([others[:4], planted, others[4:]])  # the match at rank 5
+    errors = np_mpjpe(ranked, np.repeat(query, len(ranked), 0))[None]  # (1, K)
+    assert errors[0, 4] < 1e-6
+    curve = hit_rates(errors, 0.1)
+    np.testing.assert_array_equal(curve, (np.arange(1, len(ranked) + 1) >= 5).astype(float))
+    # two queries: one hit at rank 1, one never
+    both = hit_rates(np.array([[0.05, 0.5, 0.5], [0.5, 0.5, 0.5]]), 0.1)
+    np.testing.assert_array_equal(both, [0.5, 0.5, 0.5])
+
+
+def test_frame_subsampling_and_one_second_spacing(sample_db):
+    test = sample_db.split("test")
+    rows, steps = subsample_rows(test, 3.0)
+    assert steps == {"10": 3} and (test.frame[rows] % 3 == 0).all()
+    spaced = spaced_rows(test, 1.0)
+    for clip in np.unique(test.clip[spaced]):
+        frames = np.sort(test.frame[spaced][test.clip[spaced] == clip])
+        assert (np.diff(frames) >= test.clips.fps[clip] * 1.0).all()
+
+
+def test_study_verdict_names_the_winner_of_each_metric():
+    per_loss = {
+        "singular_value": {"recall_at_1": {"mean": 0.8, "std": 0.01, "seeds": 3},
+                           "lifting_mpjpe_mm": {"mean": 60.0, "std": 5.0, "seeds": 3}},
+        "pairwise": {"recall_at_1": {"mean": 0.7, "std": 0.02, "seeds": 3},
+                     "lifting_mpjpe_mm": {"mean": 58.0, "std": 4.0, "seeds": 3}},
+    }
+    recall, lifting = study_verdict(per_loss)
+    assert recall.startswith("On mean cross-modal recall@1, singular_value wins") and "larger than" in recall
+    assert lifting.startswith("On GT-2D H36M-rig lifting MPJPE, pairwise wins") and "within" in lifting
+
+
+# ----------------------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny networks run fastest on one thread (two threads on a busy 2-core machine are 10x slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def eval_run(tiny_run, sample_db, tmp_path_factory) -> Path:
+    """A run directory: the session's tiny UniHPR, both Martinez baselines and a 2 x 2 seed study (seconds)."""
+    run = tmp_path_factory.mktemp("eval_run")
+    shutil.copy(tiny_run, run / "unihpr.pt")
+    train_db, val_db = sample_db.split("train"), sample_db.split("val")
+    start = time.perf_counter()
+    train_martinez(TINY, train_db, val_db, run / "martinez_budget.pt", budget_poses=TINY.poses_drawn, progress=False)
+    train_martinez(TINY, train_db, val_db, run / "martinez_converged.pt", budget_poses=None, progress=False)
+    short = replace(TINY, align_steps=20, decode_steps=10)
+    for seed in range(2):
+        for loss in ("singular_value", "pairwise"):
+            config = replace(short, name=f"{loss}_seed{seed}", loss=loss, seed=seed)
+            train_unihpr(config, train_db, val_db, run / "study" / f"{loss}_seed{seed}.pt", progress=False)
+    print(f"\nevaluation checkpoints trained in {time.perf_counter() - start:.1f} s")
+    return run
+
+
+def numbers(node, path="") -> list[tuple[str, object]]:
+    """Every leaf of a JSON tree with its path."""
+    if isinstance(node, dict):
+        return [x for k, v in node.items() for x in numbers(v, f"{path}.{k}")]
+    if isinstance(node, list):
+        return [x for i, v in enumerate(node) for x in numbers(v, f"{path}[{i}]")]
+    return [(path, node)]
+
+
+def test_evaluate_command_writes_every_section(eval_run, tmp_path):
+    out = tmp_path / "reports"
+    start = time.perf_counter()
+    result = CliRunner().invoke(app, ["--run", str(eval_run), "--out", str(out), "--sample", "--max-queries", "300",
+                                      "--threads", "1", "--no-progress"])
+    print(f"\nevaluate on the sample: {time.perf_counter() - start:.1f} s")
+    assert result.exit_code == 0, result.output
+    assert "GT-2D rig MPJPE: UniHPR" in result.output
+    report = json.loads((out / "eval.json").read_text())
+    assert set(SECTIONS) <= set(report)
+    leaves = numbers({k: report[k] for k in SECTIONS if k != "index_fidelity"})
+    values = [v for _, v in leaves if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    assert len(values) > 200 and all(math.isfinite(v) for v in values)
+    assert not [p for p, v in leaves if v is None]
+
+    lift = report["lifting"]
+    assert set(lift["conditions"]) == {f"{c}/{s}" for c in ("gt_2d", "noisy_2d", "detector")
+                                       for s in ("h36m_rig", "random")}
+    assert set(lift["conditions"]["gt_2d/h36m_rig"]) == {"unihpr", "martinez_budget", "martinez_converged"}
+    record = lift["baseline_of_record"]
+    gt = lift["conditions"]["gt_2d/h36m_rig"]
+    assert gt[record]["mpjpe_mm"] == min(gt["martinez_budget"]["mpjpe_mm"], gt["martinez_converged"]["mpjpe_mm"])
+    assert lift["ratio_unihpr_to_baseline"]["gt_2d/h36m_rig"]["mpjpe_mm"] == pytest.approx(
+        gt["unihpr"]["mpjpe_mm"] / gt[record]["mpjpe_mm"])
+    assert lift["views"]["h36m_rig"] == 4 * report["data"]["eval_frames"]
+    assert all(e["test_clips"] >= 2 for e in lift["per_content"].values()) and lift["per_content"]
+    assert all(n < 2 for n in lift["contents_skipped"].values())
+
+    paper = report["retrieval_paper"]
+    assert paper["queries"] == 300 and paper["gallery"] == 4 * report["data"]["eval_frames"]
+    assert paper["pose2d"]["nn_2d"]["top1_true_view_rate"] == 1.0  # the gallery holds the query's exact 2D
+    for modality in ("pose2d", "image"):
+        for method in ("unihpr", "nn_2d"):
+            excluded = paper[modality][method]["top1_clip_excluded"]["mpjpe_mm"]
+            assert excluded >= paper["oracle_floor_clip_excluded"]["mpjpe_mm"]
+    hits = report["retrieval_prvipe"]["curve"]["unihpr"]
+    assert len(hits) == 20 and all(a <= b for a, b in zip(hits, hits[1:]))
+    assert len(report["alignment"]["recall_at_1"]) == 6 and report["alignment"]["gallery"] <= 1000
+    study = report["seed_study"]
+    assert len(study["runs"]) == 4 and set(study["per_loss"]) == {"singular_value", "pairwise"}
+    assert len(study["verdict"]) == 2
+    assert "not computed" in report["index_fidelity"]["status"]
+    assert "CC BY-NC" in report["data"]["licence"] and len(report["run"]["checkpoints"]["unihpr"]["sha256"]) == 64
+
+    md = (out / "eval.md").read_text()
+    assert "## What this shows" in md and f"{gt['unihpr']['mpjpe_mm']:.1f}" in md
+    for name in PLOTS.values():
+        assert f"]({name})" in md
+        with Image.open(out / name) as image:
+            assert image.format == "PNG" and np.asarray(image.convert("L")).std() > 5
+
+
+def test_oracle_floor_below_the_model_per_query(eval_run, sample_db):
+    model, _, _ = load_unihpr(eval_run / "unihpr.pt")
+    test = sample_db.split("test")
+    settings = EvalSettings()
+    rows, _ = subsample_rows(test, settings.eval_fps)
+    held = build_held_out(test, rows, settings, DetectorNoise())
+    again = build_held_out(test, rows, settings, DetectorNoise())
+    np.testing.assert_array_equal(held.rig[1].image, again.rig[1].image)  # seeded: the same views every run
+    q = np.arange(0, len(rows), 5)
+    cams = np.arange(len(q)) % 4
+    _, per_query = retrieval_paper(rig_embeddings(model, held), held, q, cams, settings)
+    floor = per_query["oracle_floor_clip_excluded"]
+    for key in ("pose2d/unihpr/clip_excluded", "image/unihpr/clip_excluded", "pose2d/nn_2d/clip_excluded"):
+        assert (floor <= per_query[key] + 1e-3).all(), key
+
+
+def test_missing_checkpoints(eval_run, sample_db, tmp_path):
+    with pytest.raises(ArtifactError, match="unihpr.pt: no UniHPR checkpoint"):
+        evaluate_run(tmp_path, sample_db, SAMPLE_PATH, progress=False)
+    shutil.copy(eval_run / "unihpr.pt", tmp_path / "unihpr.pt")  # no baselines, no study
+    result = evaluate_run(tmp_path, sample_db, SAMPLE_PATH, replace(EvalSettings(), max_queries=50, eval_fps=1.0),
+                          progress=False)
+    assert "skipped" in result["seed_study"] and result["lifting"]["baseline_of_record"] is None
+    assert any("martinez_converged.pt: missing" in n for n in result["notes"])
+    from index_builder.eval_report import write_report
+
+    written = write_report(result, tmp_path / "reports")
+    assert all(p.exists() for p in written) and not (tmp_path / "reports" / PLOTS["study"]).exists()
+    assert "Skipped: no study checkpoints" in (tmp_path / "reports" / "eval.md").read_text()
