@@ -111,11 +111,17 @@ def summary_paragraph(r: dict) -> str:
 # -------------------------------------------------------------------------------------------- the markdown
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     def cell(x) -> str:
         if x is None:
             return "-"
-        return f"{x:.3f}" if isinstance(x, float) and abs(x) < 10 else f"{x:.1f}" if isinstance(x, float) else str(x)
+        if isinstance(x, float):
+            return f"{x:.3f}" if abs(x) <= 1 else f"{x:.1f}"  # rates and recalls / mm
+        return str(x)
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
@@ -132,17 +138,18 @@ def render_markdown(r: dict, plots: dict[str, str]) -> str:
                f"`{data['file']}`: {data['test_clips']} test clips, {data['test_frames']} frames, evaluated at about "
                f"{data['eval_fps']:g} fps (frame step by clip fps: {data['frame_step_by_clip_fps']}), "
                f"{data['eval_frames']} frames. Wall time {r['wall_seconds']['total']:.0f} s.")
-    out += ["", _table(["checkpoint", "file", "sha256"],
-                       [[name, f"`{c['path']}`", f"`{c['sha256'][:16]}...`"] for name, c in run["checkpoints"].items()])]
+    checkpoints = [[name, f"`{c['path']}`", f"`{c['sha256'][:16]}...`"] for name, c in run["checkpoints"].items()]
+    out += ["", _table(["checkpoint", "file", "sha256"], checkpoints)]
     out += ["", f"Data licence: {data['licence']}", "", "## What this shows", "", summary_paragraph(r), ""]
     if r["notes"]:
         out += ["Notes:", ""] + [f"- {n}" for n in r["notes"]] + [""]
 
-    out += ["## Lifting (MPJPE / PA-MPJPE, mm)", "", r["protocols"]["lifting"] + ".", ""]
+    out += ["## Lifting (MPJPE / PA-MPJPE, mm)", "", _sentence(r["protocols"]["lifting"]), ""]
     if record:
         out.append(f"Baseline of record: **{record}** ({lift['baseline_rule']}); ratio = UniHPR / baseline of record.")
         out.append("")
-    header = ["condition / cameras", "views"] + [f"{m} MPJPE / PA" for m in models] + (["ratio MPJPE / PA"] if record else [])
+    header = ["condition / cameras", "views"] + [f"{m} MPJPE / PA" for m in models]
+    header += ["ratio MPJPE / PA"] if record else []
     rows = []
     for key, row in lift["conditions"].items():
         cells = [key, lift["views"][key.split("/")[1]]]
@@ -165,7 +172,7 @@ def render_markdown(r: dict, plots: dict[str, str]) -> str:
     out += [f"![lifting per content]({plots['content']})", ""]
 
     paper = r["retrieval_paper"]
-    out += ["## Retrieval, paper protocol (top-1 error, mm)", "", r["protocols"]["retrieval_paper"] + ".", ""]
+    out += ["## Retrieval, paper protocol (top-1 error, mm)", "", _sentence(r["protocols"]["retrieval_paper"]), ""]
     rows = []
     for modality in ("pose2d", "image"):
         for method, e in paper[modality].items():
@@ -178,13 +185,14 @@ def render_markdown(r: dict, plots: dict[str, str]) -> str:
 
     pr = r["retrieval_prvipe"]
     out += ["## Retrieval, Pr-VIPE protocol (Hit@k, NP-MPJPE <= "
-            f"{pr['threshold']:g})", "", r["protocols"]["retrieval_prvipe"] + ".", ""]
+            f"{pr['threshold']:g})", "", _sentence(r["protocols"]["retrieval_prvipe"]), ""]
     ks = list(pr["hit_at_k"]["unihpr"])
-    out += [_table(["method"] + [f"Hit@{k}" for k in ks], [[m] + [h[k] for k in ks] for m, h in pr["hit_at_k"].items()]),
+    hits = [[m] + [h[k] for k in ks] for m, h in pr["hit_at_k"].items()]
+    out += [_table(["method"] + [f"Hit@{k}" for k in ks], hits),
             "", f"![Pr-VIPE Hit@k]({plots['prvipe']})", ""]
 
     al = r["alignment"]
-    out += ["## Cross-modal alignment (recall@1)", "", r["protocols"]["alignment"] + ".", ""]
+    out += ["## Cross-modal alignment (recall@1)", "", _sentence(r["protocols"]["alignment"]), ""]
     out += [_table(["query -> gallery", "recall@1"], [[k, v] for k, v in al["recall_at_1"].items()]
                    + [["mean", al["mean_recall_at_1"]]]), "", f"![alignment]({plots['alignment']})", ""]
 

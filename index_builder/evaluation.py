@@ -107,17 +107,23 @@ def nearest_by_mpjpe(queries: np.ndarray, gallery: np.ndarray, query_groups: np.
     """The oracle: for each query the gallery pose with the lowest MPJPE, optionally outside the query's group.
 
     queries: (Q, 17, 3) mm; gallery: (G, 17, 3) mm, same frame. groups as in ``knn``.
-    returns: error (Q,) mm (recomputed exactly in float64 for the chosen pose), index (Q,) int64.
+    returns: error (Q,) mm, recomputed exactly for the chosen pose; index (Q,) int64.
+    The search sums per-joint ``torch.cdist`` in float64 (matrix-product form, about 1e-4 mm from the direct
+    difference and 8x faster); the (c, G) distance blocks stay under ``budget_bytes``.
     """
-    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-    g = torch.from_numpy(np.ascontiguousarray(gallery, dtype=np.float32))
-    chunk = max(1, budget_bytes // (g.numel() * 4))  # the (c, G, 17, 3) difference tensor stays under budget
+    q = torch.from_numpy(np.asarray(queries, dtype=np.float64)).transpose(0, 1).contiguous()  # (17, Q, 3)
+    g = torch.from_numpy(np.asarray(gallery, dtype=np.float64)).transpose(0, 1).contiguous()  # (17, G, 3)
+    qg = None if query_groups is None else torch.from_numpy(np.asarray(query_groups, dtype=np.int64))
+    gg = None if gallery_groups is None else torch.from_numpy(np.asarray(gallery_groups, dtype=np.int64))
+    chunk = max(1, budget_bytes // (2 * g.shape[1] * 8))  # the running sum and one joint's distances
     best = []
-    for start in tqdm(range(0, len(q), chunk), desc="oracle floor", disable=not progress, leave=False):
-        err = (q[start : start + chunk, None] - g[None]).norm(dim=-1).mean(-1)  # (c, G)
-        if query_groups is not None:
-            same = query_groups[start : start + chunk, None] == gallery_groups[None, :]
-            err.masked_fill_(torch.from_numpy(same), math.inf)
+    for start in tqdm(range(0, q.shape[1], chunk), desc="oracle floor", disable=not progress, leave=False):
+        qc = q[:, start : start + chunk]
+        err = torch.zeros(qc.shape[1], g.shape[1], dtype=torch.float64)  # (c, G) sum over joints
+        for j in range(len(q)):
+            err += torch.cdist(qc[j], g[j], compute_mode="use_mm_for_euclid_dist")
+        if qg is not None:
+            err.masked_fill_(qg[start : start + chunk, None] == gg[None, :], math.inf)
         best.append(err.argmin(1))
     index = torch.cat(best).numpy()
     return mpjpe(gallery[index].astype(np.float64), queries.astype(np.float64)), index
@@ -189,7 +195,8 @@ def build_held_out(db: MotionDatabase, rows: np.ndarray, settings: EvalSettings,
     rand = view_poses(world, random_cameras(pelvis, rng), rng, noise, NO_AUGMENT)
     sigma = settings.noisy_2d_sigma
     return HeldOut(clip=db.clip[rows], content=db.clips.content[db.clip[rows]], rig=rig, random=rand,
-                   noisy_rig=[_noisy(v.clean2d, sigma, rng) for v in rig], noisy_random=_noisy(rand.clean2d, sigma, rng))
+                   noisy_rig=[_noisy(v.clean2d, sigma, rng) for v in rig],
+                   noisy_random=_noisy(rand.clean2d, sigma, rng))
 
 
 def alignment_views(db: MotionDatabase, settings: EvalSettings, noise: DetectorNoise) -> Views:
@@ -329,13 +336,14 @@ def retrieval_paper(emb: dict[str, np.ndarray], held: HeldOut, query_rows: np.nd
     per_query = {"oracle_floor_clip_excluded": floor["mpjpe"]}
     for modality in ("pose2d", "image"):
         q_emb = emb[modality][query_cams, query_rows]
-        q_2d = np.stack([getattr(held.rig[c], modality)[i, :, :2] for c, i in zip(query_cams, query_rows)])
+        q_2d = np.stack([getattr(v, modality) for v in held.rig])[query_cams, query_rows, :, :2]  # (Q, 17, 2)
         searches = {
             "unihpr": lambda **kw: knn(q_emb, g_emb, 1, "ip", chunk=settings.chunk, **kw),
             "nn_2d": lambda **kw: knn(q_2d, gallery2d, 1, "l2", chunk=settings.chunk, **kw),
         }
         result = {}
-        for method, search in searches.items():
+        for method, search in tqdm(searches.items(), desc=f"paper retrieval ({modality} queries)",
+                                   disable=not progress):
             _, top = search()
             _, top_x = search(query_groups=query_groups, gallery_groups=groups)
             errs_x = top1_errors(query3d, gallery3d, top_x[:, 0])
@@ -347,7 +355,8 @@ def retrieval_paper(emb: dict[str, np.ndarray], held: HeldOut, query_rows: np.nd
     return out, per_query
 
 
-def retrieval_prvipe(emb2d: np.ndarray, held: HeldOut, query_rows: np.ndarray, settings: EvalSettings) -> dict:
+def retrieval_prvipe(emb2d: np.ndarray, held: HeldOut, query_rows: np.ndarray, settings: EvalSettings,
+                     progress: bool = False) -> dict:
     """Each rig camera in turn gives the query 2D; the gallery is the pose2d embeddings of every held-out pose seen
     by the other cameras. Hit@k: a top-k result within NP-MPJPE ``hit_threshold`` of the query's 3D.
 
@@ -355,7 +364,7 @@ def retrieval_prvipe(emb2d: np.ndarray, held: HeldOut, query_rows: np.ndarray, s
     """
     cams = len(held.rig)
     errors = {"unihpr": [], "nn_2d": []}
-    for c in range(cams):
+    for c in tqdm(range(cams), desc="Pr-VIPE query cameras", disable=not progress):
         others = [o for o in range(cams) if o != c]
         g3d = np.concatenate([held.rig[o].pose3d for o in others])
         query3d = held.rig[c].pose3d[query_rows].astype(np.float64)
@@ -469,6 +478,14 @@ def seed_study(study_dir: Path, sets: dict[str, dict], align: Views, settings: E
             "notes": notes, "std": "sample standard deviation over seeds (ddof = 1)"}
 
 
+def unihpr_checkpoint(run: Path) -> Path:
+    """The run's UniHPR checkpoint; ArtifactError when it is missing."""
+    path = run / "unihpr.pt"
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no UniHPR checkpoint; run `unihpr-build train --run {run}` first")
+    return path
+
+
 def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalSettings = EvalSettings(),
                  progress: bool = True) -> dict:
     """Every section of SPEC 6 but index fidelity, for the checkpoints of one run directory, on ``db``'s test split.
@@ -478,9 +495,7 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
     """
     started = time.perf_counter()
     say = tqdm.write if progress else (lambda _msg: None)
-    unihpr_path = run / "unihpr.pt"
-    if not unihpr_path.is_file():
-        raise ArtifactError(f"{unihpr_path}: no UniHPR checkpoint; run `unihpr-build train --run {run}` first")
+    unihpr_path = unihpr_checkpoint(run)
     test = db.split("test")
     if len(test) == 0:
         raise ArtifactError(f"{data_file}: no test clips to evaluate on")
@@ -503,7 +518,8 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
     held = build_held_out(test, rows, settings, noise)
     align = alignment_views(test, settings, noise)
     n, cams = len(rows), len(held.rig)
-    say(f"held out: {len(test.clips)} test clips, {len(test)} frames; evaluating {n} frames ({steps} frame step)")
+    say(f"held out: {len(test.clips)} test clips, {len(test)} frames; evaluating {n} frames "
+        f"(frame step by clip fps: {steps})")
     timings = {}
 
     tick = time.perf_counter()
@@ -522,7 +538,7 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
     paper, _ = retrieval_paper(emb, held, query_rows, query_cams, settings, progress)
     timings["retrieval_paper"] = time.perf_counter() - tick
     tick = time.perf_counter()
-    prvipe = retrieval_prvipe(emb["pose2d"], held, query_rows, settings)
+    prvipe = retrieval_prvipe(emb["pose2d"], held, query_rows, settings, progress)
     timings["retrieval_prvipe"] = time.perf_counter() - tick
 
     tick = time.perf_counter()

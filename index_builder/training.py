@@ -7,6 +7,7 @@ embeddings of all three modalities, with the encoders frozen or fine-tuned (alig
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from model.metrics import mpjpe
 from model.networks import UniHPR
 
 PHASES = ("align", "decode", "done")
+# A bar redrawn ten times a second is right on a terminal and a flood in a log file.
+BAR_INTERVAL_S = 0.1 if sys.stderr.isatty() else 30.0
 
 
 def select_device() -> torch.device:
@@ -131,7 +134,7 @@ def train_unihpr(config: TrainConfig, train_db: MotionDatabase, val_db: MotionDa
         freeze = phase == "decode" and config.decode_mode == "frozen"
         model.encoder.requires_grad_(not freeze)
         bar = tqdm(total=total, initial=state["step"], desc=f"{config.name}: {phase}", disable=not progress,
-                   unit="step", dynamic_ncols=True)
+                   unit="step", dynamic_ncols=True, mininterval=BAR_INTERVAL_S)
         started = time.perf_counter() - state["wall_seconds"]
         while state["step"] < total:
             step = state["step"]
@@ -206,7 +209,7 @@ def train_martinez(config: TrainConfig, train_db: MotionDatabase, val_db: Motion
     best, best_state, waited, history = math.inf, None, 0, []
     started = time.perf_counter()
     bar = tqdm(total=total, desc=f"martinez ({'same budget' if budget_poses else 'early stopping'})",
-               disable=not progress, unit="step", dynamic_ncols=True)
+               disable=not progress, unit="step", dynamic_ncols=True, mininterval=BAR_INTERVAL_S)
     for step in range(1, total + 1):
         model.train()
         views = sampler.batch(config.martinez_batch_size)

@@ -11,7 +11,7 @@ import typer
 
 from index_builder.config import get_paths
 from index_builder.eval_report import write_report
-from index_builder.evaluation import EvalSettings, evaluate_run
+from index_builder.evaluation import EvalSettings, evaluate_run, unihpr_checkpoint
 from index_builder.sample import load_poses
 
 app = typer.Typer(no_args_is_help=True)
@@ -29,6 +29,7 @@ def evaluate(
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
 ) -> None:
     """Lifting, retrieval (paper and Pr-VIPE protocols), alignment and the seed study on held-out clips."""
+    unihpr_checkpoint(run)  # fail before loading the poses
     torch.set_num_threads(threads)
     db, path = load_poses(get_paths(), prefer_cache=not use_sample)
     settings = replace(EvalSettings(), max_queries=max_queries or None, eval_fps=eval_fps)

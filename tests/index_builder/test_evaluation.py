@@ -182,12 +182,13 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def eval_run(tiny_run, sample_db, tmp_path_factory) -> Path:
-    """A run directory: the session's tiny UniHPR, both Martinez baselines and a 2 x 2 seed study (seconds)."""
+def eval_run(sample_db, tmp_path_factory) -> Path:
+    """A run directory: a tiny UniHPR, both Martinez baselines and a 2 x 2 seed study, on the sample (seconds)."""
+    torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("eval_run")
-    shutil.copy(tiny_run, run / "unihpr.pt")
     train_db, val_db = sample_db.split("train"), sample_db.split("val")
     start = time.perf_counter()
+    train_unihpr(TINY, train_db, val_db, run / "unihpr.pt", progress=False)
     train_martinez(TINY, train_db, val_db, run / "martinez_budget.pt", budget_poses=TINY.poses_drawn, progress=False)
     train_martinez(TINY, train_db, val_db, run / "martinez_converged.pt", budget_poses=None, progress=False)
     short = replace(TINY, align_steps=20, decode_steps=10)
@@ -279,6 +280,8 @@ def test_oracle_floor_below_the_model_per_query(eval_run, sample_db):
 def test_missing_checkpoints(eval_run, sample_db, tmp_path):
     with pytest.raises(ArtifactError, match="unihpr.pt: no UniHPR checkpoint"):
         evaluate_run(tmp_path, sample_db, SAMPLE_PATH, progress=False)
+    result = CliRunner().invoke(app, ["--run", str(tmp_path), "--out", str(tmp_path / "r"), "--sample"])
+    assert isinstance(result.exception, ArtifactError) and not (tmp_path / "r").exists()
     shutil.copy(eval_run / "unihpr.pt", tmp_path / "unihpr.pt")  # no baselines, no study
     result = evaluate_run(tmp_path, sample_db, SAMPLE_PATH, replace(EvalSettings(), max_queries=50, eval_fps=1.0),
                           progress=False)
