@@ -32,7 +32,7 @@ model: setup
 	$(BIN)/unihpr-build baselines --run $(RUN)
 	$(BIN)/unihpr-build study --run $(RUN)
 	$(BIN)/unihpr-build evaluate --run $(RUN)
-	$(BIN)/unihpr-build weights --run $(RUN)
+	$(BIN)/unihpr-build weights --run $(RUN) --report reports/eval.json
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -14,6 +14,7 @@ from index_builder.bundle import DEFAULT_VIEWS, build_bundle
 from index_builder.checkpoint import load_unihpr, save_weights
 from index_builder.config import DEFAULT_WEIGHTS, get_paths
 from index_builder.errors import ArtifactError
+from index_builder.model_card import write_model_card
 from index_builder.sample import load_poses
 from model.bundle_format import BundleError, verify_bundle
 
@@ -59,7 +60,11 @@ def verify(bundle: Annotated[Path, typer.Argument(help="bundle directory")]) -> 
 def weights(
     run: Annotated[Path, typer.Option("--run", help="run directory with a finished unihpr.pt")] = Path("runs/default"),
     out: Annotated[Path, typer.Option(help="where the shipped weights go")] = DEFAULT_WEIGHTS,
+    report: Annotated[Path | None, typer.Option(help="eval.json of this run, for the model card")] = None,
 ) -> None:
-    """Strip a finished training checkpoint to the shipped-weights form."""
+    """Strip a finished training checkpoint to the shipped-weights form and write its model card beside it."""
     save_weights(out, run / "unihpr.pt")
-    typer.echo(f"{out}: {out.stat().st_size / 1e6:.1f} MB")
+    db, _ = load_poses(get_paths())
+    card = out.parent / "MODEL_CARD.md"
+    write_model_card(out, report, db, card)
+    typer.echo(f"{out}: {out.stat().st_size / 1e6:.1f} MB; {card}")
