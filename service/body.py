@@ -130,12 +130,18 @@ def validate(adapter: TypeAdapter, data: object):
         raise from_validation_error(err) from None
 
 
-def image_request(fields: dict, image: bytes, wrap) -> tuple[dict, str]:
-    """Build the JSON-shaped request for a multipart upload: ``wrap(input_dict, request_fields)`` places the image
-    input; returns the request dict and the field name the image is reported under."""
+def multipart_request(fields: dict, wrap) -> dict:
+    """The JSON-shaped request for a multipart upload: the image input (with its own form fields, e.g.
+    all_people) is placed by ``wrap(image_input, other_fields)``; the upload's bytes are attached after
+    validation with ``attach_upload``."""
     item = {"modality": "image", **{k: v for k, v in fields.items() if k in INPUT_FORM_FIELDS}}
     rest = {k: v for k, v in fields.items() if k not in INPUT_FORM_FIELDS}
-    return wrap(item, rest), IMAGE_FIELD
+    return wrap(item, rest)
+
+
+def attach_upload(item, upload: bytes) -> None:
+    """Give the validated image input its uploaded bytes (kept out of the model's fields and its repr)."""
+    item._data = upload
 
 
 def check_batch(count: int, limit: int, field_name: str) -> None:

@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="UNIHPR_", env_file=None, env_ignore_empty=True, extra="ignore")
 
     # --- the bundle
-    bundle: Path = Field(Path("bundles/default"), description="bundle directory served at start-up")
+    bundle_path: Path = Field(Path("bundles/default"), description="bundle directory served at start-up")
     require_bundle: bool = Field(
         True, description="refuse to start when the bundle fails to load (False: start not ready, /readyz 503, "
                           "until POST /admin/reload loads one)")

@@ -21,6 +21,7 @@ LOG = logging.getLogger(__name__)
 
 # The modality tags of the discriminated unions; pydantic puts them into error locations, the API does not.
 UNION_TAGS = frozenset({"pose2d", "pose3d", "image", "embedding"})
+MAX_ECHO = 40  # characters of a client's value quoted back in a message
 
 
 class UnihprError(Exception):
@@ -147,6 +148,12 @@ class ArtifactMismatchError(UnihprError):
     status_code, code = 500, "artifact_mismatch"
 
 
+def subfield(parent: str, name: str) -> str:
+    """The path of ``name`` inside ``parent``: ("inputs[0]", "keypoints") -> "inputs[0].keypoints"; a root parent
+    ("") gives the name itself."""
+    return f"{parent}.{name}" if parent else name
+
+
 def field_path(loc: tuple | list) -> str | None:
     """A pydantic error location as the API names fields: ("inputs", 0, "keypoints", 3) -> inputs[0].keypoints[3].
 
@@ -174,9 +181,10 @@ def from_validation_error(err: ValidationError | RequestValidationError, prefix:
     loc = tuple(prefix) + tuple(x for x in first.get("loc", ()) if x != "body")
     kind, message = first.get("type", ""), first.get("msg", "invalid value")
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        tag = (first.get("ctx") or {}).get("tag")
-        return UnknownModalityError(f"unknown modality {tag!r}; expected one of "
-                                    f"{(first.get('ctx') or {}).get('expected_tags', '')}", field_path(loc + ("modality",)))
+        ctx = first.get("ctx") or {}
+        tag = repr(ctx.get("tag"))[:MAX_ECHO]
+        return UnknownModalityError(f"unknown modality {tag}; expected one of {ctx.get('expected_tags', '')}",
+                                    field_path(loc + ("modality",)))
     name = loc[-1] if loc else None
     if kind == "literal_error" and name == "layout":
         return UnknownSkeletonError(f"unknown layout: {message}", field_path(loc))

@@ -1,0 +1,314 @@
+"""Latency and throughput of the HTTP service against the same work done in-process, and the HTTP floor.
+
+    .venv/bin/python benchmarks/service_latency.py [--bundle bundles/default] [--requests 300] [--concurrency 8]
+                                                   [--image PATH]
+
+It starts the service (``create_app`` on uvicorn, loopback, a free port) in a child process with one extra route,
+``POST /_bench/empty``, which reads the body and answers ``{}`` through the same middleware and server: the floor
+of the HTTP stack. Then, in this process:
+
+- HTTP: a keep-alive httpx client, sequential requests for p50/p99 latency; ``--concurrency`` threads with one
+  client each for throughput. Scenarios: the empty endpoint (with the single-pose body), /embed with one pose2d,
+  /embed with a batch of 64, /retrieve with k = 10.
+- direct: the same inputs through ``model.features`` + ONNX Runtime (one intra-op thread, spinning off, as the
+  service) + FAISS (the bundle's operating point, k x views candidates), in this process.
+- an image /retrieve, its server-side stages from the ``Server-Timing`` header (decode, detector, landmarks,
+  encoder, search) and the rest (HTTP, JSON, base64, result assembly).
+
+Counts are bounded (``--requests`` per scenario); it builds nothing and talks only to 127.0.0.1. Client and
+server share the machine's cores, so throughput numbers are a lower bound on a dedicated server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_IMAGE = REPO_ROOT.parent / "shared" / "data" / "pose-images" / "mpii" / "052475643.jpg"
+BATCH = 64
+K = 10
+WARMUP = 20
+
+
+# ------------------------------------------------------------------ the server (child process)
+
+async def empty_endpoint(request: Request) -> JSONResponse:
+    """The HTTP floor: read the body, answer {} (same app, middleware and server as the real routes)."""
+    await request.body()
+    return JSONResponse({})
+
+
+def serve(bundle: Path, port: int) -> None:
+    import uvicorn
+
+    from service.config import Settings
+    from service.main import create_app
+
+    app = create_app(Settings(bundle_path=bundle))
+    app.add_api_route("/_bench/empty", empty_endpoint, methods=["POST"], include_in_schema=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(bundle: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", "--bundle", str(bundle), "--port", str(port)],
+                            cwd=REPO_ROOT)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit("the server did not become ready")
+
+
+# ------------------------------------------------------------------ measuring
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def sequential(call, n: int) -> list[float]:
+    """ms per call, after a warm-up."""
+    for _ in range(WARMUP):
+        call()
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def concurrent(make_call, n: int, workers: int) -> float:
+    """Calls per second with ``workers`` threads, each with its own ``make_call()`` (e.g. its own client), after
+    a short warm-up per worker."""
+    calls = [make_call() for _ in range(workers)]
+    for call in calls:
+        call()
+    per_worker = max(1, n // workers)
+    barrier = threading.Barrier(workers + 1)
+
+    def run(call):
+        barrier.wait()
+        for _ in range(per_worker):
+            call()
+
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(run, c) for c in calls]
+        barrier.wait()
+        start = time.perf_counter()
+        for f in futures:
+            f.result()
+        elapsed = time.perf_counter() - start
+    return per_worker * workers / elapsed
+
+
+def inputs_from_bundle(bundle: Path) -> np.ndarray:
+    """(BATCH, 17, 2) pixels: database poses seen by the bundle's virtual views (focal 1145 px, 5 m away)."""
+    poses = np.load(bundle / "poses.npy")
+    rotations = np.load(bundle / "view_rotations.npy")
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(poses), BATCH, replace=False)
+    cam = np.einsum("nij,nkj->nki", rotations[rng.integers(0, len(rotations), BATCH)], poses[rows].astype(float))
+    cam[..., 2] += 5000.0
+    return cam[..., :2] / cam[..., 2:3] * 1145.0 + 500.0
+
+
+class Direct:
+    """The service's compute without the service: features, ORT session.run, FAISS search."""
+
+    def __init__(self, bundle: Path):
+        import faiss
+        import onnxruntime as ort
+
+        from model.bundle_format import read_manifest
+        from service.encoder import session_options
+
+        manifest = read_manifest(bundle)
+        self.views = manifest["database"]["views"]
+        options = session_options(1)
+        self.encoder = ort.InferenceSession(str(bundle / "encoder_pose2d.onnx"), options,
+                                            providers=["CPUExecutionProvider"])
+        self.input = self.encoder.get_inputs()[0].name
+        self.index = faiss.read_index(str(bundle / "index.faiss"))
+        faiss.omp_set_num_threads(1)
+        nprobe = manifest["index"]["operating_point"].get("nprobe", 0)
+        self.params = faiss.SearchParametersIVF(nprobe=nprobe) if nprobe else None
+
+    def embed(self, keypoints: np.ndarray) -> np.ndarray:
+        from model.features import pose2d_features
+
+        return self.encoder.run(None, {self.input: pose2d_features(keypoints)})[0]
+
+    def retrieve(self, keypoints: np.ndarray):
+        return self.index.search(self.embed(keypoints), K * self.views, params=self.params)
+
+
+# ------------------------------------------------------------------ main
+
+def run(args: argparse.Namespace) -> None:
+    import httpx
+
+    bundle = args.bundle.resolve()
+    kp = inputs_from_bundle(bundle)
+    single = {"inputs": [{"modality": "pose2d", "keypoints": kp[0].tolist(), "layout": "h36m17"}]}
+    batch = {"inputs": [{"modality": "pose2d", "keypoints": k.tolist(), "layout": "h36m17"} for k in kp]}
+    query = {"query": single["inputs"][0], "k": K}
+    bodies = {name: json.dumps(b).encode() for name, b in
+              (("empty", single), ("embed1", single), ("embed64", batch), ("retrieve", query))}
+    paths = {"empty": "/_bench/empty", "embed1": "/embed", "embed64": "/embed", "retrieve": "/retrieve"}
+
+    direct = Direct(bundle)
+    direct_calls = {"empty": None, "embed1": lambda: direct.embed(kp[:1]), "embed64": lambda: direct.embed(kp),
+                    "retrieve": lambda: direct.retrieve(kp[:1])}
+
+    proc, url = start_server(bundle)
+    headers = {"Content-Type": "application/json"}
+    rows = []
+    try:
+        for name in ("empty", "embed1", "embed64", "retrieve"):
+            n = args.requests if name != "embed64" else max(20, args.requests // 4)
+            with httpx.Client(base_url=url, timeout=60) as client:
+                def call(client=client, name=name):
+                    r = client.post(paths[name], content=bodies[name], headers=headers)
+                    assert r.status_code == 200, r.text
+
+                http_ms = sequential(call, n)
+
+            clients: list[httpx.Client] = []
+
+            def make_call(name=name):
+                clients.append(httpx.Client(base_url=url, timeout=60))
+                return lambda c=clients[-1]: c.post(paths[name], content=bodies[name], headers=headers)
+
+            http_rps = concurrent(make_call, n * 2, args.concurrency)
+            for c in clients:
+                c.close()
+            row = {"name": name, "http_p50": percentile(http_ms, 50), "http_p99": percentile(http_ms, 99),
+                   "http_rps": http_rps}
+            if direct_calls[name] is not None:
+                direct_ms = sequential(direct_calls[name], n)
+                row.update(direct_p50=percentile(direct_ms, 50), direct_p99=percentile(direct_ms, 99),
+                           direct_rps=concurrent(lambda f=direct_calls[name]: f, n * 2, args.concurrency))
+            rows.append(row)
+        image_rows = image_split(url, args, direct) if args.image.is_file() else None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    report(rows, image_rows, args, bundle)
+
+
+def image_split(url: str, args: argparse.Namespace, direct: Direct) -> dict:
+    import httpx
+
+    data = args.image.read_bytes()
+    body = json.dumps({"query": {"image_b64": base64.b64encode(data).decode()}, "k": K}).encode()
+    stages: dict[str, list[float]] = {}
+    totals = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for i in range(WARMUP // 2 + args.image_requests):
+            start = time.perf_counter()
+            r = client.post("/retrieve", content=body, headers={"Content-Type": "application/json"})
+            elapsed = (time.perf_counter() - start) * 1e3
+            assert r.status_code == 200, r.text
+            if i < WARMUP // 2:
+                continue
+            totals.append(elapsed)
+            for part in r.headers["server-timing"].split(","):
+                stage, dur = part.strip().split(";dur=")
+                stages.setdefault(stage, []).append(float(dur))
+    out = {stage: statistics.median(v) for stage, v in stages.items()}
+    out["total"] = statistics.median(totals)
+    out["rest"] = statistics.median([t - sum(stages[s][i] for s in stages) for i, t in enumerate(totals)])
+    out["bytes"] = len(data)
+    return out
+
+
+def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundle: Path) -> None:
+    from model.bundle_format import read_manifest
+
+    manifest = read_manifest(bundle)
+    index = manifest["index"]
+    print(f"\nbundle {bundle} ({manifest['model_version']}): {index['factory']}, {index['ntotal']} vectors, "
+          f"D={manifest['embedding']['dim']}, nprobe={index['operating_point'].get('nprobe')}")
+    print(f"{os.cpu_count()} CPUs; {args.requests} sequential requests per scenario (64-batch: a quarter), "
+          f"throughput with {args.concurrency} concurrent clients; times in ms\n")
+    names = {"empty": "empty endpoint (HTTP floor)", "embed1": "/embed pose2d x1", "embed64": f"/embed pose2d x{BATCH}",
+             "retrieve": f"/retrieve k={K}"}
+    floor = rows[0]["http_p50"]
+    header = (f"{'scenario':<30}{'HTTP p50':>9}{'HTTP p99':>9}{'direct p50':>11}{'direct p99':>11}"
+              f"{'overhead p50':>13}{'HTTP/direct':>12}{'above floor':>12}{'HTTP req/s':>11}{'direct req/s':>13}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        if "direct_p50" in r:
+            extra = (f"{r['direct_p50']:>11.3f}{r['direct_p99']:>11.3f}{r['http_p50'] - r['direct_p50']:>13.3f}"
+                     f"{r['http_p50'] / r['direct_p50']:>11.1f}x{r['http_p50'] - floor:>12.3f}")
+            rps = f"{r['http_rps']:>11.0f}{r['direct_rps']:>13.0f}"
+        else:
+            extra = f"{'':>11}{'':>11}{'':>13}{'':>12}{'':>12}"
+            rps = f"{r['http_rps']:>11.0f}{'':>13}"
+        print(f"{names[r['name']]:<30}{r['http_p50']:>9.3f}{r['http_p99']:>9.3f}{extra}{rps}")
+    print("\noverhead p50 = HTTP p50 - direct p50; above floor = HTTP p50 - the empty endpoint's HTTP p50")
+    if image:
+        print(f"\nimage /retrieve k={K} ({args.image.name}, {image['bytes']} bytes as base64 JSON), "
+              f"{args.image_requests} requests, medians in ms:")
+        for stage in ("decode", "detector", "landmarks", "blazepose_prepost", "encoder", "search", "rest", "total"):
+            if stage in image:
+                print(f"  {stage:<18}{image[stage]:>9.2f}")
+        print("  (detector, landmarks: the two LiteRT model invocations; blazepose_prepost: crops, SSD decoding, NMS,\n"
+              "   heatmap refinement; rest: HTTP, base64 and JSON, thread hops, result assembly = total - stages)")
+    else:
+        print(f"\nimage split skipped: {args.image} not found")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "bundles" / "default")
+    parser.add_argument("--requests", type=int, default=300, help="sequential requests per scenario")
+    parser.add_argument("--concurrency", type=int, default=8, help="clients for the throughput runs")
+    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="a JPEG/PNG with a person")
+    parser.add_argument("--image-requests", type=int, default=30)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if not (args.bundle / "manifest.json").is_file():
+        raise SystemExit(f"{args.bundle}: no bundle (build one with `unihpr-build index --sample --out ...`)")
+    if args.serve:
+        serve(args.bundle, args.port)
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""User poses and embeddings -> the encoders' inputs, validated with errors that name the field.
+
+Features are made exactly as the builder made them for training (``model.features``): 2D in any supported layout
+goes through the shared joint formulas to h36m17, then the box normalisation with one confidence per joint; 3D goes
+root-relative, camera frame, metres. Each pose is parsed and checked on its own (so an error names its field);
+the joint formulas and features then run once per batch and layout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model.features import MM_PER_M, pose2d_features, pose3d_features
+from model.joint_formulas import LAYOUT_SIZE, layout_to_h36m17
+from model.skeleton import NUM_JOINTS, ROOT
+from service.errors import InvalidEmbeddingError, InvalidPoseError, UnihprError, UnknownSkeletonError, subfield
+from service.schemas import EmbeddingInput, Pose2DInput, Pose3DInput
+
+MAX_JOINT_DISTANCE_MM = 3000.0  # no joint of a person is 3 m from the pelvis
+MIN_POSE_EXTENT_MM = 100.0  # a whole body spans far more; less means metres sent as mm
+MIN_EXTENT_PX = 1e-6  # visible 2D joints must not all sit on one point
+MAX_ABS_COORDINATE = 1e7  # pixels or mm: beyond this a value is an error, and squares would overflow
+
+
+def _check_values(rows: np.ndarray, present: np.ndarray, field: str) -> None:
+    finite = np.isfinite(rows).all(axis=1) | ~present
+    if not finite.all():
+        raise InvalidPoseError("keypoints must be finite numbers (no NaN or Infinity)", f"{field}[{np.argmin(finite)}]")
+    big = (np.abs(np.where(present[:, None], rows, 0.0)) > MAX_ABS_COORDINATE).any(axis=1)
+    if big.any():
+        raise InvalidPoseError(f"a coordinate exceeds {MAX_ABS_COORDINATE:g} in magnitude",
+                               f"{field}[{np.argmax(big)}]")
+
+
+def parse_keypoints(keypoints: list, widths: tuple[int, ...], field: str,
+                    allow_missing: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(K, W) float64 rows, W = max(widths), and (K,) bool present; a short row [x, y] gets confidence 1.
+
+    Missing joints (null) are NaN rows. Raises InvalidPoseError naming ``field[j]`` for a row of the wrong
+    length, a non-finite or absurdly large value, or (``allow_missing=False``) a null.
+    """
+    width = max(widths)
+    try:  # fast path: a regular list of lists of numbers
+        rows = np.array(keypoints, dtype=np.float64)
+    except (ValueError, TypeError):
+        rows = None
+    if rows is not None and rows.ndim == 2 and rows.shape[1] in widths:
+        present = np.ones(len(rows), bool)
+        if rows.shape[1] < width:
+            rows = np.concatenate([rows, np.ones((len(rows), width - rows.shape[1]))], axis=1)
+        _check_values(rows, present, field)
+        return rows, present
+    rows = np.full((len(keypoints), width), np.nan)
+    present = np.zeros(len(keypoints), bool)
+    for j, point in enumerate(keypoints):
+        if point is None:
+            if not allow_missing:
+                raise InvalidPoseError("every 3D joint is required (no nulls)", f"{field}[{j}]")
+            continue
+        if len(point) not in widths:
+            raise InvalidPoseError(f"a joint has {' or '.join(map(str, widths))} numbers, got {len(point)}",
+                                   f"{field}[{j}]")
+        rows[j, : len(point)] = point
+        rows[j, len(point):] = 1.0  # [x, y] means confidence 1
+        present[j] = True
+    _check_values(rows, present, field)
+    return rows, present
+
+
+def _parse_pose2d(item: Pose2DInput, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 2) pixels (NaN where missing) and (K,) confidence in the item's own layout."""
+    kp_field = subfield(field, "keypoints")
+    if item.layout not in LAYOUT_SIZE:
+        raise UnknownSkeletonError(f"unknown layout {item.layout!r}", subfield(field, "layout"))
+    expected = LAYOUT_SIZE[item.layout]
+    if len(item.keypoints) != expected:
+        raise InvalidPoseError(f"{item.layout} has {expected} keypoints, got {len(item.keypoints)}", kp_field)
+    rows, present = parse_keypoints(item.keypoints, (2, 3), kp_field, allow_missing=True)
+    conf = np.where(present, rows[:, 2], 0.0)
+    bad = np.flatnonzero((conf < 0) | (conf > 1))
+    if len(bad):
+        raise InvalidPoseError("confidence must lie in [0, 1]", f"{kp_field}[{bad[0]}]")
+    if item.image_size is not None and min(item.image_size) <= 0:
+        raise InvalidPoseError("image_size must be positive", subfield(field, "image_size"))
+    xy = rows[:, :2]
+    if item.coordinates == "normalized" and item.image_size is not None:
+        xy = xy * np.asarray(item.image_size, dtype=np.float64)
+    return np.where((conf > 0)[:, None], xy, np.nan), conf
+
+
+def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible: int) -> np.ndarray:
+    """2D poses -> (N, 17, 3) float32 pose2d-encoder features.
+
+    The keypoints' pixel scale and offset do not matter (the features are box-normalised); ``normalized``
+    coordinates are multiplied back by ``image_size`` (when given) so the aspect ratio is right. A pose needs
+    ``min_visible`` visible h36m17 joints (after the joint formulas) that do not all sit on one point.
+    """
+    parsed = [_parse_pose2d(item, field) for item, field in zip(items, fields)]
+    out = np.empty((len(items), NUM_JOINTS, 3), np.float32)
+    errors: list[tuple[int, UnihprError]] = []
+    for layout in sorted({item.layout for item in items}):
+        idx = [i for i, item in enumerate(items) if item.layout == layout]
+        xy = np.stack([parsed[i][0] for i in idx])  # (n, K, 2)
+        conf = np.stack([parsed[i][1] for i in idx])  # (n, K)
+        joints, joint_conf = layout_to_h36m17(xy, layout, conf)  # (n, 17, 2), (n, 17)
+        visible = (joint_conf > 0) & np.isfinite(joints).all(-1)
+        counts = visible.sum(axis=1)
+        lo = np.where(visible[..., None], joints, np.inf).min(axis=1)  # (n, 2)
+        hi = np.where(visible[..., None], joints, -np.inf).max(axis=1)
+        extent = (hi - lo).max(axis=1)  # -inf when nothing is visible (refused by the count first)
+        for j, i in enumerate(idx):
+            if counts[j] < min_visible:
+                errors.append((i, InvalidPoseError(f"{counts[j]} of {NUM_JOINTS} h36m17 joints are visible; at "
+                                                   f"least {min_visible} needed", subfield(fields[i], "keypoints"))))
+            elif extent[j] <= MIN_EXTENT_PX:
+                errors.append((i, InvalidPoseError("the visible keypoints all lie on one point",
+                                                   subfield(fields[i], "keypoints"))))
+        if not errors:
+            out[idx] = pose2d_features(joints, np.where(visible, joint_conf, 0.0))
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
+    return out
+
+
+def pose3d_to_camera_mm(item: Pose3DInput, field: str, world_to_camera: np.ndarray) -> np.ndarray:
+    """A 3D pose -> (17, 3) float64 mm, root-relative, camera frame.
+
+    ``frame: world_yup`` poses are rotated by ``world_to_camera`` (the bundle's first virtual view). The encoders
+    read a pose as a camera sees it (OpenCV axes, y down): a Y-up world pose fed as it is would look upside down
+    and lying in an unseen orientation. Any camera of the ring would do for retrieval, since the database holds
+    every pose under all its virtual views; view 0 is one of exactly those views, so a database pose given in its
+    own world frame reproduces that view's indexed vector (score 1) instead of a near miss from a new angle.
+    """
+    kp_field = subfield(field, "keypoints")
+    if item.layout != "h36m17":
+        raise UnknownSkeletonError(f"3D poses use h36m17, got {item.layout!r}", subfield(field, "layout"))
+    if len(item.keypoints) != NUM_JOINTS:
+        raise InvalidPoseError(f"h36m17 has {NUM_JOINTS} joints, got {len(item.keypoints)}", kp_field)
+    rows, _ = parse_keypoints(item.keypoints, (3,), kp_field, allow_missing=False)
+    pose = rows * (MM_PER_M if item.units == "m" else 1.0)
+    pose = pose - pose[ROOT]
+    if item.frame == "world_yup":
+        pose = pose @ world_to_camera.T
+    reach = np.linalg.norm(pose, axis=-1).max()
+    extent = np.ptp(pose, axis=0).max()
+    if reach > MAX_JOINT_DISTANCE_MM:
+        hint = " (are these mm sent with units: m?)" if item.units == "m" else ""
+        raise InvalidPoseError(f"a joint lies {reach:.0f} mm from the pelvis; at most {MAX_JOINT_DISTANCE_MM:.0f} "
+                               f"mm is plausible{hint}", kp_field)
+    if extent < MIN_POSE_EXTENT_MM:
+        raise InvalidPoseError(f"the pose spans only {extent:.1f} mm; metres need \"units\": \"m\"", kp_field)
+    return pose
+
+
+def pose3d_to_features(items: list[Pose3DInput], fields: list[str], world_to_camera: np.ndarray) -> np.ndarray:
+    """3D poses -> (N, 17, 3) float32 pose3d-encoder features (metres, root-relative, camera frame)."""
+    return pose3d_features(np.stack([pose3d_to_camera_mm(item, field, world_to_camera)
+                                     for item, field in zip(items, fields)]))
+
+
+def embedding_to_vector(item: EmbeddingInput, field: str, dim: int) -> np.ndarray:
+    """A given embedding -> (1, D) float32, L2-normalised."""
+    vec = np.asarray(item.embedding, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(vec))
+    if len(bad):
+        raise InvalidEmbeddingError("embedding values must be finite", subfield(field, f"embedding[{bad[0]}]"))
+    if vec.shape != (dim,):
+        raise InvalidEmbeddingError(f"the embedding has {vec.size} values; this bundle's dimension is {dim}",
+                                    subfield(field, "embedding"))
+    norm = np.linalg.norm(vec)
+    if not norm > 0:
+        raise InvalidEmbeddingError("the embedding is all zeros", subfield(field, "embedding"))
+    return (vec / norm).astype(np.float32)[None]

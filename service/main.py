@@ -1,0 +1,63 @@
+"""The FastAPI app: ``create_app(settings)`` assembles settings, middleware, error handlers and routers.
+
+Run it with ``unihpr-serve`` (``service.cli``) or ``uvicorn --factory service.main:create_app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+
+from service.config import Settings, get_settings
+from service.errors import register_exception_handlers
+from service.lifecycle import lifespan
+from service.metrics import ServiceMetrics
+from service.middleware import RequestContextMiddleware
+from service.routes import admin, embed, health, lift, retrieve
+
+DESCRIPTION = """Human-pose embeddings (UniHPR): one embedding space for images, 2D keypoints and 3D skeletons.
+
+Every route is also served under `/v1`. Errors have the body `{"error": {"code", "message", "field"}}`.
+Responses carry `model_version` and the `X-Model-Version` and `X-Request-ID` headers. Retrieval results are
+derived from their data set: see `licence` in each response and `/info`.
+
+An embedding encodes a pose *as a camera sees it*: the same body seen from two sides embeds differently. Retrieval
+is view-invariant nonetheless, because the database indexes every pose under several virtual views (a ring of
+azimuths) and answers with the best view of each (clip, frame). 3D inputs: camera frame, OpenCV axes (x right,
+y down, z forward), mm, unless they say `"frame": "world_yup"` or `"units": "m"`."""
+
+
+def _openapi(app: FastAPI) -> dict:
+    """The generated schema, with the request-body schemas routes declare moved into the components."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                components.update(operation.pop("x-unihpr-schemas", None) or {})
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """An app serving ``settings.bundle_path`` (the environment's settings when none are given)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="UniHPR pose embedding service", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = ServiceMetrics()
+    app.state.bundle = None
+    app.state.reload_lock = asyncio.Lock()  # binds to the serving loop on first use
+    register_exception_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "X-API-Key", "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "X-Model-Version", "Server-Timing"])
+    for module in (health, embed, retrieve, lift, admin):
+        app.include_router(module.router)
+        app.include_router(module.router, prefix="/v1", include_in_schema=False)
+    app.openapi = lambda: _openapi(app)
+    return app

@@ -1,0 +1,185 @@
+"""What the routes share: inputs -> features -> embeddings -> (poses | search hits), on one bundle.
+
+Every function takes the ``Bundle`` the request started with, so a reload never mixes two bundles in one answer.
+CPU work (image decoding and BlazePose, ONNX, FAISS) runs in worker threads; ONNX calls go through the per-graph
+micro-batchers. Stage timings (ms) accumulate in the ``timings`` dict the route passes (sent as Server-Timing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from dataclasses import dataclass
+
+import anyio.to_thread
+import numpy as np
+
+from model.skeleton import ROOT
+from service.artifacts import Bundle
+from service.config import Settings
+from service.encoder import ENCODER_OF
+from service.errors import InvalidImageError, UnihprError, subfield
+from service.images import DetectedPeople, detect_people
+from service.index import Hit
+from service.inputs import embedding_to_vector, pose2d_to_features, pose3d_to_features
+from service.schemas import EmbeddingInput, ImageInput, Pose2DInput, Pose3DInput
+
+INLINE_CONVERSIONS = 8  # more pose inputs than this are converted in a worker thread, not on the event loop
+EMBEDDING_DECIMALS = 7
+POSE_DECIMALS = 2
+
+
+@dataclass
+class Prepared:
+    """One input ready for its graph.
+
+    graph: the encoder to run, or None when ``rows`` already are embeddings.
+    rows: (P, 17, 3) float32 features, or (P, D) float32 embeddings; P > 1 only for images with all_people.
+    people: for images, the detected people (JSON-ready), aligned with the rows.
+    """
+
+    graph: str | None
+    rows: np.ndarray
+    people: list[dict] | None = None
+
+
+def add_timing(timings: dict[str, float], name: str, ms: float) -> None:
+    timings[name] = timings.get(name, 0.0) + ms
+
+
+def _image_bytes(item: ImageInput, field: str) -> bytes:
+    if item._data is not None:
+        return item._data
+    if item.image_b64 is None:
+        raise InvalidImageError("an image input needs `image_b64` (or a multipart file field `image`)",
+                                subfield(field, "image_b64"))
+    text = item.image_b64
+    if text.startswith("data:") and "," in text:
+        text = text.split(",", 1)[1]  # data:image/png;base64,....
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise InvalidImageError("image_b64 is not valid base64", subfield(field, "image_b64")) from err
+
+
+def _owner(err: UnihprError, indices: list[int], fields: list[str]) -> int:
+    """The input (among ``indices``) an error's field path belongs to, so the first bad input is reported."""
+    for i in indices:
+        if fields[i] and err.field and (err.field == fields[i] or err.field.startswith((f"{fields[i]}.",
+                                                                                         f"{fields[i]}["))):
+            return i
+    return indices[0]
+
+
+def _prepare_poses(bundle: Bundle, settings: Settings, items: list, fields: list[str],
+                   indices: list[int]) -> dict[int, Prepared]:
+    """Pose and embedding inputs (by their indices) -> Prepared; features computed per modality in one batch."""
+    out: dict[int, Prepared] = {}
+    by_kind: dict[type, list[int]] = {}
+    for i in indices:
+        by_kind.setdefault(type(items[i]), []).append(i)
+    errors = []
+    for kind, idx in by_kind.items():
+        try:
+            if kind is Pose2DInput:
+                rows = pose2d_to_features([items[i] for i in idx], [fields[i] for i in idx],
+                                          settings.min_visible_joints)
+                graph = ENCODER_OF["pose2d"]
+            elif kind is Pose3DInput:
+                rows = pose3d_to_features([items[i] for i in idx], [fields[i] for i in idx], bundle.world_to_camera)
+                graph = ENCODER_OF["pose3d"]
+            elif kind is EmbeddingInput:
+                rows = np.concatenate([embedding_to_vector(items[i], fields[i], bundle.dim) for i in idx])
+                graph = None
+            else:
+                raise TypeError(f"not a pose input: {kind.__name__}")
+        except UnihprError as err:
+            errors.append((_owner(err, idx, fields), err))
+            continue
+        for j, i in enumerate(idx):
+            out[i] = Prepared(graph, rows[j : j + 1])
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
+    return out
+
+
+def _prepare_image(bundle: Bundle, settings: Settings, item: ImageInput, field: str) -> DetectedPeople:
+    image_field = "image" if item._data is not None else subfield(field, "image_b64")
+    data = _image_bytes(item, field)
+    return detect_people(data, bundle.detectors, settings.max_image_pixels,
+                         settings.max_people if item.all_people else 1, image_field)
+
+
+async def prepare(bundle: Bundle, settings: Settings, items: list, fields: list[str],
+                  timings: dict[str, float]) -> list[Prepared]:
+    """Validate and featurise every input. A bad input raises its domain error and fails the whole request: the
+    first bad pose (by position), checked before any image is decoded, else the first failing image."""
+    out: list[Prepared | None] = [None] * len(items)
+    poses = [i for i, item in enumerate(items) if not isinstance(item, ImageInput)]
+    images = [i for i, item in enumerate(items) if isinstance(item, ImageInput)]
+
+    if len(poses) > INLINE_CONVERSIONS:
+        converted = await anyio.to_thread.run_sync(_prepare_poses, bundle, settings, items, fields, poses)
+    else:
+        converted = _prepare_poses(bundle, settings, items, fields, poses)
+    for i, p in converted.items():
+        out[i] = p
+    if images:
+        detected = await asyncio.gather(*(anyio.to_thread.run_sync(_prepare_image, bundle, settings, items[i],
+                                                                    fields[i]) for i in images))
+        for i, found in zip(images, detected):
+            out[i] = Prepared(ENCODER_OF["image"], found.features, found.people)
+            for name, ms in found.timings.items():
+                add_timing(timings, name, ms)
+    return out  # type: ignore[return-value]
+
+
+async def embed(bundle: Bundle, prepared: list[Prepared], timings: dict[str, float]) -> list[np.ndarray]:
+    """Embeddings per input: (P, D) float32, L2-normalised; one (micro-batched) ONNX call per encoder."""
+    started = time.perf_counter()
+    out: list[np.ndarray | None] = [p.rows if p.graph is None else None for p in prepared]
+    graphs = sorted({p.graph for p in prepared if p.graph is not None})
+
+    async def run(graph: str) -> None:
+        members = [i for i, p in enumerate(prepared) if p.graph == graph]
+        rows = np.concatenate([prepared[i].rows for i in members])  # (sum P, 17, 3)
+        result = await bundle.models.run(graph, rows)  # (sum P, D)
+        start = 0
+        for i in members:
+            stop = start + len(prepared[i].rows)
+            out[i] = result[start:stop]
+            start = stop
+
+    await asyncio.gather(*(run(g) for g in graphs))
+    if graphs:
+        add_timing(timings, "encoder", (time.perf_counter() - started) * 1e3)
+    return out  # type: ignore[return-value]
+
+
+async def lift(bundle: Bundle, embeddings: np.ndarray, timings: dict[str, float]) -> np.ndarray:
+    """embeddings: (M, D) -> (M, 17, 3) float64 mm, root-relative (pelvis exactly 0), camera frame."""
+    started = time.perf_counter()
+    out = await bundle.models.run("decoder3d", embeddings)  # (M, 17, 3) metres
+    poses = out.astype(np.float64) * bundle.mm_per_unit
+    add_timing(timings, "decoder", (time.perf_counter() - started) * 1e3)
+    return poses - poses[:, ROOT : ROOT + 1]
+
+
+async def search(bundle: Bundle, queries: np.ndarray, k: int, pose_mask: np.ndarray | None, effort: float,
+                 group_by_clip: bool, timings: dict[str, float]) -> list[list[Hit]]:
+    """queries: (Q, D) -> per query at most k hits (poses de-duplicated by (clip, frame), or one per clip)."""
+    started = time.perf_counter()
+    group = bundle.catalog.clip if group_by_clip else None
+    hits = await anyio.to_thread.run_sync(bundle.index.search, queries, k, pose_mask, effort, group)
+    add_timing(timings, "search", (time.perf_counter() - started) * 1e3)
+    return hits
+
+
+def embedding_list(vector: np.ndarray) -> list[float]:
+    return np.round(vector.astype(np.float64), EMBEDDING_DECIMALS).tolist()
+
+
+def pose_list(pose: np.ndarray) -> list[list[float]]:
+    return np.round(pose, POSE_DECIMALS).tolist()

@@ -1,0 +1,1 @@
+"""One APIRouter per resource: embed, retrieve, lift, health (probes, metrics, info), admin."""

@@ -1,0 +1,42 @@
+"""Probes and introspection: GET /healthz, /readyz, /metrics (open) and /info (read key)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from service.artifacts import bundle_info
+from service.deps import BundleDep, MetricsDep, SettingsDep, require_read_key
+from service.errors import IndexNotReadyError, error_response
+from service.schemas import MAX_K, ErrorResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz(request: Request) -> JSONResponse:
+    bundle = request.app.state.bundle
+    return JSONResponse({"status": "ok", "model_version": bundle.model_version if bundle else None})
+
+
+@router.get("/readyz", summary="Readiness: a bundle is loaded", responses={503: {"model": ErrorResponse}})
+async def readyz(request: Request) -> JSONResponse:
+    bundle = request.app.state.bundle
+    if bundle is None:
+        return error_response(request, IndexNotReadyError("no bundle is loaded yet"))
+    return JSONResponse({"status": "ready", "model_version": bundle.model_version})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(metrics: MetricsDep) -> Response:
+    return Response(metrics.render(), media_type=metrics.content_type)
+
+
+@router.get("/info", summary="The served bundle: manifest summary, licence, limits",
+            dependencies=[Depends(require_read_key)])
+async def info(bundle: BundleDep, settings: SettingsDep) -> JSONResponse:
+    limits = {"max_body_bytes": settings.max_body_bytes, "max_batch": settings.max_batch,
+              "max_image_pixels": settings.max_image_pixels, "max_people": settings.max_people,
+              "min_visible_joints": settings.min_visible_joints, "k": [1, MAX_K],
+              "max_search_effort": settings.max_search_effort, "image_formats": ["JPEG", "PNG"]}
+    return JSONResponse({**bundle_info(bundle), "limits": limits})

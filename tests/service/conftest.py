@@ -1,0 +1,50 @@
+"""Fixtures of the service tests: session-scoped live servers over the tiny bundle, clients, the bundle's arrays."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+
+from model.bundle_format import METADATA
+from service.main import create_app
+from tests.service.live_server import ADMIN_KEY, READ_KEY, make_settings, serve
+
+
+@pytest.fixture(scope="session")
+def server(tiny_bundle):
+    """An open server (no keys) over the tiny bundle."""
+    with serve(create_app(make_settings(tiny_bundle))) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def keyed_server(tiny_bundle):
+    """A server with read and admin keys, CORS, and small limits, for the error tests."""
+    settings = make_settings(tiny_bundle, api_keys=[READ_KEY, "read-key-2"], admin_key=ADMIN_KEY,
+                             max_body_bytes=256 * 1024, max_batch=8, max_image_pixels=4_000_000,
+                             cors_origins=["https://app.example"])
+    with serve(create_app(settings)) as live:
+        yield live
+
+
+@pytest.fixture()
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture()
+def keyed_client(keyed_server):
+    with httpx.Client(base_url=keyed_server.url, timeout=60, headers={"X-API-Key": READ_KEY}) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def database(tiny_bundle):
+    """The tiny bundle's arrays as the tests read them: poses (N, 17, 3) mm world, rotations, metadata."""
+    poses = np.load(tiny_bundle / "poses.npy")
+    rotations = np.load(tiny_bundle / "view_rotations.npy")
+    with np.load(tiny_bundle / METADATA) as data:
+        metadata = {k: data[k] for k in data.files}
+    return poses, rotations, metadata

@@ -1,0 +1,120 @@
+"""PoseIndex against brute force: unfiltered, filtered through an ID selector, filtered exactly over a subset,
+grouped; on exact (Flat) and IVF indexes, with the operating point and without -1 placeholders."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+
+from service.index import PoseIndex
+
+POSES, VIEWS, DIM = 3000, 4, 16
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(POSES * VIEWS, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = rng.normal(size=(20, DIM)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    groups = np.repeat(np.arange(POSES // 50), 50)  # 60 "clips" of 50 poses
+    return vectors, queries, groups
+
+
+def make_index(vectors: np.ndarray, kind: str) -> faiss.Index:
+    if kind == "flat":
+        index = faiss.IndexFlatIP(DIM)
+    else:
+        index = faiss.index_factory(DIM, "IVF32,Flat", faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors)
+    index.add(vectors)
+    return index
+
+
+def brute_force(vectors, query, k, pose_mask=None, groups=None):
+    """Top-k poses (best view each; or best pose per group): [(pose, view, score)]."""
+    scores = vectors @ query
+    pose_best = scores.reshape(POSES, VIEWS)
+    best_view = pose_best.argmax(1)
+    best = pose_best.max(1)
+    if pose_mask is not None:
+        best = np.where(pose_mask, best, -np.inf)
+    order = np.argsort(-best, kind="stable")
+    out, seen = [], set()
+    for p in order:
+        if not np.isfinite(best[p]):
+            break
+        key = p if groups is None else groups[p]
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append((int(p), int(best_view[p]), float(best[p])))
+        if len(out) == k:
+            break
+    return out
+
+
+def as_tuples(hits):
+    return [(h.pose, h.view, h.score) for h in hits]
+
+
+@pytest.mark.parametrize("selectivity", [None, 0.5, 0.01])
+@pytest.mark.parametrize("grouped", [False, True])
+def test_flat_index_matches_brute_force(data, selectivity, grouped):
+    vectors, queries, groups = data
+    index = PoseIndex(make_index(vectors, "flat"), VIEWS, exact_fraction=0.05)
+    mask = None if selectivity is None else np.random.default_rng(1).random(POSES) < selectivity
+    group = groups if grouped else None
+    found = index.search(queries, 10, mask, group_of_pose=group)
+    for q, hits in zip(queries, found):
+        expected = brute_force(vectors, q, 10, mask, group)
+        assert [h[:2] for h in as_tuples(hits)] == [e[:2] for e in expected]
+        np.testing.assert_allclose([h.score for h in hits], [e[2] for e in expected], atol=1e-5)
+
+
+@pytest.mark.parametrize("selectivity", [None, 0.3, 0.02])
+def test_ivf_index_recall_filters_and_no_placeholders(data, selectivity):
+    vectors, queries, _ = data
+    index = PoseIndex(make_index(vectors, "ivf"), VIEWS, nprobe=8, exact_fraction=0.05)
+    assert index.kind == "ivf" and index.nprobe == 8
+    mask = None if selectivity is None else np.random.default_rng(2).random(POSES) < selectivity
+    found = index.search(queries, 10, mask)
+    recall = []
+    for q, hits in zip(queries, found):
+        expected = brute_force(vectors, q, 10, mask)
+        assert all(h.pose >= 0 and 0 <= h.view < VIEWS for h in hits)
+        assert len({h.pose for h in hits}) == len(hits)
+        if mask is not None:
+            assert all(mask[h.pose] for h in hits)
+        recall.append(len({h.pose for h in hits} & {e[0] for e in expected}) / 10)
+        if selectivity == 0.02:  # below the threshold: exact search over the subset
+            assert [h.pose for h in hits] == [e[0] for e in expected]
+    assert np.mean(recall) >= (0.99 if selectivity == 0.02 else 0.6)
+    exhaustive = index.search(queries, 10, mask, effort=index.ivf.nlist / index.nprobe)  # nprobe = nlist
+    for q, hits in zip(queries, exhaustive):
+        assert [h.pose for h in hits] == [e[0] for e in brute_force(vectors, q, 10, mask)]
+
+
+def test_more_than_available_returns_only_real_hits(data):
+    vectors, queries, _ = data
+    index = PoseIndex(make_index(vectors, "ivf"), VIEWS, nprobe=1)
+    mask = np.zeros(POSES, bool)
+    mask[[5, 17, 2999]] = True
+    hits = index.search(queries[:3], 10, mask)
+    assert all(sorted(h.pose for h in row) == [5, 17, 2999] for row in hits)
+    assert index.search(queries[:2], 10, np.zeros(POSES, bool)) == [[], []]
+    # an unfiltered IVF search with nprobe 1 may find fewer than k * views vectors: still no -1 in the results
+    few = PoseIndex(make_index(vectors, "ivf"), VIEWS, nprobe=1).search(queries, 1000)
+    assert all(h.pose >= 0 for row in few for h in row)
+
+
+def test_selector_path_is_used_above_the_threshold(data, monkeypatch):
+    vectors, queries, _ = data
+    index = PoseIndex(make_index(vectors, "flat"), VIEWS, exact_fraction=0.05)
+    calls = []
+    monkeypatch.setattr(index, "_search_subset", lambda *a: calls.append("subset") or (_ for _ in ()).throw(
+        AssertionError("exact subset search used above the threshold")))
+    index.search(queries[:1], 5, np.random.default_rng(3).random(POSES) < 0.5)
+    assert calls == []
