@@ -1,0 +1,125 @@
+"""Training: the tiny config end to end, resuming, baselines, configs and the training views."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from index_builder.checkpoint import load_checkpoint, load_martinez, load_unihpr
+from index_builder.errors import ArtifactError, ConfigError
+from index_builder.train_config import DEFAULT, TINY, config_from_dict, resolve_config
+from index_builder.training import evaluate_progress, train_martinez, train_unihpr, validation_views
+from index_builder.training_data import AugmentConfig, TrainingViews, mirror, scale_bones
+from index_builder.detector_noise import DetectorNoise
+from model.config import MartinezConfig
+from model.martinez import MartinezLifter
+from model.skeleton import H36M17
+
+torch.set_num_threads(2)
+
+
+def test_tiny_config_trains_and_learns(tiny_run, sample_db):
+    model, config, state = load_unihpr(tiny_run)
+    assert config == TINY and state["phase"] == "done"
+    print(f"tiny training wall time {state['wall_seconds']:.1f} s")
+    assert state["wall_seconds"] < 300  # a generous ceiling: the test is not a benchmark
+    history = state["history"]
+    first_align = next(h for h in history if h["phase"] == "align")
+    last = history[-1]
+    assert last["phase"] == "decode"
+    assert last["val_mpjpe_mm"] < 250  # from ~1000 mm before the decoder trains
+    assert first_align["val_recall1_2d_3d"] > 5 / TINY.val_poses  # far above chance after a few dozen steps
+
+
+def test_resume_continues_where_it_stopped(sample_db, tmp_path):
+    config = resolve_config("tiny", ["align_steps=20", "decode_steps=10", "checkpoint_every=10", "validate_every=10"])
+    path = tmp_path / "run.pt"
+    train_db, val_db = sample_db.split("train"), sample_db.split("val")
+    full = train_unihpr(config, train_db, val_db, tmp_path / "full.pt", progress=False)
+    # Interrupt after the first checkpoint by training a shorter copy of the same run, then resume.
+    short = resolve_config("tiny", ["align_steps=20", "decode_steps=10", "checkpoint_every=10", "validate_every=10"])
+    train_unihpr(short, train_db, val_db, path, progress=False)
+    _, state = load_checkpoint(path)
+    assert state["phase"] == "done"
+    again = train_unihpr(config, train_db, val_db, path, progress=False)  # finished: nothing more to do
+    assert again.history == full.history
+
+
+def test_resume_from_a_mid_run_checkpoint_matches_an_uninterrupted_run(sample_db, tmp_path, monkeypatch):
+    import index_builder.training as training
+
+    config = resolve_config("tiny", ["align_steps=20", "decode_steps=10", "checkpoint_every=10", "validate_every=10"])
+    train_db, val_db = sample_db.split("train"), sample_db.split("val")
+    full = train_unihpr(config, train_db, val_db, tmp_path / "full.pt", progress=False)
+
+    calls = {"n": 0}
+    real_save = training.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):
+        real_save(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt  # the session ends right after the first checkpoint
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_unihpr(config, train_db, val_db, tmp_path / "cut.pt", progress=False)
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    resumed = train_unihpr(config, train_db, val_db, tmp_path / "cut.pt", progress=False)
+    assert [h["step"] for h in resumed.history] == [h["step"] for h in full.history]
+    assert resumed.history[-1]["val_mpjpe_mm"] == pytest.approx(full.history[-1]["val_mpjpe_mm"], rel=1e-4)
+
+
+def test_a_checkpoint_of_another_config_is_refused(tiny_run, sample_db):
+    other = resolve_config("tiny", ["seed=5"])
+    with pytest.raises(ArtifactError, match="another config"):
+        train_unihpr(other, sample_db.split("train"), sample_db.split("val"), tiny_run, progress=False)
+
+
+def test_martinez_has_the_published_size_and_trains(sample_db, tmp_path):
+    assert 4.2e6 < sum(p.numel() for p in MartinezLifter(MartinezConfig()).parameters()) < 4.4e6
+    result = train_martinez(TINY, sample_db.split("train"), sample_db.split("val"), tmp_path / "m.pt",
+                            budget_poses=TINY.batch_size * 50, progress=False)
+    model, _, state = load_martinez(tmp_path / "m.pt")
+    assert state["poses_drawn"] == TINY.martinez_batch_size * (TINY.batch_size * 50 // TINY.martinez_batch_size)
+    assert result.history[-1]["val_mpjpe_mm"] < result.history[0]["val_mpjpe_mm"] + 1e-6
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            assert module.weight.norm(dim=1).max() <= TINY.martinez.max_norm + 1e-5
+
+
+def test_configs_round_trip_and_reject_bad_values():
+    assert config_from_dict(DEFAULT.to_dict()) == DEFAULT
+    assert resolve_config("default", ["model.encoder.width=256"]).model.encoder.width == 256
+    for bad in (["loss=triplet"], ["nope=1"], ["batch_size=abc"], ["model.encoder.nope=1"], ["decode_mode=x"]):
+        with pytest.raises(ConfigError):
+            resolve_config("default", bad)
+
+
+def test_views_are_consistent_across_modalities(sample_db):
+    views = TrainingViews(sample_db.poses[:500].astype(np.float64), 0, AugmentConfig(), DetectorNoise.load()).batch(64)
+    assert views.pose3d.shape == (64, 17, 3) and np.allclose(views.pose3d[:, 0], 0)
+    np.testing.assert_allclose(views.pose3d_features * 1000.0, views.pose3d, atol=1e-2)
+    assert views.pose2d.shape == views.image.shape == (64, 17, 3)
+    assert np.abs(views.clean2d).max() <= 1.0 + 1e-6
+    assert ((views.image[..., 2] >= 0) & (views.image[..., 2] <= 1)).all()
+
+
+def test_bone_scaling_keeps_mirrored_bones_equal_and_mirror_swaps_sides(sample_db):
+    poses = sample_db.poses[:50].astype(np.float64)
+    scaled = scale_bones(poses, np.random.default_rng(0), 0.1, 0.0)
+    length = lambda p, a, b: np.linalg.norm(p[:, H36M17.index(a)] - p[:, H36M17.index(b)], axis=-1)  # noqa: E731
+    ratio_l = length(scaled, "l_knee", "l_ankle") / length(poses, "l_knee", "l_ankle")
+    ratio_r = length(scaled, "r_knee", "r_ankle") / length(poses, "r_knee", "r_ankle")
+    np.testing.assert_allclose(ratio_l, ratio_r)
+    assert not np.allclose(ratio_l, 1.0)
+    flipped = mirror(poses)
+    np.testing.assert_allclose(flipped[:, H36M17.index("l_wrist"), 0], -poses[:, H36M17.index("r_wrist"), 0])
+
+
+def test_progress_metrics_on_validation_views(tiny_run, sample_db):
+    model, _, _ = load_unihpr(tiny_run)
+    views = validation_views(sample_db.split("val"), 100)
+    metrics = evaluate_progress(model, views, torch.device("cpu"))
+    assert 0 <= metrics["val_recall1_2d_3d"] <= 1 and 0 < metrics["val_mpjpe_mm"] < 1000
