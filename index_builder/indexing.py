@@ -52,7 +52,14 @@ def build_index(vectors: np.ndarray, plan: IndexPlan, seed: int = 0) -> faiss.In
         max_train = plan.nlist * 256  # FAISS's own cap on useful k-means points
         if len(vectors) > max_train:
             train = vectors[np.random.default_rng(seed).choice(len(vectors), max_train, replace=False)]
-        index.train(train)
+        if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+            # k-means is most of the build; faiss-gpu trains on the GPU and the index comes back for writing.
+            gpu = faiss.index_cpu_to_all_gpus(index)
+            gpu.train(train)
+            index = faiss.index_gpu_to_cpu(gpu)
+            ivf = faiss.extract_index_ivf(index)
+        else:
+            index.train(train)
         ivf.make_direct_map()  # lets filtered searches reconstruct a small subset and search it exactly
     index.add(vectors)
     return index

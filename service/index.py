@@ -13,6 +13,8 @@ asked) are dropped, never returned.
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 
 import faiss
@@ -20,6 +22,7 @@ import numpy as np
 
 from model.bundle_format import BundleError
 
+LOG = logging.getLogger(__name__)
 GROWTH = 4  # candidate pool growth when grouping leaves fewer than k groups
 
 
@@ -28,6 +31,18 @@ class Hit:
     pose: int
     view: int
     score: float
+
+
+def _gpu_copy(index: faiss.Index):
+    """The index on GPU 0 when faiss-gpu and a GPU are present, else None. faiss-gpu has no HNSW and ignores ID
+    selectors, so filtered and HNSW searches always run on the CPU copy."""
+    if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
+        return None
+    try:
+        return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    except RuntimeError as err:  # an index type this faiss-gpu build cannot hold: search on the CPU
+        LOG.warning("index stays on the CPU: %s", err)
+        return None
 
 
 class PoseIndex:
@@ -39,7 +54,7 @@ class PoseIndex:
     """
 
     def __init__(self, index: faiss.Index, views: int, nprobe: int = 0, ef_search: int = 0,
-                 exact_fraction: float = 0.05):
+                 exact_fraction: float = 0.05, use_gpu: bool = True):
         if index.metric_type != faiss.METRIC_INNER_PRODUCT:
             raise BundleError("the index metric is not inner product")
         if index.ntotal % views:
@@ -58,6 +73,8 @@ class PoseIndex:
             self.nprobe = 0
         self.ef_search = int(ef_search) or 64
         self.exact_fraction = exact_fraction
+        self.gpu_index = _gpu_copy(index) if use_gpu and self.kind != "hnsw" else None
+        self._gpu_lock = threading.Lock()
 
     @property
     def kind(self) -> str:
@@ -76,6 +93,11 @@ class PoseIndex:
 
     def _search_all(self, queries: np.ndarray, kk: int, effort: float, vec_mask: np.ndarray | None):
         """(Q, kk) scores and vector ids over all vectors, or those in ``vec_mask`` through an ID selector."""
+        if vec_mask is None and self.gpu_index is not None:
+            with self._gpu_lock:  # nprobe is an attribute of the shared GPU index
+                if self.ivf is not None:
+                    self.gpu_index.nprobe = int(min(self.ivf.nlist, max(1, round(self.nprobe * effort))))
+                return self.gpu_index.search(queries, kk)
         if vec_mask is None:
             return self.index.search(queries, kk, params=self._params(effort, None, kk))
         bitmap = np.packbits(vec_mask, bitorder="little")  # must outlive the search

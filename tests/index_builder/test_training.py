@@ -32,20 +32,6 @@ def test_tiny_config_trains_and_learns(tiny_run, sample_db):
     assert first_align["val_recall1_2d_3d"] > 5 / TINY.val_poses  # far above chance after a few dozen steps
 
 
-def test_resume_continues_where_it_stopped(sample_db, tmp_path):
-    config = resolve_config("tiny", ["align_steps=20", "decode_steps=10", "checkpoint_every=10", "validate_every=10"])
-    path = tmp_path / "run.pt"
-    train_db, val_db = sample_db.split("train"), sample_db.split("val")
-    full = train_unihpr(config, train_db, val_db, tmp_path / "full.pt", progress=False)
-    # Interrupt after the first checkpoint by training a shorter copy of the same run, then resume.
-    short = resolve_config("tiny", ["align_steps=20", "decode_steps=10", "checkpoint_every=10", "validate_every=10"])
-    train_unihpr(short, train_db, val_db, path, progress=False)
-    _, state = load_checkpoint(path)
-    assert state["phase"] == "done"
-    again = train_unihpr(config, train_db, val_db, path, progress=False)  # finished: nothing more to do
-    assert again.history == full.history
-
-
 def test_resume_from_a_mid_run_checkpoint_matches_an_uninterrupted_run(sample_db, tmp_path, monkeypatch):
     import index_builder.training as training
 
