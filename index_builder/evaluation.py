@@ -21,9 +21,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from index_builder.blazepose_assets import BlazePoseFiles
 from index_builder.checkpoint import load_martinez, load_unihpr
 from index_builder.detector_noise import DetectorNoise
 from index_builder.errors import ArtifactError
+from index_builder.image_evaluation import image_sections
 from index_builder.motion_database import MotionDatabase
 from index_builder.training_data import NO_AUGMENT, Views, view_poses
 from model.camera_rigs import H36M_LIKE_RIG, random_cameras, ring_cameras
@@ -487,11 +489,14 @@ def unihpr_checkpoint(run: Path) -> Path:
 
 
 def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalSettings = EvalSettings(),
-                 progress: bool = True) -> dict:
-    """Every section of SPEC 6 but index fidelity, for the checkpoints of one run directory, on ``db``'s test split.
+                 progress: bool = True, pose_images: Path | None = None,
+                 blazepose_files: BlazePoseFiles | None = None) -> dict:
+    """Every section of SPEC 6 but index fidelity, for the checkpoints of one run directory, on ``db``'s test split,
+    plus image -> lift3d on the labelled photos (``index_builder.image_evaluation``) when ``pose_images`` and
+    ``blazepose_files`` are given and present.
 
     Raises ArtifactError when ``run/unihpr.pt`` is missing or the database has no test clips; a missing Martinez
-    checkpoint or study folder leaves a note in its section instead.
+    checkpoint, study folder, photo folder or BlazePose model leaves a note in its section instead.
     """
     started = time.perf_counter()
     say = tqdm.write if progress else (lambda _msg: None)
@@ -553,6 +558,12 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
     study = seed_study(run / "study", sets, align, settings, progress)
     timings["seed_study"] = time.perf_counter() - tick
 
+    tick = time.perf_counter()
+    images = image_sections(model, pose_images, blazepose_files)
+    if images["image_lifting"]["status"] != "computed":
+        notes.append(images["image_lifting"]["note"])
+    timings["image_lifting"] = time.perf_counter() - tick
+
     return {
         "format_version": 1,
         "run": {"path": str(run), "config": config.to_dict(), "checkpoints": checkpoints},
@@ -578,6 +589,7 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
         "retrieval_prvipe": prvipe,
         "alignment": alignment,
         "seed_study": study,
+        **images,  # image_lifting, detector_errors
         "index_fidelity": {"status": "not computed by evaluate",
                            "note": "recall@10 of the ANN index against exact search on the full database with its "
                                    "virtual views is measured where the index is built (the bundle, SPEC 6-7)"},

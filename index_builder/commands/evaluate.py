@@ -9,9 +9,12 @@ from typing import Annotated
 import torch
 import typer
 
+from index_builder.blazepose_assets import fetch_blazepose_models
 from index_builder.config import get_paths
+from index_builder.errors import ArtifactError
 from index_builder.eval_report import write_report
 from index_builder.evaluation import EvalSettings, evaluate_run, unihpr_checkpoint
+from index_builder.image_evaluation import photos_present
 from index_builder.sample import load_poses
 
 app = typer.Typer(no_args_is_help=True)
@@ -27,13 +30,24 @@ def evaluate(
     eval_fps: Annotated[float, typer.Option(min=0.1, help="held-out frames are subsampled to about this rate")] = 3.0,
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads")] = 2,
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
+    images: Annotated[bool, typer.Option(help="image -> lift3d on the labelled photos (needs the BlazePose "
+                                              "models; fetched once)")] = True,
 ) -> None:
-    """Lifting, retrieval (paper and Pr-VIPE protocols), alignment and the seed study on held-out clips."""
+    """Lifting, retrieval (paper and Pr-VIPE protocols), alignment and the seed study on held-out clips; image ->
+    lift3d and the detector error statistics on the labelled photos."""
     unihpr_checkpoint(run)  # fail before loading the poses
     torch.set_num_threads(threads)
     db, path = load_poses(get_paths(), prefer_cache=not use_sample)
     settings = replace(EvalSettings(), max_queries=max_queries or None, eval_fps=eval_fps)
-    result = evaluate_run(run, db, path, settings, progress=progress)
+    pose_images = get_paths().pose_images if images else None
+    blazepose = None
+    if pose_images is not None and photos_present(pose_images):
+        try:
+            blazepose = fetch_blazepose_models()
+        except ArtifactError as err:  # offline and not cached: the report says the section was skipped
+            typer.echo(f"BlazePose models unavailable, image lifting skipped: {err}", err=True)
+    result = evaluate_run(run, db, path, settings, progress=progress,
+                          pose_images=pose_images, blazepose_files=blazepose)
     written = write_report(result, out)
     lift = result["lifting"]["conditions"]["gt_2d/h36m_rig"]
     record = result["lifting"]["baseline_of_record"]
@@ -42,5 +56,10 @@ def evaluate(
         line += f", {record} {lift[record]['mpjpe_mm']:.1f} mm"
     typer.echo(f"{line}; mean recall@1 {result['alignment']['mean_recall_at_1']:.3f}; "
                f"{result['wall_seconds']['total']:.0f} s")
+    photos = result["image_lifting"]
+    if photos["status"] == "computed":
+        pck = photos["pooled"]["pck"]
+        typer.echo(f"labelled photos, PCK@{photos['pck_fraction']:g} over {photos['pooled']['people']} people: "
+                   f"lifted {pck['lifted']:.3f}, detector 2D (same fit) {pck['detector_fitted']:.3f}")
     for path in written:
         typer.echo(f"  {path}")

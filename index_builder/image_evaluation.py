@@ -1,0 +1,259 @@
+"""Image -> lift3d on the real labelled photos, and the detector's error statistics, for the evaluation report.
+
+Every labelled person of ``../shared/data/pose-images`` that BlazePose finds (the calibration's own loading and
+one-to-one IoU >= 0.5 matching: ``index_builder.detector_calibration``) is featurised as the service does
+(33 landmarks -> h36m17 by ``layout_to_h36m17(kp, "blazepose33", visibility)`` -> ``image_features``), lifted by
+the UniHPR image encoder and 3D decoder, and its camera-frame 3D projected orthographically (x, y; OpenCV axes,
+so x right and y down as in the image) with a scale >= 0 and a translation fitted by least squares onto the
+labelled 2D joints. PCK@0.1: a joint is correct within 0.1 of the label box's diagonal (also PCK@0.05 and the
+mean error as a fraction of that diagonal, because PCK@0.1 is near 1 for every pose on these photos).
+
+The joints compared are those the label defines with the shared formulas (``LabelledPerson.joints``: COCO-17 by
+``layout_to_h36m17(..., "coco17")``, MPII-16 and CrowdPose-14 their limbs plus pelvis / thorax / spine from the
+labelled hips and shoulders), plus, where the formula head top is missing, the dataset's own labelled head top
+(MPII head_top, CrowdPose head) as head_top: the same points that set the label's normalising box.
+
+Three 2D poses are scored on the same joints, so the reader sees what the lifting loses:
+
+- ``lifted``: the projected lifted pose (its 3 fit parameters use the label, as a 2D evaluation of a
+  root-relative 3D pose must);
+- ``detector_fitted``: BlazePose's own h36m17 2D with the same scale + translation fit (the like-for-like
+  reference for ``lifted``: the lifting sees nothing but these keypoints and their visibilities);
+- ``detector``: BlazePose's h36m17 2D as detected, no fit.
+
+Whole-body left/right swaps are scored as detected (the calibration mirrors them only to estimate sigmas).
+All 2D work happens in the label's normalised units (``Match``: 1 = the longer half-side of the label pose's
+box); PCK and the least-squares fit are invariant to that similarity, and so is ``image_features``, which
+normalises the detection over its own box.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from index_builder.blazepose_assets import BlazePoseFiles
+from index_builder.detector_calibration import (
+    DATASET_TITLES,
+    DATASETS,
+    FOUND_IOU,
+    REPORT_PATH,
+    Match,
+    estimate,
+    load_labelled_people,
+    match_people,
+)
+from model.blazepose import BlazePose
+from model.features import image_features
+from model.networks import UniHPR
+from model.skeleton import H36M17
+
+LOG = logging.getLogger(__name__)
+
+PCK_FRACTION = 0.1  # a joint is correct within this fraction of the label box's diagonal (the headline)
+PCK_FRACTIONS = (PCK_FRACTION, 0.05)  # also reported: 0.1 saturates on these photos
+SCORED = ("lifted", "detector_fitted", "detector")  # the 2D poses scored, see the module docstring
+OWN_HEAD_TOP = ("head_top", "head")  # dataset points used as head_top where the formula has none
+J = H36M17.index
+DECIMALS = 5
+
+
+def fit_scale_translation(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """Least-squares s >= 0 and t minimising sum_j |s source_j + t - target_j|^2.
+
+    source, target: (K, 2) float, the same K >= 2 joints (no NaN).
+    returns: s (the scale; 0 when the best unconstrained scale is negative, i.e. the poses are upside down
+        relative to each other) and t (2,), so that ``s * source + t`` is the fitted pose.
+    """
+    assert source.shape == target.shape and source.ndim == 2 and source.shape[1] == 2, (source.shape, target.shape)
+    assert len(source) >= 2 and np.isfinite(source).all() and np.isfinite(target).all()
+    ps, pt = source - source.mean(0), target - target.mean(0)
+    denom = float((ps * ps).sum())
+    s = max(0.0, float((ps * pt).sum()) / denom) if denom > 0 else 0.0
+    return s, target.mean(0) - s * source.mean(0)
+
+
+def joint_errors(pred: np.ndarray, label: np.ndarray, diagonal: float) -> np.ndarray:
+    """pred, label: (K, 2) in one unit; diagonal: the label box's diagonal in that unit.
+
+    returns: (K,) |pred - label| / diagonal; PCK@f counts the joints with error <= f.
+    """
+    assert pred.shape == label.shape, (pred.shape, label.shape)
+    assert diagonal > 0, diagonal
+    return np.linalg.norm(pred - label, axis=1) / diagonal
+
+
+def target_joints(match: Match) -> np.ndarray:
+    """(17, 2) the label's h36m17 joints (normalised units) that are compared, NaN elsewhere (module docstring)."""
+    label = match.label.copy()
+    if not np.isfinite(label[J("head_top")]).all():
+        for name in OWN_HEAD_TOP:
+            if name in match.own:
+                label[J("head_top")] = match.own[name]
+                break
+    return label
+
+
+@torch.no_grad()
+def lift_matches(model: UniHPR, matches: list[Match]) -> np.ndarray:
+    """The service's image path on each match: (M, 17, 3) float32 mm, root-relative camera frame.
+
+    The features are ``image_features(detection, visibility)`` of BlazePose's h36m17 (``Match.detection``, in
+    the label's normalised units: ``image_features`` re-normalises over the detection's own box, so this equals
+    the features of the detection in pixels up to rounding).
+    """
+    detection = np.stack([m.detection for m in matches])  # (M, 17, 2)
+    visibility = np.stack([m.visibility for m in matches])  # (M, 17)
+    features = torch.from_numpy(image_features(detection, visibility))  # (M, 17, 3)
+    model.eval()
+    return model.decoder3d(model.encode(features, "image")).numpy()
+
+
+def score_matches(matches: list[Match], lifted: np.ndarray) -> list[dict]:
+    """Per match: the compared joints and, for each of ``SCORED``, their errors as a fraction of the label box's
+    diagonal.
+
+    lifted: (M, 17, 3) mm from ``lift_matches``.
+    returns: one dict per match: dataset, joints (K,) h36m17 indices and ``errors[name]`` (K,) per scored pose;
+        matches with fewer than 2 compared joints are left out.
+    """
+    assert len(lifted) == len(matches), (lifted.shape, len(matches))
+    rows = []
+    for m, pose3d in zip(matches, lifted):
+        label = target_joints(m)
+        use = np.nonzero(np.isfinite(label).all(axis=1))[0]
+        if len(use) < 2:
+            continue
+        x0, y0, x1, y1 = m.person.box
+        diagonal = float(np.hypot(x1 - x0, y1 - y0)) / m.scale  # px -> normalised units
+        poses = {}
+        for name, source in (("lifted", pose3d[:, :2].astype(np.float64)), ("detector_fitted", m.detection)):
+            s, t = fit_scale_translation(source[use], label[use])
+            poses[name] = s * source[use] + t
+        poses["detector"] = m.detection[use]
+        rows.append({"dataset": m.person.dataset, "joints": use,
+                     "errors": {name: joint_errors(p, label[use], diagonal) for name, p in poses.items()}})
+    return rows
+
+
+def _r(x: float) -> float:
+    return round(float(x), DECIMALS)
+
+
+def _pck_block(rows: list[dict], joint: int | None = None) -> dict:
+    """people, joints and, per scored pose, PCK at each of ``PCK_FRACTIONS`` and the mean error (fraction of the
+    diagonal) over ``rows`` (one joint only when ``joint`` is given); None where no joint is compared."""
+    pick = [r["joints"] == joint if joint is not None else np.ones(len(r["joints"]), bool) for r in rows]
+    errors = {name: np.concatenate([r["errors"][name][p] for r, p in zip(rows, pick)] or [np.zeros(0)])
+              for name in SCORED}
+    n = int(sum(p.sum() for p in pick))
+    block = {"people": sum(bool(p.any()) for p in pick), "joints": n}
+    for f in PCK_FRACTIONS:
+        key = "pck" if f == PCK_FRACTION else f"pck_at_{f:g}"
+        block[key] = {name: _r((e <= f).mean()) if n else None for name, e in errors.items()}
+    block["mean_error"] = {name: _r(e.mean()) if n else None for name, e in errors.items()}
+    return block
+
+
+def pck_summary(rows: list[dict], people_labelled: dict[str, int]) -> dict:
+    """PCK per dataset (with found / labelled people), pooled, and per h36m17 joint pooled over datasets."""
+    per_dataset = {}
+    for dataset in DATASETS:
+        mine = [r for r in rows if r["dataset"] == dataset]
+        per_dataset[dataset] = {"title": DATASET_TITLES[dataset], "people_labelled": people_labelled[dataset],
+                                **_pck_block(mine)}
+    per_joint = {name: _pck_block(rows, j) for j, name in enumerate(H36M17.names)}
+    return {"per_dataset": per_dataset,
+            "pooled": {"people_labelled": int(sum(people_labelled.values())), **_pck_block(rows)},
+            "per_joint": {k: v for k, v in per_joint.items() if v["joints"]}}
+
+
+def detector_errors(report: dict, source: str) -> dict:
+    """The detector's error statistics from a calibration report (``detector_calibration.estimate``'s form).
+
+    Per h36m17 joint: n (compared), n_seen, sigma (the noise model's, mirror-pooled and shrunk), sigma_joint
+    (this joint alone, seen joints, RMS per axis), median_error (all compared); per dataset: found / labelled
+    people, joints, median error, RMS per axis of the seen joints, whole-body swaps. Normalised units.
+    """
+    keep = ("n", "n_seen", "sigma", "sigma_joint", "median_error")
+    labelled = report.get("people_labelled", {})
+    return {
+        "source": source, "units": report["units"], "calibration": report["source"],
+        "people": report["people"], "joints": report["joints"],
+        "per_joint": {name: {k: row[k] for k in keep} for name, row in report["per_joint"].items()},
+        "per_dataset": {d: {"title": DATASET_TITLES[d], "people_labelled": labelled.get(d),
+                            **{k: row[k] for k in ("people_found", "joints", "median_error", "rms_per_axis_seen",
+                                                   "swaps")}}
+                        for d, row in report["per_dataset"].items()},
+    }
+
+
+def committed_detector_errors(path: Path = REPORT_PATH) -> dict:
+    """``detector_errors`` of the committed calibration report (when the photos are not at hand)."""
+    return detector_errors(json.loads(Path(path).read_text()),
+                           f"read from the committed calibration report {path.name}")
+
+
+def evaluate_images(model: UniHPR, pose_images: Path, blazepose_files: BlazePoseFiles) -> dict:
+    """Run BlazePose (one thread) on the labelled photos; lift, project and score the found people; recompute the
+    detector's error statistics on the same matches with the calibration's estimator.
+
+    returns: ``{"image_lifting": ..., "detector_errors": ...}``, JSON-ready (None where a dataset has no person
+        found).
+    """
+    start = time.perf_counter()
+    people = load_labelled_people(Path(pose_images))
+    blazepose = BlazePose(blazepose_files.detector, blazepose_files.landmarks, num_threads=1)
+    matches = match_people(people, blazepose)
+    labelled = {d: sum(p.dataset == d for p in people) for d in DATASETS}
+    if not matches:
+        raise ValueError(f"{pose_images}: BlazePose found none of the {len(people)} labelled people")
+    rows = score_matches(matches, lift_matches(model, matches))
+    _, report = estimate(matches)
+    report["people_labelled"] = labelled
+    committed = json.loads(REPORT_PATH.read_text()) if REPORT_PATH.is_file() else None
+    errors = detector_errors(report, "recomputed by index_builder.detector_calibration.estimate on the matches "
+                                     "of this run")
+    errors["agrees_with_committed_calibration"] = bool(committed and committed["source"] == report["source"])
+    lifting = {
+        "status": "computed", "pose_images": str(pose_images), "pck_fraction": PCK_FRACTION,
+        "protocol": (f"every labelled person that BlazePose finds (IoU >= {FOUND_IOU:g}, one-to-one): image features "
+                     "as the service makes them -> UniHPR image encoder -> 3D decoder -> x, y with a least-squares "
+                     f"scale (>= 0) and translation onto the label's 2D joints; PCK@{PCK_FRACTION:g} (and "
+                     f"{', '.join(f'@{f:g}' for f in PCK_FRACTIONS[1:])}) of the label box diagonal, mean error as "
+                     "a fraction of it. Joints: those the label defines with the shared formulas, plus the dataset's "
+                     "own head top (MPII head_top, CrowdPose head) as head_top where the formula has none. "
+                     "detector_fitted: BlazePose's h36m17 2D with the same fit; detector: as detected"),
+        **pck_summary(rows, labelled),
+        "wall_seconds": round(time.perf_counter() - start, 1),
+    }
+    LOG.info("image lifting: %d of %d labelled people found", len(matches), len(people))
+    return {"image_lifting": lifting, "detector_errors": errors}
+
+
+def photos_present(pose_images: Path) -> bool:
+    """Whether ``pose_images`` holds every dataset's label file."""
+    return all((Path(pose_images) / folder / labels).is_file() for folder, labels, _, _ in DATASETS.values())
+
+
+def image_sections(model: UniHPR, pose_images: Path | None, blazepose_files: BlazePoseFiles | None) -> dict:
+    """``evaluate_images`` where the photos and the BlazePose models are at hand; otherwise ``image_lifting`` is
+    ``{"status": "skipped", "note": ...}`` and ``detector_errors`` comes from the committed calibration report
+    (absent when that is missing too)."""
+    have_photos = pose_images is not None and photos_present(pose_images)
+    if have_photos and blazepose_files is not None:
+        return evaluate_images(model, pose_images, blazepose_files)
+    if pose_images is None:
+        why = "no photo folder was given (`evaluate --no-images`)"
+    else:
+        why = f"{'the BlazePose models' if have_photos else f'the labelled photos ({pose_images})'} unavailable"
+    out: dict = {"image_lifting": {"status": "skipped",
+                                   "note": f"image -> lift3d on the labelled photos not computed: {why}"}}
+    if REPORT_PATH.is_file():
+        out["detector_errors"] = committed_detector_errors()
+    return out
