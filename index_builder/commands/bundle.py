@@ -11,7 +11,7 @@ import typer
 
 from index_builder.blazepose_assets import fetch_blazepose_models
 from index_builder.bundle import DEFAULT_VIEWS, build_bundle
-from index_builder.checkpoint import load_unihpr, save_weights
+from index_builder.checkpoint import float16_change_mm, load_unihpr, save_weights
 from index_builder.config import DEFAULT_WEIGHTS, get_paths
 from index_builder.errors import ArtifactError
 from index_builder.model_card import write_model_card
@@ -65,6 +65,8 @@ def weights(
     """Strip a finished training checkpoint to the shipped-weights form and write its model card beside it."""
     save_weights(out, run / "unihpr.pt")
     db, _ = load_poses(get_paths())
+    change = float16_change_mm(run / "unihpr.pt", out, db.split("val"))
+    typer.echo(f"float16 weights move lifted validation poses by at most {change:.3f} mm")
     card = out.parent / "MODEL_CARD.md"
-    write_model_card(out, report, db, card)
+    write_model_card(out, report, db, card, change)
     typer.echo(f"{out}: {out.stat().st_size / 1e6:.1f} MB; {card}")
