@@ -41,3 +41,15 @@ class BuildPaths(BaseSettings):
 @lru_cache
 def get_paths() -> BuildPaths:
     return BuildPaths()
+
+
+def portable_path(path: Path) -> str:
+    """A path as the repository speaks of it in reports: relative to the checkout, or ``../shared/...`` for the
+    shared data beside it; other paths as given."""
+    path = Path(path).resolve()
+    for base, prefix in ((REPO_ROOT, ""), (REPO_ROOT.parent, "../")):
+        try:
+            return prefix + str(path.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)

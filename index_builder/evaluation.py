@@ -24,6 +24,7 @@ from tqdm import tqdm
 from index_builder.blazepose_assets import BlazePoseFiles
 from index_builder.checkpoint import load_martinez, load_unihpr
 from index_builder.detector_noise import DetectorNoise
+from index_builder.config import portable_path
 from index_builder.errors import ArtifactError
 from index_builder.image_evaluation import image_sections
 from index_builder.motion_database import MotionDatabase
@@ -451,7 +452,7 @@ def file_sha256(path: Path) -> str:
 
 def _checkpoint_entry(path: Path, state: dict) -> dict:
     keep = ("phase", "steps", "poses_drawn", "early_stopping", "wall_seconds")
-    return {"path": str(path), "sha256": file_sha256(path), **{k: state[k] for k in keep if k in state}}
+    return {"path": portable_path(path), "sha256": file_sha256(path), **{k: state[k] for k in keep if k in state}}
 
 
 def seed_study(study_dir: Path, sets: dict[str, dict], align: Views, settings: EvalSettings,
@@ -566,8 +567,8 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
 
     return {
         "format_version": 1,
-        "run": {"path": str(run), "config": config.to_dict(), "checkpoints": checkpoints},
-        "data": {"file": str(data_file), "source": db.source, "licence": db.licence, "split": "test",
+        "run": {"path": portable_path(run), "config": config.to_dict(), "checkpoints": checkpoints},
+        "data": {"file": portable_path(data_file), "source": db.source, "licence": db.licence, "split": "test",
                  "test_clips": int(len(test.clips)), "test_frames": int(len(test)), "eval_fps": settings.eval_fps,
                  "frame_step_by_clip_fps": steps, "eval_frames": int(n)},
         "settings": asdict(settings),

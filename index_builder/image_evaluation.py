@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from index_builder.blazepose_assets import BlazePoseFiles
+from index_builder.config import portable_path
 from index_builder.detector_calibration import (
     DATASET_TITLES,
     DATASETS,
@@ -221,7 +222,7 @@ def evaluate_images(model: UniHPR, pose_images: Path, blazepose_files: BlazePose
                                      "of this run")
     errors["agrees_with_committed_calibration"] = bool(committed and committed["source"] == report["source"])
     lifting = {
-        "status": "computed", "pose_images": str(pose_images), "pck_fraction": PCK_FRACTION,
+        "status": "computed", "pose_images": portable_path(pose_images), "pck_fraction": PCK_FRACTION,
         "protocol": (f"every labelled person that BlazePose finds (IoU >= {FOUND_IOU:g}, one-to-one): image features "
                      "as the service makes them -> UniHPR image encoder -> 3D decoder -> x, y with a least-squares "
                      f"scale (>= 0) and translation onto the label's 2D joints; PCK@{PCK_FRACTION:g} (and "

@@ -45,8 +45,7 @@ def model_card(weights: Path, report: dict | None, db: MotionDatabase, float16_c
         f"encoder width {config.model.encoder.width} x {config.model.encoder.blocks} residual blocks, "
         f"{'one shared trunk' if config.model.encoder.shared_trunk else 'one trunk per modality'} with "
         "per-modality representation tokens.",
-        f"- Wall time: {state['wall_seconds'] / 60:.1f} min on 2 CPU cores (torch on one thread while the "
-        "baselines trained on the other).",
+        f"- Wall time: {state['wall_seconds'] / 60:.1f} min of training on a 2-core CPU machine, both steps.",
         "- Views: random cameras (azimuth 0-360, elevation -10..45 deg, 2.5-8 m, focal 600-2000 px, roll +-10) and "
         f"the H36M-like rig ({config.augment.rig_fraction:.0%}); bone lengths x U(1 +- {config.augment.bone_scale}) "
         f"and skeleton size x U(1 +- {config.augment.global_scale}); mirroring; image features with the detector "
