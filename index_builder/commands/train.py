@@ -21,7 +21,7 @@ import typer
 from index_builder.atomic_files import atomic_path
 from index_builder.config import get_paths
 from index_builder.sample import load_poses
-from index_builder.train_config import LOSSES, PRESETS, TrainConfig, resolve_config
+from index_builder.train_config import LOSSES, PRESETS, resolve_config
 from index_builder.training import train_martinez, train_unihpr
 
 app = typer.Typer(no_args_is_help=True)
@@ -33,20 +33,21 @@ SampleOpt = Annotated[bool, typer.Option("--sample", help="train on the shipped 
 ThreadsOpt = Annotated[int, typer.Option(min=1, help="torch CPU threads")]
 
 
-def _prepare(threads: int, use_sample: bool):
+def _prepare(run: Path, preset: str, overrides: list[str] | None, threads: int, use_sample: bool):
+    """The resolved config and the train / val poses; creates the run directory."""
+    config = resolve_config(preset, overrides or [])
     torch.set_num_threads(threads)
     db, path = load_poses(get_paths(), prefer_cache=not use_sample)
     typer.echo(f"poses: {path} ({len(db.clips)} clips, {len(db)} frames)")
-    return db.split("train"), db.split("val")
+    run.mkdir(parents=True, exist_ok=True)
+    return config, db.split("train"), db.split("val")
 
 
 @app.command()
 def train(run: RunOpt = Path("runs/default"), preset: PresetOpt = "default", set_: SetOpt = None,
           use_sample: SampleOpt = False, threads: ThreadsOpt = 2) -> None:
     """Train UniHPR: step 1 aligns the encoders, step 2 fits the decoders."""
-    config = resolve_config(preset, set_ or [])
-    train_db, val_db = _prepare(threads, use_sample)
-    run.mkdir(parents=True, exist_ok=True)
+    config, train_db, val_db = _prepare(run, preset, set_, threads, use_sample)
     with atomic_path(run / "config.json", suffix=".json") as tmp:
         tmp.write_text(config.to_json())
     result = train_unihpr(config, train_db, val_db, run / "unihpr.pt")
@@ -57,9 +58,7 @@ def train(run: RunOpt = Path("runs/default"), preset: PresetOpt = "default", set
 def baselines(run: RunOpt = Path("runs/default"), preset: PresetOpt = "default", set_: SetOpt = None,
               use_sample: SampleOpt = False, threads: ThreadsOpt = 2) -> None:
     """Train the Martinez lifter at UniHPR's budget and to convergence with early stopping."""
-    config = resolve_config(preset, set_ or [])
-    train_db, val_db = _prepare(threads, use_sample)
-    run.mkdir(parents=True, exist_ok=True)
+    config, train_db, val_db = _prepare(run, preset, set_, threads, use_sample)
     for name, budget in (("martinez_budget", config.poses_drawn), ("martinez_converged", None)):
         out = run / f"{name}.pt"
         if out.exists():
@@ -75,8 +74,7 @@ def study(run: RunOpt = Path("runs/default"), preset: PresetOpt = "study", set_:
           seeds: Annotated[int, typer.Option(min=1, help="seeds per loss")] = 3,
           use_sample: SampleOpt = False, threads: ThreadsOpt = 2) -> None:
     """Singular-value loss vs pairwise InfoNCE only, same reduced budget, several seeds."""
-    base: TrainConfig = resolve_config(preset, set_ or [])
-    train_db, val_db = _prepare(threads, use_sample)
+    base, train_db, val_db = _prepare(run, preset, set_, threads, use_sample)
     (run / "study").mkdir(parents=True, exist_ok=True)
     for seed in range(seeds):
         for loss in LOSSES:
