@@ -66,10 +66,11 @@ def test_a_checkpoint_of_another_config_is_refused(tiny_run, sample_db):
 def test_martinez_has_the_published_size_and_trains(sample_db, tmp_path):
     assert 4.2e6 < sum(p.numel() for p in MartinezLifter(MartinezConfig()).parameters()) < 4.4e6
     result = train_martinez(TINY, sample_db.split("train"), sample_db.split("val"), tmp_path / "m.pt",
-                            budget_poses=TINY.batch_size * 50, progress=False)
+                            budget_poses=TINY.batch_size * 150, progress=False)
     model, _, state = load_martinez(tmp_path / "m.pt")
-    assert state["poses_drawn"] == TINY.martinez_batch_size * (TINY.batch_size * 50 // TINY.martinez_batch_size)
-    assert result.history[-1]["val_mpjpe_mm"] < result.history[0]["val_mpjpe_mm"] + 1e-6
+    assert state["poses_drawn"] == TINY.martinez_batch_size * (TINY.batch_size * 150 // TINY.martinez_batch_size)
+    # Predicting the pelvis for every joint scores about 400 mm on these views; 150 steps reach about 130 mm.
+    assert result.history and result.history[-1]["val_mpjpe_mm"] < 250
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):
             assert module.weight.norm(dim=1).max() <= TINY.martinez.max_norm + 1e-5
