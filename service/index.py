@@ -13,8 +13,10 @@ asked) are dropped, never returned.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import faiss
@@ -24,6 +26,7 @@ from model.bundle_format import BundleError
 
 LOG = logging.getLogger(__name__)
 GROWTH = 4  # candidate pool growth when grouping leaves fewer than k groups
+SUBSET_CACHE_BYTES = 64 << 20  # vectors of recently used small filters, kept so a repeated filter skips reconstruction
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class PoseIndex:
         self.exact_fraction = exact_fraction
         self.gpu_index = _gpu_copy(index) if use_gpu and self.kind != "hnsw" else None
         self._gpu_lock = threading.Lock()
+        self._subsets: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._subsets_lock = threading.Lock()
 
     @property
     def kind(self) -> str:
@@ -106,9 +111,23 @@ class PoseIndex:
         del selector, bitmap
         return scores, ids
 
+    def _subset_vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``ids`` (M,), from a small LRU cache keyed by the id set: users repeat filters."""
+        key = hashlib.blake2b(ids.tobytes(), digest_size=16).digest()
+        with self._subsets_lock:
+            if key in self._subsets:
+                self._subsets.move_to_end(key)
+                return self._subsets[key]
+        vectors = self.index.reconstruct_batch(ids)
+        with self._subsets_lock:
+            self._subsets[key] = vectors
+            while sum(v.nbytes for v in self._subsets.values()) > SUBSET_CACHE_BYTES and len(self._subsets) > 1:
+                self._subsets.popitem(last=False)
+        return vectors
+
     def _search_subset(self, queries: np.ndarray, kk: int, ids: np.ndarray):
         """Exact search over the vectors ``ids`` (M,): (Q, min(kk, M)) scores and ids, best first."""
-        vectors = self.index.reconstruct_batch(ids)  # (M, D)
+        vectors = self._subset_vectors(ids)  # (M, D)
         scores = queries @ vectors.T  # (Q, M)
         kk = min(kk, len(ids))
         top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < len(ids) else np.tile(np.arange(len(ids)),

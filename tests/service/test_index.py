@@ -118,3 +118,19 @@ def test_selector_path_is_used_above_the_threshold(data, monkeypatch):
         AssertionError("exact subset search used above the threshold")))
     index.search(queries[:1], 5, np.random.default_rng(3).random(POSES) < 0.5)
     assert calls == []
+
+
+def test_a_repeated_small_filter_reuses_its_vectors(data, monkeypatch):
+    vectors, queries, groups = data
+    index = PoseIndex(make_index(vectors, "ivf"), VIEWS, nprobe=8, exact_fraction=0.05)
+    mask = groups == 3  # 50 of 3,000 poses: the exact-subset path
+    first = index.search(queries, 5, pose_mask=mask)
+    calls = []
+    real = index.index.reconstruct_batch
+    monkeypatch.setattr(index.index, "reconstruct_batch", lambda ids: calls.append(len(ids)) or real(ids))
+    again = index.search(queries, 5, pose_mask=mask)
+    assert calls == [] and again == first  # served from the cache, same answers
+    index.search(queries, 5, pose_mask=groups == 4)
+    assert calls == [50 * VIEWS]  # another filter reconstructs its own subset
+    for p, hits in zip(queries, first):
+        assert [h.pose for h in hits] == [p_ for p_, _, _ in brute_force(vectors, p, 5, mask)]
