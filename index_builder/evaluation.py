@@ -9,7 +9,6 @@ box's longer half-side is 1).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import time
@@ -25,6 +24,7 @@ from index_builder.blazepose_assets import BlazePoseFiles
 from index_builder.checkpoint import load_martinez, load_unihpr
 from index_builder.detector_noise import DetectorNoise
 from index_builder.config import portable_path
+from model.bundle_format import sha256_of
 from index_builder.errors import ArtifactError
 from index_builder.image_evaluation import image_sections
 from index_builder.motion_database import MotionDatabase
@@ -442,17 +442,9 @@ def study_verdict(per_loss: dict[str, dict]) -> list[str]:
 # --------------------------------------------------------------------------------------------- the run
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _checkpoint_entry(path: Path, state: dict) -> dict:
     keep = ("phase", "steps", "poses_drawn", "early_stopping", "wall_seconds")
-    return {"path": portable_path(path), "sha256": file_sha256(path), **{k: state[k] for k in keep if k in state}}
+    return {"path": portable_path(path), "sha256": sha256_of(path), **{k: state[k] for k in keep if k in state}}
 
 
 def seed_study(study_dir: Path, sets: dict[str, dict], align: Views, settings: EvalSettings,

@@ -148,6 +148,11 @@ class MotionDatabase:
                    source=str(arrays["source"]), licence=str(arrays["licence"]))
 
 
+def name_hash_order(indices: list[int], names) -> list[int]:
+    """``indices`` ordered by a hash of ``names[i]``: a shuffle that is the same on every machine and run."""
+    return sorted(indices, key=lambda i: hashlib.sha1(str(names[i]).encode()).hexdigest())
+
+
 def assign_splits(names: list[str], strata: list[str], test: float = 0.15, val: float = 0.10,
                   min_clips: int = 3) -> list[str]:
     """Deterministic clip-level split, stratified.
@@ -164,7 +169,7 @@ def assign_splits(names: list[str], strata: list[str], test: float = 0.15, val: 
     for members in by_stratum.values():
         if len(members) < min_clips:
             continue
-        members = sorted(members, key=lambda i: hashlib.sha1(names[i].encode()).hexdigest())
+        members = name_hash_order(members, names)
         n_test = max(1, round(test * len(members)))
         n_val = round(val * len(members))
         for rank, i in enumerate(members):

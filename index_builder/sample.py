@@ -3,14 +3,13 @@ archives; and the rule that picks the full cache when it exists."""
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from index_builder.config import SAMPLE_PATH, BuildPaths
-from index_builder.motion_database import MotionDatabase
+from index_builder.motion_database import MotionDatabase, name_hash_order
 
 SAMPLE_CLIP_FRACTION = 0.1  # of the clips of every (dataset, content, split) group, at least one
 SAMPLE_FRAME_STEP = 3  # 30 fps -> 10 fps
@@ -25,7 +24,7 @@ def make_sample(db: MotionDatabase, clip_fraction: float = SAMPLE_CLIP_FRACTION,
         groups[(db.clips.dataset[i], db.clips.content[i], db.clips.split[i])].append(i)
     keep = np.zeros(len(db.clips), dtype=bool)
     for members in groups.values():
-        members.sort(key=lambda i: hashlib.sha1(str(db.clips.name[i]).encode()).hexdigest())
+        members = name_hash_order(members, db.clips.name)
         keep[members[: max(1, round(clip_fraction * len(members)))]] = True
     return db.select_clips(keep).every_nth_frame(frame_step)
 
