@@ -1,5 +1,6 @@
-"""`unihpr-build`: the offline builder's command line. Registers the command groups and reports every
-BuildError as one line with exit code 1 (``--debug`` shows the traceback)."""
+"""`unihpr-build`: the offline builder's command line. Registers the command groups, shows the builder's stage
+lines (``logging``, INFO) on stderr and reports every BuildError as one line with exit code 1 (``--debug`` shows
+the traceback)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import typer
 
 from index_builder.commands import bundle, data, evaluate, train
 from index_builder.errors import BuildError
+from index_builder.progress import stage_lines
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Build UniHPR pose caches, models and bundles.")
@@ -23,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     if debug:
         argv.remove("--debug")
     try:
-        app(args=argv, prog_name="unihpr-build", standalone_mode=True)
+        with stage_lines():
+            app(args=argv, prog_name="unihpr-build", standalone_mode=True)
     except SystemExit as done:  # typer reports usage errors itself and exits 2
         return done.code if isinstance(done.code, int) else 0
     except BuildError as err:
@@ -32,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {err}", err=True)
         return 1
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

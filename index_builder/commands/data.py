@@ -1,4 +1,5 @@
-"""`unihpr-build cache | sample | show`: build the pose cache, derive the shipped sample, draw poses."""
+"""`unihpr-build cache | sample | show | calibrate`: build the pose cache, derive the shipped sample, draw poses,
+calibrate the detector noise model on the labelled photos."""
 
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ import typer
 
 from index_builder.atomic_files import atomic_path
 from index_builder.bandai import build_bandai_database
+from index_builder.blazepose_assets import fetch_blazepose_models
 from index_builder.config import SAMPLE_PATH, get_paths
+from index_builder.detector_calibration import REPORT_PATH, calibrate as calibrate_noise, save_report
+from index_builder.detector_noise import CALIBRATION_PATH
 from index_builder.errors import ArtifactError, DataFileError
+from index_builder.labelled_photos import photos_present
 from index_builder.motion_database import MotionDatabase
 from index_builder.pose_checks import check_report
 from index_builder.sample import load_poses, make_sample
+from model.skeleton import H36M17
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -77,3 +83,25 @@ def show(
     db, path = load_poses(get_paths(), prefer_cache=not use_sample)
     plot_poses_and_views(db, out, count=count, seed=seed)
     typer.echo(f"{out}: {count} poses from {path}")
+
+
+@app.command()
+def calibrate(
+    pose_images: Annotated[Path | None, typer.Option(help="labelled photo folder (default: shared data)")] = None,
+    noise_out: Annotated[Path, typer.Option(help="noise model to write")] = CALIBRATION_PATH,
+    report_out: Annotated[Path, typer.Option(help="calibration report to write")] = REPORT_PATH,
+) -> None:
+    """Calibrate the detector noise model on the labelled photos with BlazePose; rewrite the noise model and its
+    report."""
+    pose_images = pose_images or get_paths().pose_images
+    if not photos_present(pose_images):
+        raise DataFileError(str(pose_images), "labelled photos not found (set UNIHPR_SHARED_DATA or pass "
+                                              "--pose-images)")
+    noise, report = calibrate_noise(pose_images, fetch_blazepose_models())
+    noise.save(noise_out)
+    save_report(report, report_out)
+    typer.echo(f"{noise_out}: {noise.source}")
+    typer.echo(f"  whole-body swaps {report['swaps']['whole_body']} of {report['swaps']['people']} people; hidden "
+               f"joints {report['hidden']['hidden']} of {report['hidden']['joints']}")
+    typer.echo("  sigma: " + ", ".join(f"{name} {s:.3f}" for name, s in zip(H36M17.names, noise.joint_sigma)))
+    typer.echo(f"{report_out}: the report")

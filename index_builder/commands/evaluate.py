@@ -12,9 +12,8 @@ import typer
 from index_builder.blazepose_assets import fetch_blazepose_models
 from index_builder.config import get_paths
 from index_builder.errors import ArtifactError
-from index_builder.eval_report import write_report
-from index_builder.evaluation import EvalSettings, evaluate_run, unihpr_checkpoint
-from index_builder.image_evaluation import photos_present
+from index_builder.evaluation import EvalSettings, evaluate_run, unihpr_checkpoint, write_report
+from index_builder.labelled_photos import photos_present
 from index_builder.sample import load_poses
 
 app = typer.Typer(no_args_is_help=True)

@@ -1,4 +1,5 @@
-"""The detector noise calibration (index_builder/detector_calibration.py) and the noise model it fits.
+"""The detector noise calibration (index_builder/detector_calibration.py, `unihpr-build calibrate`) and the noise
+model it fits.
 
 The estimators are checked on synthetic matches with known noise (no photos needed); the calibration itself runs
 on the real labelled photos and must reproduce the committed ``data/detector_noise.json`` and
@@ -17,16 +18,10 @@ import pytest
 
 from index_builder.blazepose_assets import fetch_blazepose_models
 from index_builder.config import BuildPaths
-from index_builder.detector_calibration import (
-    MIRROR,
-    REPORT_PATH,
-    LabelledPerson,
-    Match,
-    calibrate,
-    estimate,
-)
+from index_builder.detector_calibration import MIRROR, REPORT_PATH, calibrate, estimate
 from index_builder.detector_noise import CALIBRATION_PATH, DetectorNoise
 from index_builder.errors import ArtifactError
+from index_builder.labelled_photos import LabelledPerson, Match
 from model.skeleton import H36M17
 
 J = H36M17.index
@@ -178,7 +173,7 @@ def test_formula_offsets_on_the_labelled_photos(calibration):
 
 def test_committed_calibration_matches_a_fresh_run(calibration):
     noise, report = calibration
-    assert CALIBRATION_PATH.is_file(), "run `python -m index_builder.detector_calibration`"
+    assert CALIBRATION_PATH.is_file(), "run `unihpr-build calibrate`"
     committed = DetectorNoise.load(CALIBRATION_PATH)
     assert committed.source == noise.source  # same people and joints
     np.testing.assert_allclose(committed.joint_sigma, noise.joint_sigma, atol=1e-3)

@@ -1,4 +1,4 @@
-"""The evaluation (index_builder/evaluation.py, eval_report.py, commands/evaluate.py).
+"""The evaluation (index_builder/evaluation/, commands/evaluate.py).
 
 Metric functions are checked on hand-made cases with known answers; the protocols and the command run end to end
 on tiny checkpoints trained on the shipped sample.
@@ -24,24 +24,18 @@ from index_builder.commands.evaluate import app
 from index_builder.config import SAMPLE_PATH
 from index_builder.detector_noise import DetectorNoise
 from index_builder.errors import ArtifactError
-from index_builder.eval_report import PLOTS
-from index_builder.evaluation import (
-    EvalSettings,
-    build_held_out,
-    evaluate_run,
-    hit_rates,
-    knn,
-    nearest_by_mpjpe,
-    recall_at_1,
-    retrieval_paper,
-    rig_embeddings,
-    spaced_rows,
-    study_verdict,
-    subsample_rows,
-    top1_errors,
-)
+from index_builder.evaluation import EvalSettings, evaluate_run
+from index_builder.evaluation.adapters import rig_embeddings
+from index_builder.evaluation.alignment import recall_at_1
+from index_builder.evaluation.held_out import build_held_out, spaced_rows, subsample_rows
+from index_builder.evaluation.pose_errors import nearest_by_mpjpe, top1_errors
+from index_builder.evaluation.report import PLOTS
+from index_builder.evaluation.retrieval_paper import retrieval_paper
+from index_builder.evaluation.retrieval_prvipe import hit_rates
+from index_builder.evaluation.seed_study import study_verdict
 from index_builder.train_config import TINY
 from index_builder.training import train_martinez, train_unihpr
+from model.exact_search import exact_search
 from model.metrics import mpjpe, np_mpjpe
 
 SECTIONS = ("run", "data", "settings", "lifting", "retrieval_paper", "retrieval_prvipe", "alignment", "seed_study",
@@ -69,44 +63,13 @@ def test_recall_at_1_is_one_for_identical_embeddings_and_chance_for_shuffled():
     assert recall_at_1(emb, shuffled) < 0.05
 
 
-@pytest.mark.parametrize("metric", ["ip", "l2"])
-def test_knn_matches_brute_force(metric):
-    rng = np.random.default_rng(2)
-    q, g = rng.normal(size=(37, 17, 2)), rng.normal(size=(300, 17, 2))
-    D, I = knn(q, g, 5, metric, chunk=8)  # chunks that do not divide the query count
-    flat_q, flat_g = q.reshape(37, -1), g.reshape(300, -1)
-    if metric == "ip":
-        full = flat_q @ flat_g.T
-        expected = np.argsort(-full, axis=1)[:, :5]
-    else:
-        full = ((flat_q[:, None] - flat_g[None]) ** 2).sum(-1)
-        expected = np.argsort(full, axis=1)[:, :5]
-    np.testing.assert_array_equal(I, expected)
-    np.testing.assert_allclose(D, np.take_along_axis(full, expected, 1), rtol=1e-4, atol=1e-3)
-    assert D.dtype == np.float32 and I.dtype == np.int64 and D.shape == I.shape == (37, 5)
-
-
-def test_clip_excluded_search_never_returns_the_query_clip():
-    rng = np.random.default_rng(3)
-    gallery = unit_vectors(rng, 400, 16)
-    groups = rng.integers(0, 10, 400)
-    rows = rng.choice(400, 50, replace=False)
-    _, I_all = knn(gallery[rows], gallery, 3)
-    assert (I_all[:, 0] == rows).all()  # with its clip, a query finds itself
-    _, I = knn(gallery[rows], gallery, 3, query_groups=groups[rows], gallery_groups=groups)
-    assert (I >= 0).all() and (groups[I] != groups[rows][:, None]).all()
-    # a query whose group is the whole gallery gets the -1 placeholder, as faiss does
-    _, I_none = knn(gallery[:2], gallery[:5], 2, query_groups=np.zeros(2), gallery_groups=np.zeros(5))
-    assert (I_none == -1).all()
-
-
 def test_2d_nearest_neighbour_returns_the_true_pose_when_the_gallery_holds_its_2d(sample_db):
     poses = sample_db.poses[::97].astype(np.float64)
     views = build_held_out(sample_db, np.arange(0, len(sample_db), 97), EvalSettings(), DetectorNoise()).rig
     gallery2d = np.concatenate([v.clean2d for v in views])
     gallery3d = np.concatenate([v.pose3d for v in views])
     truth = np.arange(len(poses)) + 2 * len(poses)  # queries seen by rig camera 2
-    D, I = knn(views[2].clean2d, gallery2d, 1, "l2")
+    D, I = exact_search(views[2].clean2d, gallery2d, 1, "l2")
     np.testing.assert_array_equal(I[:, 0], truth)
     assert D.max() < 1e-4  # squared distance via |q|^2 - 2 q.g + |g|^2 in float32
     errors = top1_errors(views[2].pose3d, gallery3d, I[:, 0])
@@ -127,7 +90,7 @@ def test_oracle_floor_is_the_exact_nearest_pose_and_never_above_a_retrieved_one(
     assert (groups[index] != q_groups).all()
     # any clip-excluded retrieval (here: random embeddings) is at least as far from the truth as the oracle
     emb = unit_vectors(rng, 300, 8)
-    _, top = knn(emb[:40], emb, 1, query_groups=q_groups, gallery_groups=groups)
+    _, top = exact_search(emb[:40], emb, 1, query_groups=q_groups, gallery_groups=groups)
     assert (top1_errors(queries, gallery, top[:, 0])["mpjpe"] >= err - 1e-6).all()
 
 
@@ -287,7 +250,7 @@ def test_missing_checkpoints(eval_run, sample_db, tmp_path):
                           progress=False)
     assert "skipped" in result["seed_study"] and result["lifting"]["baseline_of_record"] is None
     assert any("martinez_converged.pt: missing" in n for n in result["notes"])
-    from index_builder.eval_report import write_report
+    from index_builder.evaluation import write_report
 
     written = write_report(result, tmp_path / "reports")
     assert all(p.exists() for p in written) and not (tmp_path / "reports" / PLOTS["study"]).exists()

@@ -1,4 +1,4 @@
-"""Image -> lift3d on the labelled photos and the detector error statistics (index_builder/image_evaluation.py).
+"""Image -> lift3d on the labelled photos and the detector error statistics (index_builder/evaluation/images.py).
 
 The scale + translation fit and the scoring are checked on synthetic cases with exact answers; the whole section
 runs on the real photos with a tiny UniHPR trained here, and skips only when ../shared/data/pose-images or the
@@ -17,19 +17,19 @@ import torch
 
 from index_builder.blazepose_assets import fetch_blazepose_models
 from index_builder.config import BuildPaths
-from index_builder.detector_calibration import DATASETS, REPORT_PATH, LabelledPerson, Match
+from index_builder.detector_calibration import REPORT_PATH
 from index_builder.errors import ArtifactError
-from index_builder.eval_report import _image_markdown
-from index_builder.image_evaluation import (
+from index_builder.evaluation.images import (
     PCK_FRACTIONS,
     SCORED,
     evaluate_images,
     fit_scale_translation,
     image_sections,
     joint_errors,
-    photos_present,
     score_matches,
 )
+from index_builder.evaluation.report import _image_markdown
+from index_builder.labelled_photos import DATASETS, LabelledPerson, Match, photos_present
 from index_builder.train_config import TINY
 from index_builder.training import train_unihpr
 from model.features import image_features

@@ -1,7 +1,7 @@
 """Image -> lift3d on the real labelled photos, and the detector's error statistics, for the evaluation report.
 
 Every labelled person of ``../shared/data/pose-images`` that BlazePose finds (the calibration's own loading and
-one-to-one IoU >= 0.5 matching: ``index_builder.detector_calibration``) is featurised as the service does
+one-to-one IoU >= 0.5 matching: ``index_builder.labelled_photos``) is featurised as the service does
 (33 landmarks -> h36m17 by ``layout_to_h36m17(kp, "blazepose33", visibility)`` -> ``image_features``), lifted by
 the UniHPR image encoder and 3D decoder, and its camera-frame 3D projected orthographically (x, y; OpenCV axes,
 so x right and y down as in the image) with a scale >= 0 and a translation fitted by least squares onto the
@@ -39,17 +39,16 @@ import torch
 
 from index_builder.blazepose_assets import BlazePoseFiles
 from index_builder.config import portable_path
-from index_builder.detector_calibration import (
+from index_builder.detector_calibration import REPORT_PATH, estimate
+from index_builder.labelled_photos import (
     DATASET_TITLES,
     DATASETS,
     FOUND_IOU,
-    REPORT_PATH,
     Match,
-    estimate,
-    load_labelled_people,
-    match_people,
+    find_labelled_people,
+    people_per_dataset,
+    photos_present,
 )
-from model.blazepose import BlazePose
 from model.features import image_features
 from model.networks import UniHPR
 from model.skeleton import H36M17
@@ -208,10 +207,8 @@ def evaluate_images(model: UniHPR, pose_images: Path, blazepose_files: BlazePose
         found).
     """
     start = time.perf_counter()
-    people = load_labelled_people(Path(pose_images))
-    blazepose = BlazePose(blazepose_files.detector, blazepose_files.landmarks, num_threads=1)
-    matches = match_people(people, blazepose)
-    labelled = {d: sum(p.dataset == d for p in people) for d in DATASETS}
+    people, matches = find_labelled_people(pose_images, blazepose_files)
+    labelled = people_per_dataset(people)
     if not matches:
         raise ValueError(f"{pose_images}: BlazePose found none of the {len(people)} labelled people")
     rows = score_matches(matches, lift_matches(model, matches))
@@ -235,11 +232,6 @@ def evaluate_images(model: UniHPR, pose_images: Path, blazepose_files: BlazePose
     }
     LOG.info("image lifting: %d of %d labelled people found", len(matches), len(people))
     return {"image_lifting": lifting, "detector_errors": errors}
-
-
-def photos_present(pose_images: Path) -> bool:
-    """Whether ``pose_images`` holds every dataset's label file."""
-    return all((Path(pose_images) / folder / labels).is_file() for folder, labels, _, _ in DATASETS.values())
 
 
 def image_sections(model: UniHPR, pose_images: Path | None, blazepose_files: BlazePoseFiles | None) -> dict:

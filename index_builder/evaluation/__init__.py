@@ -1,0 +1,26 @@
+"""Evaluation (SPEC section 6) on held-out clips, deterministically: one module per protocol.
+
+    settings.py          EvalSettings: subsampling, query counts, noise, thresholds
+    held_out.py          the held-out rows and their views (rig, random cameras, noisy 2D, detector features)
+    adapters.py          the torch models as numpy encode / decode / lifters
+    pose_errors.py       per-pose top-1 errors (mm), their means, the MPJPE oracle
+    lifting.py           lifting MPJPE / PA-MPJPE per 2D condition, camera set-up and content
+    retrieval_paper.py   the paper's retrieval protocol, clip-excluded variant and oracle floor
+    retrieval_prvipe.py  the Pr-VIPE protocol: Hit@k at NP-MPJPE <= threshold
+    alignment.py         cross-modal recall@1
+    seed_study.py        singular-value vs pairwise-only over seeds
+    images.py            image -> lift3d on the labelled photos, detector error statistics
+    checkpoints.py       the run's checkpoints and how the report names them
+    run.py               evaluate_run: every section into one dict
+    report.py            eval.json, eval.md and the plots
+
+Exact search is ``model.exact_search.exact_search``. A new protocol is one more module, called from ``run.py``.
+Units: 3D errors in mm, NP-MPJPE unitless, 2D in normalised units (the pose box's longer half-side is 1).
+"""
+
+from index_builder.evaluation.checkpoints import unihpr_checkpoint
+from index_builder.evaluation.report import write_report
+from index_builder.evaluation.run import evaluate_run
+from index_builder.evaluation.settings import EvalSettings
+
+__all__ = ["EvalSettings", "evaluate_run", "unihpr_checkpoint", "write_report"]
