@@ -12,7 +12,9 @@ import torch
 
 from index_builder.atomic_files import atomic_path
 from index_builder.errors import ArtifactError
+from index_builder.motion_database import MotionDatabase
 from index_builder.train_config import TrainConfig, config_from_dict
+from index_builder.training_data import validation_views
 from model.martinez import MartinezLifter
 from model.networks import UniHPR
 
@@ -64,11 +66,9 @@ def save_weights(path: Path, source: Path) -> None:
                                    "history": state["history"], "model": half})
 
 
-def float16_change_mm(full: Path, shipped: Path, val_db) -> float:
+def float16_change_mm(full: Path, shipped: Path, val_db: MotionDatabase) -> float:
     """Largest difference (mm) between poses lifted by the full-precision and the shipped model, on 2000
     validation views from clean 2D."""
-    from index_builder.training import validation_views
-
     views = validation_views(val_db, 2000)
     features = torch.from_numpy(views.pose2d)
     with torch.no_grad():

@@ -7,21 +7,20 @@ embeddings of all three modalities, with the encoders frozen or fine-tuned (alig
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from index_builder.checkpoint import load_checkpoint, save_checkpoint
 from index_builder.detector_noise import DetectorNoise
 from index_builder.errors import ArtifactError
 from index_builder.motion_database import MotionDatabase
+from index_builder.progress import progress_bar
 from index_builder.train_config import TrainConfig
-from index_builder.training_data import NO_AUGMENT, TrainingViews, Views, sample_cameras, view_poses
+from index_builder.training_data import TrainingViews, Views, validation_views
 from model.config import MODALITIES
 from model.losses import DecoderLoss, PairwiseInfoNCE, SingularValueLoss
 from model.martinez import MartinezLifter
@@ -29,8 +28,6 @@ from model.metrics import mpjpe
 from model.networks import UniHPR
 
 PHASES = ("align", "decode", "done")
-# A bar redrawn ten times a second is right on a terminal and a flood in a log file.
-BAR_INTERVAL_S = 0.1 if sys.stderr.isatty() else 30.0
 
 
 def select_device() -> torch.device:
@@ -60,15 +57,6 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def validation_views(db: MotionDatabase, count: int, seed: int = 1234) -> Views:
-    """A fixed set of views of held-out poses through the H36M-like rig, clean 2D, for progress checks."""
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(db), size=min(count, len(db)), replace=False))
-    world = db.poses[rows].astype(np.float64)
-    camera = sample_cameras(world[:, 0], rng, rig_fraction=1.0)
-    return view_poses(world, camera, rng, DetectorNoise(), NO_AUGMENT)
 
 
 @torch.no_grad()
@@ -133,8 +121,8 @@ def train_unihpr(config: TrainConfig, train_db: MotionDatabase, val_db: MotionDa
         resume = None
         freeze = phase == "decode" and config.decode_mode == "frozen"
         model.encoder.requires_grad_(not freeze)
-        bar = tqdm(total=total, initial=state["step"], desc=f"{config.name}: {phase}", disable=not progress,
-                   unit="step", dynamic_ncols=True, mininterval=BAR_INTERVAL_S)
+        bar = progress_bar(total=total, initial=state["step"], desc=f"{config.name}: {phase}", enabled=progress,
+                           unit="step")
         started = time.perf_counter() - state["wall_seconds"]
         while state["step"] < total:
             step = state["step"]
@@ -208,8 +196,8 @@ def train_martinez(config: TrainConfig, train_db: MotionDatabase, val_db: Motion
     decay = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=0.96 ** (1 / 1000))  # x0.96 every 1k steps
     best, best_state, waited, history = math.inf, None, 0, []
     started = time.perf_counter()
-    bar = tqdm(total=total, desc=f"martinez ({'same budget' if budget_poses else 'early stopping'})",
-               disable=not progress, unit="step", dynamic_ncols=True, mininterval=BAR_INTERVAL_S)
+    bar = progress_bar(total=total, desc=f"martinez ({'same budget' if budget_poses else 'early stopping'})",
+                       enabled=progress, unit="step")
     for step in range(1, total + 1):
         model.train()
         views = sampler.batch(config.martinez_batch_size)

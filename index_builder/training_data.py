@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from index_builder.detector_noise import DetectorNoise
+from index_builder.motion_database import MotionDatabase
 from model.camera_rigs import H36M_LIKE_RIG, RANDOM_CAMERAS, RandomCameraConfig, RingRig, random_cameras, ring_cameras
 from model.cameras import Camera, project_to_pixels, world_to_camera
 from model.features import image_features, pose2d_features, pose3d_features
@@ -143,3 +144,12 @@ class TrainingViews:
 
     def restore(self, state: dict) -> None:
         self.rng.bit_generator.state = state
+
+
+def validation_views(db: MotionDatabase, count: int, seed: int = 1234) -> Views:
+    """A fixed set of views of held-out poses through the H36M-like rig, clean 2D, for progress checks."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(db), size=min(count, len(db)), replace=False))
+    world = db.poses[rows].astype(np.float64)
+    camera = sample_cameras(world[:, 0], rng, rig_fraction=1.0)
+    return view_poses(world, camera, rng, DetectorNoise(), NO_AUGMENT)

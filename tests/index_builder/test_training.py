@@ -1,16 +1,14 @@
 """Training: the tiny config end to end, resuming, baselines, configs and the training views."""
 
-import time
-
 import numpy as np
 import pytest
 import torch
 
-from index_builder.checkpoint import load_checkpoint, load_martinez, load_unihpr
+from index_builder.checkpoint import load_martinez, load_unihpr
 from index_builder.errors import ArtifactError, ConfigError
 from index_builder.train_config import DEFAULT, TINY, config_from_dict, resolve_config
-from index_builder.training import evaluate_progress, train_martinez, train_unihpr, validation_views
-from index_builder.training_data import AugmentConfig, TrainingViews, mirror, scale_bones
+from index_builder.training import evaluate_progress, train_martinez, train_unihpr
+from index_builder.training_data import AugmentConfig, TrainingViews, mirror, scale_bones, validation_views
 from index_builder.detector_noise import DetectorNoise
 from model.config import MartinezConfig
 from model.martinez import MartinezLifter
