@@ -25,9 +25,10 @@ from index_builder.blazepose_assets import fetch_blazepose_models
 from index_builder.bundle import build_bundle, held_out_views
 from index_builder.checkpoint import load_unihpr
 from index_builder.config import DEFAULT_WEIGHTS, get_paths
-from index_builder.indexing import recall_at_k
+from index_builder.indexing import exact_top_k, recall_at_k
 from index_builder.motion_database import MotionDatabase
 from index_builder.onnx_export import cpu_session
+from index_builder.progress import stage_lines
 from model.bundle_format import ENCODERS, INDEX, METADATA
 from service.index import PoseIndex
 
@@ -37,12 +38,6 @@ K = 10
 def percentiles(samples_ms: list[float]) -> str:
     p50, p99 = np.percentile(samples_ms, [50, 99])
     return f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"
-
-
-def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(vectors)
-    return flat.search(queries, k)[1]
 
 
 def main() -> None:
@@ -60,7 +55,8 @@ def main() -> None:
     if not args.reuse:
         model, config, _ = load_unihpr(args.weights)
         start = time.perf_counter()
-        manifest = build_bundle(model, config, db, args.out, fetch_blazepose_models())
+        with stage_lines():  # the index build's k-means and operating-point lines
+            manifest = build_bundle(model, config, db, args.out, fetch_blazepose_models())
         build_s = time.perf_counter() - start
     else:
         manifest = json.loads((args.out / "manifest.json").read_text())
@@ -76,7 +72,7 @@ def main() -> None:
     queries = cpu_session(args.out / ENCODERS["pose2d"], threads=2).run(None, {"features": probe.pose2d})[0]
     vectors = index.reconstruct_n(0, index.ntotal) if faiss.try_extract_index_ivf(index) is None else \
         faiss.extract_index_ivf(index).reconstruct_batch(np.arange(index.ntotal, dtype=np.int64))
-    truth = exact_top(vectors, queries, K)
+    truth = exact_top_k(vectors, queries, K)
     faiss.extract_index_ivf(index).nprobe = point["nprobe"]
     _, found = index.search(queries, K)
     print(f"unfiltered recall@10 (raw FAISS, nprobe {point['nprobe']}, {len(queries)} queries): "
@@ -103,7 +99,7 @@ def main() -> None:
         chosen = order[: np.searchsorted(np.cumsum(counts[order]), target * len(clip_of_pose)) + 1]
         mask = np.isin(clip_of_pose, chosen)
         subset = np.flatnonzero(np.repeat(mask, views))
-        sub_truth = subset[exact_top(vectors[subset], queries, K)]
+        sub_truth = subset[exact_top_k(vectors[subset], queries, K, progress=False)]
         times, recalls, placeholders, short = [], [], 0, 0
         for q, t_ids in zip(queries[:300], sub_truth):
             t = time.perf_counter()

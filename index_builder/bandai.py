@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from tqdm import tqdm
 
 from index_builder.bvh import CM_TO_MM, parse_bvh
 from index_builder.errors import DataFileError
 from index_builder.mocap_skeletons import BANDAI, clip_to_h36m17
 from index_builder.motion_database import ClipTable, MotionDatabase, assign_splits
+from index_builder.progress import progress_bar
 
 SOURCE = "bandai-namco-motion"
 LICENCE = (
@@ -90,7 +90,7 @@ def build_bandai_database(archives: list[Path], workers: int = 2) -> MotionDatab
     """
     results: dict[str, tuple[np.ndarray, float, str]] = {}
     infos = []
-    progress = tqdm(desc="bandai clips", unit="clip")
+    progress = progress_bar(desc="bandai clips", unit="clip")
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for archive in archives:
             stream, info = _read_archive(Path(archive))

@@ -7,7 +7,9 @@ query embeddings as the smallest that reaches the target recall@10 against exact
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,10 +18,16 @@ import faiss
 import numpy as np
 
 from index_builder.atomic_files import atomic_path
+from index_builder.progress import chunk_progress, progress_bar
+from model.exact_search import exact_search
+
+LOG = logging.getLogger(__name__)
 
 FLAT_LIMIT = 100_000
 MIN_POINTS_PER_LIST = 39  # below this FAISS warns that k-means training is unreliable
 TARGET_RECALL = 0.95
+ADD_CHUNK = 65_536  # vectors per index.add: a progress step of about a second on 2 cores
+SCORE_BLOCK_BYTES = 64 << 20  # exact search: the (queries, N) float32 score block stays about this size
 
 
 @dataclass(frozen=True)
@@ -41,18 +49,28 @@ def plan_index(num_vectors: int, dim: int) -> IndexPlan:
     return IndexPlan("ivf", dim, nlist)
 
 
-def build_index(vectors: np.ndarray, plan: IndexPlan, seed: int = 0) -> faiss.Index:
-    """vectors: (N, D) float32, L2-normalised; ids are the row numbers."""
+def build_index(vectors: np.ndarray, plan: IndexPlan, seed: int = 0, progress: bool = True) -> faiss.Index:
+    """vectors: (N, D) float32, L2-normalised; ids are the row numbers.
+
+    IVF k-means takes minutes on a full library: it is announced with its sizes and timed, and FAISS's own
+    per-iteration lines are on where stdout is a terminal (they redraw with carriage returns); adding the
+    vectors shows a bar.
+    """
     assert vectors.dtype == np.float32 and vectors.shape[1] == plan.dim, (vectors.dtype, vectors.shape)
     index = faiss.index_factory(plan.dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
     if plan.kind == "ivf":
         ivf = faiss.extract_index_ivf(index)
         ivf.cp.seed = seed
+        ivf.cp.verbose = sys.stdout.isatty()
         train = vectors
         max_train = plan.nlist * 256  # FAISS's own cap on useful k-means points
         if len(vectors) > max_train:
             train = vectors[np.random.default_rng(seed).choice(len(vectors), max_train, replace=False)]
-        if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+        gpus = faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
+        LOG.info("IVF k-means: %d lists from %d training points of dim %d (of %d vectors) on %s", plan.nlist,
+                 len(train), plan.dim, len(vectors), f"{gpus} GPU(s)" if gpus else "the CPU")
+        start = time.perf_counter()
+        if gpus:
             # k-means is most of the build; faiss-gpu trains on the GPU and the index comes back for writing.
             gpu = faiss.index_cpu_to_all_gpus(index)
             gpu.train(train)
@@ -60,9 +78,23 @@ def build_index(vectors: np.ndarray, plan: IndexPlan, seed: int = 0) -> faiss.In
             ivf = faiss.extract_index_ivf(index)
         else:
             index.train(train)
+        LOG.info("IVF k-means done in %.1f s", time.perf_counter() - start)
         ivf.make_direct_map()  # lets filtered searches reconstruct a small subset and search it exactly
-    index.add(vectors)
+    for start in progress_bar(range(0, len(vectors), ADD_CHUNK), desc=f"adding {len(vectors)} vectors",
+                              enabled=progress, unit="chunk"):
+        index.add(vectors[start : start + ADD_CHUNK])
     return index
+
+
+def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int, progress: bool = True) -> np.ndarray:
+    """The exact top-k ids by inner product, the ground truth of recall@k; the score block of each chunk of
+    queries stays under ``SCORE_BLOCK_BYTES`` whatever N.
+
+    vectors: (N, D) float32; queries: (Q, D) float32. returns: (Q, min(k, N)) int64 row ids.
+    """
+    chunk = max(1, SCORE_BLOCK_BYTES // (4 * max(1, len(vectors))))
+    chunks = chunk_progress(f"exact top-{k} of {len(queries)} queries over {len(vectors)}", enabled=progress)
+    return exact_search(queries, vectors, k, "ip", chunk=chunk, chunks=chunks)[1]
 
 
 def set_search_effort(index: faiss.Index, nprobe: int) -> None:
@@ -85,7 +117,7 @@ class OperatingPoint:
 
 
 def choose_operating_point(index: faiss.Index, vectors: np.ndarray, queries: np.ndarray,
-                           target: float = TARGET_RECALL, k: int = 10) -> OperatingPoint:
+                           target: float = TARGET_RECALL, k: int = 10, progress: bool = True) -> OperatingPoint:
     """The smallest nprobe (powers of two) whose recall@k against exact search reaches ``target``.
 
     vectors: the indexed (N, D) vectors, for the exact ground truth. queries: (Q, D) real query embeddings.
@@ -94,20 +126,24 @@ def choose_operating_point(index: faiss.Index, vectors: np.ndarray, queries: np.
         start = time.perf_counter()
         index.search(queries, k)
         return OperatingPoint(0, 1.0, len(queries), 1000 * (time.perf_counter() - start) / len(queries))
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(vectors)
-    _, truth = exact.search(queries, k)
+    truth = exact_top_k(vectors, queries, k, progress)
     nlist = faiss.extract_index_ivf(index).nlist
-    nprobe = 1
-    while True:
+    candidates = [2**i for i in range(math.ceil(math.log2(nlist)) + 1)]  # 1, 2, 4, ... up to the first >= nlist
+    bar = progress_bar(candidates, desc=f"choosing nprobe (recall@{k} >= {target})", enabled=progress,
+                       unit="nprobe")
+    for nprobe in bar:
         set_search_effort(index, nprobe)
         start = time.perf_counter()
         _, found = index.search(queries, k)
-        latency = 1000 * (time.perf_counter() - start) / len(queries)
-        recall = recall_at_k(found, truth)
-        if recall >= target or nprobe >= nlist:
-            return OperatingPoint(nprobe, recall, len(queries), latency)
-        nprobe *= 2
+        point = OperatingPoint(nprobe, recall_at_k(found, truth), len(queries),
+                               1000 * (time.perf_counter() - start) / len(queries))
+        bar.set_postfix(recall=f"{point.recall_at_10:.3f}")
+        if point.recall_at_10 >= target:
+            break
+    bar.close()
+    LOG.info("operating point: nprobe %d of %d lists, recall@%d %.3f, %.3f ms per query", point.nprobe, nlist, k,
+             point.recall_at_10, point.latency_ms_per_query)
+    return point
 
 
 def write_index(index: faiss.Index, path: Path) -> None:
