@@ -155,14 +155,14 @@ class Direct:
         from service.encoder import session_options
 
         manifest = read_manifest(bundle)
-        self.views = manifest["database"]["views"]
+        self.views = manifest.database.views
         options = session_options(1)
         self.encoder = ort.InferenceSession(str(bundle / "encoder_pose2d.onnx"), options,
                                             providers=["CPUExecutionProvider"])
         self.input = self.encoder.get_inputs()[0].name
         self.index = faiss.read_index(str(bundle / "index.faiss"))
         faiss.omp_set_num_threads(1)
-        nprobe = manifest["index"]["operating_point"].get("nprobe", 0)
+        nprobe = manifest.index.operating_point.nprobe
         self.params = faiss.SearchParametersIVF(nprobe=nprobe) if nprobe else None
 
     def embed(self, keypoints: np.ndarray) -> np.ndarray:
@@ -258,9 +258,9 @@ def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundl
     from model.bundle_format import read_manifest
 
     manifest = read_manifest(bundle)
-    index = manifest["index"]
-    print(f"\nbundle {bundle} ({manifest['model_version']}): {index['factory']}, {index['ntotal']} vectors, "
-          f"D={manifest['embedding']['dim']}, nprobe={index['operating_point'].get('nprobe')}")
+    index = manifest.index
+    print(f"\nbundle {bundle} ({manifest.model_version}): {index.factory}, {index.ntotal} vectors, "
+          f"D={manifest.embedding.dim}, nprobe={index.operating_point.nprobe}")
     print(f"{os.cpu_count()} CPUs; {args.requests} sequential requests per scenario (64-batch: a quarter), "
           f"throughput with {args.concurrency} concurrent clients; times in ms\n")
     names = {"empty": "empty endpoint (HTTP floor)", "embed1": "/embed pose2d x1", "embed64": f"/embed pose2d x{BATCH}",

@@ -31,6 +31,16 @@ from model.skeleton import H36M17
 DEFAULT_VIEWS = 8
 PARITY_SAMPLES = 1000
 EMBED_BATCH = 8192
+NORMALISATION = fmt.NormalisationInfo(
+    pose2d="x, y mapped so the box of the joints with confidence > 0 is centred at 0 with its longer half-side 1; "
+           "then the confidence (0 = missing joint, coordinates 0)",
+    image="BlazePose landmarks mapped to h36m17 by the shared formulas, normalised over all joints like pose2d; "
+          "then the sigmoid visibility",
+    pose3d="root-relative camera-frame joints divided by mm_per_unit",
+    mm_per_unit=MM_PER_M,
+    decoder3d_output="metres, root-relative camera frame (OpenCV axes); multiply by mm_per_unit",
+    decoder2d_output="normalised 2D like the pose2d input",
+)
 
 
 def code_version() -> str:
@@ -66,7 +76,7 @@ def _run(session, inputs: np.ndarray, desc: str | None = None) -> np.ndarray:
 
 
 def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Path, blazepose: BlazePoseFiles,
-                 views: int = DEFAULT_VIEWS, evaluation: dict | None = None, progress: bool = True) -> dict:
+                 views: int = DEFAULT_VIEWS, evaluation: dict | None = None, progress: bool = True) -> fmt.Manifest:
     """Export, embed, index and write the bundle at ``out`` atomically; returns its manifest."""
     started = time.perf_counter()
     model = model.eval().cpu()
@@ -97,40 +107,31 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
                  clip_source=np.full(len(db.clips), db.source), clip_fps=db.clips.fps)
         for name, source in zip(fmt.BLAZEPOSE, (blazepose.detector, blazepose.landmarks)):
             shutil.copyfile(source, tmp / name)
-        manifest = {
-            "schema_version": fmt.SCHEMA_VERSION,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "code_version": code_version(),
-            "model_version": f"unihpr-{config.name}-{datetime.now(timezone.utc):%Y%m%d%H%M%S}",
-            "builder": {"python": platform.python_version(), "build_seconds": None},
-            "joints": {"layout": "h36m17", "names": list(H36M17.names), "parents": list(H36M17.parents),
-                       "formulas_version": FORMULAS_VERSION},
-            "embedding": {"dim": int(vectors.shape[1]), "metric": "inner_product", "normalised": True},
-            "normalisation": {
-                "pose2d": "x, y mapped so the box of the joints with confidence > 0 is centred at 0 with its "
-                          "longer half-side 1; then the confidence (0 = missing joint, coordinates 0)",
-                "image": "BlazePose landmarks mapped to h36m17 by the shared formulas, normalised over all joints "
-                         "like pose2d; then the sigmoid visibility",
-                "pose3d": "root-relative camera-frame joints divided by mm_per_unit",
-                "mm_per_unit": MM_PER_M,
-                "decoder3d_output": "metres, root-relative camera frame (OpenCV axes); multiply by mm_per_unit",
-                "decoder2d_output": "normalised 2D like the pose2d input",
-            },
-            "graphs": {g.name: {"input": list(g.input_shape), "output": list(g.output_shape),
-                                "parity_max_abs_diff": g.max_abs_diff, "parity_samples": PARITY_SAMPLES}
-                       for g in graphs},
-            "index": describe(plan, point, index.ntotal),
-            "database": {"poses": len(db), "views": views, "clips": len(db.clips), "source": db.source,
-                         "fps": sorted({float(f) for f in db.clips.fps}),
-                         "contents": sorted(set(db.clips.content.tolist())),
-                         "styles": sorted(set(db.clips.style.tolist())),
-                         "view_azimuths_deg": [float(a) for a in np.arange(views) * 360.0 / views]},
-            "licence": db.licence,
-            "blazepose": {"licence": "Apache-2.0", "source": "mediapipe==0.10.21 wheel"},
-            "model": {"config": config.to_dict()},
-            "evaluation": evaluation or {},
-        }
-        manifest["builder"]["build_seconds"] = round(time.perf_counter() - started, 1)
-        manifest["files"] = fmt.file_entries(tmp, fmt.REQUIRED_FILES)
+        manifest = fmt.Manifest(
+            schema_version=fmt.SCHEMA_VERSION,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            code_version=code_version(),
+            model_version=f"unihpr-{config.name}-{datetime.now(timezone.utc):%Y%m%d%H%M%S}",
+            builder=fmt.BuilderInfo(python=platform.python_version(),
+                                    build_seconds=round(time.perf_counter() - started, 1)),
+            joints=fmt.JointsInfo(layout="h36m17", names=list(H36M17.names), parents=list(H36M17.parents),
+                                  formulas_version=str(FORMULAS_VERSION)),
+            embedding=fmt.EmbeddingInfo(dim=int(vectors.shape[1]), metric="inner_product", normalised=True),
+            normalisation=NORMALISATION,
+            graphs={g.name: fmt.GraphInfo(input=list(g.input_shape), output=list(g.output_shape),
+                                          parity_max_abs_diff=g.max_abs_diff, parity_samples=PARITY_SAMPLES)
+                    for g in graphs},
+            index=fmt.IndexInfo(**describe(plan, point, index.ntotal)),
+            database=fmt.DatabaseInfo(
+                poses=len(db), views=views, clips=len(db.clips), source=db.source,
+                fps=sorted({float(f) for f in db.clips.fps}), contents=sorted(set(db.clips.content.tolist())),
+                styles=sorted(set(db.clips.style.tolist())),
+                view_azimuths_deg=[float(a) for a in np.arange(views) * 360.0 / views]),
+            licence=db.licence,
+            blazepose=fmt.BlazePoseInfo(licence="Apache-2.0", source="mediapipe==0.10.21 wheel"),
+            model={"config": config.to_dict()},
+            evaluation=evaluation or {},
+            files=fmt.file_entries(tmp, fmt.REQUIRED_FILES),
+        )
         fmt.write_manifest(tmp, manifest)
     return manifest

@@ -1,31 +1,42 @@
-"""Reading request bodies: JSON or multipart (image uploads) into validated schema models.
+"""Request bodies: JSON or multipart (image uploads) into the validated request model, as one dependency.
 
-Routes parse their bodies here rather than through FastAPI's body parameters so that one endpoint accepts both
-JSON and ``multipart/form-data`` and every failure (empty body, malformed JSON, a field of the wrong type, an
-unknown field, an oversized batch) becomes a domain error naming the field. Multipart bodies are parsed in memory
-(the body is bounded by ``max_body_bytes``): uploads never touch the disk, and nothing here logs their bytes.
+Routes declare ``req: Annotated[EmbedRequest, Depends(EMBED_BODY)]``; the ``RequestBody`` dependency reads the
+body, parses it (JSON, or ``multipart/form-data`` with the file field `image`), checks the batch size before
+validating the items, validates with the request model and attaches the upload to its image input. Every failure
+(empty body, malformed JSON, a field of the wrong type, an unknown or ambiguous field, an oversized batch) is a
+domain error naming the field. Large bodies are parsed and validated in a worker thread so that probes and other
+requests keep being answered. Multipart bodies are parsed in memory (bounded by ``max_body_bytes``): uploads never
+touch the disk, and nothing here logs their bytes.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
+import anyio.to_thread
 from fastapi import Request
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 
+from service.config import Settings
 from service.errors import (
     BatchTooLargeError,
     EmptyBodyError,
     InvalidRequestError,
     MalformedJsonError,
+    UnknownFieldError,
     UnsupportedMediaTypeError,
     from_validation_error,
 )
+from service.schemas import ImageInput
 
 IMAGE_FIELD = "image"
 INPUT_FORM_FIELDS = frozenset({"all_people"})  # multipart fields that belong to the image input, not the request
+INLINE_BODY_BYTES = 64 * 1024  # larger bodies are parsed and validated off the event loop
 
 
 @dataclass
@@ -39,7 +50,7 @@ class FormData:
 def _form_value(text: str) -> object:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
 
 
@@ -87,37 +98,21 @@ def parse_multipart(body: bytes, content_type: str) -> FormData:
             if form.image is not None:
                 raise InvalidRequestError("more than one `image` part", IMAGE_FIELD)
             form.image = bytes(data)
+        elif name in form.fields:
+            raise InvalidRequestError(f"the field {name!r} is given twice", name[:40])
         else:
             form.fields[name] = _form_value(bytes(data).decode("utf-8", "replace"))
     return form
 
 
-async def read_json(request: Request) -> object:
+def parse_json(body: bytes) -> object:
     """The body as JSON (NaN and Infinity parse, to be refused per field later); errors for empty and malformed."""
-    body = await request.body()
     if not body.strip():
         raise EmptyBodyError("the request body is empty")
     try:
         return json.loads(body)
     except (ValueError, RecursionError) as err:
-        raise MalformedJsonError(f"malformed JSON: {err}") from err
-
-
-async def read_body(request: Request) -> tuple[object, bytes | None]:
-    """(JSON value, None) for JSON bodies; for multipart (fields dict, image bytes)."""
-    content_type = request.headers.get("content-type", "")
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media == "multipart/form-data":
-        body = await request.body()
-        if not body:
-            raise EmptyBodyError("the request body is empty")
-        form = parse_multipart(body, content_type)
-        if form.image is None:
-            raise InvalidRequestError("a multipart request needs a file field `image`", IMAGE_FIELD)
-        return form.fields, form.image
-    if media in ("", "application/json") or media.endswith("+json"):
-        return await read_json(request), None
-    raise UnsupportedMediaTypeError(f"content type {media!r}; send application/json or multipart/form-data")
+        raise MalformedJsonError(f"malformed JSON: {str(err)[:200]}") from err
 
 
 def validate(adapter: TypeAdapter, data: object):
@@ -130,20 +125,79 @@ def validate(adapter: TypeAdapter, data: object):
         raise from_validation_error(err) from None
 
 
-def multipart_request(fields: dict, wrap) -> dict:
-    """The JSON-shaped request for a multipart upload: the image input (with its own form fields, e.g.
-    all_people) is placed by ``wrap(image_input, other_fields)``; the upload's bytes are attached after
-    validation with ``attach_upload``."""
-    item = {"modality": "image", **{k: v for k, v in fields.items() if k in INPUT_FORM_FIELDS}}
-    rest = {k: v for k, v in fields.items() if k not in INPUT_FORM_FIELDS}
-    return wrap(item, rest)
+def check_batch(data: object, name: str, limit: int) -> None:
+    """Refuse a batch over ``limit`` items before validating any of them."""
+    if isinstance(data, dict) and isinstance(data.get(name), list) and len(data[name]) > limit:
+        raise BatchTooLargeError(f"{len(data[name])} items; at most {limit} per request", name)
 
 
-def attach_upload(item, upload: bytes) -> None:
-    """Give the validated image input its uploaded bytes (kept out of the model's fields and its repr)."""
-    item._data = upload
+@dataclass(frozen=True, eq=False)  # hashed by identity: FastAPI caches dependencies by their callable
+class RequestBody:
+    """A FastAPI dependency: the body of one route as its validated request model.
+
+    validate: the JSON value (a dict) -> the request model; raises domain errors.
+    schema, examples: the type the OpenAPI document shows for a JSON body (``service.openapi``), and examples.
+    batch_field: the list field whose length ``max_batch`` bounds.
+    form: the pydantic model documenting the multipart form (its fields other than `image` are the only form
+        fields accepted); None when the route takes no uploads.
+    from_upload: (image input fields, other form fields) -> the JSON-shaped request an upload stands for.
+    """
+
+    validate: Callable[[object], Any]
+    schema: Any
+    examples: dict = field(default_factory=dict)
+    batch_field: str | None = None
+    form: type[BaseModel] | None = None
+    from_upload: Callable[[dict, dict], dict] | None = None
+    optional: bool = False  # an empty body means the model's defaults
+
+    async def __call__(self, request: Request) -> Any:
+        settings: Settings = request.app.state.settings
+        body = await request.body()
+        content_type = request.headers.get("content-type", "")
+        media = content_type.split(";", 1)[0].strip().lower()
+        if self.optional and not body.strip():
+            return self.validate({})
+        if media == "multipart/form-data" and self.form is not None:
+            parse = partial(self._from_form, body, content_type, settings)
+        elif media in ("", "application/json") or media.endswith("+json"):
+            parse = partial(self._from_json, body, settings)
+        else:
+            accepted = "application/json or multipart/form-data" if self.form is not None else "application/json"
+            raise UnsupportedMediaTypeError(f"content type {media[:60]!r}; send {accepted}")
+        if len(body) > INLINE_BODY_BYTES:
+            return await anyio.to_thread.run_sync(parse)
+        return parse()
+
+    def _from_json(self, body: bytes, settings: Settings) -> Any:
+        data = parse_json(body)
+        if self.batch_field is not None:
+            check_batch(data, self.batch_field, settings.max_batch)
+        if not isinstance(data, dict):
+            raise InvalidRequestError(f"the body must be a JSON object, got {type(data).__name__}")
+        return self.validate(data)
+
+    def _from_form(self, body: bytes, content_type: str, settings: Settings) -> Any:
+        if not body:
+            raise EmptyBodyError("the request body is empty")
+        form = parse_multipart(body, content_type)
+        if form.image is None:
+            raise InvalidRequestError("a multipart request needs a file field `image`", IMAGE_FIELD)
+        allowed = set(self.form.model_fields) - {IMAGE_FIELD}
+        for name in form.fields:
+            if name not in allowed:
+                raise UnknownFieldError(f"the multipart field {name[:40]!r} is not accepted with an `image` upload "
+                                        f"(accepted: {', '.join(sorted(allowed))}); send JSON for other inputs",
+                                        name[:40])
+        item = {"modality": "image", **{k: v for k, v in form.fields.items() if k in INPUT_FORM_FIELDS}}
+        rest = {k: v for k, v in form.fields.items() if k not in INPUT_FORM_FIELDS}
+        request = self.validate(self.from_upload(item, rest))
+        upload_target(request)._data = form.image
+        return request
 
 
-def check_batch(count: int, limit: int, field_name: str) -> None:
-    if count > limit:
-        raise BatchTooLargeError(f"{count} items; at most {limit} per request", field_name)
+def upload_target(request: Any) -> ImageInput:
+    """The one image input a multipart request stands for (the first of its items)."""
+    item = request.items[0]
+    assert isinstance(item, ImageInput), type(item)
+    return item

@@ -15,9 +15,25 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from service.artifacts import Bundle
+from service.body import RequestBody, validate
 from service.config import Settings
 from service.errors import ForbiddenError, IndexNotReadyError, InvalidApiKeyError, MissingApiKeyError
+from service.examples import EMBED_EXAMPLES, LIFT_EXAMPLES, RELOAD_EXAMPLES, RETRIEVE_EXAMPLES
 from service.metrics import ServiceMetrics
+from service.schemas import (
+    EMBED_ADAPTER,
+    LIFT_BATCH_ADAPTER,
+    LIFT_SINGLE_ADAPTER,
+    RELOAD_ADAPTER,
+    RETRIEVE_ADAPTER,
+    EmbedRequest,
+    ImageForm,
+    LiftBatchRequest,
+    LiftRequestSchema,
+    ReloadRequest,
+    RetrieveForm,
+    RetrieveRequest,
+)
 
 ApiKeyHeader = Annotated[str | None, Header(alias="X-API-Key", description="API key, when the service has keys")]
 
@@ -39,9 +55,32 @@ async def served_bundle(request: Request) -> Bundle:
     return bundle
 
 
+def _lift_request(data: object) -> LiftBatchRequest:
+    """{"inputs": [...]} is a batch; anything else is one input."""
+    if isinstance(data, dict) and "inputs" in data:
+        return validate(LIFT_BATCH_ADAPTER, data)
+    return LiftBatchRequest.of_one(validate(LIFT_SINGLE_ADAPTER, data))
+
+
+EMBED_BODY = RequestBody(lambda data: validate(EMBED_ADAPTER, data), EmbedRequest, EMBED_EXAMPLES,
+                         batch_field="inputs", form=ImageForm,
+                         from_upload=lambda item, rest: {"inputs": [item], **rest})
+RETRIEVE_BODY = RequestBody(lambda data: validate(RETRIEVE_ADAPTER, data), RetrieveRequest, RETRIEVE_EXAMPLES,
+                            batch_field="queries", form=RetrieveForm,
+                            from_upload=lambda item, rest: {"query": item, **rest})
+LIFT_BODY = RequestBody(_lift_request, LiftRequestSchema, LIFT_EXAMPLES, batch_field="inputs", form=ImageForm,
+                        from_upload=lambda item, rest: {**rest, **item})
+RELOAD_BODY = RequestBody(lambda data: validate(RELOAD_ADAPTER, data), ReloadRequest, RELOAD_EXAMPLES,
+                          optional=True)
+BODIES = (EMBED_BODY, RETRIEVE_BODY, LIFT_BODY, RELOAD_BODY)
+
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 MetricsDep = Annotated[ServiceMetrics, Depends(app_metrics)]
 BundleDep = Annotated[Bundle, Depends(served_bundle)]
+EmbedBody = Annotated[EmbedRequest, Depends(EMBED_BODY)]
+RetrieveBody = Annotated[RetrieveRequest, Depends(RETRIEVE_BODY)]
+LiftBody = Annotated[LiftBatchRequest, Depends(LIFT_BODY)]
+ReloadBody = Annotated[ReloadRequest, Depends(RELOAD_BODY)]
 
 
 def _matches(key: str, candidates: list[str]) -> bool:

@@ -8,18 +8,15 @@ graph, so concurrent requests share one ``session.run``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import anyio.to_thread
 import numpy as np
 import onnxruntime as ort
 
-from model.bundle_format import DECODER2D, DECODER3D, ENCODERS, BundleError
+from model.bundle_format import GRAPHS
 from service.batching import MicroBatcher
 
-GRAPHS = {**{f"encoder_{m}": name for m, name in ENCODERS.items()},
-          "decoder3d": DECODER3D, "decoder2d": DECODER2D}
-ENCODER_OF = {m: f"encoder_{m}" for m in ENCODERS}  # modality -> graph
+ENCODER_OF = {g.modality: g.name for g in GRAPHS.values() if g.modality is not None}  # modality -> graph
 
 
 def session_options(threads: int) -> ort.SessionOptions:
@@ -34,31 +31,17 @@ def session_options(threads: int) -> ort.SessionOptions:
 
 
 class OnnxModels:
-    """The five graphs of a bundle.
+    """The five graphs of a bundle, each behind its micro-batcher.
 
-    folder: the bundle directory. joints: J (17). dim: D. threads: ORT intra-op threads.
-    on_batch(graph, rows, requests): metrics callback per merged call.
+    sessions: graph name -> verified ONNX Runtime session (``model.bundle_format.verify_bundle``).
+    joints: J (17). dim: D. on_batch(graph, rows, requests): metrics callback per merged call.
     """
 
-    def __init__(self, folder: Path, joints: int, dim: int, threads: int, microbatch: bool, max_rows: int,
-                 on_batch: Callable[[str, int, int], None] | None = None):
-        self.sessions: dict[str, ort.InferenceSession] = {}
-        expected = {**{g: ((joints, 3), (dim,)) for g in GRAPHS if g.startswith("encoder_")},
-                    "decoder3d": ((dim,), (joints, 3)), "decoder2d": ((dim,), (joints, 2))}
-        options = session_options(threads)
-        for graph, filename in GRAPHS.items():
-            try:
-                session = ort.InferenceSession(str(folder / filename), options, providers=["CPUExecutionProvider"])
-                shape_in, shape_out = expected[graph]
-                probe = np.zeros((2, *shape_in), np.float32)
-                out = session.run(None, {session.get_inputs()[0].name: probe})[0]
-            except Exception as err:  # ONNX Runtime raises its own exception types for malformed graphs
-                raise BundleError(f"{folder / filename}: does not load in ONNX Runtime: {err}") from err
-            if out.shape != (2, *shape_out):
-                raise BundleError(f"{folder / filename}: output shape {out.shape[1:]}, expected {shape_out}")
-            self.sessions[graph] = session
+    def __init__(self, sessions: dict[str, ort.InferenceSession], joints: int, dim: int, microbatch: bool,
+                 max_rows: int, on_batch: Callable[[str, int, int], None] | None = None):
+        self.sessions = sessions
         self.dim = dim
-        self._out_shapes = {g: shapes[1] for g, shapes in expected.items()}
+        self._out_shapes = {name: graph.shapes(joints, dim)[1] for name, graph in GRAPHS.items()}
         self._microbatch = microbatch
         self._batchers = {
             graph: MicroBatcher(self._runner(graph), max_rows,

@@ -9,13 +9,14 @@ import asyncio
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.utils import get_openapi
 
 from service.config import Settings, get_settings
+from service.deps import BODIES
 from service.errors import register_exception_handlers
 from service.lifecycle import lifespan
 from service.metrics import ServiceMetrics
 from service.middleware import RequestContextMiddleware
+from service.openapi import build_openapi
 from service.routes import admin, embed, health, lift, retrieve
 
 DESCRIPTION = """Human-pose embeddings (UniHPR): one embedding space for images, 2D keypoints and 3D skeletons.
@@ -28,18 +29,6 @@ An embedding encodes a pose *as a camera sees it*: the same body seen from two s
 is view-invariant nonetheless, because the database indexes every pose under several virtual views (a ring of
 azimuths) and answers with the best view of each (clip, frame). 3D inputs: camera frame, OpenCV axes (x right,
 y down, z forward), mm, unless they say `"frame": "world_yup"` or `"units": "m"`."""
-
-
-def _openapi(app: FastAPI) -> dict:
-    """The generated schema, with the request-body schemas routes declare moved into the components."""
-    if app.openapi_schema is None:
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                components.update(operation.pop("x-unihpr-schemas", None) or {})
-        app.openapi_schema = schema
-    return app.openapi_schema
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,5 +48,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, embed, retrieve, lift, admin):
         app.include_router(module.router)
         app.include_router(module.router, prefix="/v1", include_in_schema=False)
-    app.openapi = lambda: _openapi(app)
+    app.openapi = lambda: build_openapi(app, BODIES)
     return app

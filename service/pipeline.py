@@ -11,10 +11,12 @@ import asyncio
 import base64
 import binascii
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio.to_thread
 import numpy as np
+from fastapi import Request
 
 from model.skeleton import ROOT
 from service.artifacts import Bundle
@@ -22,8 +24,9 @@ from service.config import Settings
 from service.encoder import ENCODER_OF
 from service.errors import InvalidImageError, UnihprError, subfield
 from service.images import DetectedPeople, detect_people
-from service.index import Hit
 from service.inputs import embedding_to_vector, pose2d_to_features, pose3d_to_features
+from service.metrics import ServiceMetrics
+from service.pose_search import Hit, search_poses
 from service.schemas import EmbeddingInput, ImageInput, Pose2DInput, Pose3DInput
 
 INLINE_CONVERSIONS = 8  # more pose inputs than this are converted in a worker thread, not on the event loop
@@ -172,9 +175,34 @@ async def search(bundle: Bundle, queries: np.ndarray, k: int, pose_mask: np.ndar
     """queries: (Q, D) -> per query at most k hits (poses de-duplicated by (clip, frame), or one per clip)."""
     started = time.perf_counter()
     group = bundle.catalog.clip if group_by_clip else None
-    hits = await anyio.to_thread.run_sync(bundle.index.search, queries, k, pose_mask, effort, group)
+    hits = await anyio.to_thread.run_sync(search_poses, bundle.index, queries, k, pose_mask, effort, group)
     add_timing(timings, "search", (time.perf_counter() - started) * 1e3)
     return hits
+
+
+async def embed_request(request: Request, endpoint: str, req, bundle: Bundle, settings: Settings,
+                        metrics: ServiceMetrics) -> tuple[list[Prepared], list[np.ndarray], dict[str, float]]:
+    """What every route starts with: count the request's items, then validate, featurise and embed them.
+
+    req: a request model with ``items`` and ``item_fields`` (``service.schemas``).
+    returns: per item its Prepared and (P, D) embeddings, and the stage timings (also sent as Server-Timing).
+    """
+    metrics.observe_items(endpoint, len(req.items))
+    timings = request.state.timings = {}
+    prepared = await prepare(bundle, settings, req.items, req.item_fields, timings)
+    return prepared, await embed(bundle, prepared, timings), timings
+
+
+def people_of(item, prepared: Prepared, per_person: Callable[[int], dict]) -> list[dict] | None:
+    """The people found in an image input (JSON-ready), or None for other inputs. With ``all_people`` person j
+    also gets ``per_person(j)`` (its own embedding, pose or results)."""
+    if prepared.people is None:
+        return None
+    people = [dict(person) for person in prepared.people]
+    if isinstance(item, ImageInput) and item.all_people:
+        for j, person in enumerate(people):
+            person.update(per_person(j))
+    return people
 
 
 def embedding_list(vector: np.ndarray) -> list[float]:

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    TypeAdapter,
+    create_model,
+    model_validator,
+)
 
 MAX_K = 1000
 
@@ -105,6 +115,14 @@ class EmbedRequest(_Strict):
     inputs: list[EmbedInput] = Field(min_length=1, description="one or more inputs (at most the service's "
                                                                "max_batch)")
 
+    @property
+    def items(self) -> list:
+        return self.inputs
+
+    @property
+    def item_fields(self) -> list[str]:
+        return [f"inputs[{i}]" for i in range(len(self.inputs))]
+
 
 class RetrieveRequest(_Strict):
     query: QueryInput | None = Field(None, description="one input or {\"embedding\": [...]}")
@@ -126,9 +144,36 @@ class RetrieveRequest(_Strict):
             raise ValueError("`queries` is empty")
         return self
 
+    @property
+    def items(self) -> list:
+        return [self.query] if self.query is not None else list(self.queries or [])
+
+    @property
+    def item_fields(self) -> list[str]:
+        return ["query"] if self.query is not None else [f"queries[{i}]" for i in range(len(self.items))]
+
 
 class LiftBatchRequest(_Strict):
     inputs: list[QueryInput] = Field(min_length=1, description="inputs to lift; answered as `outputs`")
+    _single: bool = PrivateAttr(False)  # the body was one input, not {"inputs": [...]}
+
+    @classmethod
+    def of_one(cls, item) -> "LiftBatchRequest":
+        request = cls.model_construct(inputs=[item])
+        request._single = True
+        return request
+
+    @property
+    def single(self) -> bool:
+        return self._single
+
+    @property
+    def items(self) -> list:
+        return self.inputs
+
+    @property
+    def item_fields(self) -> list[str]:
+        return [""] if self._single else [f"inputs[{i}]" for i in range(len(self.inputs))]
 
 
 class ReloadRequest(_Strict):
@@ -139,6 +184,21 @@ EMBED_ADAPTER = TypeAdapter(EmbedRequest)
 RETRIEVE_ADAPTER = TypeAdapter(RetrieveRequest)
 LIFT_SINGLE_ADAPTER = TypeAdapter(QueryInput)
 LIFT_BATCH_ADAPTER = TypeAdapter(LiftBatchRequest)
+RELOAD_ADAPTER = TypeAdapter(ReloadRequest)
+LiftRequestSchema = Union[QueryInput, LiftBatchRequest]  # what the OpenAPI document shows for /lift3d
+
+# ------------------------------------------------ multipart forms (documented, and the fields accepted)
+
+
+class ImageForm(_Strict):
+    image: bytes = Field(description="JPEG or PNG file")
+    all_people: bool = Field(False, description="every person, not only the largest")
+
+
+RetrieveForm = create_model(
+    "RetrieveForm", __base__=ImageForm,
+    **{name: (info.annotation, info) for name, info in RetrieveRequest.model_fields.items()
+       if name not in ("query", "queries")})
 
 # ---------------------------------------------------------------- responses
 
@@ -211,71 +271,3 @@ class ErrorResponse(BaseModel):
 
 
 ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 413, 415, 422, 503)}
-
-# ---------------------------------------------------------------- OpenAPI request bodies
-
-_STAND_H36M17_PX = [[500, 500], [470, 500], [472, 620], [474, 740], [530, 500], [528, 620], [526, 740],
-                    [500, 420], [500, 340], [500, 310], [500, 260], [540, 345], [560, 420], [565, 490],
-                    [460, 345], [440, 420], [435, 490]]
-_STAND_H36M17_MM = [[0, 0, 0], [-120, 0, 0], [-115, 420, 30], [-110, 840, 60], [120, 0, 0], [115, 420, 30],
-                    [110, 840, 60], [0, -240, -10], [0, -480, -20], [0, -560, -50], [0, -720, -30],
-                    [160, -460, -20], [190, -200, -10], [200, 40, 20], [-160, -460, -20], [-190, -200, -10],
-                    [-200, 40, 20]]
-
-EMBED_EXAMPLES = {
-    "pose2d": {"summary": "a 2D pose in pixels",
-               "value": {"inputs": [{"modality": "pose2d", "keypoints": _STAND_H36M17_PX, "layout": "h36m17",
-                                     "image_size": [1000, 1000]}]}},
-    "pose3d": {"summary": "a 3D pose, camera frame, mm",
-               "value": {"inputs": [{"modality": "pose3d", "keypoints": _STAND_H36M17_MM, "layout": "h36m17",
-                                     "units": "mm"}]}},
-    "image": {"summary": "an image (base64 JPEG/PNG)",
-              "value": {"inputs": [{"modality": "image", "image_b64": "<base64>"}]}},
-}
-RETRIEVE_EXAMPLES = {
-    "pose2d": {"summary": "top 5 for a 2D pose, walking clips only",
-               "value": {"query": {"modality": "pose2d", "keypoints": _STAND_H36M17_PX, "layout": "h36m17"},
-                         "k": 5, "filters": {"include": {"content": ["walk"]}, "exclude": {"style": ["elderly"]}}}},
-    "embedding": {"summary": "by embedding, grouped by clip",
-                  "value": {"query": {"embedding": [0.1] * 8 + ["..."]}, "k": 10, "group_by_clip": True}},
-    "batch": {"summary": "two queries",
-              "value": {"queries": [{"keypoints": _STAND_H36M17_PX},
-                                    {"modality": "pose3d", "keypoints": _STAND_H36M17_MM}], "k": 3}},
-}
-LIFT_EXAMPLES = {
-    "pose2d": {"summary": "2D pose to 3D",
-               "value": {"keypoints": _STAND_H36M17_PX, "layout": "h36m17", "image_size": [1000, 1000]}},
-    "image": {"summary": "an image", "value": {"image_b64": "<base64>"}},
-    "batch": {"summary": "a batch", "value": {"inputs": [{"keypoints": _STAND_H36M17_PX}]}},
-}
-
-
-def openapi_body(schema: dict, examples: dict, multipart_fields: dict[str, dict] | None = None) -> dict:
-    """``openapi_extra`` for a route whose body ``service.body`` parses itself (JSON, or multipart with `image`).
-
-    ``schema`` is a JSON schema using ``#/components/schemas`` refs; its ``$defs`` travel under
-    ``x-unihpr-schemas`` and ``service.main`` moves them into the components.
-    """
-    schema = dict(schema)
-    defs = schema.pop("$defs", {})
-    content: dict[str, Any] = {"application/json": {"schema": schema, "examples": examples}}
-    if multipart_fields is not None:
-        content["multipart/form-data"] = {"schema": {
-            "type": "object", "required": ["image"],
-            "properties": {"image": {"type": "string", "format": "binary",
-                                     "description": "JPEG or PNG file"}, **multipart_fields}}}
-    return {"requestBody": {"required": True, "content": content}, "x-unihpr-schemas": defs}
-
-
-def json_schema(adapter: TypeAdapter) -> dict:
-    return adapter.json_schema(ref_template="#/components/schemas/{model}")
-
-
-IMAGE_FORM_FIELDS = {"all_people": {"type": "boolean", "description": "every person, not only the largest"}}
-RETRIEVE_FORM_FIELDS = {
-    **IMAGE_FORM_FIELDS,
-    "k": {"type": "integer", "minimum": 1, "maximum": MAX_K},
-    "filters": {"type": "string", "description": "the filters object as JSON"},
-    "group_by_clip": {"type": "boolean"}, "align_to_query": {"type": "boolean"},
-    "include_pose3d": {"type": "boolean"}, "search_effort": {"type": "number"},
-}

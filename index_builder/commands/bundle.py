@@ -39,21 +39,20 @@ def index(
     typer.echo(f"poses: {path} ({len(db)} poses x {views} views)")
     metrics = json.loads(evaluation.read_text()) if evaluation else None
     manifest = build_bundle(model, config, db, out, fetch_blazepose_models(), views=views, evaluation=metrics)
-    point = manifest["index"]["operating_point"]
-    typer.echo(f"{out}: {manifest['index']['ntotal']} vectors, {manifest['index']['factory']}, nprobe "
-               f"{point['nprobe']} (recall@10 {point['recall_at_10']:.3f}), built in "
-               f"{manifest['builder']['build_seconds']} s")
+    point = manifest.index.operating_point
+    typer.echo(f"{out}: {manifest.index.ntotal} vectors, {manifest.index.factory}, nprobe {point.nprobe} "
+               f"(recall@10 {point.recall_at_10:.3f}), built in {manifest.builder.build_seconds} s")
 
 
 @app.command()
 def verify(bundle: Annotated[Path, typer.Argument(help="bundle directory")]) -> None:
     """Check a bundle's manifest, hashes, shapes and models; exit 1 with the fault on any problem."""
     try:
-        manifest = verify_bundle(bundle)
+        manifest = verify_bundle(bundle).manifest
     except BundleError as err:
         raise ArtifactError(str(err)) from err
-    typer.echo(f"{bundle}: ok ({manifest['model_version']}, {manifest['index']['ntotal']} vectors, "
-               f"{len(manifest['files'])} files verified)")
+    typer.echo(f"{bundle}: ok ({manifest.model_version}, {manifest.index.ntotal} vectors, "
+               f"{len(manifest.files)} files verified)")
 
 
 @app.command()

@@ -1,5 +1,6 @@
 """The artifact bundle: ONNX parity with torch, verification, tamper detection and crash safety."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -50,13 +51,48 @@ def test_onnx_matches_torch_on_1000_held_out_inputs(tiny_run, tiny_bundle, sampl
 
 
 def test_manifest_describes_the_bundle(tiny_bundle):
-    manifest = fmt.verify_bundle(tiny_bundle)
-    assert manifest["joints"]["layout"] == "h36m17" and len(manifest["joints"]["names"]) == 17
-    assert manifest["database"]["views"] == 8
-    assert manifest["index"]["ntotal"] == manifest["database"]["poses"] * 8
-    assert manifest["index"]["type"] == "flat"  # 40 clips: well under the IVF threshold
-    assert "CC BY-NC 4.0" in manifest["licence"]
-    assert set(manifest["files"]) == set(fmt.REQUIRED_FILES)
+    verified = fmt.verify_bundle(tiny_bundle)
+    manifest = verified.manifest
+    assert manifest.joints.layout == "h36m17" and len(manifest.joints.names) == 17
+    assert manifest.database.views == 8
+    assert manifest.index.ntotal == manifest.database.poses * 8
+    assert manifest.index.type == "flat"  # 40 clips: well under the IVF threshold
+    assert "CC BY-NC 4.0" in manifest.licence
+    assert set(manifest.files) == set(fmt.REQUIRED_FILES)
+    # verification returns what it loaded, so a service serves exactly what was checked
+    assert verified.poses.shape == (manifest.database.poses, 17, 3)
+    assert verified.index.ntotal == manifest.index.ntotal and verified.index.d == manifest.embedding.dim
+    assert set(verified.sessions) == set(fmt.GRAPHS)
+
+
+def test_manifest_round_trip(tiny_bundle, tmp_path):
+    text = (tiny_bundle / fmt.MANIFEST).read_text()
+    manifest = fmt.parse_manifest(json.loads(text))
+    assert manifest.to_json() == text  # nothing dropped, nothing added, same order
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    fmt.write_manifest(copy, manifest.model_copy(update={"model_version": "renamed"}))
+    assert fmt.verify_bundle(copy, load_models=False).manifest.model_version == "renamed"
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (lambda m: m["index"]["operating_point"].pop("nprobe"), "index.operating_point.nprobe"),
+    (lambda m: m["embedding"].update(dim="wide"), "embedding.dim"),
+    (lambda m: m.update(schema_version=2), "schema_version"),
+    (lambda m: m["database"].update(views=0), "database.views"),
+])
+def test_a_malformed_manifest_names_its_field(tiny_bundle, tmp_path, edit, field):
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    data = json.loads((copy / fmt.MANIFEST).read_text())
+    edit(data)
+    text = json.dumps(data)  # re-hashed: the hash is valid, the content is not
+    (copy / fmt.MANIFEST).write_text(text)
+    (copy / fmt.MANIFEST_HASH).write_text(hashlib.sha256(text.encode()).hexdigest())
+    with pytest.raises(fmt.BundleError) as caught:
+        fmt.verify_bundle(copy)
+    assert caught.value.field == field and field in str(caught.value)
+    assert "unihpr-build index" in str(caught.value)  # says how to rebuild
 
 
 def test_verify_command(tiny_bundle, capsys):
@@ -80,7 +116,7 @@ def test_one_changed_byte_anywhere_is_rejected(tiny_bundle, tmp_path, name):
 def test_a_killed_build_leaves_the_previous_bundle_intact(tiny_run, tiny_bundle, tmp_path):
     final = tmp_path / "bundles" / "default"
     shutil.copytree(tiny_bundle, final)
-    before = fmt.verify_bundle(final)["model_version"]
+    before = fmt.verify_bundle(final, load_models=False).manifest.model_version
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "index_builder.cli", "index", "--weights", str(tiny_run), "--sample",
@@ -101,5 +137,5 @@ def test_a_killed_build_leaves_the_previous_bundle_intact(tiny_run, tiny_bundle,
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert fmt.verify_bundle(final)["model_version"] == before
+    assert fmt.verify_bundle(final, load_models=False).manifest.model_version == before
     assert sorted(p.name for p in final.parent.iterdir() if not p.name.startswith(".")) == ["default"]

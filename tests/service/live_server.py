@@ -84,12 +84,13 @@ def copy_bundle(source: Path, target: Path, version_suffix: str, clip_suffix: st
     """A copy of ``source`` with another model_version and (optionally) renamed clips, re-hashed properly."""
     shutil.copytree(source, target)
     manifest = read_manifest(target)
+    files = dict(manifest.files)
     if clip_suffix:
         with np.load(target / METADATA) as data:
             metadata = {k: data[k] for k in data.files}
         metadata["clip_name"] = np.array([f"{name}{clip_suffix}" for name in metadata["clip_name"]])
         np.savez(target / METADATA, **metadata)
-        manifest["files"].update(file_entries(target, [METADATA]))
-    manifest["model_version"] = manifest["model_version"] + version_suffix
+        files.update(file_entries(target, [METADATA]))
+    manifest = manifest.model_copy(update={"files": files, "model_version": manifest.model_version + version_suffix})
     write_manifest(target, manifest)
     return target

@@ -15,7 +15,7 @@ from tests.service.poses import COCO_STANDING, camera_pose, coco_to_blazepose, d
 
 @pytest.fixture(scope="module")
 def manifest(tiny_bundle):
-    return read_manifest(tiny_bundle)
+    return read_manifest(tiny_bundle).model_dump(mode="json")
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""PoseIndex against brute force: unfiltered, filtered through an ID selector, filtered exactly over a subset,
-grouped; on exact (Flat) and IVF indexes, with the operating point and without -1 placeholders."""
+"""PoseIndex and search_poses against brute force: unfiltered, filtered through an ID selector, filtered exactly
+over a subset, grouped; on exact (Flat) and IVF indexes, with the operating point and without -1 placeholders."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from service.index import PoseIndex
+from service.pose_search import search_poses
 
 POSES, VIEWS, DIM = 3000, 4, 16
 
@@ -67,7 +68,7 @@ def test_flat_index_matches_brute_force(data, selectivity, grouped):
     index = PoseIndex(make_index(vectors, "flat"), VIEWS, exact_fraction=0.05)
     mask = None if selectivity is None else np.random.default_rng(1).random(POSES) < selectivity
     group = groups if grouped else None
-    found = index.search(queries, 10, mask, group_of_pose=group)
+    found = search_poses(index, queries, 10, mask, group_of_pose=group)
     for q, hits in zip(queries, found):
         expected = brute_force(vectors, q, 10, mask, group)
         assert [h[:2] for h in as_tuples(hits)] == [e[:2] for e in expected]
@@ -80,7 +81,7 @@ def test_ivf_index_recall_filters_and_no_placeholders(data, selectivity):
     index = PoseIndex(make_index(vectors, "ivf"), VIEWS, nprobe=8, exact_fraction=0.05)
     assert index.kind == "ivf" and index.nprobe == 8
     mask = None if selectivity is None else np.random.default_rng(2).random(POSES) < selectivity
-    found = index.search(queries, 10, mask)
+    found = search_poses(index, queries, 10, mask)
     recall = []
     for q, hits in zip(queries, found):
         expected = brute_force(vectors, q, 10, mask)
@@ -92,7 +93,7 @@ def test_ivf_index_recall_filters_and_no_placeholders(data, selectivity):
         if selectivity == 0.02:  # below the threshold: exact search over the subset
             assert [h.pose for h in hits] == [e[0] for e in expected]
     assert np.mean(recall) >= (0.99 if selectivity == 0.02 else 0.6)
-    exhaustive = index.search(queries, 10, mask, effort=index.ivf.nlist / index.nprobe)  # nprobe = nlist
+    exhaustive = search_poses(index, queries, 10, mask, effort=index.ivf.nlist / index.nprobe)  # nprobe = nlist
     for q, hits in zip(queries, exhaustive):
         assert [h.pose for h in hits] == [e[0] for e in brute_force(vectors, q, 10, mask)]
 
@@ -102,11 +103,11 @@ def test_more_than_available_returns_only_real_hits(data):
     index = PoseIndex(make_index(vectors, "ivf"), VIEWS, nprobe=1)
     mask = np.zeros(POSES, bool)
     mask[[5, 17, 2999]] = True
-    hits = index.search(queries[:3], 10, mask)
+    hits = search_poses(index, queries[:3], 10, mask)
     assert all(sorted(h.pose for h in row) == [5, 17, 2999] for row in hits)
-    assert index.search(queries[:2], 10, np.zeros(POSES, bool)) == [[], []]
+    assert search_poses(index, queries[:2], 10, np.zeros(POSES, bool)) == [[], []]
     # an unfiltered IVF search with nprobe 1 may find fewer than k * views vectors: still no -1 in the results
-    few = PoseIndex(make_index(vectors, "ivf"), VIEWS, nprobe=1).search(queries, 1000)
+    few = search_poses(PoseIndex(make_index(vectors, "ivf"), VIEWS, nprobe=1), queries, 1000)
     assert all(h.pose >= 0 for row in few for h in row)
 
 
@@ -114,9 +115,9 @@ def test_selector_path_is_used_above_the_threshold(data, monkeypatch):
     vectors, queries, _ = data
     index = PoseIndex(make_index(vectors, "flat"), VIEWS, exact_fraction=0.05)
     calls = []
-    monkeypatch.setattr(index, "_search_subset", lambda *a: calls.append("subset") or (_ for _ in ()).throw(
+    monkeypatch.setattr(index.subsets, "get", lambda *a: calls.append("subset") or (_ for _ in ()).throw(
         AssertionError("exact subset search used above the threshold")))
-    index.search(queries[:1], 5, np.random.default_rng(3).random(POSES) < 0.5)
+    search_poses(index, queries[:1], 5, np.random.default_rng(3).random(POSES) < 0.5)
     assert calls == []
 
 
@@ -124,13 +125,37 @@ def test_a_repeated_small_filter_reuses_its_vectors(data, monkeypatch):
     vectors, queries, groups = data
     index = PoseIndex(make_index(vectors, "ivf"), VIEWS, nprobe=8, exact_fraction=0.05)
     mask = groups == 3  # 50 of 3,000 poses: the exact-subset path
-    first = index.search(queries, 5, pose_mask=mask)
+    first = search_poses(index, queries, 5, pose_mask=mask)
     calls = []
     real = index.index.reconstruct_batch
     monkeypatch.setattr(index.index, "reconstruct_batch", lambda ids: calls.append(len(ids)) or real(ids))
-    again = index.search(queries, 5, pose_mask=mask)
+    again = search_poses(index, queries, 5, pose_mask=mask)
     assert calls == [] and again == first  # served from the cache, same answers
-    index.search(queries, 5, pose_mask=groups == 4)
+    search_poses(index, queries, 5, pose_mask=groups == 4)
     assert calls == [50 * VIEWS]  # another filter reconstructs its own subset
     for p, hits in zip(queries, first):
         assert [h.pose for h in hits] == [p_ for p_, _, _ in brute_force(vectors, p, 5, mask)]
+
+
+@pytest.mark.parametrize("selectivity", [None, 0.5, 0.01])
+def test_index_search_returns_what_faiss_returns(data, selectivity):
+    vectors, queries, _ = data
+    flat = make_index(vectors, "flat")
+    index = PoseIndex(flat, VIEWS, exact_fraction=0.05)
+    mask = None if selectivity is None else np.repeat(np.random.default_rng(2).random(POSES) < selectivity, VIEWS)
+    D, I = index.search(queries, 40, mask)
+    assert D.shape == I.shape == (len(queries), 40) and I.dtype == np.int64
+    params = None if mask is None else faiss.SearchParameters(
+        sel=faiss.IDSelectorBatch(np.flatnonzero(mask).astype(np.int64)))
+    D_ref, I_ref = flat.search(queries, 40, params=params)
+    np.testing.assert_array_equal(I, I_ref)
+    np.testing.assert_allclose(D, D_ref, atol=1e-5)
+
+
+def test_a_subset_smaller_than_k_is_padded_like_faiss(data):
+    vectors, queries, _ = data
+    index = PoseIndex(make_index(vectors, "flat"), VIEWS, exact_fraction=0.05)
+    mask = np.zeros(POSES * VIEWS, bool)
+    mask[[3, 99, 4000]] = True
+    D, I = index.search(queries[:2], 5, mask)
+    assert (np.sort(I[:, :3], axis=1) == [3, 99, 4000]).all() and (I[:, 3:] == -1).all()

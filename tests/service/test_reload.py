@@ -32,7 +32,7 @@ def admin_server(tiny_bundle):
 
 
 def test_reload_under_load_never_fails_or_mixes_bundles(admin_server, tiny_bundle, bundle_b):
-    version_a, version_b = read_manifest(tiny_bundle)["model_version"], read_manifest(bundle_b)["model_version"]
+    version_a, version_b = read_manifest(tiny_bundle).model_version, read_manifest(bundle_b).model_version
     query = {"query": {"keypoints": COCO_STANDING.tolist(), "layout": "coco17"}, "k": 20}
     stop = threading.Event()
     seen: list[tuple[str, str, list[str]]] = []
@@ -85,7 +85,7 @@ def test_reload_under_load_never_fails_or_mixes_bundles(admin_server, tiny_bundl
 
 @pytest.mark.parametrize("fault", ["changed_file", "edited_manifest", "missing_dir"])
 def test_corrupt_bundle_is_refused_and_the_old_one_keeps_serving(admin_server, tiny_bundle, tmp_path, fault):
-    version = read_manifest(tiny_bundle)["model_version"]
+    version = read_manifest(tiny_bundle).model_version
     bad = tmp_path / "bad"
     if fault != "missing_dir":
         copy_bundle(tiny_bundle, bad, "-bad")

@@ -1,0 +1,39 @@
+"""Request examples of the OpenAPI document, one set per route; every example is a request the service accepts."""
+
+from __future__ import annotations
+
+_STAND_H36M17_PX = [[500, 500], [470, 500], [472, 620], [474, 740], [530, 500], [528, 620], [526, 740],
+                    [500, 420], [500, 340], [500, 310], [500, 260], [540, 345], [560, 420], [565, 490],
+                    [460, 345], [440, 420], [435, 490]]
+_STAND_H36M17_MM = [[0, 0, 0], [-120, 0, 0], [-115, 420, 30], [-110, 840, 60], [120, 0, 0], [115, 420, 30],
+                    [110, 840, 60], [0, -240, -10], [0, -480, -20], [0, -560, -50], [0, -720, -30],
+                    [160, -460, -20], [190, -200, -10], [200, 40, 20], [-160, -460, -20], [-190, -200, -10],
+                    [-200, 40, 20]]
+
+EMBED_EXAMPLES = {
+    "pose2d": {"summary": "a 2D pose in pixels",
+               "value": {"inputs": [{"modality": "pose2d", "keypoints": _STAND_H36M17_PX, "layout": "h36m17",
+                                     "image_size": [1000, 1000]}]}},
+    "pose3d": {"summary": "a 3D pose, camera frame, mm",
+               "value": {"inputs": [{"modality": "pose3d", "keypoints": _STAND_H36M17_MM, "layout": "h36m17",
+                                     "units": "mm"}]}},
+    "image": {"summary": "an image (base64 JPEG/PNG)",
+              "value": {"inputs": [{"modality": "image", "image_b64": "<base64>"}]}},
+}
+RETRIEVE_EXAMPLES = {
+    "pose2d": {"summary": "top 5 for a 2D pose, walking clips only",
+               "value": {"query": {"modality": "pose2d", "keypoints": _STAND_H36M17_PX, "layout": "h36m17"},
+                         "k": 5, "filters": {"include": {"content": ["walk"]}, "exclude": {"style": ["elderly"]}}}},
+    "embedding": {"summary": "by embedding, grouped by clip",
+                  "value": {"query": {"embedding": [0.1] * 8 + ["..."]}, "k": 10, "group_by_clip": True}},
+    "batch": {"summary": "two queries",
+              "value": {"queries": [{"keypoints": _STAND_H36M17_PX},
+                                    {"modality": "pose3d", "keypoints": _STAND_H36M17_MM}], "k": 3}},
+}
+LIFT_EXAMPLES = {
+    "pose2d": {"summary": "2D pose to 3D",
+               "value": {"keypoints": _STAND_H36M17_PX, "layout": "h36m17", "image_size": [1000, 1000]}},
+    "image": {"summary": "an image", "value": {"image_b64": "<base64>"}},
+    "batch": {"summary": "a batch", "value": {"inputs": [{"keypoints": _STAND_H36M17_PX}]}},
+}
+RELOAD_EXAMPLES = {"default": {"summary": "reload the configured bundle", "value": {}}}
