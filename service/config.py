@@ -22,16 +22,21 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="UNIHPR_", env_file=None, env_ignore_empty=True, extra="ignore")
 
     # --- the bundle
-    bundle_path: Path = Field(Path("bundles/default"), description="bundle directory served at start-up")
+    bundle_path: Path = Field(Path("bundles/default"), description="bundle directory served at start-up (unless "
+                                                                   "a reload recorded another in state_file)")
+    bundles_root: Path | None = Field(None, description="the only directory /admin/reload may load bundles from "
+                                                        "(default: the parent of bundle_path)")
+    state_file: Path | None = Field(None, description="where a reload records the served bundle, read at start so "
+                                                      "a reloaded bundle survives a restart (default: "
+                                                      "<bundles_root>/.served-bundle)")
     require_bundle: bool = Field(
         True, description="refuse to start when the bundle fails to load (False: start not ready, /readyz 503, "
                           "until POST /admin/reload loads one)")
 
     # --- access
     api_keys: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="read keys for X-API-Key, comma-separated; none and no admin key = open")
-    admin_key: str | None = Field(None, description="key for /admin/*; when unset, /admin/* is open only if no "
-                                                    "read keys are set either, and refused otherwise")
+        default_factory=list, description="read keys for X-API-Key, comma-separated; none = reading is open")
+    admin_key: str | None = Field(None, description="key for /admin/*; when unset, /admin/* does not exist (404)")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
                                                          description="allowed CORS origins, comma-separated")
 
@@ -40,6 +45,12 @@ class Settings(BaseSettings):
     max_batch: int = Field(256, ge=1, description="most inputs / queries in one request")
     max_image_pixels: int = Field(25_000_000, ge=1, description="largest decoded image, width x height; also "
                                                                 "Pillow's Image.MAX_IMAGE_PIXELS")
+    max_request_pixels: int = Field(800_000_000, ge=1, description="most decoded pixels of all the images of one "
+                                                                   "request (64 images of 4000 x 3000 = 768 M)")
+    max_results: int = Field(32_768, ge=1, description="most results one /retrieve answer holds: k x queries (x "
+                                                       "people for all_people images)")
+    max_json_items: int = Field(1_000_000, ge=1000, description="most JSON values and containers in one body "
+                                                                "(counted as commas and brackets before parsing)")
     max_people: int = Field(10, ge=1, description="most people returned for one image with all_people")
     min_visible_joints: int = Field(8, ge=2, le=17, description="fewest visible h36m17 joints a 2D pose needs")
     max_search_effort: float = Field(16.0, ge=1.0, description="upper bound of the request's search_effort")
@@ -59,12 +70,34 @@ class Settings(BaseSettings):
     @classmethod
     def _split_commas(cls, value):
         if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            if value.strip() and not parts:
+                raise ValueError(f"{value!r} lists nothing: leave it unset, or give comma-separated values")
+            return parts
         return value
 
+    @field_validator("api_keys")
+    @classmethod
+    def _no_blank_keys(cls, keys: list[str]) -> list[str]:
+        if any(not key.strip() for key in keys):
+            raise ValueError("an API key is blank")
+        return [key.strip() for key in keys]
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_key_not_blank(cls, key: str | None) -> str | None:
+        if key is not None and not key.strip():
+            raise ValueError("the admin key is blank: leave UNIHPR_ADMIN_KEY unset to turn administration off")
+        return None if key is None else key.strip()
+
     @property
-    def auth_enabled(self) -> bool:
-        return bool(self.api_keys) or self.admin_key is not None
+    def reload_root(self) -> Path:
+        """The directory reloads may read bundles from, resolved."""
+        return (self.bundles_root or self.bundle_path.parent).resolve()
+
+    @property
+    def served_record(self) -> Path:
+        return self.state_file or self.reload_root / ".served-bundle"
 
 
 @lru_cache

@@ -2,9 +2,10 @@
 
 The dependencies are ``async``: FastAPI would run plain functions in its thread pool, a thread hop each.
 
-Keys: ``X-API-Key``. With no keys configured the API is open. With read keys, /embed, /retrieve, /lift3d and /info
-need one of them (the admin key works too). /admin/* needs the admin key; when no admin key is configured it is
-open only if the whole API is open. Probes (/healthz, /readyz, /metrics) are always open.
+Keys: ``X-API-Key``. With no read keys configured reading is open. With read keys, /embed, /retrieve, /lift3d and /info
+need one of them (the admin key works too). /admin/* exists only when an admin key is configured (404 otherwise,
+as for any unknown route); then a missing or wrong key is 401 and a read key 403. Probes (/healthz, /readyz,
+/metrics) are always open.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from fastapi import Depends, Header, Request
 from service.artifacts import Bundle
 from service.body import RequestBody, validate
 from service.config import Settings
-from service.errors import ForbiddenError, IndexNotReadyError, InvalidApiKeyError, MissingApiKeyError
+from service.errors import (
+    ForbiddenError,
+    IndexNotReadyError,
+    InvalidApiKeyError,
+    MissingApiKeyError,
+    NotFoundError,
+)
 from service.examples import EMBED_EXAMPLES, LIFT_EXAMPLES, RELOAD_EXAMPLES, RETRIEVE_EXAMPLES
 from service.metrics import ServiceMetrics
 from service.schemas import (
@@ -91,7 +98,7 @@ def _matches(key: str, candidates: list[str]) -> bool:
 
 
 async def require_read_key(settings: SettingsDep, x_api_key: ApiKeyHeader = None) -> None:
-    if not settings.auth_enabled:
+    if not settings.api_keys:
         return
     allowed = [*settings.api_keys, *([settings.admin_key] if settings.admin_key else [])]
     if not x_api_key:
@@ -100,11 +107,9 @@ async def require_read_key(settings: SettingsDep, x_api_key: ApiKeyHeader = None
         raise InvalidApiKeyError("the X-API-Key is not valid", "X-API-Key")
 
 
-async def require_admin_key(settings: SettingsDep, x_api_key: ApiKeyHeader = None) -> None:
-    if not settings.auth_enabled:
-        return
+async def require_admin_key(request: Request, settings: SettingsDep, x_api_key: ApiKeyHeader = None) -> None:
     if settings.admin_key is None:
-        raise ForbiddenError("administration is disabled: no admin key is configured")
+        raise NotFoundError(f"no route {request.url.path}")
     if not x_api_key:
         raise MissingApiKeyError("this endpoint needs the admin X-API-Key", "X-API-Key")
     if not _matches(x_api_key, [settings.admin_key]):

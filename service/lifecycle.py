@@ -8,7 +8,9 @@ serialised by a lock; a bundle that fails verification is refused and the old on
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import warnings
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +22,7 @@ from PIL import Image
 
 from model.bundle_format import BundleError
 from service.artifacts import Bundle, load_bundle
+from service.config import Settings
 from service.errors import ArtifactMismatchError, BundleRejectedError
 
 LOG = logging.getLogger(__name__)
@@ -36,13 +39,69 @@ async def load(app: FastAPI, path: Path) -> Bundle:
     return await anyio.to_thread.run_sync(load_bundle, path, settings, metrics.observe_microbatch)
 
 
-async def reload(app: FastAPI, path: Path | None) -> tuple[Bundle, str | None]:
-    """Load, verify and install the bundle at ``path`` (default: the configured one).
+def resolve_under_root(name: str | None, settings: Settings) -> Path:
+    """The bundle directory a reload request names: relative to the bundles root, or absolute inside it.
+
+    Raises BundleRejectedError for anything outside the root, whether or not it exists.
+    """
+    root = settings.reload_root
+    if name is None:
+        return settings.bundle_path.resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise BundleRejectedError("`bundle` must name a directory inside the bundles root (e.g. \"default\")",
+                                  "bundle")
+    return path
+
+
+def _relative(message: str, root: Path) -> str:
+    """A verification message with the bundles root left out of its paths."""
+    return message.replace(f"{root}{os.sep}", "").replace(str(root), ".")
+
+
+def record_served(settings: Settings, path: Path) -> None:
+    """Remember ``path`` as the served bundle for the next start (atomically; a failure is only logged)."""
+    record = settings.served_record
+    tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps({"bundle": str(path)}))
+        os.replace(tmp, record)
+    except OSError as err:
+        LOG.warning("could not record the served bundle in %s (%s): a restart serves %s", record, err,
+                    settings.bundle_path)
+        tmp.unlink(missing_ok=True)
+
+
+def recorded_bundle(settings: Settings) -> Path | None:
+    """The bundle a reload recorded, when there is one and it is still inside the bundles root."""
+    try:
+        path = Path(json.loads(settings.served_record.read_text())["bundle"]).resolve()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return path if path.is_relative_to(settings.reload_root) and path.is_dir() else None
+
+
+async def load_at_start(app: FastAPI) -> Bundle:
+    """The recorded bundle, or the configured one when none is recorded or the recorded one no longer loads."""
+    settings = app.state.settings
+    recorded = recorded_bundle(settings)
+    if recorded is not None and recorded != settings.bundle_path.resolve():
+        try:
+            return await load(app, recorded)
+        except BundleError as err:
+            LOG.error("the recorded bundle %s does not load (%s); serving the configured %s", recorded, err,
+                      settings.bundle_path)
+    return await load(app, settings.bundle_path)
+
+
+async def reload(app: FastAPI, name: str | None) -> tuple[Bundle, str | None]:
+    """Load, verify and install the bundle ``name`` under the bundles root (default: the configured one).
 
     returns: the new bundle and the previous model version. Raises BundleRejectedError, leaving the served
     bundle as it was, when the new one fails.
     """
-    path = Path(path) if path is not None else app.state.settings.bundle_path
+    settings = app.state.settings
+    path = resolve_under_root(name, settings)
     async with app.state.reload_lock:
         previous = app.state.bundle
         try:
@@ -51,8 +110,11 @@ async def reload(app: FastAPI, path: Path | None) -> tuple[Bundle, str | None]:
             app.state.metrics.reloads.labels("refused").inc()
             LOG.warning("reload refused, still serving %s: %s",
                         previous.model_version if previous else "nothing", err)
-            raise BundleRejectedError(f"bundle refused: {err}", "bundle") from err
+            where = f" (manifest field {err.field})" if err.field else ""
+            raise BundleRejectedError(f"bundle refused{where}: {_relative(str(err), settings.reload_root)}",
+                                      "bundle") from err
         install(app, bundle)
+        await anyio.to_thread.run_sync(record_served, settings, path)
         app.state.metrics.reloads.labels("accepted").inc()
         LOG.info("now serving %s (was %s)", bundle.model_version, previous.model_version if previous else None)
         return bundle, previous.model_version if previous else None
@@ -68,7 +130,7 @@ async def lifespan(app: FastAPI):
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     faiss.omp_set_num_threads(settings.faiss_threads)
     try:
-        install(app, await load(app, settings.bundle_path))
+        install(app, await load_at_start(app))
     except BundleError as err:
         if settings.require_bundle:
             raise ArtifactMismatchError(f"cannot serve {settings.bundle_path}: {err}") from err

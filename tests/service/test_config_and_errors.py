@@ -20,17 +20,28 @@ def test_settings_from_environment(monkeypatch):
     monkeypatch.setenv("UNIHPR_CORS_ORIGINS", "https://a.example,https://b.example")
     s = Settings()
     assert s.bundle_path == Path("/srv/bundle") and s.api_keys == ["k1", "k2"] and s.admin_key == "root"
-    assert s.max_batch == 7 and s.cors_origins == ["https://a.example", "https://b.example"] and s.auth_enabled
+    assert s.max_batch == 7 and s.cors_origins == ["https://a.example", "https://b.example"]
     monkeypatch.setenv("UNIHPR_MAX_BATCH", "0")
     with pytest.raises(ValidationError):
         Settings()
+
+
+@pytest.mark.parametrize(("name", "value"), [("UNIHPR_API_KEYS", " , "), ("UNIHPR_API_KEYS", ","),
+                                             ("UNIHPR_ADMIN_KEY", "   ")])
+def test_a_key_setting_that_parses_to_no_key_stops_start_up(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match="nothing|blank"):
+        Settings()
+    from service.cli import main
+
+    assert main(["--port", "0"]) == 2  # unihpr-serve refuses to start, with the reason on stderr
 
 
 def test_defaults_are_open_and_get_settings_is_cached(monkeypatch):
     for name in ("UNIHPR_API_KEYS", "UNIHPR_ADMIN_KEY", "UNIHPR_BUNDLE_PATH"):
         monkeypatch.delenv(name, raising=False)
     s = Settings()
-    assert not s.auth_enabled and s.bundle_path == Path("bundles/default") and s.ort_threads == 1
+    assert not s.api_keys and s.admin_key is None and s.bundle_path == Path("bundles/default") and s.ort_threads == 1
     get_settings.cache_clear()
     assert get_settings() is get_settings()
     get_settings.cache_clear()

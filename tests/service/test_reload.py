@@ -1,7 +1,9 @@
-"""Hot reload: atomic under load, refusal of a corrupt bundle, and a server that starts without one."""
+"""Hot reload: atomic under load, refusal of a corrupt bundle, only under the bundles root, recorded across a
+restart, closed without an admin key; and a server that starts without a bundle."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 
@@ -20,14 +22,27 @@ ADMIN = {"X-API-Key": ADMIN_KEY}
 
 
 @pytest.fixture(scope="module")
-def bundle_b(tiny_bundle, tmp_path_factory):
-    return copy_bundle(tiny_bundle, tmp_path_factory.mktemp("reload") / "b", "-b", clip_suffix=B_SUFFIX)
+def root(tiny_bundle, tmp_path_factory):
+    """A bundles root holding `a` (the tiny bundle) and `b` (a copy with renamed clips and its own version)."""
+    root = tmp_path_factory.mktemp("bundles-root")
+    shutil.copytree(tiny_bundle, root / "a")
+    copy_bundle(tiny_bundle, root / "b", "-b", clip_suffix=B_SUFFIX)
+    return root
+
+
+@pytest.fixture(scope="module")
+def bundle_b(root):
+    return root / "b"
+
+
+def admin_settings(root, state_file, **overrides):
+    return make_settings(root / "a", api_keys=[READ_KEY], admin_key=ADMIN_KEY, bundles_root=root,
+                         state_file=state_file, **overrides)
 
 
 @pytest.fixture()
-def admin_server(tiny_bundle):
-    settings = make_settings(tiny_bundle, api_keys=[READ_KEY], admin_key=ADMIN_KEY)
-    with serve(create_app(settings)) as live:
+def admin_server(root, tmp_path):
+    with serve(create_app(admin_settings(root, tmp_path / "served"))) as live:
         yield live
 
 
@@ -61,9 +76,9 @@ def test_reload_under_load_never_fails_or_mixes_bundles(admin_server, tiny_bundl
         t.start()
     try:
         with httpx.Client(base_url=admin_server.url, timeout=120, headers=ADMIN) as admin:
-            for target, version in ((bundle_b, version_b), (tiny_bundle, version_a), (bundle_b, version_b)):
+            for target, version in (("b", version_b), ("a", version_a), ("b", version_b)):
                 time.sleep(0.4)
-                r = admin.post("/admin/reload", json={"bundle": str(target)})
+                r = admin.post("/admin/reload", json={"bundle": target})
                 assert r.status_code == 200, r.text
                 assert r.json()["model_version"] == version == r.headers["x-model-version"]
             time.sleep(0.4)
@@ -84,9 +99,9 @@ def test_reload_under_load_never_fails_or_mixes_bundles(admin_server, tiny_bundl
 
 
 @pytest.mark.parametrize("fault", ["changed_file", "edited_manifest", "missing_dir"])
-def test_corrupt_bundle_is_refused_and_the_old_one_keeps_serving(admin_server, tiny_bundle, tmp_path, fault):
+def test_corrupt_bundle_is_refused_and_the_old_one_keeps_serving(admin_server, tiny_bundle, root, fault):
     version = read_manifest(tiny_bundle).model_version
-    bad = tmp_path / "bad"
+    bad = root / f"bad-{fault}"
     if fault != "missing_dir":
         copy_bundle(tiny_bundle, bad, "-bad")
     if fault == "changed_file":
@@ -97,12 +112,13 @@ def test_corrupt_bundle_is_refused_and_the_old_one_keeps_serving(admin_server, t
         text = (bad / "manifest.json").read_text()
         (bad / "manifest.json").write_text(text.replace('"views": 8', '"views": 4'))
     with httpx.Client(base_url=admin_server.url, timeout=120, headers=ADMIN) as admin:
-        r = admin.post("/admin/reload", json={"bundle": str(bad)})
+        r = admin.post("/admin/reload", json={"bundle": bad.name})
         assert r.status_code == 422, r.text
         error = r.json()["error"]
         assert error["code"] == "bundle_rejected" and error["field"] == "bundle"
         assert {"changed_file": "poses.npy", "edited_manifest": "manifest.json",
                 "missing_dir": "not a bundle directory"}[fault] in error["message"]
+        assert str(root) not in error["message"]  # no server paths in answers
         assert r.headers["x-model-version"] == version
         assert admin.get("/readyz").json()["model_version"] == version
         served = admin.post("/retrieve", json={"query": {"keypoints": COCO_STANDING.tolist(), "layout": "coco17"}})
@@ -110,16 +126,49 @@ def test_corrupt_bundle_is_refused_and_the_old_one_keeps_serving(admin_server, t
         assert 'unihpr_bundle_reloads_total{outcome="refused"}' in admin.get("/metrics").text
 
 
-def test_reload_without_body_reloads_the_configured_bundle(admin_server, tiny_bundle):
+def test_reload_without_body_reloads_the_configured_bundle(admin_server):
     with httpx.Client(base_url=admin_server.url, timeout=120, headers=ADMIN) as admin:
         r = admin.post("/admin/reload")
         assert r.status_code == 200, r.text
         assert r.json()["model_version"] == r.json()["previous_model_version"]
-        assert r.json()["bundle"] == tiny_bundle.name
+        assert r.json()["bundle"] == "a"
 
 
-def test_not_ready_until_a_bundle_is_loaded(tiny_bundle, tmp_path):
-    settings = make_settings(tmp_path / "nothing-here", require_bundle=False)
+@pytest.mark.parametrize("name", ["..", "../..", "/etc", "/", "a/../../x", ".", "/nonexistent/deep/path"])
+def test_reload_reads_only_under_the_bundles_root_and_says_nothing_of_other_paths(admin_server, name):
+    with httpx.Client(base_url=admin_server.url, timeout=60, headers=ADMIN) as admin:
+        r = admin.post("/admin/reload", json={"bundle": name})
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["code"] == "bundle_rejected" and error["field"] == "bundle"
+        assert error["message"] == "`bundle` must name a directory inside the bundles root (e.g. \"default\")"
+
+
+def test_admin_is_closed_without_an_admin_key(tiny_bundle, root):
+    settings = make_settings(tiny_bundle, api_keys=[READ_KEY], bundles_root=root)
+    with serve(create_app(settings)) as live, httpx.Client(base_url=live.url, timeout=60) as c:
+        for headers in ({}, {"X-API-Key": READ_KEY}, {"X-API-Key": "anything"}):
+            r = c.post("/admin/reload", json={"bundle": "b"}, headers=headers)
+            assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
+        assert c.get("/readyz").json()["model_version"] == read_manifest(tiny_bundle).model_version
+
+
+def test_a_reloaded_bundle_survives_a_restart(root, tmp_path, bundle_b):
+    state = tmp_path / "served"
+    version_b = read_manifest(bundle_b).model_version
+    with serve(create_app(admin_settings(root, state))) as live, httpx.Client(base_url=live.url, timeout=120) as c:
+        assert c.post("/admin/reload", json={"bundle": "b"}, headers=ADMIN).json()["model_version"] == version_b
+    assert not list(tmp_path.glob("*.tmp"))  # written under a temporary name and renamed
+    with serve(create_app(admin_settings(root, state))) as live, httpx.Client(base_url=live.url, timeout=120) as c:
+        assert c.get("/readyz").json()["model_version"] == version_b
+    state.write_text('{"bundle": "/etc"}')  # a record outside the root is ignored: the configured bundle serves
+    with serve(create_app(admin_settings(root, state))) as live, httpx.Client(base_url=live.url, timeout=120) as c:
+        assert c.get("/readyz").json()["model_version"] != version_b
+
+
+def test_not_ready_until_a_bundle_is_loaded(root, tmp_path):
+    settings = make_settings(root / "nothing-here", require_bundle=False, admin_key=ADMIN_KEY,
+                             state_file=tmp_path / "served")
     with serve(create_app(settings)) as live, httpx.Client(base_url=live.url, timeout=120) as c:
         assert c.get("/healthz").json() == {"status": "ok", "model_version": None}
         r = c.get("/readyz")
@@ -127,7 +176,7 @@ def test_not_ready_until_a_bundle_is_loaded(tiny_bundle, tmp_path):
         assert "x-model-version" not in r.headers
         r = c.post("/embed", json={"inputs": [{"keypoints": COCO_STANDING.tolist(), "layout": "coco17"}]})
         assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
-        r = c.post("/admin/reload", json={"bundle": str(tiny_bundle)})  # open service: no admin key needed
+        r = c.post("/admin/reload", json={"bundle": "a"}, headers=ADMIN)
         assert r.status_code == 200 and r.json()["previous_model_version"] is None
         assert c.get("/readyz").status_code == 200
 
