@@ -27,6 +27,7 @@ from PIL import Image
 
 from index_builder.blazepose_assets import BlazePoseFiles
 from index_builder.coco_keypoints import keypoints_to_h36m17, load_coco_keypoints
+from index_builder.progress import progress_bar
 from model.blazepose import BlazePose
 from model.blazepose_anchors import box_iou
 from model.joint_formulas import LANDMARKS, landmarks_to_h36m17, layout_to_h36m17
@@ -167,10 +168,11 @@ def _load_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def match_people(people: list[LabelledPerson], blazepose: BlazePose) -> list[Match]:
+def match_people(people: list[LabelledPerson], blazepose: BlazePose, progress: bool = True) -> list[Match]:
     """Run BlazePose once per image and pair labels with detections: one-to-one, greedy by IoU >= FOUND_IOU."""
     matches = []
-    for image in dict.fromkeys(p.image for p in people):  # first-seen order
+    images = list(dict.fromkeys(p.image for p in people))  # first-seen order
+    for image in progress_bar(images, desc="BlazePose on the labelled photos", enabled=progress, unit="image"):
         labels = [p for p in people if p.image == image]
         detected = blazepose.detect(_load_rgb(image))
         if not detected:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from index_builder.blazepose_assets import fetch_blazepose_models
+from index_builder.cli import main
 from index_builder.config import BuildPaths
 from index_builder.detector_calibration import MIRROR, REPORT_PATH, calibrate, estimate
 from index_builder.detector_noise import CALIBRATION_PATH, DetectorNoise
@@ -185,3 +186,19 @@ def test_committed_calibration_matches_a_fresh_run(calibration):
     assert saved["people"] == report["people"] and saved["joints"] == report["joints"]
     assert saved["swaps"] == report["swaps"]
     assert {k: v["n"] for k, v in saved["per_joint"].items()} == {k: v["n"] for k, v in report["per_joint"].items()}
+
+
+def test_calibrate_command_writes_the_noise_model_and_report(calibration, tmp_path, capsys):
+    noise, report = calibration
+    noise_out, report_out = tmp_path / "noise.json", tmp_path / "report.json"
+    assert main(["calibrate", "--noise-out", str(noise_out), "--report-out", str(report_out)]) == 0
+    assert DetectorNoise.load(noise_out) == noise
+    assert json.loads(report_out.read_text())["swaps"] == report["swaps"]
+    out = capsys.readouterr().out
+    assert f"{noise_out}: {noise.source}" in out and "sigma: pelvis" in out
+
+
+def test_calibrate_command_without_the_photos_fails_in_one_line(tmp_path, capsys):
+    assert main(["calibrate", "--pose-images", str(tmp_path / "none"), "--noise-out", str(tmp_path / "n.json")]) == 1
+    assert "labelled photos not found" in capsys.readouterr().err
+    assert not (tmp_path / "n.json").exists()
