@@ -13,7 +13,6 @@ weights, then measures on real query embeddings (pose2d of held-out poses throug
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from index_builder.indexing import exact_top_k, recall_at_k
 from index_builder.motion_database import MotionDatabase
 from index_builder.onnx_export import cpu_session
 from index_builder.progress import stage_lines
-from model.bundle_format import ENCODERS, INDEX, METADATA
+from model.bundle_format import ENCODERS, INDEX, METADATA, read_manifest
 from service.index import PoseIndex
 
 K = 10
@@ -59,27 +58,27 @@ def main() -> None:
             manifest = build_bundle(model, config, db, args.out, fetch_blazepose_models())
         build_s = time.perf_counter() - start
     else:
-        manifest = json.loads((args.out / "manifest.json").read_text())
-        build_s = manifest["builder"]["build_seconds"]
+        manifest = read_manifest(args.out)
+        build_s = manifest.builder.build_seconds
     index = faiss.read_index(str(args.out / INDEX))
-    views = manifest["database"]["views"]
-    point = manifest["index"]["operating_point"]
-    print(f"database: {len(db)} poses x {views} views = {index.ntotal} vectors, {manifest['index']['factory']}")
+    views = manifest.database.views
+    point = manifest.index.operating_point
+    print(f"database: {len(db)} poses x {views} views = {index.ntotal} vectors, {manifest.index.factory}")
     print(f"bundle build: {build_s:.0f} s; index.faiss {(args.out / INDEX).stat().st_size / 2**20:.0f} MiB; "
-          f"stored operating point nprobe {point['nprobe']} (recall@10 {point['recall_at_10']:.3f} when chosen)")
+          f"stored operating point nprobe {point.nprobe} (recall@10 {point.recall_at_10:.3f} when chosen)")
 
     probe = held_out_views(cache, args.queries, seed=2024)  # other poses and cameras than the builder's choice
     queries = cpu_session(args.out / ENCODERS["pose2d"], threads=2).run(None, {"features": probe.pose2d})[0]
     vectors = index.reconstruct_n(0, index.ntotal) if faiss.try_extract_index_ivf(index) is None else \
         faiss.extract_index_ivf(index).reconstruct_batch(np.arange(index.ntotal, dtype=np.int64))
     truth = exact_top_k(vectors, queries, K)
-    faiss.extract_index_ivf(index).nprobe = point["nprobe"]
+    faiss.extract_index_ivf(index).nprobe = point.nprobe
     _, found = index.search(queries, K)
-    print(f"unfiltered recall@10 (raw FAISS, nprobe {point['nprobe']}, {len(queries)} queries): "
+    print(f"unfiltered recall@10 (raw FAISS, nprobe {point.nprobe}, {len(queries)} queries): "
           f"{recall_at_k(found, truth):.4f}")
 
     raw_ms, wrapped_ms = [], []
-    pose_index = PoseIndex(index, views, nprobe=point["nprobe"])
+    pose_index = PoseIndex(index, views, nprobe=point.nprobe)
     for q in queries[:300]:
         t = time.perf_counter()
         index.search(q[None], K)
