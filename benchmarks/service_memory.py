@@ -32,6 +32,7 @@ import argparse
 import base64
 import io
 import json
+import multiprocessing
 import os
 import random
 import socket
@@ -211,35 +212,52 @@ def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(np.asarray(values, dtype=float), q)) if values else None
 
 
+def poll_health(url: str, interval_s: float, timeout_s: float, stop, out) -> None:
+    """GET /healthz every ``interval_s`` until ``stop`` is set; sends [(latency ms, ok), ...] through ``out``."""
+    polls = []
+    with httpx.Client(base_url=url, timeout=timeout_s) as client:
+        while not stop.is_set():
+            start = time.perf_counter()
+            try:
+                ok = client.get("/healthz").status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            polls.append(((time.perf_counter() - start) * 1e3, ok))
+            stop.wait(interval_s)
+    out.send(polls)
+
+
 class HealthPoller:
-    """Polls GET /healthz in a thread, ``interval_s`` apart, and keeps each latency (ms) and failure."""
+    """Polls GET /healthz ``interval_s`` apart and keeps each latency (ms) and failure.
+
+    The poller is a process of its own: in a thread of the measuring process it would wait for the GIL while
+    that process reads a large answer, and report the client's delay as the server's.
+    """
 
     def __init__(self, url: str, interval_s: float = HEALTH_INTERVAL_S, timeout_s: float = 120.0):
         self.url, self.interval_s, self.timeout_s = url, interval_s, timeout_s
         self.latencies_ms: list[float] = []
         self.failures = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=poll_health, daemon=True,
+                                        args=(url, interval_s, timeout_s, self._stop, send))
 
     def __enter__(self) -> HealthPoller:
-        self._thread.start()
+        self._process.start()
+        time.sleep(self.interval_s)  # the first poll is under way before the measured request starts
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        self._thread.join(timeout=self.timeout_s + 5)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=self.timeout_s) as client:
-            while not self._stop.is_set():
-                start = time.perf_counter()
-                try:
-                    ok = client.get("/healthz").status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                self.latencies_ms.append((time.perf_counter() - start) * 1e3)
-                self.failures += not ok
-                self._stop.wait(self.interval_s)
+        if self._receive.poll(self.timeout_s + 5):
+            polls = self._receive.recv()
+            self.latencies_ms = [ms for ms, _ in polls]
+            self.failures = sum(not ok for _, ok in polls)
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
 
     def summary(self) -> dict:
         """{"n", "p50_ms", "p99_ms", "max_ms", "failures"} of the polls so far."""

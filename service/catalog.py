@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from service.errors import UnknownLabelError
+from service.errors import MAX_ECHO, UnknownLabelError
 from service.schemas import Filters, FilterSet
 
 LABEL_FIELDS = ("content", "style", "dataset", "source")
@@ -45,6 +45,9 @@ class PoseCatalog:
         self.clip_names = np.array(self.clip_name)
         self.known = {f: sorted(set(v.tolist())) for f, v in self.clip_labels.items()}
         self.view_azimuths = list(view_azimuths) or [0.0] * len(rotations)
+        self.clip_label_dicts = [{f: str(self.clip_labels[f][c]) for f in ("content", "style", "dataset")}
+                                 for c in range(len(self.clip_name))]
+        self.clip_sources = [str(x) for x in self.clip_labels["source"]]
 
     def __len__(self) -> int:
         return len(self.poses)
@@ -62,8 +65,8 @@ class PoseCatalog:
                 wanted = [normalise_label(v) for v in values]
                 for i, v in enumerate(wanted):
                     if v not in self.known[name]:
-                        raise UnknownLabelError(f"unknown {name} {values[i]!r}; known: {', '.join(self.known[name])}",
-                                                f"filters.{where}.{name}[{i}]")
+                        raise UnknownLabelError(f"unknown {name} {values[i][:MAX_ECHO]!r}; known: "
+                                                f"{', '.join(self.known[name])}", f"filters.{where}.{name}[{i}]")
                 hit = np.isin(self.clip_labels[name], wanted)
             mask = (mask & hit) if matches_all else (mask | hit)
         return mask
@@ -83,22 +86,30 @@ class PoseCatalog:
             keep &= ~self._clip_mask(filters.exclude, "exclude", False)
         return keep[self.clip]
 
-    def result(self, pose: int, view: int, score: float, align_to_query: bool, include_pose3d: bool) -> dict:
-        """One retrieval result (JSON-ready)."""
-        clip = int(self.clip[pose])
-        frame = int(self.frame[pose])
-        fps = float(self.clip_fps[clip])
-        out = {"id": f"{self.clip_name[clip]}#{frame}", "score": round(score, 6)}
+    def results(self, hits: list, align_to_query: bool, include_pose3d: bool) -> list[dict]:
+        """Retrieval results (JSON-ready) of one query's hits (``service.pose_search.Hit``), best first; the
+        poses of all hits are rotated and rounded in one array operation."""
+        if not hits:
+            return []
+        pose = np.array([h.pose for h in hits])
+        view = np.array([h.view for h in hits])
+        clip, frame = self.clip[pose], self.frame[pose]
+        fps = self.clip_fps[clip]
+        times = np.round(np.divide(frame, fps, out=np.full(len(hits), np.nan), where=fps > 0), 6)
         if include_pose3d:
-            pose3d = self.poses[pose].astype(np.float64)
+            poses = self.poses[pose].astype(np.float64)  # (H, 17, 3) world Y-up
             if align_to_query:
-                pose3d = pose3d @ self.rotations[view].T  # (17, 3) in the matched view's camera frame
-            out["pose3d"] = np.round(pose3d, POSE_DECIMALS).tolist()
-        out["metadata"] = {
-            "clip": self.clip_name[clip], "frame": frame, "time": round(frame / fps, 6) if fps > 0 else None,
-            "fps": fps,
-            "labels": {f: str(self.clip_labels[f][clip]) for f in ("content", "style", "dataset")},
-            "source": str(self.clip_labels["source"][clip]),
-            "view": int(view), "view_azimuth_deg": float(self.view_azimuths[view]),
-        }
+                poses = np.einsum("hij,hkj->hki", self.rotations[view], poses)  # each in its matched view's frame
+            poses = np.round(poses, POSE_DECIMALS)  # written as lists by service.responses
+        out = []
+        for j, (c, f, h) in enumerate(zip(clip.tolist(), frame.tolist(), hits)):
+            result = {"id": f"{self.clip_name[c]}#{f}", "score": round(h.score, 6)}
+            if include_pose3d:
+                result["pose3d"] = poses[j]
+            result["metadata"] = {
+                "clip": self.clip_name[c], "frame": f, "time": None if np.isnan(times[j]) else float(times[j]),
+                "fps": float(fps[j]), "labels": self.clip_label_dicts[c], "source": self.clip_sources[c],
+                "view": h.view, "view_azimuth_deg": float(self.view_azimuths[h.view]),
+            }
+            out.append(result)
         return out

@@ -60,6 +60,12 @@ class BatchTooLargeError(UnihprError):
     status_code, code = 413, "batch_too_large"
 
 
+class ResultTooLargeError(UnihprError):
+    """The answer would exceed the service's result limit (k x queries)."""
+
+    status_code, code = 413, "result_too_large"
+
+
 class UnknownFieldError(UnihprError):
     status_code, code = 422, "unknown_field"
 
@@ -170,7 +176,7 @@ def field_path(loc: tuple | list) -> str | None:
         if isinstance(item, int):
             parts.append(f"[{item}]")
         else:
-            parts.append(f".{item}" if parts else str(item))
+            parts.append(f".{str(item)[:MAX_ECHO]}" if parts else str(item)[:MAX_ECHO])
     return "".join(parts) or None
 
 
@@ -191,7 +197,7 @@ def from_validation_error(err: ValidationError | RequestValidationError, prefix:
     if kind == "literal_error" and name == "modality":
         return UnknownModalityError(f"unknown modality: {message}", field_path(loc))
     if kind == "extra_forbidden":
-        return UnknownFieldError(f"unknown field {name!r}", field_path(loc))
+        return UnknownFieldError(f"unknown field {str(name)[:MAX_ECHO]!r}", field_path(loc))
     if kind == "json_invalid":
         return MalformedJsonError(f"malformed JSON: {(first.get('ctx') or {}).get('error', message)}")
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):

@@ -6,11 +6,14 @@ checks width x height against the service's pixel limit from the header *before*
 EXIF orientation and converts to RGB. Nothing here stores or logs the bytes.
 
 A LiteRT interpreter is not thread-safe and costs memory, so BlazePose instances live in a small pool: a worker
-thread takes one, uses it alone, and puts it back.
+thread takes one, uses it alone, and puts it back. Requests wait for a free instance (``DetectorPool.slots``)
+*before* their image is decoded, so at most one decoded image per instance exists at a time, whatever the number
+of concurrent image requests; waiting images hold only their compressed bytes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import queue
 import struct
@@ -54,8 +57,8 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def decode_image(data: bytes, max_pixels: int, field: str | None = None) -> np.ndarray:
-    """JPEG/PNG bytes -> (H, W, 3) uint8 RGB, upright by EXIF; domain errors for anything else."""
+def supported_format(data: bytes, field: str | None) -> str:
+    """'JPEG' or 'PNG'; domain errors for empty data and other formats."""
     if not data:
         raise InvalidImageError("the image is empty", field)
     kind = sniff_format(data)
@@ -63,6 +66,25 @@ def decode_image(data: bytes, max_pixels: int, field: str | None = None) -> np.n
         raise InvalidImageError("not a JPEG or PNG image", field)
     if kind not in SUPPORTED:
         raise UnsupportedImageFormatError(f"{kind} images are not supported; send JPEG or PNG", field)
+    return kind
+
+
+def image_pixels(data: bytes, field: str | None = None) -> int:
+    """width x height from the image's header, without decoding it; domain errors for what cannot be read."""
+    kind = supported_format(data, field)
+    try:
+        with Image.open(io.BytesIO(data), formats=[kind]) as img:
+            width, height = img.size
+    except Image.DecompressionBombError as err:
+        raise ImageTooLargeError("the image has more pixels than the service's limit", field) from err
+    except DECODE_ERRORS as err:
+        raise InvalidImageError(f"the {kind} data could not be decoded (corrupt or truncated)", field) from err
+    return width * height
+
+
+def decode_image(data: bytes, max_pixels: int, field: str | None = None) -> np.ndarray:
+    """JPEG/PNG bytes -> (H, W, 3) uint8 RGB, upright by EXIF; domain errors for anything else."""
+    kind = supported_format(data, field)
     try:
         with Image.open(io.BytesIO(data), formats=[kind]) as img:
             width, height = img.size
@@ -83,6 +105,7 @@ class DetectorPool:
     """Up to ``size`` BlazePose instances (one LiteRT interpreter pair each), created on demand."""
 
     def __init__(self, detector: Path, landmarks: Path, size: int, threads: int):
+        self.slots = asyncio.Semaphore(size)  # taken by a request before it decodes its image
         self._paths = (detector, landmarks)
         self._threads = threads
         self._size = size

@@ -80,8 +80,9 @@ def _parse_pose2d(item: Pose2DInput, field: str) -> tuple[np.ndarray, np.ndarray
     bad = np.flatnonzero((conf < 0) | (conf > 1))
     if len(bad):
         raise InvalidPoseError("confidence must lie in [0, 1]", f"{kp_field}[{bad[0]}]")
-    if item.image_size is not None and min(item.image_size) <= 0:
-        raise InvalidPoseError("image_size must be positive", subfield(field, "image_size"))
+    if item.image_size is not None and not all(0 < side <= MAX_ABS_COORDINATE for side in item.image_size):
+        raise InvalidPoseError(f"image_size must be positive and at most {MAX_ABS_COORDINATE:g} pixels",
+                               subfield(field, "image_size"))
     xy = rows[:, :2]
     if item.coordinates == "normalized" and item.image_size is not None:
         xy = xy * np.asarray(item.image_size, dtype=np.float64)
@@ -117,6 +118,9 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
                                                    subfield(fields[i], "keypoints"))))
         if not errors:
             out[idx] = pose2d_features(joints, np.where(visible, joint_conf, 0.0))
+            for j in np.flatnonzero(~np.isfinite(out[idx]).all(axis=(1, 2))):
+                errors.append((idx[j], InvalidPoseError("the keypoints do not normalise to finite values",
+                                                        subfield(fields[idx[j]], "keypoints"))))
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
     return out
@@ -153,7 +157,8 @@ def pose3d_to_camera_mm(item: Pose3DInput, field: str, world_to_camera: np.ndarr
 
 
 def pose3d_to_features(items: list[Pose3DInput], fields: list[str], world_to_camera: np.ndarray) -> np.ndarray:
-    """3D poses -> (N, 17, 3) float32 pose3d-encoder features (metres, root-relative, camera frame)."""
+    """3D poses -> (N, 17, 3) float32 pose3d-encoder features (metres, root-relative, camera frame); the range
+    checks of ``pose3d_to_camera_mm`` keep them finite."""
     return pose3d_features(np.stack([pose3d_to_camera_mm(item, field, world_to_camera)
                                      for item, field in zip(items, fields)]))
 
@@ -167,7 +172,8 @@ def embedding_to_vector(item: EmbeddingInput, field: str, dim: int) -> np.ndarra
     if vec.shape != (dim,):
         raise InvalidEmbeddingError(f"the embedding has {vec.size} values; this bundle's dimension is {dim}",
                                     subfield(field, "embedding"))
-    norm = np.linalg.norm(vec)
-    if not norm > 0:
+    scale = np.abs(vec).max()
+    if not scale > 0:
         raise InvalidEmbeddingError("the embedding is all zeros", subfield(field, "embedding"))
-    return (vec / norm).astype(np.float32)[None]
+    vec = vec / scale  # first to [-1, 1]: the norm of values near 1e308 would overflow to inf
+    return (vec / np.linalg.norm(vec)).astype(np.float32)[None]

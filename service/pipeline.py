@@ -22,14 +22,16 @@ from model.skeleton import ROOT
 from service.artifacts import Bundle
 from service.config import Settings
 from service.encoder import ENCODER_OF
-from service.errors import InvalidImageError, UnihprError, subfield
-from service.images import DetectedPeople, detect_people
+from service.errors import ImageTooLargeError, InvalidImageError, UnihprError, subfield
+from service.images import DetectedPeople, detect_people, image_pixels
 from service.inputs import embedding_to_vector, pose2d_to_features, pose3d_to_features
+from service.memory import release_memory
 from service.metrics import ServiceMetrics
 from service.pose_search import Hit, search_poses
 from service.schemas import EmbeddingInput, ImageInput, Pose2DInput, Pose3DInput
 
 INLINE_CONVERSIONS = 8  # more pose inputs than this are converted in a worker thread, not on the event loop
+RELEASE_AFTER_PIXELS = 50_000_000  # after decoding more than this, give the freed memory back to the system
 EMBEDDING_DECIMALS = 7
 POSE_DECIMALS = 2
 
@@ -108,11 +110,31 @@ def _prepare_poses(bundle: Bundle, settings: Settings, items: list, fields: list
     return out
 
 
-def _prepare_image(bundle: Bundle, settings: Settings, item: ImageInput, field: str) -> DetectedPeople:
-    image_field = "image" if item._data is not None else subfield(field, "image_b64")
-    data = _image_bytes(item, field)
-    return detect_people(data, bundle.detectors, settings.max_image_pixels,
-                         settings.max_people if item.all_people else 1, image_field)
+def _image_sizes(items: list, fields: list[str], images: list[int],
+                 max_pixels: int) -> tuple[dict[int, bytes], int]:
+    """The image inputs' bytes (base64 decoded) and their total pixel count from the headers (nothing decoded);
+    an image over ``max_pixels`` is refused here, before any waiting or decoding."""
+    data, total = {}, 0
+    for i in images:
+        field = _image_field(items[i], fields[i])
+        data[i] = _image_bytes(items[i], fields[i])
+        pixels = image_pixels(data[i], field)
+        if pixels > max_pixels:
+            raise ImageTooLargeError(f"{pixels} pixels; at most {max_pixels} per image", field)
+        total += pixels
+    return data, total
+
+
+def _image_field(item: ImageInput, field: str) -> str:
+    return "image" if item._data is not None else subfield(field, "image_b64")
+
+
+async def _detect(bundle: Bundle, settings: Settings, item: ImageInput, data: bytes, field: str) -> DetectedPeople:
+    """Decode and detect once a BlazePose instance is free, so waiting images are never held decoded."""
+    async with bundle.detectors.slots:
+        return await anyio.to_thread.run_sync(detect_people, data, bundle.detectors, settings.max_image_pixels,
+                                              settings.max_people if item.all_people else 1,
+                                              _image_field(item, field))
 
 
 async def prepare(bundle: Bundle, settings: Settings, items: list, fields: list[str],
@@ -130,8 +152,16 @@ async def prepare(bundle: Bundle, settings: Settings, items: list, fields: list[
     for i, p in converted.items():
         out[i] = p
     if images:
-        detected = await asyncio.gather(*(anyio.to_thread.run_sync(_prepare_image, bundle, settings, items[i],
-                                                                    fields[i]) for i in images))
+        data, pixels = await anyio.to_thread.run_sync(_image_sizes, items, fields, images,
+                                                      settings.max_image_pixels)
+        if pixels > settings.max_request_pixels:
+            raise ImageTooLargeError(f"the request's images hold {pixels} pixels; at most {settings.max_request_pixels}"
+                                     " per request (send fewer or smaller images)", fields[images[0]] or None)
+        try:
+            detected = await asyncio.gather(*(_detect(bundle, settings, items[i], data[i], fields[i]) for i in images))
+        finally:
+            if pixels > RELEASE_AFTER_PIXELS:
+                await anyio.to_thread.run_sync(release_memory)
         for i, found in zip(images, detected):
             out[i] = Prepared(ENCODER_OF["image"], found.features, found.people)
             for name, ms in found.timings.items():
@@ -205,9 +235,11 @@ def people_of(item, prepared: Prepared, per_person: Callable[[int], dict]) -> li
     return people
 
 
-def embedding_list(vector: np.ndarray) -> list[float]:
-    return np.round(vector.astype(np.float64), EMBEDDING_DECIMALS).tolist()
+def rounded_embedding(vector: np.ndarray) -> np.ndarray:
+    """(D,) float64 rounded for the answer (``service.responses`` writes arrays as lists)."""
+    return np.round(vector.astype(np.float64), EMBEDDING_DECIMALS)
 
 
-def pose_list(pose: np.ndarray) -> list[list[float]]:
-    return np.round(pose, POSE_DECIMALS).tolist()
+def rounded_pose(pose: np.ndarray) -> np.ndarray:
+    """(17, 3) float64 mm rounded for the answer."""
+    return np.round(pose, POSE_DECIMALS)

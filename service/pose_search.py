@@ -31,20 +31,12 @@ def best_per_pose(scores: np.ndarray, ids: np.ndarray, views: int, k: int,
     scores, ids: (kk,) one row of ``(D, I)``, best first; -1 placeholders are dropped.
     group_of_pose: (N,) int; when given, at most one hit per group (its best pose).
     """
-    out: list[Hit] = []
-    seen: set[int] = set()
-    for score, vid in zip(scores.tolist(), ids.tolist()):
-        if vid < 0:
-            continue
-        pose, view = divmod(vid, views)
-        key = pose if group_of_pose is None else int(group_of_pose[pose])
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(Hit(pose, view, float(score)))
-        if len(out) == k:
-            break
-    return out
+    keep = ids >= 0
+    scores, ids = scores[keep], ids[keep]
+    pose, view = np.divmod(ids, views)
+    key = pose if group_of_pose is None else group_of_pose[pose]
+    first = np.sort(np.unique(key, return_index=True)[1])[:k]  # the best (first) hit of each pose or group
+    return [Hit(p, v, s) for p, v, s in zip(pose[first].tolist(), view[first].tolist(), scores[first].tolist())]
 
 
 def search_poses(index: PoseIndex, queries: np.ndarray, k: int, pose_mask: np.ndarray | None = None,

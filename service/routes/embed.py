@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from service import pipeline
 from service.deps import EMBED_BODY, BundleDep, EmbedBody, MetricsDep, SettingsDep, require_read_key
 from service.openapi import body_doc
+from service.responses import json_response
 from service.schemas import EmbedResponse
 
 router = APIRouter(tags=["embed"], dependencies=[Depends(require_read_key)])
@@ -16,16 +17,16 @@ router = APIRouter(tags=["embed"], dependencies=[Depends(require_read_key)])
 @router.post("/embed", response_model=EmbedResponse, summary="Embed 2D poses, 3D poses or images",
              openapi_extra=body_doc(EMBED_BODY))
 async def embed(request: Request, req: EmbedBody, bundle: BundleDep, settings: SettingsDep,
-                metrics: MetricsDep) -> JSONResponse:
+                metrics: MetricsDep) -> Response:
     """One embedding per input (D floats, unit length). Images also return the people found (box, the h36m17
     keypoints used, visibilities), largest first; with `all_people` each person carries its own embedding and
     `embeddings` holds the largest person's."""
     prepared, embeddings, _ = await pipeline.embed_request(request, "/embed", req, bundle, settings, metrics)
-    people = [pipeline.people_of(item, p, lambda j, e=e: {"embedding": pipeline.embedding_list(e[j])})
+    people = [pipeline.people_of(item, p, lambda j, e=e: {"embedding": pipeline.rounded_embedding(e[j])})
               for item, p, e in zip(req.items, prepared, embeddings)]
-    return JSONResponse({
+    return await json_response({
         "model_version": bundle.model_version,
         "dim": bundle.dim,
-        "embeddings": [pipeline.embedding_list(e[0]) for e in embeddings],
+        "embeddings": [pipeline.rounded_embedding(e[0]) for e in embeddings],
         "people": people,
     })

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from service import pipeline
 from service.deps import LIFT_BODY, BundleDep, LiftBody, MetricsDep, SettingsDep, require_read_key
 from service.openapi import body_doc
+from service.responses import json_response
 from service.schemas import LiftResponse
 
 router = APIRouter(tags=["lift3d"], dependencies=[Depends(require_read_key)])
@@ -17,7 +18,7 @@ router = APIRouter(tags=["lift3d"], dependencies=[Depends(require_read_key)])
 @router.post("/lift3d", response_model=LiftResponse, summary="Lift a 2D pose or an image to 3D",
              openapi_extra=body_doc(LIFT_BODY))
 async def lift3d(request: Request, req: LiftBody, bundle: BundleDep, settings: SettingsDep,
-                 metrics: MetricsDep) -> JSONResponse:
+                 metrics: MetricsDep) -> Response:
     """Encoder, then the 3D decoder: `pose3d` is (17, 3) mm, root-relative (pelvis at 0), in the camera frame
     with OpenCV axes (x right, y down, z forward). A body with `inputs` is a batch, answered as `outputs`."""
     prepared, embeddings, timings = await pipeline.embed_request(request, "/lift3d", req, bundle, settings, metrics)
@@ -25,11 +26,11 @@ async def lift3d(request: Request, req: LiftBody, bundle: BundleDep, settings: S
     starts = np.cumsum([0, *(len(e) for e in embeddings)])
     outputs = []
     for item, p, row in zip(req.items, prepared, starts):
-        output: dict = {"pose3d": pipeline.pose_list(poses[row]), "units": "mm", "frame": "camera"}
-        people = pipeline.people_of(item, p, lambda j, row=row: {"pose3d": pipeline.pose_list(poses[row + j])})
+        output: dict = {"pose3d": pipeline.rounded_pose(poses[row]), "units": "mm", "frame": "camera"}
+        people = pipeline.people_of(item, p, lambda j, row=row: {"pose3d": pipeline.rounded_pose(poses[row + j])})
         if people is not None:
             output["people"] = people
         outputs.append(output)
     if req.single:
-        return JSONResponse({"model_version": bundle.model_version, **outputs[0]})
-    return JSONResponse({"model_version": bundle.model_version, "outputs": outputs})
+        return await json_response({"model_version": bundle.model_version, **outputs[0]})
+    return await json_response({"model_version": bundle.model_version, "outputs": outputs})

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from service import pipeline
 from service.deps import RETRIEVE_BODY, BundleDep, MetricsDep, RetrieveBody, SettingsDep, require_read_key
-from service.errors import OutOfRangeError
+from service.errors import OutOfRangeError, ResultTooLargeError
 from service.openapi import body_doc
+from service.responses import json_response
 from service.schemas import RetrieveResponse
 
 router = APIRouter(tags=["retrieve"], dependencies=[Depends(require_read_key)])
+STEP_RESULTS = 256  # results built between two passes through the event loop
 
 
 @router.post("/retrieve", response_model=RetrieveResponse, summary="Find the database poses nearest to a query",
              openapi_extra=body_doc(RETRIEVE_BODY))
 async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, settings: SettingsDep,
-                   metrics: MetricsDep) -> JSONResponse:
+                   metrics: MetricsDep) -> Response:
     """Top-k poses by cosine score, one result per (clip, frame) (the best of its virtual views), or per clip
     with `group_by_clip`. `filters` restrict the search to clips by name or label. Each result's pose3d is in
     mm, root-relative, world Y-up by default or, with `align_to_query`, in the camera frame of the view that
@@ -26,21 +30,21 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
     carries the data licence of the poses it returns."""
     if req.search_effort > settings.max_search_effort:
         raise OutOfRangeError(f"search_effort is at most {settings.max_search_effort:g}", "search_effort")
+    check_result_count(req.k, len(req.items), settings.max_results)
     pose_mask = bundle.catalog.pose_mask(req.filters)
     prepared, embeddings, timings = await pipeline.embed_request(request, "/retrieve", req, bundle, settings,
                                                                  metrics)
+    rows = sum(len(e) for e in embeddings)  # images with all_people add a query per person
+    check_result_count(req.k, rows, settings.max_results)
     hits = await pipeline.search(bundle, np.concatenate(embeddings), req.k, pose_mask, req.search_effort,
                                  req.group_by_clip, timings)
 
-    def results(row_hits) -> list[dict]:
-        return [bundle.catalog.result(h.pose, h.view, h.score, req.align_to_query, req.include_pose3d)
-                for h in row_hits]
-
+    results = await hit_results(bundle, hits, req.align_to_query, req.include_pose3d)  # one list per row
     starts = np.cumsum([0, *(len(e) for e in embeddings)])
     answers = []
     for item, p, row in zip(req.items, prepared, starts):
-        answer: dict = {"results": results(hits[row])}
-        people = pipeline.people_of(item, p, lambda j, row=row: {"results": results(hits[row + j])})
+        answer: dict = {"results": results[row]}
+        people = pipeline.people_of(item, p, lambda j, row=row: {"results": results[row + j]})
         if people is not None:
             answer["people"] = people
         answers.append(answer)
@@ -50,4 +54,25 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
     else:
         body["batches"] = answers
     body.update(k=req.k, pose_frame="camera" if req.align_to_query else "world_yup", licence=bundle.licence)
-    return JSONResponse(body)
+    return await json_response(body)
+
+
+async def hit_results(bundle, hits: list[list], align_to_query: bool, include_pose3d: bool) -> list[list[dict]]:
+    """The results of every row of hits, built on the event loop about STEP_RESULTS at a time with a pass through
+    the loop between steps (see ``service.responses`` for why not in a thread)."""
+    out = []
+    done = 0
+    for row in hits:
+        out.append(bundle.catalog.results(row, align_to_query, include_pose3d))
+        done += len(row)
+        if done >= STEP_RESULTS:
+            done = 0
+            await asyncio.sleep(0)
+    return out
+
+
+def check_result_count(k: int, queries: int, limit: int) -> None:
+    """Refuse, before any work, an answer of more than ``limit`` results."""
+    if k * queries > limit:
+        raise ResultTooLargeError(f"the answer would hold k x queries = {k} x {queries} = {k * queries} results; "
+                                  f"at most {limit} per request (lower k or split the queries)", "k")

@@ -81,8 +81,9 @@ def test_mixed_load_answers_no_server_errors(memory_server, warm, tiny_bundle, p
 
 
 def test_healthz_stays_fast_during_the_heaviest_retrieve(memory_server, warm, tiny_bundle):
+    """256 queries x k = 128: the most results the default max_results (32,768) allows in one answer."""
     queries = pose_keypoints(tiny_bundle, 256, seed=3)
-    result = measure_request(memory_server, "retrieve 256 queries k=1000", "/retrieve", retrieve_body(queries, 1000),
+    result = measure_request(memory_server, "retrieve 256 queries k=128", "/retrieve", retrieve_body(queries, 128),
                              warm, TIMEOUT_S, RSS_LIMIT_BYTES, settle_s=0.0)
     print(f"\n{result}")
     assert result.status == 200, result.error
@@ -90,3 +91,11 @@ def test_healthz_stays_fast_during_the_heaviest_retrieve(memory_server, warm, ti
     assert result.healthz["p99_ms"] <= HEALTHZ_P99_MS, (
         f"/healthz p99 {result.healthz['p99_ms']:.0f} ms (max {result.healthz['max_ms']:.0f} ms) during a "
         f"{result.wall_s:.1f} s retrieve")
+
+
+def test_an_answer_over_the_result_limit_is_refused_up_front(memory_server, warm, tiny_bundle):
+    queries = pose_keypoints(tiny_bundle, 256, seed=3)
+    result = measure_request(memory_server, "retrieve 256 queries k=1000", "/retrieve", retrieve_body(queries, 1000),
+                             warm, TIMEOUT_S, RSS_LIMIT_BYTES, settle_s=0.0)
+    assert result.status == 413 and "result_too_large" in result.error and "32768" in result.error, result.error
+    assert result.wall_s < 1.0, f"refused only after {result.wall_s:.1f} s"
