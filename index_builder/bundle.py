@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 import model.bundle_format as fmt
 from index_builder.atomic_files import atomic_directory
@@ -19,6 +18,7 @@ from index_builder.detector_noise import DetectorNoise
 from index_builder.indexing import build_index, choose_operating_point, describe, plan_index, write_index
 from index_builder.motion_database import MotionDatabase
 from index_builder.onnx_export import INPUT_NAME, OUTPUT_NAME, cpu_session, export_model
+from index_builder.progress import progress_bar
 from index_builder.train_config import TrainConfig
 from index_builder.training_data import NO_AUGMENT, sample_cameras, view_poses
 from model.camera_rigs import virtual_view_rotations
@@ -71,7 +71,7 @@ def held_out_views(db: MotionDatabase, count: int, seed: int):
 def _run(session, inputs: np.ndarray, desc: str | None = None) -> np.ndarray:
     chunks = range(0, len(inputs), EMBED_BATCH)
     out = [session.run([OUTPUT_NAME], {INPUT_NAME: inputs[i : i + EMBED_BATCH]})[0]
-           for i in tqdm(chunks, desc=desc, disable=desc is None, unit="batch")]
+           for i in progress_bar(chunks, desc=desc, enabled=desc is not None, unit="batch")]
     return np.concatenate(out)
 
 
@@ -97,8 +97,8 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
                        desc="embedding database" if progress else None)
         queries = _run(cpu_session(tmp / fmt.ENCODERS["pose2d"], threads=2), parity.pose2d)
         plan = plan_index(len(vectors), vectors.shape[1])
-        index = build_index(np.ascontiguousarray(vectors), plan)
-        point = choose_operating_point(index, vectors, queries)
+        index = build_index(np.ascontiguousarray(vectors), plan, progress=progress)
+        point = choose_operating_point(index, vectors, queries, progress=progress)
         write_index(index, tmp / fmt.INDEX)
         np.save(tmp / fmt.POSES, poses.astype(np.float32))
         np.save(tmp / fmt.VIEW_ROTATIONS, rotations)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
 
 from service.artifacts import Bundle
 from service.body import RequestBody, validate
@@ -42,7 +43,9 @@ from service.schemas import (
     RetrieveRequest,
 )
 
-ApiKeyHeader = Annotated[str | None, Header(alias="X-API-Key", description="API key, when the service has keys")]
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKey",
+                       description="a read key (or the admin key) for the read routes, the admin key for /admin")
+ApiKeyHeader = Annotated[str | None, Security(API_KEY)]
 
 
 async def app_settings(request: Request) -> Settings:

@@ -1,6 +1,12 @@
-"""Request examples of the OpenAPI document, one set per route; every example is a request the service accepts."""
+"""Request examples of the OpenAPI document, one set per route; every example is a request the service accepts
+(the image is a real photo in which BlazePose finds a person: ``data/example_person.jpg``, public domain)."""
 
 from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+EXAMPLE_IMAGE_B64 = base64.b64encode((Path(__file__).parent / "data" / "example_person.jpg").read_bytes()).decode()
 
 _STAND_H36M17_PX = [[500, 500], [470, 500], [472, 620], [474, 740], [530, 500], [528, 620], [526, 740],
                     [500, 420], [500, 340], [500, 310], [500, 260], [540, 345], [560, 420], [565, 490],
@@ -18,14 +24,14 @@ EMBED_EXAMPLES = {
                "value": {"inputs": [{"modality": "pose3d", "keypoints": _STAND_H36M17_MM, "layout": "h36m17",
                                      "units": "mm"}]}},
     "image": {"summary": "an image (base64 JPEG/PNG)",
-              "value": {"inputs": [{"modality": "image", "image_b64": "<base64>"}]}},
+              "value": {"inputs": [{"modality": "image", "image_b64": EXAMPLE_IMAGE_B64}]}},
 }
 RETRIEVE_EXAMPLES = {
     "pose2d": {"summary": "top 5 for a 2D pose, walking clips only",
                "value": {"query": {"modality": "pose2d", "keypoints": _STAND_H36M17_PX, "layout": "h36m17"},
                          "k": 5, "filters": {"include": {"content": ["walk"]}, "exclude": {"style": ["elderly"]}}}},
-    "embedding": {"summary": "by embedding, grouped by clip",
-                  "value": {"query": {"embedding": [0.1] * 8 + ["..."]}, "k": 10, "group_by_clip": True}},
+    "image": {"summary": "the best clip for each of the 3 nearest, grouped by clip",
+              "value": {"query": {"image_b64": EXAMPLE_IMAGE_B64}, "k": 3, "group_by_clip": True}},
     "batch": {"summary": "two queries",
               "value": {"queries": [{"keypoints": _STAND_H36M17_PX},
                                     {"modality": "pose3d", "keypoints": _STAND_H36M17_MM}], "k": 3}},
@@ -33,7 +39,7 @@ RETRIEVE_EXAMPLES = {
 LIFT_EXAMPLES = {
     "pose2d": {"summary": "2D pose to 3D",
                "value": {"keypoints": _STAND_H36M17_PX, "layout": "h36m17", "image_size": [1000, 1000]}},
-    "image": {"summary": "an image", "value": {"image_b64": "<base64>"}},
+    "image": {"summary": "an image", "value": {"image_b64": EXAMPLE_IMAGE_B64}},
     "batch": {"summary": "a batch", "value": {"inputs": [{"keypoints": _STAND_H36M17_PX}]}},
 }
 RELOAD_EXAMPLES = {"default": {"summary": "reload the configured bundle", "value": {}}}

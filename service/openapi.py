@@ -13,13 +13,25 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, TypeAdapter
 
 from service.body import RequestBody
+from service.config import Settings
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 
 
+def _any_of(node):
+    """``oneOf`` -> ``anyOf`` throughout: the inputs' discriminator is a function (``modality`` when given, else
+    ``image_b64`` or ``embedding``, else pose2d), so one JSON object may fit several branches while the service
+    reads it as exactly one of them."""
+    if isinstance(node, dict):
+        return {("anyOf" if key == "oneOf" else key): _any_of(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_any_of(value) for value in node]
+    return node
+
+
 def _schema(kind) -> tuple[dict, dict]:
     """(schema or reference of ``kind``, the component schemas it needs)."""
-    schema = TypeAdapter(kind).json_schema(ref_template=REF_TEMPLATE)
+    schema = _any_of(TypeAdapter(kind).json_schema(ref_template=REF_TEMPLATE))
     components = schema.pop("$defs", {})
     if isinstance(kind, type) and issubclass(kind, BaseModel):
         components[kind.__name__] = schema
@@ -45,13 +57,43 @@ def body_doc(body: RequestBody) -> dict:
     return {"requestBody": {"required": not body.optional, "content": content}}
 
 
+def _array_branch(schema: dict) -> dict:
+    """The array schema of a field that may also be null (``anyOf``)."""
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "array":
+            return branch
+    return schema
+
+
+def apply_settings(document: dict, settings: Settings) -> None:
+    """Make the document say what this configuration does: /admin only with an admin key, the key requirement
+    only where keys are set, and the request limits that are settings (batch size, search effort)."""
+    paths, schemas = document["paths"], document["components"]["schemas"]
+    for path in [p for p in paths if p.startswith("/admin/")]:
+        if settings.admin_key is None:
+            del paths[path]
+    if not settings.api_keys:
+        for path, operations in paths.items():
+            for operation in operations.values():
+                if not path.startswith("/admin/"):
+                    operation.pop("security", None)
+    if settings.admin_key is None and not settings.api_keys:
+        document["components"].pop("securitySchemes", None)
+    for model, field in (("EmbedRequest", "inputs"), ("LiftBatchRequest", "inputs"), ("RetrieveRequest", "queries")):
+        _array_branch(schemas[model]["properties"][field])["maxItems"] = settings.max_batch
+    for model in ("RetrieveRequest", "RetrieveForm"):
+        schemas[model]["properties"]["search_effort"]["maximum"] = settings.max_search_effort
+
+
 def build_openapi(app: FastAPI, bodies: tuple[RequestBody, ...]) -> dict:
-    """The app's OpenAPI document (cached on the app), with the component schemas of ``bodies``."""
+    """The app's OpenAPI document (cached on the app), with the component schemas of ``bodies``, for the app's
+    settings."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for body in bodies:
         components.update(body_components(body))
+    apply_settings(schema, app.state.settings)
     app.openapi_schema = schema
     return schema

@@ -48,7 +48,14 @@ class Pose2DInput(_Strict):
         "pixels", description="`pixels`, or `normalized` = x / width and y / height in [0, 1]")
 
 
+def _modality_required(schema: dict) -> None:
+    """Without `modality` an object is read as a 2D pose: the document says so by requiring it."""
+    schema["required"] = ["modality", *schema.get("required", [])]
+
+
 class Pose3DInput(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_modality_required)
+
     modality: Literal["pose3d"] = "pose3d"
     keypoints: list[list[float] | None] = Field(
         description="(17, 3) [x, y, z] joints in h36m17 order; every joint required")
@@ -60,6 +67,9 @@ class Pose3DInput(_Strict):
 
 
 class ImageInput(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "anyOf": [{"required": ["modality"]}, {"required": ["image_b64"]}]})  # else it is read as a 2D pose
+
     modality: Literal["image"] = "image"
     image_b64: str | None = Field(None, description="JPEG or PNG bytes, base64 (a data: URL prefix is accepted). "
                                                     "Multipart requests send the file field `image` instead.")
@@ -226,7 +236,7 @@ class EmbedResponse(Versioned):
 class ResultMetadata(BaseModel):
     clip: str
     frame: int
-    time: float = Field(description="seconds, frame / fps")
+    time: float | None = Field(description="seconds, frame / fps (null when the clip has no frame rate)")
     fps: float
     labels: dict[str, str] = Field(description="content, style, dataset")
     source: str
@@ -270,4 +280,21 @@ class ErrorResponse(BaseModel):
     model_version: str | None = None
 
 
-ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 413, 415, 422, 503)}
+ERROR_MEANINGS = {
+    400: "empty body or malformed JSON",
+    401: "missing or wrong X-API-Key (only when the service has keys)",
+    403: "a read key on an admin route",
+    404: "no such route (/admin/* without an admin key)",
+    413: "over a limit: body, batch, image pixels, JSON values or results (the message names it)",
+    415: "unsupported media type or image format",
+    422: "invalid input; `field` names it",
+    503: "no bundle loaded yet",
+}
+
+
+def error_responses(*statuses: int) -> dict:
+    """``responses=`` of a route: the error statuses it can answer, each with the error body."""
+    return {status: {"model": ErrorResponse, "description": ERROR_MEANINGS[status]} for status in statuses}
+
+
+READ_ERRORS = error_responses(400, 401, 413, 415, 422, 503)  # /embed, /retrieve, /lift3d

@@ -9,13 +9,13 @@ from service import pipeline
 from service.deps import EMBED_BODY, BundleDep, EmbedBody, MetricsDep, SettingsDep, require_read_key
 from service.openapi import body_doc
 from service.responses import json_response
-from service.schemas import EmbedResponse
+from service.schemas import READ_ERRORS, EmbedResponse
 
 router = APIRouter(tags=["embed"], dependencies=[Depends(require_read_key)])
 
 
-@router.post("/embed", response_model=EmbedResponse, summary="Embed 2D poses, 3D poses or images",
-             openapi_extra=body_doc(EMBED_BODY))
+@router.post("/embed", summary="Embed 2D poses, 3D poses or images",
+             response_model=EmbedResponse, responses=READ_ERRORS, openapi_extra=body_doc(EMBED_BODY))
 async def embed(request: Request, req: EmbedBody, bundle: BundleDep, settings: SettingsDep,
                 metrics: MetricsDep) -> Response:
     """One embedding per input (D floats, unit length). Images also return the people found (box, the h36m17

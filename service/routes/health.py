@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from service.artifacts import bundle_info
 from service.deps import BundleDep, MetricsDep, SettingsDep, require_read_key
 from service.errors import IndexNotReadyError, error_response
-from service.schemas import MAX_K, ErrorResponse
+from service.schemas import MAX_K, error_responses
 
 router = APIRouter(tags=["health"])
 
@@ -19,7 +19,7 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "model_version": bundle.model_version if bundle else None})
 
 
-@router.get("/readyz", summary="Readiness: a bundle is loaded", responses={503: {"model": ErrorResponse}})
+@router.get("/readyz", summary="Readiness: a bundle is loaded", responses=error_responses(503))
 async def readyz(request: Request) -> JSONResponse:
     bundle = request.app.state.bundle
     if bundle is None:
@@ -33,7 +33,7 @@ async def metrics(metrics: MetricsDep) -> Response:
 
 
 @router.get("/info", summary="The served bundle: manifest summary, licence, limits",
-            dependencies=[Depends(require_read_key)])
+            dependencies=[Depends(require_read_key)], responses=error_responses(401, 503))
 async def info(bundle: BundleDep, settings: SettingsDep) -> JSONResponse:
     limits = {"max_body_bytes": settings.max_body_bytes, "max_batch": settings.max_batch,
               "max_image_pixels": settings.max_image_pixels, "max_people": settings.max_people,

@@ -10,13 +10,13 @@ from service import pipeline
 from service.deps import LIFT_BODY, BundleDep, LiftBody, MetricsDep, SettingsDep, require_read_key
 from service.openapi import body_doc
 from service.responses import json_response
-from service.schemas import LiftResponse
+from service.schemas import READ_ERRORS, LiftResponse
 
 router = APIRouter(tags=["lift3d"], dependencies=[Depends(require_read_key)])
 
 
-@router.post("/lift3d", response_model=LiftResponse, summary="Lift a 2D pose or an image to 3D",
-             openapi_extra=body_doc(LIFT_BODY))
+@router.post("/lift3d", summary="Lift a 2D pose or an image to 3D",
+             response_model=LiftResponse, responses=READ_ERRORS, openapi_extra=body_doc(LIFT_BODY))
 async def lift3d(request: Request, req: LiftBody, bundle: BundleDep, settings: SettingsDep,
                  metrics: MetricsDep) -> Response:
     """Encoder, then the 3D decoder: `pose3d` is (17, 3) mm, root-relative (pelvis at 0), in the camera frame

@@ -13,14 +13,14 @@ from service.deps import RETRIEVE_BODY, BundleDep, MetricsDep, RetrieveBody, Set
 from service.errors import OutOfRangeError, ResultTooLargeError
 from service.openapi import body_doc
 from service.responses import json_response
-from service.schemas import RetrieveResponse
+from service.schemas import READ_ERRORS, RetrieveResponse
 
 router = APIRouter(tags=["retrieve"], dependencies=[Depends(require_read_key)])
 STEP_RESULTS = 256  # results built between two passes through the event loop
 
 
-@router.post("/retrieve", response_model=RetrieveResponse, summary="Find the database poses nearest to a query",
-             openapi_extra=body_doc(RETRIEVE_BODY))
+@router.post("/retrieve", summary="Find the database poses nearest to a query",
+             response_model=RetrieveResponse, responses=READ_ERRORS, openapi_extra=body_doc(RETRIEVE_BODY))
 async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, settings: SettingsDep,
                    metrics: MetricsDep) -> Response:
     """Top-k poses by cosine score, one result per (clip, frame) (the best of its virtual views), or per clip

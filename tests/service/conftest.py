@@ -8,7 +8,7 @@ import pytest
 
 from model.bundle_format import METADATA
 from service.main import create_app
-from tests.service.live_server import ADMIN_KEY, READ_KEY, make_settings, serve
+from tests.service.live_server import READ_KEY, keyed_settings, make_settings, serve
 
 
 @pytest.fixture(scope="session")
@@ -21,10 +21,7 @@ def server(tiny_bundle):
 @pytest.fixture(scope="session")
 def keyed_server(tiny_bundle):
     """A server with read and admin keys, CORS, and small limits, for the error tests."""
-    settings = make_settings(tiny_bundle, api_keys=[READ_KEY, "read-key-2"], admin_key=ADMIN_KEY,
-                             max_body_bytes=256 * 1024, max_batch=8, max_image_pixels=4_000_000,
-                             cors_origins=["https://app.example"])
-    with serve(create_app(settings)) as live:
+    with serve(create_app(keyed_settings(tiny_bundle))) as live:
         yield live
 
 

@@ -80,6 +80,12 @@ def make_settings(bundle: Path, **overrides) -> Settings:
     return Settings(**values)
 
 
+def keyed_settings(bundle: Path) -> Settings:
+    """Read and admin keys, CORS and small limits: the error tests' server."""
+    return make_settings(bundle, api_keys=[READ_KEY, "read-key-2"], admin_key=ADMIN_KEY, max_body_bytes=256 * 1024,
+                         max_batch=8, max_image_pixels=4_000_000, cors_origins=["https://app.example"])
+
+
 def copy_bundle(source: Path, target: Path, version_suffix: str, clip_suffix: str = "") -> Path:
     """A copy of ``source`` with another model_version and (optionally) renamed clips, re-hashed properly."""
     shutil.copytree(source, target)

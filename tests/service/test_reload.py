@@ -3,6 +3,8 @@ restart, closed without an admin key; and a server that starts without a bundle.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import threading
 import time
@@ -124,6 +126,22 @@ def test_corrupt_bundle_is_refused_and_the_old_one_keeps_serving(admin_server, t
         served = admin.post("/retrieve", json={"query": {"keypoints": COCO_STANDING.tolist(), "layout": "coco17"}})
         assert served.status_code == 200 and served.json()["model_version"] == version
         assert 'unihpr_bundle_reloads_total{outcome="refused"}' in admin.get("/metrics").text
+
+
+def test_a_manifest_with_a_valid_hash_but_a_missing_field_is_refused_with_the_field(admin_server, root):
+    bad = root / "bad-field"
+    copy_bundle(root / "a", bad, "-bad")
+    data = json.loads((bad / "manifest.json").read_text())
+    del data["index"]["operating_point"]["nprobe"]
+    text = json.dumps(data)
+    (bad / "manifest.json").write_text(text)
+    (bad / "manifest.sha256").write_text(hashlib.sha256(text.encode()).hexdigest())
+    with httpx.Client(base_url=admin_server.url, timeout=120, headers=ADMIN) as admin:
+        r = admin.post("/admin/reload", json={"bundle": bad.name})
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["code"] == "bundle_rejected" and "index.operating_point.nprobe" in error["message"]
+        assert admin.get("/readyz").status_code == 200  # the old bundle keeps serving
 
 
 def test_reload_without_body_reloads_the_configured_bundle(admin_server):
