@@ -12,7 +12,6 @@ import gc
 import json
 import logging
 import os
-import sys
 import warnings
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,7 +28,6 @@ from service.errors import ArtifactMismatchError, BundleRejectedError
 from service.memory import configure_allocator
 
 LOG = logging.getLogger(__name__)
-GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def install(app: FastAPI, bundle: Bundle) -> None:
@@ -133,9 +131,6 @@ async def lifespan(app: FastAPI):
     """Process-wide settings, then the configured bundle (fail fast unless ``require_bundle`` is off)."""
     settings = app.state.settings
     configure_allocator()
-    # Heavy answers are built in worker threads; every await of the event loop gives the GIL away and waits up to
-    # a switch interval to get it back, so at the default 5 ms a probe needing a dozen such waits took 100 ms.
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     Image.MAX_IMAGE_PIXELS = settings.max_image_pixels  # Pillow's own bomb check at the service's limit
     # Pillow warns between 1x and 2x its limit; service.images refuses those images itself (413), so the warning
     # would only repeat that in the log.

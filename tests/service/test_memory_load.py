@@ -29,6 +29,7 @@ PEAK_ABOVE_IDLE_MIB = 1536  # 1.5 GiB
 AFTER_VS_IDLE_PCT = 10.0
 SETTLE_S = 3.0  # RSS "after" is read this long after the answer
 HEALTHZ_P99_MS = 50.0
+FLAT_PCT = 5.0  # RSS growth over a load once warmed up (last sample vs the one after the ramp-up)
 IMAGES = 8  # 4000 x 3000 photos in the large-image request
 LOAD_CLIENTS, LOAD_DURATION_S, LOAD_RAMP_S = 4, 8.0, 2.0
 TIMEOUT_S = 60.0  # per request
@@ -78,6 +79,7 @@ def test_mixed_load_answers_no_server_errors(memory_server, warm, tiny_bundle, p
     assert not server_errors, f"5xx answers: {server_errors}"
     assert not load.errors, f"transport errors: {load.errors}"
     assert set(load.requests) == {kind for kind, _, _ in bodies}, f"kinds that got a 200: {load.requests}"
+    assert load.growth_after_ramp_pct < FLAT_PCT, f"RSS grew {load.growth_after_ramp_pct:.1f}% after the ramp-up"
 
 
 def test_healthz_stays_fast_during_the_heaviest_retrieve(memory_server, warm, tiny_bundle):
