@@ -27,3 +27,11 @@ class ConfigError(BuildError):
 
 class ArtifactError(BuildError):
     """A cache, checkpoint or bundle is missing, stale or fails verification."""
+
+
+class UnknownRigError(DataFileError):
+    """A BVH skeleton that no rig family (built-in or from a mapping file) maps: the message names the joints."""
+
+
+class ClipCheckError(DataFileError):
+    """A clip that parsed but fails a sanity check (left/right, standing height, rigid bones, no frames)."""

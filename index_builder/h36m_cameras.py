@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from index_builder.h36m import NUM_CAMERAS, ZUP_TO_YUP
+from index_builder.rotations import quaternion_to_matrix  # used to be defined here; kept importable from this module
 from model.cameras import Camera, world_to_camera
 
 
@@ -177,22 +178,6 @@ del _E
 assert len(INTRINSICS) == NUM_CAMERAS and all(len(c) == NUM_CAMERAS for c in EXTRINSICS.values())
 
 WORLD_FRAMES = ("h36m", "yup")
-
-
-def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
-    """Rotation matrix of a quaternion, real part first.
-
-    q: (4,) float (w, x, y, z), normalised here.
-    returns: (3, 3) float64 R with ``R @ v`` equal to VideoPose3D's ``qrot(q, v)``.
-    """
-    q = np.asarray(q, dtype=np.float64)
-    assert q.shape == (4,), q.shape
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,9 @@ FACE_OFFSETS_MM = {
 }
 
 
-def _limbs(hip: str, knee: str, ankle: str, shoulder: str, elbow: str, wrist: str, left: str, right: str):
+def limb_joints(hip: str, knee: str, ankle: str, shoulder: str, elbow: str, wrist: str, left: str,
+                right: str) -> dict[str, str]:
+    """Landmark -> joint name for the twelve limb landmarks, from name patterns with a ``{side}`` field."""
     out = {}
     for side, tag in (("l", left), ("r", right)):
         for part, joint in (
@@ -78,7 +80,7 @@ def _limbs(hip: str, knee: str, ankle: str, shoulder: str, elbow: str, wrist: st
 
 BANDAI = MocapMapping(
     name="bandai",
-    limbs=_limbs(
+    limbs=limb_joints(
         "UpperLeg_{side}", "LowerLeg_{side}", "Foot_{side}", "UpperArm_{side}", "LowerArm_{side}", "Hand_{side}",
         left="L", right="R",
     ),
@@ -90,13 +92,40 @@ BANDAI = MocapMapping(
 
 CMU = MocapMapping(
     name="cmu",
-    limbs=_limbs(
+    limbs=limb_joints(
         "{side}UpLeg", "{side}Leg", "{side}Foot", "{side}Arm", "{side}ForeArm", "{side}Hand",
         left="Left", right="Right",
     ),
     head="Head",
     # CMU-style files rest in a T-pose with identity joint frames, Y up, facing +Z.
     head_frame=HeadFrame(up="+Y", forward="+Z", left="+X"),
+    face_offsets_mm=FACE_OFFSETS_MM,
+)
+
+# Identity joint frames at rest, Y up, facing +Z (checked on the real files in tests/index_builder).
+_TPOSE_HEAD = HeadFrame(up="+Y", forward="+Z", left="+X")
+
+# 3ds-Max / MocapBank naming: the "Shoulder" is the upper-arm joint, the "Collar" the clavicle.
+MOCAPBANK = MocapMapping(
+    name="mocapbank",
+    limbs=limb_joints(
+        "{side}Hip", "{side}Knee", "{side}Ankle", "{side}Shoulder", "{side}Elbow", "{side}Wrist",
+        left="Left", right="Right",
+    ),
+    head="Head",
+    head_frame=_TPOSE_HEAD,
+    face_offsets_mm=FACE_OFFSETS_MM,
+)
+
+# iClone / Character Creator (CC3 base): bone-local OFFSETs, but the head joint's frame is Y up, facing +Z.
+ICLONE = MocapMapping(
+    name="iclone",
+    limbs=limb_joints(
+        "CC_Base_{side}_Thigh", "CC_Base_{side}_Calf", "CC_Base_{side}_Foot", "CC_Base_{side}_Upperarm",
+        "CC_Base_{side}_Forearm", "CC_Base_{side}_Hand", left="L", right="R",
+    ),
+    head="CC_Base_Head",
+    head_frame=_TPOSE_HEAD,
     face_offsets_mm=FACE_OFFSETS_MM,
 )
 

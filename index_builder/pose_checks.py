@@ -71,7 +71,8 @@ def bone_ranges(db: MotionDatabase) -> list[BoneRange]:
     return out
 
 
-def _angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle between vectors, degrees: a, b (..., 3) -> (...)."""
     cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
@@ -87,9 +88,9 @@ def standing_mask(poses: np.ndarray, up_axis: int = 1) -> np.ndarray:
     straight = np.ones(len(poses), dtype=bool)
     for side in ("l", "r"):
         hip, knee, ankle = poses[:, j(f"{side}_hip")], poses[:, j(f"{side}_knee")], poses[:, j(f"{side}_ankle")]
-        straight &= _angle_deg(hip - knee, ankle - knee) > STANDING_KNEE_DEG
-    trunk_upright = _angle_deg(poses[:, j("thorax")] - poses[:, j("pelvis")], up) < STANDING_TRUNK_DEG
-    head_upright = _angle_deg(poses[:, j("head_top")] - poses[:, j("thorax")], up) < STANDING_HEAD_DEG
+        straight &= angle_deg(hip - knee, ankle - knee) > STANDING_KNEE_DEG
+    trunk_upright = angle_deg(poses[:, j("thorax")] - poses[:, j("pelvis")], up) < STANDING_TRUNK_DEG
+    head_upright = angle_deg(poses[:, j("head_top")] - poses[:, j("thorax")], up) < STANDING_HEAD_DEG
     feet_level = np.abs(poses[:, j("l_ankle"), up_axis] - poses[:, j("r_ankle"), up_axis]) < STANDING_FEET_MM
     return straight & trunk_upright & head_upright & feet_level
 

@@ -13,8 +13,9 @@ from index_builder.blazepose_assets import fetch_blazepose_models
 from index_builder.bundle import DEFAULT_VIEWS, build_bundle
 from index_builder.checkpoint import float16_change_mm, load_unihpr, save_weights
 from index_builder.config import DEFAULT_WEIGHTS, get_paths
-from index_builder.errors import ArtifactError
+from index_builder.errors import ArtifactError, ConfigError
 from index_builder.model_card import write_model_card
+from index_builder.motion_database import MotionDatabase
 from index_builder.sample import load_poses
 from model.bundle_format import BundleError, verify_bundle
 
@@ -26,6 +27,8 @@ def index(
     out: Annotated[Path, typer.Option(help="bundle directory to write")] = Path("bundles/default"),
     weights: Annotated[Path, typer.Option(help="trained model (checkpoint or shipped weights)")] = DEFAULT_WEIGHTS,
     use_sample: Annotated[bool, typer.Option("--sample", help="index the shipped sample, not the full cache")] = False,
+    poses: Annotated[Path | None, typer.Option(help="pose database to index (from `unihpr-build ingest`) instead "
+                                                    "of the Bandai cache")] = None,
     views: Annotated[int, typer.Option(min=1, max=64, help="virtual views per pose")] = DEFAULT_VIEWS,
     evaluation: Annotated[Path | None, typer.Option(help="eval.json whose metrics go into the manifest")] = None,
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads")] = 2,
@@ -35,7 +38,14 @@ def index(
     if not weights.is_file():
         raise ArtifactError(f"{weights}: no such model; train one with `unihpr-build train`")
     model, config, _ = load_unihpr(weights)
-    db, path = load_poses(get_paths(), prefer_cache=not use_sample)
+    if poses is not None and use_sample:
+        raise ConfigError("--poses and --sample choose different databases: give one")
+    if poses is not None:
+        if not poses.is_file():
+            raise ArtifactError(f"{poses}: no such pose database; make one with `unihpr-build ingest`")
+        db, path = MotionDatabase.load(poses), poses
+    else:
+        db, path = load_poses(get_paths(), prefer_cache=not use_sample)
     typer.echo(f"poses: {path} ({len(db)} poses x {views} views)")
     metrics = json.loads(evaluation.read_text()) if evaluation else None
     manifest = build_bundle(model, config, db, out, fetch_blazepose_models(), views=views, evaluation=metrics)
