@@ -1,7 +1,7 @@
 """Sanity report of one clip (poses in mm, Y up), and the checks that skip it.
 
 - Left/right: on upright frames (trunk within ``UPRIGHT_TRUNK_DEG`` of vertical) the facing direction is where the
-  feet point (ankle to toe, both feet), flattened onto the floor, and its left is ``up x facing``. The score is the
+  stance foot (the lower ankle) points (ankle to toe), flattened onto the floor, and its left is ``up x facing``. The score is the
   mean cosine between that left and the right-to-left hip vector on the floor: about 1 for a correct clip, about
   -1 for a mirrored one or one with left and right swapped. A clip with too few upright frames (crawling, floor
   work: feet then point anywhere) or a format without feet uses the face instead, in the body's own frame: facing
@@ -80,8 +80,12 @@ def left_right_score(joints: np.ndarray, toes: np.ndarray | None) -> tuple[float
     upright = upright_mask(joints)
     if toes is not None and upright.mean() >= MIN_UPRIGHT_FRACTION:
         poses = joints[upright]
-        ankles = poses[:, [j("l_ankle"), j("r_ankle")]]
-        facing, ok_facing = _flat_unit((toes[upright] - ankles).sum(axis=1))
+        # The stance foot (the lower ankle) points where the body goes; a swinging foot may point anywhere (a
+        # runner's rear foot points back and up).
+        ankles = poses[:, [j("l_ankle"), j("r_ankle")]]  # (N, 2, 3)
+        stance = np.argmin(ankles[:, :, 1], axis=1)  # (N,)
+        rows = np.arange(len(poses))
+        facing, ok_facing = _flat_unit(toes[upright][rows, stance] - ankles[rows, stance])
         hips, ok_hips = _flat_unit(poses[:, j("l_hip")] - poses[:, j("r_hip")])
         return _score(np.cross(UP, facing), ok_facing, hips, ok_hips), "feet"
     spine = joints[:, j("thorax")] - joints[:, j("pelvis")]

@@ -93,7 +93,8 @@ def _problems(family: RigFamily, skeleton: BvhSkeleton) -> tuple[tuple[str, ...]
     return names, out_of_order
 
 
-def recognise_rig(skeleton: BvhSkeleton, source: str, families: tuple[RigFamily, ...] = ()) -> tuple[RigFamily, tuple[str, ...]]:
+def recognise_rig(skeleton: BvhSkeleton, source: str,
+                  families: tuple[RigFamily, ...] = ()) -> tuple[RigFamily, tuple[str, ...]]:
     """The first family (user families, then ``BUILTIN_FAMILIES``) that maps the skeleton, and the joint names as
     that family spells them (prefix removed).
 
@@ -105,8 +106,9 @@ def recognise_rig(skeleton: BvhSkeleton, source: str, families: tuple[RigFamily,
         names, problems = _problems(family, skeleton)
         if not problems:
             return family, names
-        if closest is None or len(problems) < closest[0]:
-            closest = (len(problems), family, problems)
+        rank = len(problems) if names is not None else len(family.roles()) + 1  # a prefix no joint has: far
+        if closest is None or rank < closest[0]:
+            closest = (rank, family, problems)
     _, family, problems = closest
     shown = ", ".join(problems[:MAX_NAMED_MISSING]) + (", ..." if len(problems) > MAX_NAMED_MISSING else "")
     raise UnknownRigError(
