@@ -72,7 +72,7 @@ def test_implausible_height_is_a_failed_check(bvh_rigs, tmp_path):
     (folder / "clip.bvh").write_bytes((bvh_rigs / "mocapbank.bvh").read_bytes())
     run = ingest([folder], IngestConfig(source="t", licence="t", units="inch", workers=1), progress=False)
     assert run.db is None and len(run.skipped) == 1
-    assert run.skipped[0].error == "ClipCheckError" and "standing height 4.1" in run.skipped[0].reason
+    assert run.skipped[0].error == "ClipCheckError" and "standing height 3.98 m is not a person" in run.skipped[0].reason
 
 
 def test_bad_arrays_are_skipped(tmp_path):
