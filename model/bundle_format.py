@@ -137,6 +137,17 @@ class OperatingPointInfo(_Section):
     ef_search: int = Field(0, ge=0, description="HNSW search depth; 0 for other indexes")
 
 
+class IndexHistory(_Section):
+    """How the index changed since its IVF lists were trained (``unihpr-build add`` and ``remove`` keep the
+    trained lists): the more the library drifts from what k-means saw, the more a retrain is due."""
+
+    trained_vectors: int = Field(ge=0, description="vectors of the build that trained the lists")
+    added_vectors: int = Field(0, ge=0, description="vectors added since")
+    removed_vectors: int = Field(0, ge=0, description="vectors removed since")
+    recall_at_10: float | None = Field(None, description="recall@10 on independent queries at the stored operating "
+                                                         "point, measured after the last change")
+
+
 class IndexInfo(_Section):
     type: Literal["flat", "ivf", "hnsw"]
     factory: str
@@ -144,6 +155,7 @@ class IndexInfo(_Section):
     ntotal: int = Field(ge=0)
     params: dict[str, int]
     operating_point: OperatingPointInfo
+    history: IndexHistory | None = None
 
 
 class DatabaseInfo(_Section):
@@ -155,6 +167,16 @@ class DatabaseInfo(_Section):
     contents: list[str]
     styles: list[str]
     view_azimuths_deg: list[float]
+
+
+class SourcesInfo(_Section):
+    """The clips' source motion files kept in the bundle (``model.motion_sources``), compressed."""
+
+    file: str
+    clips: int = Field(ge=0, description="clips with a source")
+    formats: list[str] = Field(description="source formats present, e.g. bvh")
+    raw_bytes: int = Field(ge=0)
+    stored_bytes: int = Field(ge=0)
 
 
 class BlazePoseInfo(_Section):
@@ -186,9 +208,11 @@ class Manifest(_Section):
     model: dict[str, Any] = Field(description="the model config the graphs were exported from")
     evaluation: dict[str, Any] = Field(default_factory=dict, description="evaluation metrics of the model")
     files: dict[str, FileEntry] = Field(default_factory=dict)
+    sources: SourcesInfo | None = Field(None, description="present when the bundle keeps the source motion")
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True)
+        """The manifest's text; optional parts that are absent are left out (as bundles before them wrote it)."""
+        return json.dumps(self.model_dump(mode="json", exclude_none=True), indent=2, sort_keys=True)
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
