@@ -293,7 +293,8 @@ class VerifiedBundle:
 def verify_files(folder: Path, manifest: Manifest) -> None:
     """Every required file is listed and present with the listed size and sha256; BlazePose files are the
     published models."""
-    missing = [name for name in REQUIRED_FILES if name not in manifest.files]
+    required = [*REQUIRED_FILES, *([manifest.sources.file] if manifest.sources is not None else [])]
+    missing = [name for name in required if name not in manifest.files]
     if missing:
         raise BundleError(f"{folder / MANIFEST}: does not list {missing}", "files")
     for name, entry in manifest.files.items():

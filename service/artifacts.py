@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from model.bundle_format import BundleError, Manifest, verify_bundle
+from model.motion_sources import SourceStore
 from model.skeleton import H36M17
 from service.catalog import PoseCatalog
 from service.config import Settings
@@ -46,6 +47,7 @@ class Bundle:
     catalog: PoseCatalog
     detectors: DetectorPool
     world_to_camera: np.ndarray
+    sources: SourceStore | None = None  # the clips' source motion, when the bundle keeps it
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -88,8 +90,9 @@ def load_bundle(path: Path, settings: Settings,
                                  settings.detector_instances, settings.detector_threads)
     except (ValueError, RuntimeError, OSError) as err:
         raise BundleError(f"{path}: BlazePose models do not load: {err}") from err
+    sources = SourceStore(path / manifest.sources.file) if manifest.sources is not None else None
     bundle = Bundle(path=path, manifest=manifest, models=models, index=pose_index, catalog=catalog,
-                    detectors=detectors, world_to_camera=verified.rotations[0].copy())
+                    detectors=detectors, world_to_camera=verified.rotations[0].copy(), sources=sources)
     LOG.info("loaded bundle %s (%s): %d poses x %d views, %s index, D=%d, in %.2f s", path, bundle.model_version,
              len(catalog), bundle.views, pose_index.kind, bundle.dim, time.perf_counter() - started)
     return bundle

@@ -48,9 +48,27 @@ class PoseCatalog:
         self.clip_label_dicts = [{f: str(self.clip_labels[f][c]) for f in ("content", "style", "dataset")}
                                  for c in range(len(self.clip_name))]
         self.clip_sources = [str(x) for x in self.clip_labels["source"]]
+        self.clip_index = {name: c for c, name in enumerate(self.clip_name)}
+        # rows of each clip in frame order: clip c is _clip_rows[_clip_bounds[c]:_clip_bounds[c + 1]]
+        self._clip_rows = np.lexsort((self.frame, self.clip))
+        self._clip_bounds = np.searchsorted(self.clip[self._clip_rows], np.arange(len(self.clip_name) + 1))
 
     def __len__(self) -> int:
         return len(self.poses)
+
+    def rows_of_clip(self, clip: int) -> np.ndarray:
+        """(F,) int64 pose rows of clip ``clip``, in frame order."""
+        return self._clip_rows[self._clip_bounds[clip] : self._clip_bounds[clip + 1]]
+
+    def clip_info(self, clip: int) -> dict:
+        """What ``GET /clips/{clip}`` tells of a clip (JSON-ready; no licence, which is the bundle's)."""
+        frames = self.frame[self.rows_of_clip(clip)]
+        fps = float(self.clip_fps[clip])
+        return {"clip": self.clip_name[clip], "fps": fps, "frames": len(frames),
+                "first_frame": int(frames.min()) if len(frames) else None,
+                "last_frame": int(frames.max()) if len(frames) else None,
+                "duration": round(float(frames.max() - frames.min()) / fps, 6) if len(frames) and fps > 0 else None,
+                "labels": self.clip_label_dicts[clip], "source": self.clip_sources[clip]}
 
     def _clip_mask(self, which: FilterSet, where: str, matches_all: bool) -> np.ndarray:
         """(C,) bool: clips matching every listed field (include) or any listed value (exclude)."""

@@ -136,6 +136,12 @@ class MethodNotAllowedError(UnihprError):
     status_code, code = 405, "method_not_allowed"
 
 
+class NoSourceMotionError(UnihprError):
+    """The clip's source motion is not kept as BVH in the bundle."""
+
+    status_code, code = 409, "no_source_motion"
+
+
 class IndexNotReadyError(UnihprError):
     """No bundle is loaded (yet)."""
 
@@ -184,7 +190,10 @@ def from_validation_error(err: ValidationError | RequestValidationError, prefix:
     """The first pydantic error as a domain error with its field path and the matching code."""
     errors = err.errors()
     first = errors[0] if errors else {"type": "value_error", "loc": (), "msg": "invalid request"}
-    loc = tuple(prefix) + tuple(x for x in first.get("loc", ()) if x != "body")
+    loc = tuple(first.get("loc", ()))
+    if isinstance(err, RequestValidationError) and loc and loc[0] in ("body", "query", "path", "header"):
+        loc = loc[1:]  # where FastAPI found the parameter; the API names the parameter itself
+    loc = tuple(prefix) + loc
     kind, message = first.get("type", ""), first.get("msg", "invalid value")
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         ctx = first.get("ctx") or {}

@@ -100,6 +100,10 @@ class PoseIndex:
         del selector, bitmap
         return scores, ids
 
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """(M, D) float32 stored vectors of the ids (M,) int64, through the subset cache."""
+        return self.subsets.get(ids, self.index.reconstruct_batch)
+
     def search(self, queries: np.ndarray, k: int, vec_mask: np.ndarray | None = None,
                effort: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Top-k vectors per query, over all vectors or those ``vec_mask`` keeps.
@@ -112,7 +116,7 @@ class PoseIndex:
         selected = self.ntotal if vec_mask is None else int(vec_mask.sum())
         if vec_mask is not None and selected < self.exact_fraction * self.ntotal:
             ids = np.flatnonzero(vec_mask).astype(np.int64)
-            scores, rows = exact_search(queries, self.subsets.get(ids, self.index.reconstruct_batch), k)
+            scores, rows = exact_search(queries, self.vectors(ids), k)
             found = np.where(rows >= 0, ids[np.maximum(rows, 0)], -1)
             pad = k - scores.shape[1]  # the subset holds fewer than k vectors
             return (np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf),

@@ -17,7 +17,7 @@ from service.lifecycle import lifespan
 from service.metrics import ServiceMetrics
 from service.middleware import RequestContextMiddleware
 from service.openapi import build_openapi
-from service.routes import admin, embed, health, lift, retrieve
+from service.routes import admin, clips, embed, health, lift, retrieve
 
 DESCRIPTION = """Human-pose embeddings (UniHPR): one embedding space for images, 2D keypoints and 3D skeletons.
 
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type", "X-API-Key", "X-Request-ID"],
                            expose_headers=["X-Request-ID", "X-Model-Version", "Server-Timing"])
-    for module in (health, embed, retrieve, lift, admin):
+    for module in (health, embed, retrieve, lift, clips, admin):
         app.include_router(module.router)
         app.include_router(module.router, prefix="/v1", include_in_schema=False)
     app.openapi = lambda: build_openapi(app, BODIES)

@@ -247,6 +247,9 @@ class ResultMetadata(BaseModel):
 class Result(BaseModel):
     id: str = Field(description="`<clip>#<frame>`, stable across rebuilds of the same data")
     score: float = Field(description="cosine similarity in [-1, 1]")
+    start: float | None = Field(None, description="with group_by_clip: seconds, the start of the matching segment "
+                                                  "(the frames around the best one scoring within 0.02 of it)")
+    end: float | None = Field(None, description="with group_by_clip: seconds, the end of the matching segment")
     pose3d: list[list[float]] | None = Field(None, description="(17, 3) mm root-relative; world Y-up, or the "
                                                                "matched view's camera frame with align_to_query")
     metadata: ResultMetadata
@@ -269,6 +272,33 @@ class LiftResponse(Versioned):
     outputs: list[dict] | None = Field(None, description="batch form: one {pose3d, units, frame} per input")
 
 
+class ClipInfo(Versioned):
+    clip: str
+    fps: float = Field(description="frames per second of the indexed poses")
+    frames: int = Field(description="indexed frames of the clip")
+    first_frame: int | None
+    last_frame: int | None
+    duration: float | None = Field(description="seconds from the first to the last indexed frame")
+    labels: dict[str, str] = Field(description="content, style, dataset")
+    source: str
+    motion_formats: list[str] = Field(description="formats of GET /clips/{clip}/motion: json, and bvh when the "
+                                                  "bundle keeps the clip's source BVH")
+    licence: str
+
+
+class ClipMotion(Versioned):
+    clip: str
+    fps: float
+    start: float = Field(description="seconds of the first frame returned")
+    end: float = Field(description="seconds of the last frame returned")
+    frames: list[int] = Field(description="(T,) frame numbers")
+    pose3d: list[list[list[float]]] = Field(description="(T, 17, 3) mm, h36m17, root-relative, world Y-up")
+    layout: Literal["h36m17"]
+    units: Literal["mm"]
+    frame: Literal["world_yup"]
+    licence: str
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -284,7 +314,8 @@ ERROR_MEANINGS = {
     400: "empty body or malformed JSON",
     401: "missing or wrong X-API-Key (only when the service has keys)",
     403: "a read key on an admin route",
-    404: "no such route (/admin/* without an admin key)",
+    404: "no such route (/admin/* without an admin key) or clip",
+    409: "the clip's source motion is not kept as BVH in this bundle",
     413: "over a limit: body, batch, image pixels, JSON values or results (the message names it)",
     415: "unsupported media type or image format",
     422: "invalid input; `field` names it",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import anyio.to_thread
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -14,6 +15,7 @@ from service.errors import OutOfRangeError, ResultTooLargeError
 from service.openapi import body_doc
 from service.responses import json_response
 from service.schemas import READ_ERRORS, RetrieveResponse
+from service.segments import clip_segments
 
 router = APIRouter(tags=["retrieve"], dependencies=[Depends(require_read_key)])
 STEP_RESULTS = 256  # results built between two passes through the event loop
@@ -36,10 +38,15 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
                                                                  metrics)
     rows = sum(len(e) for e in embeddings)  # images with all_people add a query per person
     check_result_count(req.k, rows, settings.max_results)
-    hits = await pipeline.search(bundle, np.concatenate(embeddings), req.k, pose_mask, req.search_effort,
-                                 req.group_by_clip, timings)
+    queries = np.concatenate(embeddings)
+    hits = await pipeline.search(bundle, queries, req.k, pose_mask, req.search_effort, req.group_by_clip, timings)
 
     results = await hit_results(bundle, hits, req.align_to_query, req.include_pose3d)  # one list per row
+    if req.group_by_clip:
+        spans = await anyio.to_thread.run_sync(clip_segments, bundle, queries, hits)
+        for row_results, row_spans in zip(results, spans):
+            for result, (start, end) in zip(row_results, row_spans):
+                result["start"], result["end"] = start, end
     starts = np.cumsum([0, *(len(e) for e in embeddings)])
     answers = []
     for item, p, row in zip(req.items, prepared, starts):

@@ -1,0 +1,81 @@
+"""GET /clips/{clip} and /clips/{clip}/motion: a library clip's metadata, and its motion as JSON or BVH."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from service.bvh_cut import BvhCutError, cut_bvh
+from service.deps import BundleDep, require_read_key
+from service.errors import MAX_ECHO, NoSourceMotionError, NotFoundError, OutOfRangeError
+from service.pipeline import rounded_pose
+from service.responses import json_response
+from service.schemas import ClipInfo, ClipMotion, error_responses
+
+router = APIRouter(prefix="/clips", tags=["clips"], dependencies=[Depends(require_read_key)])
+Seconds = Annotated[float | None, Query(ge=0, le=1e7, description="seconds from the clip's first frame")]
+
+
+def _clip_index(bundle, clip: str) -> int:
+    index = bundle.catalog.clip_index.get(clip)
+    if index is None or not len(bundle.catalog.rows_of_clip(index)):
+        raise NotFoundError(f"no clip {clip[:MAX_ECHO]!r} in this bundle", "clip")
+    return index
+
+
+def _bvh_source(bundle, clip: str) -> bytes | None:
+    source = bundle.sources.source(clip) if bundle.sources is not None else None
+    return source[1] if source is not None and source[0] == "bvh" else None
+
+
+# The motion route comes first: a clip name may hold slashes (ingested clips are relative paths).
+@router.get("/{clip:path}/motion", summary="A clip's motion over a time range, as h36m17 JSON or its source BVH",
+            response_model=ClipMotion, responses=error_responses(401, 404, 409, 422, 503))
+async def clip_motion(clip: str, bundle: BundleDep, start: Seconds = None, end: Seconds = None,
+                      format: Literal["json", "bvh"] = "json") -> Response:
+    """The frames of `clip` whose time lies in [`start`, `end`] seconds (default: the whole clip). JSON: the
+    indexed h36m17 poses (mm, root-relative, world Y-up) at the bundle's frame rate. BVH: the same range cut from
+    the source file (same rig and channels, its own frame rate); 409 when the bundle does not keep it as BVH."""
+    index = _clip_index(bundle, clip)
+    catalog = bundle.catalog
+    rows = catalog.rows_of_clip(index)
+    fps = float(catalog.clip_fps[index])
+    times = (catalog.frame[rows] - catalog.frame[rows[0]]) / fps  # (F,) seconds from the first frame
+    lo = 0.0 if start is None else start
+    hi = float(times[-1]) if end is None else end
+    if lo > hi:
+        raise OutOfRangeError(f"start {lo:g} s is after end {hi:g} s", "start")
+    if lo > times[-1]:
+        raise OutOfRangeError(f"start {lo:g} s is after the clip's last frame ({times[-1]:g} s)", "start")
+    if format == "bvh":
+        text = _bvh_source(bundle, clip)
+        if text is None:
+            raise NoSourceMotionError(f"this bundle does not keep a BVH source for {clip[:MAX_ECHO]!r}; "
+                                      "format=json gives its h36m17 poses", "format")
+        try:
+            segment, _ = cut_bvh(text, lo, hi)
+        except BvhCutError as err:
+            raise NoSourceMotionError(f"the kept source of {clip[:MAX_ECHO]!r} is not BVH this service can cut "
+                                      f"({err})", "format") from err
+        return Response(segment, media_type="text/plain; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{clip.rsplit("/", 1)[-1]}.bvh"'})
+    keep = rows[(times >= lo - 1e-9) & (times <= hi + 1e-9)]
+    kept_times = (catalog.frame[keep] - catalog.frame[rows[0]]) / fps
+    return await json_response({
+        "model_version": bundle.model_version, "clip": catalog.clip_name[index], "fps": fps,
+        "start": round(float(kept_times[0]), 6), "end": round(float(kept_times[-1]), 6),
+        "frames": catalog.frame[keep], "pose3d": rounded_pose(catalog.poses[keep].astype(np.float64)),
+        "layout": "h36m17", "units": "mm", "frame": "world_yup", "licence": bundle.licence,
+    })
+
+
+@router.get("/{clip:path}", summary="A library clip: frame rate, frames, labels, source and licence",
+            response_model=ClipInfo, responses=error_responses(401, 404, 503))
+async def clip_info(clip: str, bundle: BundleDep) -> Response:
+    index = _clip_index(bundle, clip)
+    formats = ["json", "bvh"] if _bvh_source(bundle, clip) is not None else ["json"]
+    return await json_response({"model_version": bundle.model_version, **bundle.catalog.clip_info(index),
+                                "motion_formats": formats, "licence": bundle.licence})
