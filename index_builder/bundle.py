@@ -24,6 +24,7 @@ from index_builder.training_data import NO_AUGMENT, sample_cameras, view_poses
 from model.camera_rigs import virtual_view_rotations
 from model.features import MM_PER_M, pose3d_features
 from model.joint_formulas import FORMULAS_VERSION
+from model.motion_sources import SOURCES, write_sources
 from model.networks import UniHPR
 from model.normalization import root_relative
 from model.skeleton import H36M17
@@ -59,20 +60,54 @@ def code_version() -> str:
     return f"{text}+{commit}" if commit else text
 
 
-def held_out_views(db: MotionDatabase, count: int, seed: int):
-    """Views of held-out poses through random cameras: parity inputs and realistic search queries."""
-    held_out = db.split("test") if (db.clips.split == "test").any() else db
+def random_views(poses: np.ndarray, count: int, seed: int):
+    """Views of ``count`` of ``poses`` (N, 17, 3) mm, world frame, through random cameras with detector noise:
+    search queries independent of the bundle's virtual views."""
     rng = np.random.default_rng(seed)
-    rows = rng.choice(len(held_out), size=min(count, len(held_out)), replace=False)
-    world = held_out.poses[rows].astype(np.float64)
+    rows = rng.choice(len(poses), size=min(count, len(poses)), replace=False)
+    world = poses[rows].astype(np.float64)
     return view_poses(world, sample_cameras(world[:, 0], rng, rig_fraction=0.0), rng, DetectorNoise.load(), NO_AUGMENT)
 
 
-def _run(session, inputs: np.ndarray, desc: str | None = None) -> np.ndarray:
+def held_out_views(db: MotionDatabase, count: int, seed: int):
+    """Views of held-out poses through random cameras: parity inputs and realistic search queries."""
+    held_out = db.split("test") if (db.clips.split == "test").any() else db
+    return random_views(held_out.poses, count, seed)
+
+
+def run_encoder(session, inputs: np.ndarray, desc: str | None = None) -> np.ndarray:
+    """An ONNX encoder over (M, 17, 3) float32 features in batches -> (M, D) float32 embeddings."""
     chunks = range(0, len(inputs), EMBED_BATCH)
     out = [session.run([OUTPUT_NAME], {INPUT_NAME: inputs[i : i + EMBED_BATCH]})[0]
            for i in progress_bar(chunks, desc=desc, enabled=desc is not None, unit="batch")]
     return np.concatenate(out)
+
+
+def embed_poses(session, poses: np.ndarray, rotations: np.ndarray, desc: str | None = None) -> np.ndarray:
+    """The database vectors of ``poses`` under every virtual view: vector ``pose * V + view``.
+
+    session: the pose3d encoder; poses: (N, 17, 3) float64 mm, root-relative, world frame; rotations: (V, 3, 3)
+    world -> camera. returns: (N * V, D) float32, L2-normalised.
+    """
+    viewed = np.einsum("vij,nkj->nvki", rotations, poses).reshape(-1, H36M17.num_joints, 3)  # (N*V, 17, 3)
+    return run_encoder(session, pose3d_features(viewed), desc=desc)
+
+
+def source_texts(db: MotionDatabase) -> tuple[list[str], list[bytes | None]]:
+    """Per clip of ``db``: the source format and file bytes (None without one), for ``write_sources``."""
+    if db.sources is None:
+        return [""] * len(db.clips), [None] * len(db.clips)
+    return [str(f) for f in db.sources.format], [db.sources.text(i) for i in range(len(db.clips))]
+
+
+def write_bundle_sources(folder: Path, names: list[str], formats: list[str],
+                         texts: list[bytes | None]) -> fmt.SourcesInfo | None:
+    """``motion_sources.npz`` in ``folder`` when any clip has a source; its manifest section, else None."""
+    if all(text is None for text in texts):
+        return None
+    sizes = write_sources(folder / SOURCES, names, formats, texts)
+    return fmt.SourcesInfo(file=SOURCES, clips=sizes.clips, formats=sizes.formats, raw_bytes=sizes.raw_bytes,
+                           stored_bytes=sizes.stored_bytes)
 
 
 def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Path, blazepose: BlazePoseFiles,
@@ -92,10 +127,9 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
         graphs = export_model(model, tmp, parity_inputs)
         rotations = virtual_view_rotations(views)
         poses = root_relative(db.poses.astype(np.float64))  # (N, 17, 3) mm, world frame
-        viewed = np.einsum("vij,nkj->nvki", rotations, poses).reshape(-1, H36M17.num_joints, 3)  # (N*V, 17, 3)
-        vectors = _run(cpu_session(tmp / fmt.ENCODERS["pose3d"], threads=2), pose3d_features(viewed),
-                       desc="embedding database" if progress else None)
-        queries = _run(cpu_session(tmp / fmt.ENCODERS["pose2d"], threads=2), parity.pose2d)
+        vectors = embed_poses(cpu_session(tmp / fmt.ENCODERS["pose3d"], threads=2), poses, rotations,
+                              desc="embedding database" if progress else None)
+        queries = run_encoder(cpu_session(tmp / fmt.ENCODERS["pose2d"], threads=2), parity.pose2d)
         plan = plan_index(len(vectors), vectors.shape[1])
         index = build_index(np.ascontiguousarray(vectors), plan, progress=progress)
         point = choose_operating_point(index, vectors, queries, progress=progress)
@@ -107,6 +141,8 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
                  clip_source=np.full(len(db.clips), db.source), clip_fps=db.clips.fps)
         for name, source in zip(fmt.BLAZEPOSE, (blazepose.detector, blazepose.landmarks)):
             shutil.copyfile(source, tmp / name)
+        sources = write_bundle_sources(tmp, db.clips.name.tolist(), *source_texts(db))
+        history = fmt.IndexHistory(trained_vectors=index.ntotal, recall_at_10=point.recall_at_10)
         manifest = fmt.Manifest(
             schema_version=fmt.SCHEMA_VERSION,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -121,7 +157,7 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
             graphs={g.name: fmt.GraphInfo(input=list(g.input_shape), output=list(g.output_shape),
                                           parity_max_abs_diff=g.max_abs_diff, parity_samples=PARITY_SAMPLES)
                     for g in graphs},
-            index=fmt.IndexInfo(**describe(plan, point, index.ntotal)),
+            index=fmt.IndexInfo(**describe(plan, point, index.ntotal), history=history),
             database=fmt.DatabaseInfo(
                 poses=len(db), views=views, clips=len(db.clips), source=db.source,
                 fps=sorted({float(f) for f in db.clips.fps}), contents=sorted(set(db.clips.content.tolist())),
@@ -131,7 +167,8 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
             blazepose=fmt.BlazePoseInfo(licence="Apache-2.0", source="mediapipe==0.10.21 wheel"),
             model={"config": config.to_dict()},
             evaluation=evaluation or {},
-            files=fmt.file_entries(tmp, fmt.REQUIRED_FILES),
+            files=fmt.file_entries(tmp, (*fmt.REQUIRED_FILES, *([SOURCES] if sources else []))),
+            sources=sources,
         )
         fmt.write_manifest(tmp, manifest)
     return manifest

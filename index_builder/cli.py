@@ -8,13 +8,13 @@ import sys
 
 import typer
 
-from index_builder.commands import bundle, data, evaluate, ingest, train
+from index_builder.commands import bundle, data, evaluate, ingest, library, train
 from index_builder.errors import BuildError
 from index_builder.progress import stage_lines
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Build UniHPR pose caches, models and bundles.")
-for group in (data, ingest, train, evaluate, bundle):
+for group in (data, ingest, train, evaluate, bundle, library):
     app.registered_commands.extend(group.app.registered_commands)
 
 

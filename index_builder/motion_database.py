@@ -1,11 +1,14 @@
 """A database of h36m17 poses grouped into labelled clips: the builder's one data format.
 
-The full Bandai cache and the embedded sample are both files of this format (a .npz written atomically).
+The full Bandai cache and the embedded sample are both files of this format (a .npz written atomically). A
+database may also keep each clip's source motion file (``ClipSources``: the BVH text, compressed), which bundles
+carry so the service can hand a clip back in its own rig; files written before sources existed load without them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -15,6 +18,7 @@ import numpy as np
 from index_builder.atomic_files import atomic_path
 from index_builder.errors import DataFileError
 from model.joint_formulas import FORMULAS_VERSION
+from model.motion_sources import COMPRESSION_LEVEL
 from model.skeleton import NUM_JOINTS
 
 FORMAT_VERSION = 1
@@ -44,11 +48,58 @@ class ClipTable:
 
 
 @dataclass(frozen=True)
+class ClipSources:
+    """Each clip's source motion file, zlib-compressed (the layout of ``model.motion_sources``).
+
+    format: (C,) str, the source format ("bvh"), "" for a clip without a kept source; data: (B,) uint8, the
+    compressed texts concatenated; offsets: (C + 1,) int64, clip c is ``data[offsets[c]:offsets[c + 1]]``.
+    """
+
+    format: np.ndarray
+    data: np.ndarray
+    offsets: np.ndarray
+
+    def __post_init__(self) -> None:
+        assert self.offsets.shape == (len(self.format) + 1,), (self.offsets.shape, self.format.shape)
+
+    def __len__(self) -> int:
+        return len(self.format)
+
+    @classmethod
+    def from_blobs(cls, formats: list[str], blobs: list[bytes | None]) -> ClipSources:
+        """blobs: one zlib-compressed text per clip (``compress_source``), None for a clip without a source."""
+        assert len(formats) == len(blobs), (len(formats), len(blobs))
+        kept = [b or b"" for b in blobs]
+        return cls(format=np.array([f if b is not None else "" for f, b in zip(formats, blobs)], dtype=str),
+                   data=np.frombuffer(b"".join(kept), dtype=np.uint8).copy(),
+                   offsets=np.cumsum([0, *map(len, kept)]).astype(np.int64))
+
+    def text(self, clip: int) -> bytes | None:
+        """The source file of clip row ``clip`` byte for byte, or None."""
+        if not self.format[clip]:
+            return None
+        return zlib.decompress(self.data[self.offsets[clip] : self.offsets[clip + 1]].tobytes())
+
+    def select(self, keep: np.ndarray) -> ClipSources:
+        """The sources of the clips where ``keep`` (bool, one per clip) is true."""
+        rows = np.flatnonzero(keep)
+        blobs = [self.data[self.offsets[i] : self.offsets[i + 1]].tobytes() if self.format[i] else None
+                 for i in rows]
+        return ClipSources.from_blobs([str(self.format[i]) for i in rows], blobs)
+
+
+def compress_source(text: bytes) -> bytes:
+    return zlib.compress(text, COMPRESSION_LEVEL)
+
+
+@dataclass(frozen=True)
 class MotionDatabase:
     """Poses with their clip and frame.
 
     poses: (N, 17, 3) float32, mm, h36m17, world frame of the source (Bandai: Y up).
-    clip: (N,) int32, row in ``clips``; frame: (N,) int32, frame number in the original clip.
+    clip: (N,) int32, row in ``clips``; frame: (N,) int32, frame number at the clip's ``fps`` (frame f is
+    f / fps seconds after the source's first frame).
+    sources: the clips' source files (one per clip), or None when the database keeps none.
     """
 
     poses: np.ndarray
@@ -57,10 +108,12 @@ class MotionDatabase:
     clips: ClipTable
     source: str
     licence: str
+    sources: ClipSources | None = None
 
     def __post_init__(self) -> None:
         assert self.poses.ndim == 3 and self.poses.shape[1:] == (NUM_JOINTS, 3), self.poses.shape
         assert self.clip.shape == self.frame.shape == self.poses.shape[:1]
+        assert self.sources is None or len(self.sources) == len(self.clips), (len(self.sources), len(self.clips))
 
     def __len__(self) -> int:
         return self.poses.shape[0]
@@ -79,6 +132,7 @@ class MotionDatabase:
             clip=new_index[self.clip[keep_rows]].astype(np.int32),
             frame=self.frame[keep_rows],
             clips=clips,
+            sources=self.sources.select(keep) if self.sources is not None else None,
         )
 
     def split(self, name: str) -> MotionDatabase:
@@ -111,6 +165,9 @@ class MotionDatabase:
             format_version=np.array(FORMAT_VERSION),
             formulas_version=np.array(FORMULAS_VERSION),
         )
+        if self.sources is not None:  # already compressed: stored as they are
+            arrays.update(sources_format=self.sources.format, sources_data=self.sources.data,
+                          sources_offsets=self.sources.offsets)
         with atomic_path(path, suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
                 (np.savez_compressed if compress else np.savez)(fh, **arrays)
@@ -144,8 +201,13 @@ class MotionDatabase:
         clips = ClipTable(**{f.name: arrays[f"clips_{f.name}"] for f in fields(ClipTable)})
         if len(clips) and (arrays["clip"].min() < 0 or arrays["clip"].max() >= len(clips)):
             raise DataFileError(str(path), "clip index out of range")
+        sources = None
+        if "sources_format" in arrays:
+            sources = ClipSources(arrays["sources_format"], arrays["sources_data"], arrays["sources_offsets"])
+            if len(sources) != len(clips) or sources.offsets[-1] != len(sources.data):
+                raise DataFileError(str(path), "source files do not match the clip table")
         return cls(poses=poses, clip=arrays["clip"], frame=arrays["frame"], clips=clips,
-                   source=str(arrays["source"]), licence=str(arrays["licence"]))
+                   source=str(arrays["source"]), licence=str(arrays["licence"]), sources=sources)
 
 
 def name_hash_order(indices: list[int], names) -> list[int]:

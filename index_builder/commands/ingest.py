@@ -30,10 +30,13 @@ def ingest(
     up: Annotated[str, typer.Option(help="file up axis: auto, y or z")] = "auto",
     array_fps: Annotated[float, typer.Option(help="frame rate of joint arrays that carry none")] = DEFAULT_FPS,
     workers: Annotated[int, typer.Option(min=1, help="parsing processes")] = 2,
+    keep_sources: Annotated[bool, typer.Option("--sources/--no-sources", help="keep each BVH file's text "
+                                               "(compressed) so bundles can return clips as BVH")] = True,
 ) -> None:
     """Read every motion file under PATHS into one pose database; bad files are skipped and listed."""
     config = IngestConfig(source=source, licence=licence, fps=fps, units=units, up=up, array_fps=array_fps,
-                          families=tuple(load_user_mapping(m) for m in mapping or []), workers=workers)
+                          families=tuple(load_user_mapping(m) for m in mapping or []), workers=workers,
+                          keep_sources=keep_sources)
     run = ingest_paths(paths, config)
     for line in summary_lines(run, config.fps):
         typer.echo(line)

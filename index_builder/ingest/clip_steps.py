@@ -17,6 +17,9 @@ from index_builder.ingest.config import IngestConfig
 from index_builder.ingest.file_formats import READERS
 from index_builder.ingest.resampling import resample
 from index_builder.ingest.units import detect_up_axis, to_y_up
+from index_builder.motion_database import compress_source
+
+SOURCE_FORMATS = ("bvh",)  # formats whose file is kept as the clip's source (the service cuts segments from it)
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,11 @@ class FileTask:
 
 @dataclass(frozen=True)
 class IngestedClip:
-    """poses: (T, 17, 3) float32 mm, h36m17, Y up, at the database rate; report: measured at the file's rate."""
+    """poses: (T, 17, 3) float32 mm, h36m17, Y up, at the database rate; report: measured at the file's rate.
+
+    fmt: the file's format (a key of ``READERS``); source: the file's bytes zlib-compressed when the format is in
+    ``SOURCE_FORMATS`` and the run keeps sources, else None.
+    """
 
     clip_id: str
     path: str
@@ -40,6 +47,8 @@ class IngestedClip:
     source_fps: float
     poses: np.ndarray
     report: ClipReport
+    fmt: str = ""
+    source: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -63,8 +72,10 @@ def _ingest(task: FileTask, config: IngestConfig) -> IngestedClip:
     toes = clip.toes if up == "y" or clip.toes is None else to_y_up(clip.toes, up)
     report = check_clip(joints, toes, clip.rigid, str(task.path))
     poses = resample(joints, clip.times_s, config.fps).astype(np.float32)
+    keep = config.keep_sources and task.fmt in SOURCE_FORMATS
     return IngestedClip(clip_id=task.clip_id, path=str(task.path), kind=clip.kind, unit=clip.unit, up=up,
-                        source_fps=clip.source_fps, poses=poses, report=report)
+                        source_fps=clip.source_fps, poses=poses, report=report, fmt=task.fmt,
+                        source=compress_source(task.path.read_bytes()) if keep else None)
 
 
 def ingest_file(task: FileTask, config: IngestConfig) -> IngestedClip | SkippedClip:

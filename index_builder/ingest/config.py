@@ -35,6 +35,8 @@ class IngestConfig:
     array_fps: frame rate of ``.npy`` joint arrays (they carry none) and ``.npz`` ones without ``fps``.
     families: user rig families (from mapping files), tried before the built-in ones.
     workers: parsing processes (1: parse in this process).
+    keep_sources: keep each BVH file's text (compressed) in the database, for bundles that hand clips back as
+        BVH; other formats keep none.
     """
 
     source: str
@@ -45,6 +47,7 @@ class IngestConfig:
     array_fps: float = DEFAULT_FPS
     families: tuple[RigFamily, ...] = field(default_factory=tuple)
     workers: int = 2
+    keep_sources: bool = True
 
     def __post_init__(self) -> None:
         if not self.source.strip():

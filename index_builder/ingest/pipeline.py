@@ -17,7 +17,7 @@ from index_builder.errors import DataFileError
 from index_builder.ingest.clip_steps import FileTask, IngestedClip, SkippedClip, ingest_file
 from index_builder.ingest.config import IngestConfig
 from index_builder.ingest.labels import ClipLabels, clip_labels, find_clips
-from index_builder.motion_database import ClipTable, MotionDatabase, assign_splits
+from index_builder.motion_database import ClipSources, ClipTable, MotionDatabase, assign_splits
 from index_builder.progress import progress_bar
 
 
@@ -51,7 +51,7 @@ def _run_tasks(tasks: list[FileTask], config: IngestConfig, progress: bool) -> l
 def build_database(clips: list[IngestedClip], labels: dict[str, ClipLabels], config: IngestConfig) -> MotionDatabase:
     """One database of the ingested clips, in id order, split by clip and stratified by (dataset, content).
 
-    returns: poses (N, 17, 3) float32 mm, h36m17, Y up, at ``config.fps``.
+    returns: poses (N, 17, 3) float32 mm, h36m17, Y up, at ``config.fps``; the BVH sources when the run keeps them.
     """
     names = [c.clip_id for c in clips]
     lengths = np.array([len(c.poses) for c in clips], dtype=np.int64)
@@ -73,6 +73,8 @@ def build_database(clips: list[IngestedClip], labels: dict[str, ClipLabels], con
         ),
         source=config.source,
         licence=config.licence,
+        sources=ClipSources.from_blobs([c.fmt for c in clips], [c.source for c in clips])
+        if config.keep_sources else None,
     )
 
 
