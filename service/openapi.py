@@ -83,6 +83,19 @@ def apply_settings(document: dict, settings: Settings) -> None:
         _array_branch(schemas[model]["properties"][field])["maxItems"] = settings.max_batch
     for model in ("RetrieveRequest", "RetrieveForm"):
         schemas[model]["properties"]["search_effort"]["maximum"] = settings.max_search_effort
+    document["info"]["description"] += "\n\n" + limits_text(settings)
+
+
+def limits_text(settings: Settings) -> str:
+    """The per-request limits of this server, as the document's description lists them."""
+    return "\n".join([
+        "Limits of this server (over a limit: 413, or 422 for search_effort, with a message naming it):",
+        f"- body: {settings.max_body_bytes} bytes, and at most {settings.max_json_items} JSON values",
+        f"- inputs or queries per request: {settings.max_batch}",
+        f"- image: {settings.max_image_pixels} pixels; all images of a request: {settings.max_request_pixels}",
+        f"- results of one /retrieve (k x queries x people): {settings.max_results}",
+        f"- search_effort: {settings.max_search_effort:g}; people per image: {settings.max_people}",
+    ])
 
 
 def build_openapi(app: FastAPI, bodies: tuple[RequestBody, ...]) -> dict:

@@ -92,6 +92,7 @@ def test_the_document_of_an_open_server_has_no_admin_and_no_key(client):
     assert "securitySchemes" not in spec.get("components", {})
     assert all("security" not in op for ops in spec["paths"].values() for op in ops.values())
     assert spec["components"]["schemas"]["EmbedRequest"]["properties"]["inputs"]["maxItems"] == 256
+    assert "results of one /retrieve (k x queries x people): 32768" in spec["info"]["description"]
 
 
 def test_the_document_of_a_keyed_server_declares_its_scheme_and_statuses(tiny_bundle):
