@@ -180,10 +180,16 @@ def default_out(bundle: Path, manifest: fmt.Manifest) -> Path:
     return bundle.resolve().parent / f"{base}-lib{_revision(manifest.model_version)[1] + 1}"
 
 
-def _check_out(bundle: Path, out: Path) -> None:
+def _output(bundle: Path, manifest: fmt.Manifest, out: Path | None) -> Path:
+    """``out``, or the default one when it is free; never ``bundle`` itself."""
+    if out is None:
+        out = default_out(bundle, manifest)
+        if out.exists():
+            raise ConfigError(f"{out} exists (made from {bundle} before?): give --out")
     if out.resolve() == bundle.resolve():
         raise ConfigError(f"{out}: the new bundle must not replace the one it is made from (a service may be "
                           "serving it); give another --out")
+    return out
 
 
 def _queries(folder: Path, poses: np.ndarray) -> np.ndarray:
@@ -251,8 +257,7 @@ def add_clips(bundle: Path, db: MotionDatabase, out: Path | None = None, progres
     bundle = Path(bundle)
     verified, library = _load(bundle)
     old = verified.manifest
-    out = Path(out) if out is not None else default_out(bundle, old)
-    _check_out(bundle, out)
+    out = _output(bundle, old, None if out is None else Path(out))
     meta = library.metadata
     names = db.clips.name.tolist()
     clash = sorted(set(names) & set(meta["clip_name"].tolist()))
@@ -303,8 +308,7 @@ def remove_clips(bundle: Path, clips: list[str], out: Path | None = None) -> Lib
     bundle = Path(bundle)
     verified, library = _load(bundle)
     old = verified.manifest
-    out = Path(out) if out is not None else default_out(bundle, old)
-    _check_out(bundle, out)
+    out = _output(bundle, old, None if out is None else Path(out))
     meta = library.metadata
     names = meta["clip_name"].tolist()
     unknown = sorted(set(clips) - set(names))

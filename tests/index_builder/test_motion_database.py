@@ -5,7 +5,9 @@ import pytest
 
 from index_builder.config import SAMPLE_PATH
 from index_builder.errors import DataFileError
-from index_builder.motion_database import MotionDatabase, assign_splits
+from dataclasses import replace
+
+from index_builder.motion_database import ClipSources, MotionDatabase, assign_splits, compress_source
 from index_builder.sample import make_sample
 
 
@@ -27,6 +29,20 @@ def test_save_load_round_trip(sample_db, tmp_path):
     np.testing.assert_array_equal(back.clips.name, sample_db.clips.name)
     assert back.licence == sample_db.licence
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+
+
+def test_sources_round_trip_and_follow_clip_selection(sample_db, tmp_path):
+    assert sample_db.sources is None  # a file written before sources existed still loads
+    texts = [f"HIERARCHY clip {i}\n".encode() * (i + 1) if i % 3 else None for i in range(len(sample_db.clips))]
+    sources = ClipSources.from_blobs(["bvh"] * len(texts), [compress_source(t) if t else None for t in texts])
+    db = replace(sample_db, sources=sources)
+    db.save(tmp_path / "db.npz", compress=True)
+    back = MotionDatabase.load(tmp_path / "db.npz")
+    assert back.sources.format.tolist() == ["bvh" if t else "" for t in texts]
+    assert [back.sources.text(i) for i in range(len(texts))] == texts
+    keep = np.arange(len(texts)) % 2 == 1
+    picked = back.select_clips(keep).every_nth_frame(2)
+    assert [picked.sources.text(i) for i in range(int(keep.sum()))] == [t for t, k in zip(texts, keep) if k]
 
 
 def test_select_and_subsample_keep_clips_contiguous(sample_db):
