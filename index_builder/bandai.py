@@ -18,7 +18,7 @@ import numpy as np
 from index_builder.bvh import CM_TO_MM, parse_bvh
 from index_builder.errors import DataFileError
 from index_builder.mocap_skeletons import BANDAI, clip_to_h36m17
-from index_builder.motion_database import ClipTable, MotionDatabase, assign_splits
+from index_builder.motion_database import ClipSources, ClipTable, MotionDatabase, assign_splits, compress_source
 from index_builder.progress import progress_bar
 
 SOURCE = "bandai-namco-motion"
@@ -50,10 +50,11 @@ class _RawClip:
     text: str
 
 
-def _bvh_to_poses(raw: _RawClip) -> tuple[str, np.ndarray, float]:
+def _bvh_to_poses(raw: _RawClip, keep_source: bool = False) -> tuple[str, np.ndarray, float, bytes | None]:
     clip = parse_bvh(raw.text, source=raw.name)
+    source = compress_source(raw.text.encode("utf-8")) if keep_source else None  # the file's bytes (UTF-8 read)
     # Frame Time is written to 6 digits (0.0333333): round the rate so 30 fps reads as 30.
-    return raw.name, clip_to_h36m17(clip, CM_TO_MM, BANDAI), round(clip.fps, 3)
+    return raw.name, clip_to_h36m17(clip, CM_TO_MM, BANDAI), round(clip.fps, 3), source
 
 
 def _read_archive(path: Path) -> tuple[Iterator[_RawClip], dict]:
@@ -83,12 +84,13 @@ def _read_archive(path: Path) -> tuple[Iterator[_RawClip], dict]:
     return clips(), info
 
 
-def build_bandai_database(archives: list[Path], workers: int = 2) -> MotionDatabase:
+def build_bandai_database(archives: list[Path], workers: int = 2, keep_sources: bool = False) -> MotionDatabase:
     """All clips of the given archives as one database, split by clip, stratified by (dataset, content).
 
+    keep_sources: keep every BVH file's text, compressed (``MotionDatabase.sources``).
     returns: poses (N, 17, 3) float32 mm in the files' world frame (Y up), clips sorted by name.
     """
-    results: dict[str, tuple[np.ndarray, float, str]] = {}
+    results: dict[str, tuple[np.ndarray, float, str, bytes | None]] = {}
     infos = []
     progress = progress_bar(desc="bandai clips", unit="clip")
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -97,16 +99,16 @@ def build_bandai_database(archives: list[Path], workers: int = 2) -> MotionDatab
             infos.append(info)
             pending = []
             for raw in stream:
-                pending.append((raw.dataset, pool.submit(_bvh_to_poses, raw)))
+                pending.append((raw.dataset, pool.submit(_bvh_to_poses, raw, keep_sources)))
                 # Keep only a few texts in flight so memory stays flat while the archive decompresses.
                 while len(pending) > 4 * workers:
                     dataset, future = pending.pop(0)
-                    name, poses, fps = future.result()
-                    results[name] = (poses, fps, dataset)
+                    name, poses, fps, source = future.result()
+                    results[name] = (poses, fps, dataset, source)
                     progress.update()
             for dataset, future in pending:
-                name, poses, fps = future.result()
-                results[name] = (poses, fps, dataset)
+                name, poses, fps, source = future.result()
+                results[name] = (poses, fps, dataset, source)
                 progress.update()
     progress.close()
 
@@ -145,4 +147,5 @@ def build_bandai_database(archives: list[Path], workers: int = 2) -> MotionDatab
         clips=clips,
         source=SOURCE,
         licence=LICENCE,
+        sources=ClipSources.from_blobs(["bvh"] * len(names), [results[n][3] for n in names]) if keep_sources else None,
     )

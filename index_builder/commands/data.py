@@ -31,6 +31,8 @@ def cache(
     archives: Annotated[list[Path] | None, typer.Option(help="Bandai .tar.xz archives (default: both, shared data)")] = None,
     out: Annotated[Path | None, typer.Option(help="cache file (default: .cache/bandai_h36m17.npz)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="parsing processes")] = 2,
+    keep_sources: Annotated[bool, typer.Option("--sources/--no-sources", help="keep every BVH file (compressed) "
+                                               "so bundles can return clips as BVH; see the README for the size")] = False,
 ) -> None:
     """Build the h36m17 pose cache from the Bandai archives, with its sanity-check report beside it."""
     paths = get_paths()
@@ -40,13 +42,15 @@ def cache(
             raise DataFileError(str(archive), "archive not found (set UNIHPR_SHARED_DATA or pass --archives)")
     out = out or paths.bandai_cache
     start = time.perf_counter()
-    db = build_bandai_database(archives, workers=workers)
+    db = build_bandai_database(archives, workers=workers, keep_sources=keep_sources)
     db.save(out)
     report = check_report(db)
     report["build_seconds"] = round(time.perf_counter() - start, 1)
     with atomic_path(out.with_suffix(".checks.json")) as tmp:
         tmp.write_text(json.dumps(report, indent=2))
     typer.echo(f"{out}: {report['clips']} clips, {report['frames']} frames in {report['build_seconds']} s")
+    if db.sources is not None:
+        typer.echo(f"  BVH sources kept: {len(db.sources.data) / 1e6:.1f} MB compressed")
     for bone in report["bones"]:
         kind = "rigid" if bone["rigid"] else "flexible"
         typer.echo(f"  {bone['name']:<22} {kind:<8} mean {bone['mean_mm']:7.1f} mm, "

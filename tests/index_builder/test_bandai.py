@@ -79,3 +79,13 @@ def test_split_is_by_clip_stratified_and_deterministic(full_bandai):
     assert 0.12 < test_share < 0.18
     # Every frame of a clip has the clip's split: rows are grouped by clip, never shared.
     assert np.array_equal(np.repeat(np.arange(len(clips)), clips.length), full_bandai.clip)
+
+
+def test_a_kept_source_is_the_file_byte_for_byte(bandai_bvh):
+    from index_builder.bandai import _RawClip, _bvh_to_poses
+    from index_builder.motion_database import ClipSources
+
+    raw = bandai_bvh.read_bytes()
+    name, poses, fps, blob = _bvh_to_poses(_RawClip(bandai_bvh.stem, "dataset-1", raw.decode("utf-8")), True)
+    assert ClipSources.from_blobs(["bvh"], [blob]).text(0) == raw and len(blob) < len(raw) / 3
+    assert _bvh_to_poses(_RawClip(name, "dataset-1", raw.decode("utf-8")))[3] is None
