@@ -31,8 +31,8 @@ def cache(
     archives: Annotated[list[Path] | None, typer.Option(help="Bandai .tar.xz archives (default: both, shared data)")] = None,
     out: Annotated[Path | None, typer.Option(help="cache file (default: .cache/bandai_h36m17.npz)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="parsing processes")] = 2,
-    keep_sources: Annotated[bool, typer.Option("--sources/--no-sources", help="keep every BVH file (compressed) "
-                                               "so bundles can return clips as BVH; see the README for the size")] = False,
+    keep_sources: Annotated[bool, typer.Option("--sources/--no-sources", help="keep every BVH file (compressed, "
+                                               "about 131 MB) so bundles can return clips as BVH")] = False,
 ) -> None:
     """Build the h36m17 pose cache from the Bandai archives, with its sanity-check report beside it."""
     paths = get_paths()

@@ -68,7 +68,8 @@ def test_add_keeps_every_existing_vector_and_finds_the_new_clips(added, capsys):
     n_old, views = old.manifest.database.poses, old.manifest.database.views
     assert new.manifest.database.poses == n_old + len(db) and new.index.ntotal == (n_old + len(db)) * views
     # every existing id keeps its vector, pose and metadata
-    np.testing.assert_array_equal(read_vectors(new.index, np.arange(old.index.ntotal)), old.index.reconstruct_n(0, old.index.ntotal))
+    np.testing.assert_array_equal(read_vectors(new.index, np.arange(old.index.ntotal)),
+                                  old.index.reconstruct_n(0, old.index.ntotal))
     np.testing.assert_array_equal(new.poses[:n_old], old.poses)
     for key in ("clip", "frame"):
         np.testing.assert_array_equal(new.metadata[key][:n_old], old.metadata[key])
@@ -89,7 +90,7 @@ def test_add_keeps_every_existing_vector_and_finds_the_new_clips(added, capsys):
 
 
 def test_remove_drops_exactly_the_named_clips(added, tmp_path):
-    _, bundle, db, _ = added
+    bundle = added[1]
     before = fmt.verify_bundle(bundle, load_models=False)
     names = before.metadata["clip_name"].tolist()
     gone = [names[3], names[-1]]
