@@ -16,7 +16,8 @@ from service.responses import json_response
 from service.schemas import ClipInfo, ClipMotion, error_responses
 
 router = APIRouter(prefix="/clips", tags=["clips"], dependencies=[Depends(require_read_key)])
-Seconds = Annotated[float | None, Query(ge=0, le=1e7, description="seconds from the clip's first frame")]
+Seconds = Annotated[float | None, Query(ge=0, le=1e7, description="seconds from the start of the clip's source "
+                                                                  "(a result's `time`, `start` and `end`)")]
 
 
 def _clip_index(bundle, clip: str) -> int:
@@ -43,8 +44,8 @@ async def clip_motion(clip: str, bundle: BundleDep, start: Seconds = None, end: 
     catalog = bundle.catalog
     rows = catalog.rows_of_clip(index)
     fps = float(catalog.clip_fps[index])
-    times = (catalog.frame[rows] - catalog.frame[rows[0]]) / fps  # (F,) seconds from the first frame
-    lo = 0.0 if start is None else start
+    times = catalog.frame[rows] / fps  # (F,) seconds from the source's first frame, as results' `time`
+    lo = float(times[0]) if start is None else start
     hi = float(times[-1]) if end is None else end
     if lo > hi:
         raise OutOfRangeError(f"start {lo:g} s is after end {hi:g} s", "start")
@@ -62,8 +63,10 @@ async def clip_motion(clip: str, bundle: BundleDep, start: Seconds = None, end: 
                                       f"({err})", "format") from err
         return Response(segment, media_type="text/plain; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{clip.rsplit("/", 1)[-1]}.bvh"'})
-    keep = rows[(times >= lo - 1e-9) & (times <= hi + 1e-9)]
-    kept_times = (catalog.frame[keep] - catalog.frame[rows[0]]) / fps
+    inside = (times >= lo - 1e-9) & (times <= hi + 1e-9)
+    if not inside.any():
+        raise OutOfRangeError(f"no indexed frame lies in [{lo:g}, {hi:g}] s", "start")
+    keep, kept_times = rows[inside], times[inside]
     return await json_response({
         "model_version": bundle.model_version, "clip": catalog.clip_name[index], "fps": fps,
         "start": round(float(kept_times[0]), 6), "end": round(float(kept_times[-1]), 6),
