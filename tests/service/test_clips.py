@@ -129,3 +129,30 @@ def test_grouped_results_carry_their_matching_segment(client, database):
     assert first["id"] == f"{metadata['clip_name'][metadata['clip'][10]]}#{metadata['frame'][10]}"
     ungrouped = client.post("/retrieve", json={"query": query, "k": 5}).json()
     assert all("start" not in r for r in ungrouped["results"])
+
+
+def test_an_ingested_bvh_folder_serves_its_segments(tiny_run, blazepose_files, real_bvh, tmp_path):
+    """A user's folder -> ingest -> index -> serve: the BVH segment of a hit is the source's own frames."""
+    from index_builder.cli import main as build_cli
+
+    library = tmp_path / "library" / "takes"
+    library.mkdir(parents=True)
+    (library / "mocapbank.bvh").write_bytes(real_bvh)
+    assert build_cli(["ingest", str(library.parent), "--out", str(tmp_path / "db.npz"), "--licence", "fixtures",
+                      "--source", "studio"]) == 0
+    assert build_cli(["index", "--poses", str(tmp_path / "db.npz"), "--weights", str(tiny_run), "--out",
+                      str(tmp_path / "bundle"), "--views", "2"]) == 0
+    with serve(create_app(make_settings(tmp_path / "bundle"))) as live, \
+            httpx.Client(base_url=live.url, timeout=60) as c:
+        name = "library/takes/mocapbank"  # the clip id: the file's path under the ingested folder's name
+        info = c.get(f"/clips/{name}")
+        assert info.status_code == 200, info.text
+        assert info.json()["motion_formats"] == ["json", "bvh"] and info.json()["licence"] == "fixtures"
+        segment = c.get(f"/clips/{name}/motion", params={"format": "bvh", "start": 2.0, "end": 3.0})
+        assert segment.status_code == 200 and segment.content == cut_bvh(real_bvh, 2.0, 3.0)[0]
+        source = parse_bvh(real_bvh.decode())
+        cut = parse_bvh(segment.text)
+        first = round(2.0 / source.frame_time)
+        np.testing.assert_array_equal(cut.motion, source.motion[first : first + len(cut.motion)])
+        poses = c.get(f"/clips/{name}/motion", params={"start": 2.0, "end": 3.0}).json()
+        assert poses["start"] == pytest.approx(2.0, abs=0.04) and poses["end"] == pytest.approx(3.0, abs=0.04)
