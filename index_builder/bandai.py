@@ -18,8 +18,9 @@ import numpy as np
 from index_builder.bvh import CM_TO_MM, parse_bvh
 from index_builder.errors import DataFileError
 from index_builder.mocap_skeletons import BANDAI, clip_to_h36m17
-from index_builder.motion_database import ClipSources, ClipTable, MotionDatabase, assign_splits, compress_source
+from index_builder.motion_database import ClipTable, MotionDatabase, assign_splits
 from index_builder.progress import progress_bar
+from model.motion_sources import ClipSources, compress_source
 
 SOURCE = "bandai-namco-motion"
 LICENCE = (

@@ -24,7 +24,7 @@ from index_builder.training_data import NO_AUGMENT, sample_cameras, view_poses
 from model.camera_rigs import virtual_view_rotations
 from model.features import MM_PER_M, pose3d_features
 from model.joint_formulas import FORMULAS_VERSION
-from model.motion_sources import SOURCES, write_sources
+from model.motion_sources import SOURCES, ClipSources, write_sources
 from model.networks import UniHPR
 from model.normalization import root_relative
 from model.skeleton import H36M17
@@ -93,19 +93,11 @@ def embed_poses(session, poses: np.ndarray, rotations: np.ndarray, desc: str | N
     return run_encoder(session, pose3d_features(viewed), desc=desc)
 
 
-def source_texts(db: MotionDatabase) -> tuple[list[str], list[bytes | None]]:
-    """Per clip of ``db``: the source format and file bytes (None without one), for ``write_sources``."""
-    if db.sources is None:
-        return [""] * len(db.clips), [None] * len(db.clips)
-    return [str(f) for f in db.sources.format], [db.sources.text(i) for i in range(len(db.clips))]
-
-
-def write_bundle_sources(folder: Path, names: list[str], formats: list[str],
-                         texts: list[bytes | None]) -> fmt.SourcesInfo | None:
+def write_bundle_sources(folder: Path, names: list[str], sources: ClipSources | None) -> fmt.SourcesInfo | None:
     """``motion_sources.npz`` in ``folder`` when any clip has a source; its manifest section, else None."""
-    if all(text is None for text in texts):
+    if sources is None or not sources.kept:
         return None
-    sizes = write_sources(folder / SOURCES, names, formats, texts)
+    sizes = write_sources(folder / SOURCES, names, sources)
     return fmt.SourcesInfo(file=SOURCES, clips=sizes.clips, formats=sizes.formats, raw_bytes=sizes.raw_bytes,
                            stored_bytes=sizes.stored_bytes)
 
@@ -141,7 +133,7 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
                  clip_source=np.full(len(db.clips), db.source), clip_fps=db.clips.fps)
         for name, source in zip(fmt.BLAZEPOSE, (blazepose.detector, blazepose.landmarks)):
             shutil.copyfile(source, tmp / name)
-        sources = write_bundle_sources(tmp, db.clips.name.tolist(), *source_texts(db))
+        sources = write_bundle_sources(tmp, db.clips.name.tolist(), db.sources)
         history = fmt.IndexHistory(trained_vectors=index.ntotal, recall_at_10=point.recall_at_10)
         manifest = fmt.Manifest(
             schema_version=fmt.SCHEMA_VERSION,

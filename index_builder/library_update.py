@@ -35,7 +35,7 @@ from index_builder.indexing import ADD_CHUNK, FLAT_LIMIT, TARGET_RECALL, exact_t
 from index_builder.motion_database import MotionDatabase
 from index_builder.onnx_export import cpu_session
 from model.joint_formulas import FORMULAS_VERSION
-from model.motion_sources import SOURCES, SourceStore
+from model.motion_sources import SOURCES, ClipSources, SourceStore
 from model.normalization import root_relative
 
 RECALL_QUERIES = 1000
@@ -134,13 +134,11 @@ def retrain_reasons(info: fmt.IndexInfo) -> list[str]:
 @dataclass
 class _Library:
     """A bundle's library in memory: poses (N, 17, 3) float32 mm root-relative, world frame; the arrays of
-    metadata.npz; per clip the source format and bytes (None without one); whether the bundle keeps sources."""
+    metadata.npz; the clips' kept sources (compressed, copied as they are)."""
 
     poses: np.ndarray
     metadata: dict[str, np.ndarray]
-    formats: list[str]
-    texts: list[bytes | None]
-    has_sources: bool
+    sources: ClipSources
 
 
 def _load(bundle: Path) -> tuple[fmt.VerifiedBundle, _Library]:
@@ -157,14 +155,14 @@ def _load(bundle: Path) -> tuple[fmt.VerifiedBundle, _Library]:
         raise ArtifactError(f"{bundle / fmt.METADATA}: has {unknown}, which this builder does not know how to "
                             "carry over; rebuild it with `unihpr-build index`")
     names = verified.metadata["clip_name"].tolist()
-    formats, texts = [""] * len(names), [None] * len(names)
+    sources = ClipSources.none(len(names))
     if manifest.sources is not None:
         store = SourceStore(bundle / manifest.sources.file)
-        for i, name in enumerate(names):
-            kept = store.source(name)
-            if kept is not None:
-                formats[i], texts[i] = kept
-    return verified, _Library(verified.poses, verified.metadata, formats, texts, manifest.sources is not None)
+        by_name = dict(zip(store.names, range(len(store.names))))
+        rows = [by_name.get(name) for name in names]
+        sources = ClipSources.from_blobs([str(store.sources.format[r]) if r is not None else "" for r in rows],
+                                         [store.sources.blob(r) if r is not None else None for r in rows])
+    return verified, _Library(verified.poses, verified.metadata, sources)
 
 
 def _revision(model_version: str) -> tuple[str, int]:
@@ -210,9 +208,7 @@ def _write(bundle: Path, out: Path, verified: fmt.VerifiedBundle, library: _Libr
         faiss.write_index(index, str(tmp / fmt.INDEX))
         np.save(tmp / fmt.POSES, library.poses)
         np.savez(tmp / fmt.METADATA, **meta)
-        sources = None
-        if library.has_sources or any(t is not None for t in library.texts):
-            sources = write_bundle_sources(tmp, meta["clip_name"].tolist(), library.formats, library.texts)
+        sources = write_bundle_sources(tmp, meta["clip_name"].tolist(), library.sources)
         base, revision = _revision(old.model_version)
         history = history.model_copy(update={"recall_at_10": recall})
         clip_sources = sorted(set(meta["clip_source"].tolist()))
@@ -285,12 +281,7 @@ def add_clips(bundle: Path, db: MotionDatabase, out: Path | None = None, progres
         "clip_source": np.concatenate([meta["clip_source"], np.full(len(db.clips), db.source)]),
         "clip_fps": np.concatenate([meta["clip_fps"], db.clips.fps.astype(meta["clip_fps"].dtype)]),
     }
-    if db.sources is not None:
-        library.formats += [str(f) for f in db.sources.format]
-        library.texts += [db.sources.text(i) for i in range(len(names))]
-    else:
-        library.formats += [""] * len(names)
-        library.texts += [None] * len(names)
+    library.sources = library.sources.concat(db.sources or ClipSources.none(len(db.clips)))
     history = _history(old)
     history = history.model_copy(update={"added_vectors": history.added_vectors + len(vectors)})
     licence = old.licence if db.licence in old.licence else f"{old.licence}\n\n{db.licence}"
@@ -327,8 +318,7 @@ def remove_clips(bundle: Path, clips: list[str], out: Path | None = None) -> Lib
     library.poses = library.poses[keep_pose]
     library.metadata = {"clip": new_clip[meta["clip"][keep_pose]], "frame": meta["frame"][keep_pose],
                         **{k: v[~drop_clip] for k, v in meta.items() if k.startswith("clip_")}}
-    library.formats = [f for f, d in zip(library.formats, drop_clip) if not d]
-    library.texts = [t for t, d in zip(library.texts, drop_clip) if not d]
+    library.sources = library.sources.select(~drop_clip)
     removed = int((~keep_pose).sum()) * views
     history = _history(old)
     history = history.model_copy(update={"removed_vectors": history.removed_vectors + removed})

@@ -8,7 +8,6 @@ carry so the service can hand a clip back in its own rig; files written before s
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 from index_builder.atomic_files import atomic_path
 from index_builder.errors import DataFileError
 from model.joint_formulas import FORMULAS_VERSION
-from model.motion_sources import COMPRESSION_LEVEL
+from model.motion_sources import ClipSources
 from model.skeleton import NUM_JOINTS
 
 FORMAT_VERSION = 1
@@ -45,51 +44,6 @@ class ClipTable:
 
     def __len__(self) -> int:
         return len(self.name)
-
-
-@dataclass(frozen=True)
-class ClipSources:
-    """Each clip's source motion file, zlib-compressed (the layout of ``model.motion_sources``).
-
-    format: (C,) str, the source format ("bvh"), "" for a clip without a kept source; data: (B,) uint8, the
-    compressed texts concatenated; offsets: (C + 1,) int64, clip c is ``data[offsets[c]:offsets[c + 1]]``.
-    """
-
-    format: np.ndarray
-    data: np.ndarray
-    offsets: np.ndarray
-
-    def __post_init__(self) -> None:
-        assert self.offsets.shape == (len(self.format) + 1,), (self.offsets.shape, self.format.shape)
-
-    def __len__(self) -> int:
-        return len(self.format)
-
-    @classmethod
-    def from_blobs(cls, formats: list[str], blobs: list[bytes | None]) -> ClipSources:
-        """blobs: one zlib-compressed text per clip (``compress_source``), None for a clip without a source."""
-        assert len(formats) == len(blobs), (len(formats), len(blobs))
-        kept = [b or b"" for b in blobs]
-        return cls(format=np.array([f if b is not None else "" for f, b in zip(formats, blobs)], dtype=str),
-                   data=np.frombuffer(b"".join(kept), dtype=np.uint8).copy(),
-                   offsets=np.cumsum([0, *map(len, kept)]).astype(np.int64))
-
-    def text(self, clip: int) -> bytes | None:
-        """The source file of clip row ``clip`` byte for byte, or None."""
-        if not self.format[clip]:
-            return None
-        return zlib.decompress(self.data[self.offsets[clip] : self.offsets[clip + 1]].tobytes())
-
-    def select(self, keep: np.ndarray) -> ClipSources:
-        """The sources of the clips where ``keep`` (bool, one per clip) is true."""
-        rows = np.flatnonzero(keep)
-        blobs = [self.data[self.offsets[i] : self.offsets[i + 1]].tobytes() if self.format[i] else None
-                 for i in rows]
-        return ClipSources.from_blobs([str(self.format[i]) for i in rows], blobs)
-
-
-def compress_source(text: bytes) -> bytes:
-    return zlib.compress(text, COMPRESSION_LEVEL)
 
 
 @dataclass(frozen=True)

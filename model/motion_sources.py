@@ -1,9 +1,12 @@
-"""The clips' source motion files inside a bundle: what ``GET /clips/{clip}/motion?format=bvh`` cuts from.
+"""The clips' source motion files, compressed: kept by pose databases and bundles, cut by the service.
 
-One ``.npz`` (no pickle): ``clip_name`` (C,) str and ``format`` (C,) str ("bvh", or "" for a clip without a kept
-source), and every source's text zlib-compressed and concatenated into ``data`` (uint8) with ``offsets``
-(C + 1,) int64, so clip c is ``data[offsets[c]:offsets[c + 1]]``. Compressed, BVH text takes about a fifth of
-its size (the manifest's ``sources`` gives both sizes).
+``ClipSources`` is the one layout, in memory and on disk: ``format`` (C,) str ("bvh", or "" for a clip without a
+kept source) and every source's bytes zlib-compressed and concatenated into ``data`` (uint8) with ``offsets``
+(C + 1,) int64, so clip c is ``data[offsets[c]:offsets[c + 1]]``. A pose database stores these arrays inside its
+own file; a bundle in ``motion_sources.npz`` (no pickle) with the clip names beside them, what
+``GET /clips/{clip}/motion?format=bvh`` cuts from. Sources are compressed once, when they are read from the
+user's files, and copied as they are from then on. Compressed, BVH text takes a quarter to a third of its size
+(the manifest's ``sources`` gives both sizes).
 """
 
 from __future__ import annotations
@@ -18,6 +21,63 @@ SOURCES = "motion_sources.npz"
 COMPRESSION_LEVEL = 6
 
 
+def compress_source(text: bytes) -> bytes:
+    return zlib.compress(text, COMPRESSION_LEVEL)
+
+
+@dataclass(frozen=True)
+class ClipSources:
+    """One compressed source file (or none) per clip; see the module docstring for the arrays."""
+
+    format: np.ndarray
+    data: np.ndarray
+    offsets: np.ndarray
+
+    def __post_init__(self) -> None:
+        assert self.offsets.shape == (len(self.format) + 1,), (self.offsets.shape, self.format.shape)
+
+    def __len__(self) -> int:
+        return len(self.format)
+
+    @classmethod
+    def from_blobs(cls, formats: list[str], blobs: list[bytes | None]) -> ClipSources:
+        """blobs: one ``compress_source`` result per clip, None for a clip without a source."""
+        assert len(formats) == len(blobs), (len(formats), len(blobs))
+        kept = [b or b"" for b in blobs]
+        return cls(format=np.array([f if b is not None else "" for f, b in zip(formats, blobs)], dtype=str),
+                   data=np.frombuffer(b"".join(kept), dtype=np.uint8).copy(),
+                   offsets=np.cumsum([0, *map(len, kept)]).astype(np.int64))
+
+    @classmethod
+    def none(cls, clips: int) -> ClipSources:
+        """``clips`` clips without sources."""
+        return cls.from_blobs([""] * clips, [None] * clips)
+
+    def blob(self, clip: int) -> bytes | None:
+        """The compressed source of clip row ``clip``, or None."""
+        return self.data[self.offsets[clip] : self.offsets[clip + 1]].tobytes() if self.format[clip] else None
+
+    def text(self, clip: int) -> bytes | None:
+        """The source file of clip row ``clip`` byte for byte, or None."""
+        blob = self.blob(clip)
+        return None if blob is None else zlib.decompress(blob)
+
+    def select(self, keep: np.ndarray) -> ClipSources:
+        """The sources of the clips where ``keep`` (bool, one per clip) is true."""
+        rows = np.flatnonzero(keep)
+        return ClipSources.from_blobs([str(self.format[i]) for i in rows], [self.blob(i) for i in rows])
+
+    def concat(self, other: ClipSources) -> ClipSources:
+        """These clips' sources, then ``other``'s."""
+        formats = [str(f) for f in (*self.format, *other.format)]
+        blobs = [*(self.blob(i) for i in range(len(self))), *(other.blob(i) for i in range(len(other)))]
+        return ClipSources.from_blobs(formats, blobs)
+
+    @property
+    def kept(self) -> int:
+        return int(np.count_nonzero(self.format != ""))
+
+
 @dataclass(frozen=True)
 class SourceSizes:
     clips: int
@@ -26,34 +86,26 @@ class SourceSizes:
     stored_bytes: int
 
 
-def write_sources(path: Path, clip_names: list[str], formats: list[str], texts: list[bytes | None]) -> SourceSizes:
-    """Write the sources of ``clip_names`` (a text per clip, None for none) to ``path``."""
-    assert len(clip_names) == len(formats) == len(texts), (len(clip_names), len(formats), len(texts))
-    blobs = [zlib.compress(text, COMPRESSION_LEVEL) if text is not None else b"" for text in texts]
-    offsets = np.cumsum([0, *map(len, blobs)]).astype(np.int64)
-    data = np.frombuffer(b"".join(blobs), dtype=np.uint8)
-    kinds = [fmt if text is not None else "" for fmt, text in zip(formats, texts)]
+def write_sources(path: Path, clip_names: list[str], sources: ClipSources) -> SourceSizes:
+    """Write the bundle's sources file: the compressed arrays as they are, with the clip names."""
+    assert len(clip_names) == len(sources), (len(clip_names), len(sources))
     with open(path, "wb") as fh:
-        np.savez(fh, clip_name=np.array(clip_names, dtype=str), format=np.array(kinds, dtype=str), data=data,
-                 offsets=offsets)
-    present = [text for text in texts if text is not None]
-    return SourceSizes(len(present), sorted(set(k for k in kinds if k)), sum(map(len, present)),
-                       int(offsets[-1]))
+        np.savez(fh, clip_name=np.array(clip_names, dtype=str), format=sources.format, data=sources.data,
+                 offsets=sources.offsets)
+    raw = sum(len(zlib.decompress(blob)) for blob in map(sources.blob, range(len(sources))) if blob is not None)
+    return SourceSizes(sources.kept, sorted({str(f) for f in sources.format if f}), raw, int(sources.offsets[-1]))
 
 
 class SourceStore:
-    """The sources of a bundle, decompressed on demand: ``text(clip)`` -> (format, bytes) or None."""
+    """The sources file of a bundle: ``source(clip name)`` -> (format, bytes) or None, decompressed on demand."""
 
     def __init__(self, path: Path):
         with np.load(path, allow_pickle=False) as data:
-            self._index = {str(name): i for i, name in enumerate(data["clip_name"])}
-            self._format = [str(f) for f in data["format"]]
-            self._offsets = data["offsets"]
-            self._data = data["data"]
+            self.names = [str(name) for name in data["clip_name"]]
+            self.sources = ClipSources(data["format"], data["data"], data["offsets"])
+        self._index = {name: i for i, name in enumerate(self.names)}
 
     def source(self, clip: str) -> tuple[str, bytes] | None:
         i = self._index.get(clip)
-        if i is None or not self._format[i]:
-            return None
-        blob = self._data[self._offsets[i] : self._offsets[i + 1]].tobytes()
-        return self._format[i], zlib.decompress(blob)
+        text = None if i is None else self.sources.text(i)
+        return None if text is None else (str(self.sources.format[i]), text)

@@ -82,8 +82,8 @@ def test_split_is_by_clip_stratified_and_deterministic(full_bandai):
 
 
 def test_a_kept_source_is_the_file_byte_for_byte(bandai_bvh):
-    from index_builder.bandai import _RawClip, _bvh_to_poses
-    from index_builder.motion_database import ClipSources
+    from index_builder.bandai import _bvh_to_poses, _RawClip
+    from model.motion_sources import ClipSources
 
     raw = bandai_bvh.read_bytes()
     name, _, _, blob = _bvh_to_poses(_RawClip(bandai_bvh.stem, "dataset-1", raw.decode("utf-8")), True)

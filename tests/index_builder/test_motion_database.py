@@ -1,14 +1,15 @@
 """The builder's pose file format, the shipped sample and the split rule."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from index_builder.config import SAMPLE_PATH
 from index_builder.errors import DataFileError
-from dataclasses import replace
-
-from index_builder.motion_database import ClipSources, MotionDatabase, assign_splits, compress_source
+from index_builder.motion_database import MotionDatabase, assign_splits
 from index_builder.sample import make_sample
+from model.motion_sources import ClipSources, compress_source
 
 
 def test_shipped_sample_is_small_labelled_and_licensed(sample_db):

@@ -13,7 +13,7 @@ import pytest
 
 from index_builder.bvh import parse_bvh
 from model.bundle_format import SourcesInfo, file_entries, read_manifest, write_manifest
-from model.motion_sources import SOURCES, write_sources
+from model.motion_sources import SOURCES, ClipSources, compress_source, write_sources
 from service.bvh_cut import cut_bvh
 from service.main import create_app
 from service.segments import segment_around
@@ -40,11 +40,12 @@ def sourced(tiny_bundle, real_bvh, tmp_path_factory):
     manifest = read_manifest(target)
     with np.load(target / "metadata.npz") as meta:
         names = [str(n) for n in meta["clip_name"]]
-    sizes = write_sources(target / SOURCES, names, ["bvh"] * len(names), [real_bvh] + [None] * (len(names) - 1))
+    sources = ClipSources.from_blobs(["bvh"] * len(names), [compress_source(real_bvh)] + [None] * (len(names) - 1))
+    sizes = write_sources(target / SOURCES, names, sources)
     files = {**manifest.files, **file_entries(target, [SOURCES])}
-    sources = SourcesInfo(file=SOURCES, clips=sizes.clips, formats=sizes.formats, raw_bytes=sizes.raw_bytes,
-                          stored_bytes=sizes.stored_bytes)
-    write_manifest(target, manifest.model_copy(update={"files": files, "sources": sources}))
+    info = SourcesInfo(file=SOURCES, clips=sizes.clips, formats=sizes.formats, raw_bytes=sizes.raw_bytes,
+                       stored_bytes=sizes.stored_bytes)
+    write_manifest(target, manifest.model_copy(update={"files": files, "sources": info}))
     with serve(create_app(make_settings(target))) as live, httpx.Client(base_url=live.url, timeout=60) as c:
         yield c, names
 
