@@ -3,12 +3,13 @@
     .venv/bin/python benchmarks/service_latency.py [--bundle bundles/default] [--requests 300] [--concurrency 8]
                                                    [--image PATH]
 
-It starts the service (``create_app`` on uvicorn, loopback, a free port) in a child process with one extra route,
-``POST /_bench/empty``, which reads the body and answers ``{}`` through the same middleware and server: the floor
-of the HTTP stack. Then, in this process:
+It starts the service (``create_app`` on uvicorn, loopback, a free port) in a child process with two extra routes
+that read the body and answer ``{}``: ``POST /_bench/bare``, a bare ASGI route in front of the app (no middleware,
+routing or validation: the floor of the server itself), and ``POST /_bench/empty``, a FastAPI endpoint behind the
+service's middleware. Then, in this process:
 
 - HTTP: a keep-alive httpx client, sequential requests for p50/p99 latency; ``--concurrency`` threads with one
-  client each for throughput. Scenarios: the empty endpoint (with the single-pose body), /embed with one pose2d,
+  client each for throughput. Scenarios: both floors (with the single-pose body), /embed with one pose2d,
   /embed with a batch of 64, /retrieve with k = 10.
 - direct: the same inputs through ``model.features`` + ONNX Runtime (one intra-op thread, spinning off, as the
   service) + FAISS (the bundle's operating point, k x views candidates), in this process.
@@ -61,7 +62,25 @@ def serve(bundle: Path, port: int) -> None:
 
     app = create_app(Settings(bundle_path=bundle))
     app.add_api_route("/_bench/empty", empty_endpoint, methods=["POST"], include_in_schema=False)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(with_bare_floor(app), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def with_bare_floor(app):
+    """``app`` behind one bare ASGI route, ``POST /_bench/bare``: it reads the body and answers ``{}`` with no
+    middleware, routing or validation, on the same server and settings: the floor of the server itself."""
+
+    async def asgi(scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != "/_bench/bare":
+            await app(scope, receive, send)
+            return
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    return asgi
 
 
 def free_port() -> int:
@@ -185,18 +204,19 @@ def run(args: argparse.Namespace) -> None:
     batch = {"inputs": [{"modality": "pose2d", "keypoints": k.tolist(), "layout": "h36m17"} for k in kp]}
     query = {"query": single["inputs"][0], "k": K}
     bodies = {name: json.dumps(b).encode() for name, b in
-              (("empty", single), ("embed1", single), ("embed64", batch), ("retrieve", query))}
-    paths = {"empty": "/_bench/empty", "embed1": "/embed", "embed64": "/embed", "retrieve": "/retrieve"}
+              (("bare", single), ("empty", single), ("embed1", single), ("embed64", batch), ("retrieve", query))}
+    paths = {"bare": "/_bench/bare", "empty": "/_bench/empty", "embed1": "/embed", "embed64": "/embed",
+             "retrieve": "/retrieve"}
 
     direct = Direct(bundle)
-    direct_calls = {"empty": None, "embed1": lambda: direct.embed(kp[:1]), "embed64": lambda: direct.embed(kp),
-                    "retrieve": lambda: direct.retrieve(kp[:1])}
+    direct_calls = {"bare": None, "empty": None, "embed1": lambda: direct.embed(kp[:1]),
+                    "embed64": lambda: direct.embed(kp), "retrieve": lambda: direct.retrieve(kp[:1])}
 
     proc, url = start_server(bundle)
     headers = {"Content-Type": "application/json"}
     rows = []
     try:
-        for name in ("empty", "embed1", "embed64", "retrieve"):
+        for name in ("bare", "empty", "embed1", "embed64", "retrieve"):
             n = args.requests if name != "embed64" else max(20, args.requests // 4)
             with httpx.Client(base_url=url, timeout=60) as client:
                 def call(client=client, name=name):
@@ -263,23 +283,26 @@ def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundl
           f"D={manifest.embedding.dim}, nprobe={index.operating_point.nprobe}")
     print(f"{os.cpu_count()} CPUs; {args.requests} sequential requests per scenario (64-batch: a quarter), "
           f"throughput with {args.concurrency} concurrent clients; times in ms\n")
-    names = {"empty": "empty endpoint (HTTP floor)", "embed1": "/embed pose2d x1", "embed64": f"/embed pose2d x{BATCH}",
-             "retrieve": f"/retrieve k={K}"}
+    names = {"bare": "bare ASGI route (floor)", "empty": "empty FastAPI endpoint", "embed1": "/embed pose2d x1",
+             "embed64": f"/embed pose2d x{BATCH}", "retrieve": f"/retrieve k={K}"}
     floor = rows[0]["http_p50"]
     header = (f"{'scenario':<30}{'HTTP p50':>9}{'HTTP p99':>9}{'direct p50':>11}{'direct p99':>11}"
-              f"{'overhead p50':>13}{'HTTP/direct':>12}{'above floor':>12}{'HTTP req/s':>11}{'direct req/s':>13}")
+              f"{'overhead p50':>13}{'/ floor':>8}{'HTTP/direct':>12}{'above floor':>12}{'HTTP req/s':>11}"
+              f"{'direct req/s':>13}")
     print(header)
     print("-" * len(header))
     for r in rows:
         if "direct_p50" in r:
-            extra = (f"{r['direct_p50']:>11.3f}{r['direct_p99']:>11.3f}{r['http_p50'] - r['direct_p50']:>13.3f}"
+            overhead = r["http_p50"] - r["direct_p50"]
+            extra = (f"{r['direct_p50']:>11.3f}{r['direct_p99']:>11.3f}{overhead:>13.3f}{overhead / floor:>7.2f}x"
                      f"{r['http_p50'] / r['direct_p50']:>11.1f}x{r['http_p50'] - floor:>12.3f}")
             rps = f"{r['http_rps']:>11.0f}{r['direct_rps']:>13.0f}"
         else:
-            extra = f"{'':>11}{'':>11}{'':>13}{'':>12}{'':>12}"
+            extra = f"{'':>11}{'':>11}{'':>13}{'':>8}{'':>12}{'':>12}"
             rps = f"{r['http_rps']:>11.0f}{'':>13}"
         print(f"{names[r['name']]:<30}{r['http_p50']:>9.3f}{r['http_p99']:>9.3f}{extra}{rps}")
-    print("\noverhead p50 = HTTP p50 - direct p50; above floor = HTTP p50 - the empty endpoint's HTTP p50")
+    print("\noverhead p50 = HTTP p50 - direct p50 (the service's own cost); / floor = overhead p50 / the bare ASGI "
+          "route's HTTP p50; above floor = HTTP p50 - the bare route's HTTP p50")
     if image:
         print(f"\nimage /retrieve k={K} ({args.image.name}, {image['bytes']} bytes as base64 JSON), "
               f"{args.image_requests} requests, medians in ms:")
