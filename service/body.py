@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 import anyio.to_thread
+import orjson
 from fastapi import Request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
@@ -108,9 +109,17 @@ def parse_multipart(body: bytes, content_type: str) -> FormData:
 
 
 def parse_json(body: bytes) -> object:
-    """The body as JSON (NaN and Infinity parse, to be refused per field later); errors for empty and malformed."""
+    """The body as JSON (NaN and Infinity parse, to be refused per field later); errors for empty and malformed.
+
+    orjson parses standard JSON several times faster; what it refuses (NaN and Infinity literals, which clients
+    do send, deep nesting, malformed text) goes through ``json``, so such bodies get the same answers as before.
+    """
     if not body.strip():
         raise EmptyBodyError("the request body is empty")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body)
     except (ValueError, RecursionError) as err:
