@@ -81,7 +81,7 @@ def load_bundle(path: Path, settings: Settings,
         raise BundleError(f"{path}: joint order {manifest.joints.names} is not h36m17", "joints.names")
     point = manifest.index.operating_point
     pose_index = PoseIndex(verified.index, manifest.database.views, nprobe=point.nprobe, ef_search=point.ef_search,
-                           exact_fraction=settings.exact_filter_fraction)
+                           exact_fraction=settings.exact_filter_fraction, threads=settings.faiss_threads)
     models = OnnxModels(verified.sessions, len(manifest.joints.names), manifest.embedding.dim, settings.microbatch,
                         settings.microbatch_max_rows, on_batch)
     catalog = PoseCatalog(verified.poses, verified.rotations, verified.metadata, manifest.database.view_azimuths_deg)

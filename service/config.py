@@ -57,7 +57,7 @@ class Settings(BaseSettings):
 
     # --- compute
     ort_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per session (spinning off)")
-    faiss_threads: int = Field(1, ge=1, description="FAISS OpenMP threads (process-wide)")
+    faiss_threads: int = Field(1, ge=1, description="FAISS OpenMP threads per search")
     detector_instances: int = Field(2, ge=1, description="BlazePose instances (one LiteRT interpreter pair each)")
     detector_threads: int = Field(1, ge=1, description="LiteRT threads per BlazePose interpreter")
     microbatch: bool = Field(True, description="merge concurrent requests into one ONNX call per graph")

@@ -16,6 +16,7 @@ import onnxruntime as ort
 from model.bundle_format import GRAPHS
 from service.batching import MicroBatcher
 
+INLINE_ROWS = 8  # idle batcher: this many rows run on the event loop (well under a millisecond), not in a thread
 ENCODER_OF = {g.modality: g.name for g in GRAPHS.values() if g.modality is not None}  # modality -> graph
 
 
@@ -44,7 +45,7 @@ class OnnxModels:
         self._out_shapes = {name: graph.shapes(joints, dim)[1] for name, graph in GRAPHS.items()}
         self._microbatch = microbatch
         self._batchers = {
-            graph: MicroBatcher(self._runner(graph), max_rows,
+            graph: MicroBatcher(self._runner(graph), max_rows, INLINE_ROWS if microbatch else 0,
                                 (lambda rows, n, g=graph: on_batch(g, rows, n)) if on_batch else None)
             for graph in GRAPHS}
 

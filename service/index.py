@@ -44,10 +44,11 @@ class PoseIndex:
     index: a Flat, IVF or HNSW index with inner-product metric. views: V. nprobe: the IVF operating point
     (recall@10 >= 0.95 as chosen by the builder; ignored for other types). ef_search: HNSW operating point.
     exact_fraction: filters selecting less than this fraction of the vectors are searched exactly.
+    threads: FAISS OpenMP threads per search.
     """
 
     def __init__(self, index: faiss.Index, views: int, nprobe: int = 0, ef_search: int = 0,
-                 exact_fraction: float = 0.05, use_gpu: bool = True):
+                 exact_fraction: float = 0.05, use_gpu: bool = True, threads: int = 1):
         if index.metric_type != faiss.METRIC_INNER_PRODUCT:
             raise BundleError("the index metric is not inner product")
         if index.ntotal % views:
@@ -66,6 +67,7 @@ class PoseIndex:
             self.nprobe = 0
         self.ef_search = int(ef_search) or 64
         self.exact_fraction = exact_fraction
+        self.threads = threads
         self.gpu_index = _gpu_copy(index) if use_gpu and self.kind != "hnsw" else None
         self._gpu_lock = threading.Lock()
         self.subsets = SubsetCache(SUBSET_CACHE_BYTES)
@@ -100,6 +102,15 @@ class PoseIndex:
         del selector, bitmap
         return scores, ids
 
+    def visited(self, effort: float = 1.0) -> int:
+        """About how many vectors one unfiltered query compares (the cost of a search)."""
+        if self.ivf is not None:
+            nprobe = min(self.ivf.nlist, max(1, round(self.nprobe * effort)))
+            return int(self.ntotal * nprobe / self.ivf.nlist)
+        if self.hnsw:
+            return int(self.ef_search * effort) * 32  # efSearch candidates, each with its M neighbours
+        return self.ntotal
+
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """(M, D) float32 stored vectors of the ids (M,) int64, through the subset cache."""
         return self.subsets.get(ids, self.index.reconstruct_batch)
@@ -113,6 +124,8 @@ class PoseIndex:
             vectors were found (filters may select fewer).
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        # OpenMP's thread count belongs to the calling thread: set it in whichever thread searches
+        faiss.omp_set_num_threads(self.threads)
         selected = self.ntotal if vec_mask is None else int(vec_mask.sum())
         if vec_mask is not None and selected < self.exact_fraction * self.ntotal:
             ids = np.flatnonzero(vec_mask).astype(np.int64)

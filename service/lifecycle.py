@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio.to_thread
-import faiss
 from fastapi import FastAPI
 from PIL import Image
 
@@ -135,7 +134,6 @@ async def lifespan(app: FastAPI):
     # Pillow warns between 1x and 2x its limit; service.images refuses those images itself (413), so the warning
     # would only repeat that in the log.
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-    faiss.omp_set_num_threads(settings.faiss_threads)
     try:
         install(app, await load_at_start(app))
     except BundleError as err:

@@ -22,11 +22,11 @@ async def embed(request: Request, req: EmbedBody, bundle: BundleDep, settings: S
     keypoints used, visibilities), largest first; with `all_people` each person carries its own embedding and
     `embeddings` holds the largest person's."""
     prepared, embeddings, _ = await pipeline.embed_request(request, "/embed", req, bundle, settings, metrics)
-    people = [pipeline.people_of(item, p, lambda j, e=e: {"embedding": pipeline.rounded_embedding(e[j])})
+    people = [pipeline.people_of(item, p, lambda j, e=e: {"embedding": pipeline.answer_embedding(e[j])})
               for item, p, e in zip(req.items, prepared, embeddings)]
     return await json_response({
         "model_version": bundle.model_version,
         "dim": bundle.dim,
-        "embeddings": [pipeline.rounded_embedding(e[0]) for e in embeddings],
+        "embeddings": [pipeline.answer_embedding(e[0]) for e in embeddings],
         "people": people,
     })
