@@ -41,8 +41,8 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-import model.blazepose as current  # noqa: E402
-from index_builder.blazepose_assets import fetch_blazepose_models  # noqa: E402
+import model.blazepose as current
+from index_builder.blazepose_assets import fetch_blazepose_models
 
 DEFAULT_IMAGE = REPO_ROOT.parent / "shared" / "data" / "pose-images" / "mpii" / "052475643.jpg"
 STAGES = ("letterbox", "detector", "decode+NMS", "ROI warp", "landmarks", "refine+project", "outside")

@@ -93,50 +93,60 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def to_planes(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> (3, H * W) uint8 contiguous planes, the layout ``warp_planes`` gathers from fastest."""
-    assert image.ndim == 3 and image.shape[2] == 3, image.shape
-    return np.ascontiguousarray(image.transpose(2, 0, 1)).reshape(3, -1)
-
-
-def warp_planes(planes: np.ndarray, height: int, width: int, centre: tuple[float, float], side: float,
-                rotation: float, out_size: int, border: str) -> np.ndarray:
-    """Crop a square ROI rotated by ``rotation`` (radians) to (out_size, out_size, 3) float32 in 0..255.
-
-    ``planes`` is ``to_planes(image)`` of an image of ``height`` x ``width``. The output's unit square (u, v)
-    maps to image point centre + R(rotation) @ ((u - 0.5) side, (v - 0.5) side) with R = [[cos, -sin],
-    [sin, cos]] (the transform LandmarkProjectionCalculator inverts). Bilinear sampling at output pixel
-    centres; ``border`` is "zero" (black) or "replicate" (edge pixels), as ImageToTensorCalculator's
-    BORDER_ZERO and its default.
-    """
-    assert planes.shape == (3, height * width), (planes.shape, height, width)
-    assert border in ("zero", "replicate"), border
-    t = ((np.arange(out_size, dtype=np.float32) + 0.5) / out_size - 0.5) * np.float32(side)  # from centre
-    c, s = np.float32(math.cos(rotation)), np.float32(math.sin(rotation))
-    # continuous image coordinates of every output pixel centre, shifted to pixel-index coordinates (- 0.5)
-    xs = np.float32(centre[0] - 0.5) + c * t[None, :] - s * t[:, None]  # (out, out): rows = v, cols = u
-    ys = np.float32(centre[1] - 0.5) + s * t[None, :] + c * t[:, None]
-    x0, y0 = np.floor(xs), np.floor(ys)
-    fx, fy = xs - x0, ys - y0
-    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
-    out = np.zeros((3, out_size, out_size), np.float32)
-    for dy, wy in ((0, 1 - fy), (1, fy)):
-        for dx, wx in ((0, 1 - fx), (1, fx)):
-            xi, yi = x0 + dx, y0 + dy
-            weight = wx * wy
-            if border == "zero":
-                weight = weight * ((xi >= 0) & (xi < width) & (yi >= 0) & (yi < height))
-            idx = np.clip(yi, 0, height - 1) * width + np.clip(xi, 0, width - 1)
-            for ch in range(3):
-                out[ch] += weight * np.take(planes[ch], idx)
-    return out.transpose(1, 2, 0)
-
-
 def warp_roi(image: np.ndarray, centre: tuple[float, float], side: float, rotation: float, out_size: int,
-             border: str) -> np.ndarray:
-    """``warp_planes`` on an (H, W, 3) uint8 image."""
-    return warp_planes(to_planes(image), image.shape[0], image.shape[1], centre, side, rotation, out_size,
-                       border)
+             border: str, value_range: tuple[float, float] = (0.0, 255.0)) -> np.ndarray:
+    """Crop a square ROI of an (H, W, 3) uint8 image, rotated by ``rotation`` (radians), to (out_size, out_size, 3)
+    float32, pixel values mapped linearly from 0..255 onto ``value_range`` (ImageToTensorCalculator's
+    output_tensor_float_range).
+
+    The output's unit square (u, v) maps to image point centre + R(rotation) @ ((u - 0.5) side, (v - 0.5) side)
+    with R = [[cos, -sin], [sin, cos]] (the transform LandmarkProjectionCalculator inverts). Bilinear sampling at
+    output pixel centres; ``border`` is "zero" (black) or "replicate" (edge pixels), as ImageToTensorCalculator's
+    BORDER_ZERO and its default. Only the 4 x out_size^2 sampled pixels are read: no copy of the image is made.
+    """
+    assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8, (image.shape, image.dtype)
+    assert border in ("zero", "replicate"), border
+    h, w = image.shape[:2]
+    if h < 2 or w < 2:  # two taps per axis must exist; the zero padding gets no weight (coordinates stay inside h, w)
+        image = np.pad(image, ((0, max(0, 2 - h)), (0, max(0, 2 - w)), (0, 0)))
+    stride = image.shape[1]  # pixels per row of the (possibly padded) image
+    pixels = np.ascontiguousarray(image).reshape(-1).view("V3")  # (H * W,) one 3-byte item per pixel, a view
+    k = side / out_size
+    c, s = np.float32(math.cos(rotation) * k), np.float32(math.sin(rotation) * k)
+    t = np.arange(out_size, dtype=np.float32) + np.float32(0.5 - out_size / 2)  # output pixel centres from the middle
+    # pixel-index coordinates (continuous - 0.5) of every output pixel centre, (out, out): rows = v, cols = u
+    xs = (c * t + np.float32(centre[0] - 0.5))[None, :] - (s * t)[:, None]
+    ys = (s * t + np.float32(centre[1] - 0.5))[None, :] + (c * t)[:, None]
+    cx, cy = np.clip(xs, 0, w - 1), np.clip(ys, 0, h - 1)  # replicate border = sampling the nearest in-image point
+    x0, y0 = np.floor(np.minimum(cx, stride - 2)), np.floor(np.minimum(cy, image.shape[0] - 2))  # top-left tap
+    fx, fy = cx - x0, cy - y0  # in [0, 1]
+    i = y0.astype(np.intp) * stride + x0.astype(np.intp)  # (out, out) pixel index of the top-left tap
+    # (out, 4, out) 3-byte items: the 4 taps of one output row are read one after the other, so a big image's
+    # cache lines that the row touches are still cached for its other taps
+    taps = np.take(pixels, np.stack([i, i + 1, i + stride, i + stride + 1], axis=1))
+    taps = taps.view(np.uint8).reshape(out_size, 4, out_size, 3).astype(np.float32)
+    lo, hi = value_range
+    gain = np.float32((hi - lo) / 255.0)
+    if border == "zero":  # zero-border bilinear = replicate-border bilinear x the in-image tap weight of each axis
+        gain = gain * np.clip(np.minimum(xs + 1, w - xs), 0, 1) * np.clip(np.minimum(ys + 1, h - ys), 0, 1)
+        gain = np.repeat(gain, 3).reshape(out_size, out_size, 3)
+    # per-channel copies of the weights keep every operation below one contiguous loop per row (broadcasting over
+    # the 3 channels runs numpy's inner loop 3 elements at a time)
+    fx, fy = np.repeat(fx, 3).reshape(out_size, out_size, 3), np.repeat(fy, 3).reshape(out_size, out_size, 3)
+    top, top_r, bottom, bottom_r = taps.transpose(1, 0, 2, 3)  # (out, out, 3) views; in place: top += fx (top_r -
+    # top), likewise bottom, then top += fy (bottom - top)
+    top_r -= top
+    top_r *= fx
+    top += top_r
+    bottom_r -= bottom
+    bottom_r *= fx
+    bottom += bottom_r
+    bottom -= top
+    bottom *= fy
+    top += bottom
+    top *= gain
+    top += np.float32(lo)
+    return np.ascontiguousarray(top)
 
 
 def roi_from_detection(keypoints: np.ndarray) -> tuple[float, float, float, float]:
@@ -157,25 +167,28 @@ def refine_from_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel: int = HEATM
     """RefineLandmarksFromHeatmapCalculator: xy (L, 2) ROI-normalised, heatmap (H, W, L) logits -> (L, 2).
 
     Each landmark becomes the sigmoid-weighted mean of heatmap cell indices / size in a kernel x kernel window
-    around it, when the window's max confidence reaches ``min_confidence``; landmarks outside the heatmap
-    are kept. (Cell index / size, not (index + 0.5) / size: MediaPipe's convention, kept for parity.)
+    around it (cut at the heatmap's edges), when the window's max confidence reaches ``min_confidence``; landmarks
+    outside the heatmap are kept. (Cell index / size, not (index + 0.5) / size: MediaPipe's convention, kept for
+    parity.) All L windows are gathered at once.
     """
     hm_h, hm_w, n = heatmap.shape
     assert xy.shape == (n, 2), (xy.shape, heatmap.shape)
-    out = xy.copy()
     off = (kernel - 1) // 2
-    for i in range(n):
-        col, row = int(xy[i, 0] * hm_w), int(xy[i, 1] * hm_h)  # truncation toward zero, as the C++ cast
-        if col < 0 or col >= hm_w or row < 0 or row >= hm_h:
-            continue
-        r0, r1 = max(0, row - off), min(hm_h, row + off + 1)
-        c0, c1 = max(0, col - off), min(hm_w, col + off + 1)
-        conf = _sigmoid(heatmap[r0:r1, c0:c1, i])
-        total = conf.sum()
-        if conf.max() >= min_confidence and total > 0:
-            rows, cols = np.mgrid[r0:r1, c0:c1]
-            out[i, 0] = (cols * conf).sum() / total / hm_w
-            out[i, 1] = (rows * conf).sum() / total / hm_h
+    col = (xy[:, 0] * hm_w).astype(np.int64)  # truncation toward zero, as the C++ cast
+    row = (xy[:, 1] * hm_h).astype(np.int64)
+    inside = (col >= 0) & (col < hm_w) & (row >= 0) & (row < hm_h)
+    d = np.arange(-off, off + 1)
+    rows, cols = row[:, None] + d, col[:, None] + d  # (L, kernel) each
+    in_rows, in_cols = (rows >= 0) & (rows < hm_h), (cols >= 0) & (cols < hm_w)
+    window = heatmap[np.clip(rows, 0, hm_h - 1)[:, :, None], np.clip(cols, 0, hm_w - 1)[:, None, :],
+                     np.arange(n)[:, None, None]]  # (L, kernel, kernel)
+    conf = _sigmoid(window) * (in_rows[:, :, None] & in_cols[:, None, :])  # cells off the heatmap weigh nothing
+    total = conf.sum(axis=(1, 2))
+    refine = inside & (conf.max(axis=(1, 2)) >= min_confidence) & (total > 0)
+    out = xy.copy()
+    safe = np.where(refine, total, 1.0)
+    out[refine, 0] = ((conf * cols[:, None, :]).sum(axis=(1, 2)) / safe / hm_w)[refine]
+    out[refine, 1] = ((conf * rows[:, :, None]).sum(axis=(1, 2)) / safe / hm_h)[refine]
     return out
 
 
@@ -256,13 +269,12 @@ class BlazePose:
             raise ValueError(f"max_people must be >= 1 or None, got {max_people}")
         start = time.perf_counter()
         timings = Timings()
-        planes = to_planes(image)  # shared by every crop of this image
-        dets, timings.detector_ms = self._detect_rois(planes, image.shape[:2])
+        dets, timings.detector_ms = self._detect_rois(image)
         rois = [roi_from_detection(kps) for kps in dets.keypoints]
         order = sorted(range(len(rois)), key=lambda i: -rois[i][2])[:max_people]
         people = []
         for i in order:
-            person, ms = self._landmarks(planes, image.shape[:2], rois[i], float(dets.scores[i]))
+            person, ms = self._landmarks(image, rois[i], float(dets.scores[i]))
             timings.landmark_ms.append(ms)
             if person is not None:
                 people.append(person)
@@ -270,12 +282,11 @@ class BlazePose:
         timings.total_ms = (time.perf_counter() - start) * 1e3
         return people, timings
 
-    def _detect_rois(self, planes: np.ndarray, hw: tuple[int, int]) -> tuple[Detections, float]:
+    def _detect_rois(self, image: np.ndarray) -> tuple[Detections, float]:
         """Detections with boxes and keypoints converted to image pixels."""
-        h, w = hw
+        h, w = image.shape[:2]
         side = float(max(h, w))  # letterbox: the square around the whole image
-        x = warp_planes(planes, h, w, (w / 2, h / 2), side, 0.0, DETECTOR_INPUT, border="zero")
-        x = (x * (2.0 / 255.0) - 1.0)[None]  # (1, 224, 224, 3) in [-1, 1]
+        x = warp_roi(image, (w / 2, h / 2), side, 0.0, DETECTOR_INPUT, "zero", (-1.0, 1.0))[None]  # (1, 224, 224, 3)
         (raw_boxes, raw_scores), ms = self.detector(x, [(1, NUM_ANCHORS, 12), (1, NUM_ANCHORS, 1)])
         dets = weighted_nms(decode_detections(raw_boxes[0], raw_scores[0], self.anchors, self.min_detection_score),
                             self.nms_iou)
@@ -284,14 +295,13 @@ class BlazePose:
         dets.keypoints = dets.keypoints * side + to_px
         return dets, ms
 
-    def _landmarks(self, planes: np.ndarray, hw: tuple[int, int], roi: tuple[float, float, float, float],
+    def _landmarks(self, image: np.ndarray, roi: tuple[float, float, float, float],
                    detection_score: float) -> tuple[Person | None, float]:
         cx, cy, side, rotation = roi
         if not side > 0:
             return None, 0.0
-        h, w = hw
-        x = warp_planes(planes, h, w, (cx, cy), side, rotation, LANDMARK_INPUT, border="replicate")
-        x = (x * (1.0 / 255.0))[None]  # (1, 256, 256, 3) in [0, 1]
+        h, w = image.shape[:2]
+        x = warp_roi(image, (cx, cy), side, rotation, LANDMARK_INPUT, "replicate", (0.0, 1.0))[None]  # (1, 256, 256, 3)
         (raw, flag, heatmap), ms = self.landmarker(
             x, [(1, NUM_RAW_LANDMARKS * 5), (1, 1), (1, 64, 64, NUM_RAW_LANDMARKS)])
         score = float(flag.reshape(()))  # the model emits a probability (no activation in the graph)

@@ -19,9 +19,17 @@ import pytest
 from PIL import Image
 
 import index_builder.blazepose_assets as assets
+import model.blazepose as blazepose_module
 from index_builder.blazepose_assets import fetch_blazepose_models
 from index_builder.errors import ArtifactError
-from model.blazepose import BLAZEPOSE33, BlazePose, roi_from_detection, warp_roi
+from model.blazepose import (
+    BLAZEPOSE33,
+    LANDMARK_INPUT,
+    BlazePose,
+    refine_from_heatmap,
+    roi_from_detection,
+    warp_roi,
+)
 from model.blazepose_anchors import NUM_ANCHORS, box_iou, ssd_anchor_centres
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -260,3 +268,119 @@ def test_one_instance_shared_by_threads_gives_the_sequential_result(blazepose, p
         assert len(want) == len(have)
         for a, b in zip(want, have):
             np.testing.assert_array_equal(a, b)
+
+
+# Reference implementations: the straightforward per-channel, per-landmark code this module ran before its pre- and
+# post-processing were vectorised (commit 040d5fb). The fast versions must give the same crops and landmarks.
+
+def reference_warp(image: np.ndarray, centre: tuple[float, float], side: float, rotation: float, out_size: int,
+                   border: str, value_range: tuple[float, float] = (0.0, 255.0)) -> np.ndarray:
+    height, width = image.shape[:2]
+    planes = np.ascontiguousarray(image.transpose(2, 0, 1)).reshape(3, -1)
+    t = ((np.arange(out_size, dtype=np.float32) + 0.5) / out_size - 0.5) * np.float32(side)
+    c, s = np.float32(np.cos(rotation)), np.float32(np.sin(rotation))
+    xs = np.float32(centre[0] - 0.5) + c * t[None, :] - s * t[:, None]
+    ys = np.float32(centre[1] - 0.5) + s * t[None, :] + c * t[:, None]
+    x0, y0 = np.floor(xs), np.floor(ys)
+    fx, fy = xs - x0, ys - y0
+    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+    out = np.zeros((3, out_size, out_size), np.float32)
+    for dy, wy in ((0, 1 - fy), (1, fy)):
+        for dx, wx in ((0, 1 - fx), (1, fx)):
+            xi, yi = x0 + dx, y0 + dy
+            weight = wx * wy
+            if border == "zero":
+                weight = weight * ((xi >= 0) & (xi < width) & (yi >= 0) & (yi < height))
+            idx = np.clip(yi, 0, height - 1) * width + np.clip(xi, 0, width - 1)
+            for ch in range(3):
+                out[ch] += weight * np.take(planes[ch], idx)
+    lo, hi = value_range
+    return out.transpose(1, 2, 0) * np.float32((hi - lo) / 255.0) + np.float32(lo)
+
+
+def reference_refine(xy: np.ndarray, heatmap: np.ndarray, kernel: int = 7, min_confidence: float = 0.5) -> np.ndarray:
+    hm_h, hm_w, n = heatmap.shape
+    out = xy.copy()
+    off = (kernel - 1) // 2
+    for i in range(n):
+        col, row = int(xy[i, 0] * hm_w), int(xy[i, 1] * hm_h)
+        if col < 0 or col >= hm_w or row < 0 or row >= hm_h:
+            continue
+        r0, r1 = max(0, row - off), min(hm_h, row + off + 1)
+        c0, c1 = max(0, col - off), min(hm_w, col + off + 1)
+        conf = 1.0 / (1.0 + np.exp(-heatmap[r0:r1, c0:c1, i]))
+        total = conf.sum()
+        if conf.max() >= min_confidence and total > 0:
+            rows, cols = np.mgrid[r0:r1, c0:c1]
+            out[i, 0] = (cols * conf).sum() / total / hm_w
+            out[i, 1] = (rows * conf).sum() / total / hm_h
+    return out
+
+
+def _parity_images(pose_images: Path) -> list[np.ndarray]:
+    """The MPII photos, the two-person OCHuman photo and a 4000 x 3000 upscale of an MPII photo."""
+    images = [_load_rgb(p) for p in sorted((pose_images / "mpii").glob("*.jpg"))]
+    images.append(_load_rgb(pose_images / "ochuman" / "000817.jpg"))
+    with Image.open(pose_images / "mpii" / "052475643.jpg") as im:
+        images.append(np.asarray(im.convert("RGB").crop((107, 0, 747, 480)).resize((4000, 3000),
+                                                                                   Image.Resampling.BILINEAR)))
+    return images
+
+
+def test_warp_matches_the_reference_on_photos(blazepose, pose_images):
+    """Letterbox (zero border) and the detected ROIs plus ROIs reaching past the image (replicate border)."""
+    worst = 0.0
+    for image in _parity_images(pose_images):
+        h, w = image.shape[:2]
+        crops = [((w / 2, h / 2), max(h, w), 0.0, 224, "zero", (-1.0, 1.0))]
+        crops += [((p.roi[0], p.roi[1]), p.roi[2], p.roi[3], LANDMARK_INPUT, "replicate", (0.0, 1.0))
+                  for p in blazepose.detect(image)]
+        crops += [((0.1 * w, 0.9 * h), 0.8 * h, 2.5, LANDMARK_INPUT, border, (0.0, 255.0))  # mostly off the image
+                  for border in ("zero", "replicate")]
+        for centre, side, rotation, size, border, value_range in crops:
+            got = warp_roi(image, centre, side, rotation, size, border, value_range)
+            want = reference_warp(image, centre, side, rotation, size, border, value_range)
+            assert got.shape == want.shape == (size, size, 3) and got.dtype == np.float32
+            worst = max(worst, float(np.abs(got - want).max()) * 255.0 / (value_range[1] - value_range[0]))
+    print(f"\nwarp vs reference, worst |difference| in 0..255 units: {worst:.4f}")
+    assert worst <= 0.02, worst  # float rounding only
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (2, 2), (9, 4)])
+@pytest.mark.parametrize("border", ["zero", "replicate"])
+def test_warp_on_tiny_images_matches_the_reference(shape, border):
+    image = np.random.default_rng(sum(shape)).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    for centre, side, rotation in (((0.5, 0.5), 3.0, 0.3), ((shape[1] / 2, shape[0] / 2), 10.0, -1.2)):
+        np.testing.assert_allclose(warp_roi(image, centre, side, rotation, 16, border),
+                                   reference_warp(image, centre, side, rotation, 16, border), atol=1e-3)
+
+
+def test_refine_matches_the_reference():
+    rng = np.random.default_rng(7)
+    heatmap = (rng.normal(size=(64, 64, 33)) * 4).astype(np.float32)
+    # inside, at and past every edge, and far outside the heatmap
+    xy = rng.uniform(-0.1, 1.1, size=(33, 2)).astype(np.float32)
+    xy[:4] = [[0.0, 0.0], [0.999, 0.999], [0.02, 0.98], [-0.001, 0.5]]
+    got = refine_from_heatmap(xy, heatmap)
+    np.testing.assert_allclose(got, reference_refine(xy, heatmap), atol=1e-6)
+    assert not np.allclose(got, xy)  # the windows changed something
+    np.testing.assert_array_equal(refine_from_heatmap(xy, np.full_like(heatmap, -5.0)), xy)  # nothing confident
+
+
+def test_pipeline_matches_the_reference_pipeline(blazepose, pose_images, monkeypatch):
+    """Whole ``run`` with the fast crops and refinement against the same with the reference ones."""
+    images = _parity_images(pose_images)
+    fast = [blazepose.detect(image) for image in images]
+    monkeypatch.setattr(blazepose_module, "warp_roi", reference_warp)
+    monkeypatch.setattr(blazepose_module, "refine_from_heatmap", reference_refine)
+    worst = {"keypoints": 0.0, "box": 0.0, "score": 0.0}
+    for got, image in zip(fast, images):
+        want = blazepose.detect(image)
+        assert len(got) == len(want) >= 1
+        for a, b in zip(got, want):
+            worst["keypoints"] = max(worst["keypoints"], float(np.abs(a.keypoints - b.keypoints).max()))
+            worst["box"] = max(worst["box"], float(np.abs(a.box - b.box).max()))
+            worst["score"] = max(worst["score"], abs(a.score - b.score), abs(a.detection_score - b.detection_score),
+                                 float(np.abs(a.visibility - b.visibility).max()))
+    print(f"\nfast vs reference pipeline, worst differences: {worst}")
+    assert worst["keypoints"] <= 0.5 and worst["box"] <= 0.5 and worst["score"] <= 1e-3, worst
