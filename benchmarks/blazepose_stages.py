@@ -18,8 +18,7 @@ are timed from outside by wrapping ``BlazePose._detect_rois``, ``BlazePose._land
 pre/post = total - detector - landmarks (the service's ``blazepose_prepost``), and its share of total. Each cell is
 the median over the repeats, in ms. With ``--before REV`` the ``model/blazepose.py`` and ``model/blazepose_anchors.py``
 of git revision REV are loaded as a second implementation and timed in the same run, interleaved call by call with
-the working tree's, so both see the same machine load. The working tree's ``run`` is timed on the numpy array and,
-when it accepts one, on the PIL image too.
+the working tree's, so both see the same machine load.
 """
 
 from __future__ import annotations
@@ -127,10 +126,6 @@ def stage_times(clock: Clock, timings) -> dict[str, float]:
     return out
 
 
-def accepts_pil(module: ModuleType) -> bool:
-    return "Image" in (module.BlazePose.run.__annotations__.get("image") or "")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=30)
@@ -151,14 +146,10 @@ def main(argv: list[str] | None = None) -> None:
         impls = [("working tree", current)]
         if args.before:
             impls.insert(0, (f"before ({args.before})", load_revision(args.before, Path(tmp))))
-        runs = []  # (label, module, instance, as_pil)
-        for label, module in impls:
-            bp = module.BlazePose(files.detector, files.landmarks, num_threads=1)
-            runs.append((f"{label}, array", module, bp, False))
-            if accepts_pil(module):
-                runs.append((f"{label}, PIL", module, bp, True))
+        runs = [(label, module, module.BlazePose(files.detector, files.landmarks, num_threads=1))
+                for label, module in impls]
         print(f"BlazePose stages, median of {args.repeat} runs per row, ms; pre/post = total - detector - landmarks")
-        header = ("| image | implementation, input | people | " + " | ".join(STAGES)
+        header = ("| image | implementation | people | " + " | ".join(STAGES)
                   + " | total | pre/post | share |")
         print(header)
         print("|" + "---|" * (header.count("|") - 1))
@@ -168,10 +159,10 @@ def main(argv: list[str] | None = None) -> None:
             rows: dict[str, list[dict[str, float]]] = {label: [] for label, *_ in runs}
             people = {}
             for i in range(args.repeat + 1):
-                for label, module, bp, as_pil in runs:  # interleaved: every implementation sees the same load
+                for label, module, bp in runs:  # interleaved: every implementation sees the same load
                     clock = Clock()
                     with instrumented(module, clock):
-                        found, timings = bp.run(pil if as_pil else array)
+                        found, timings = bp.run(array)
                     people[label] = len(found)
                     if i:  # the first round is the warm-up
                         rows[label].append(stage_times(clock, timings))

@@ -121,20 +121,17 @@ def warp_roi(image: np.ndarray, centre: tuple[float, float], side: float, rotati
     x0, y0 = np.floor(np.minimum(cx, stride - 2)), np.floor(np.minimum(cy, image.shape[0] - 2))  # top-left tap
     fx, fy = cx - x0, cy - y0  # in [0, 1]
     i = y0.astype(np.intp) * stride + x0.astype(np.intp)  # (out, out) pixel index of the top-left tap
-    # (out, 4, out) 3-byte items: the 4 taps of one output row are read one after the other, so a big image's
-    # cache lines that the row touches are still cached for its other taps
-    taps = np.take(pixels, np.stack([i, i + 1, i + stride, i + stride + 1], axis=1))
-    taps = taps.view(np.uint8).reshape(out_size, 4, out_size, 3).astype(np.float32)
+    taps = np.take(pixels, np.stack([i, i + 1, i + stride, i + stride + 1]))  # (4, out, out) 3-byte items
+    taps = taps.view(np.uint8).reshape(4, out_size, out_size, 3).astype(np.float32)
     lo, hi = value_range
     gain = np.float32((hi - lo) / 255.0)
     if border == "zero":  # zero-border bilinear = replicate-border bilinear x the in-image tap weight of each axis
         gain = gain * np.clip(np.minimum(xs + 1, w - xs), 0, 1) * np.clip(np.minimum(ys + 1, h - ys), 0, 1)
-        gain = np.repeat(gain, 3).reshape(out_size, out_size, 3)
-    # per-channel copies of the weights keep every operation below one contiguous loop per row (broadcasting over
-    # the 3 channels runs numpy's inner loop 3 elements at a time)
-    fx, fy = np.repeat(fx, 3).reshape(out_size, out_size, 3), np.repeat(fy, 3).reshape(out_size, out_size, 3)
-    top, top_r, bottom, bottom_r = taps.transpose(1, 0, 2, 3)  # (out, out, 3) views; in place: top += fx (top_r -
-    # top), likewise bottom, then top += fy (bottom - top)
+        gain = np.repeat(gain, 3).reshape(taps.shape[1:])
+    # per-channel copies of the weights keep every operation below one contiguous loop (broadcasting over the
+    # 3 channels runs numpy's inner loop 3 elements at a time)
+    fx, fy = np.repeat(fx, 3).reshape(taps.shape[1:]), np.repeat(fy, 3).reshape(taps.shape[1:])
+    top, top_r, bottom, bottom_r = taps  # in place: top += fx (top_r - top), likewise bottom, then top += fy (...)
     top_r -= top
     top_r *= fx
     top += top_r
@@ -146,7 +143,7 @@ def warp_roi(image: np.ndarray, centre: tuple[float, float], side: float, rotati
     top += bottom
     top *= gain
     top += np.float32(lo)
-    return np.ascontiguousarray(top)
+    return top
 
 
 def roi_from_detection(keypoints: np.ndarray) -> tuple[float, float, float, float]:
