@@ -89,6 +89,33 @@ def _parse_pose2d(item: Pose2DInput, field: str) -> tuple[np.ndarray, np.ndarray
     return np.where((conf > 0)[:, None], xy, np.nan), conf
 
 
+def _parse_uniform(items: list[Pose2DInput]) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """What ``_parse_pose2d`` gives for every item, computed on one array, when the batch is uniform and valid:
+    one layout, every keypoint given as [x, y] or every one as [x, y, c], finite, in range, confidences in
+    [0, 1], image sizes in range. None otherwise: the per-item path then finds the fault and names its field."""
+    layout = items[0].layout
+    if layout not in LAYOUT_SIZE or any(item.layout != layout for item in items):
+        return None
+    try:
+        rows = np.array([item.keypoints for item in items], dtype=np.float64)  # (n, K, W)
+    except (ValueError, TypeError):  # ragged, or a null joint
+        return None
+    if rows.ndim != 3 or rows.shape[1] != LAYOUT_SIZE[layout] or rows.shape[2] not in (2, 3):
+        return None
+    conf = rows[..., 2] if rows.shape[2] == 3 else np.ones(rows.shape[:2])
+    if not np.isfinite(rows).all() or (np.abs(rows) > MAX_ABS_COORDINATE).any() or ((conf < 0) | (conf > 1)).any():
+        return None
+    scale = np.ones((len(items), 2))
+    for i, item in enumerate(items):
+        if item.image_size is not None:
+            if not all(0 < side <= MAX_ABS_COORDINATE for side in item.image_size):
+                return None
+            if item.coordinates == "normalized":
+                scale[i] = item.image_size
+    xy = np.where((conf > 0)[..., None], rows[..., :2] * scale[:, None, :], np.nan)
+    return list(zip(xy, conf))
+
+
 def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible: int) -> np.ndarray:
     """2D poses -> (N, 17, 3) float32 pose2d-encoder features.
 
@@ -96,7 +123,7 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
     coordinates are multiplied back by ``image_size`` (when given) so the aspect ratio is right. A pose needs
     ``min_visible`` visible h36m17 joints (after the joint formulas) that do not all sit on one point.
     """
-    parsed = [_parse_pose2d(item, field) for item, field in zip(items, fields)]
+    parsed = _parse_uniform(items) or [_parse_pose2d(item, field) for item, field in zip(items, fields)]
     out = np.empty((len(items), NUM_JOINTS, 3), np.float32)
     errors: list[tuple[int, UnihprError]] = []
     for layout in sorted({item.layout for item in items}):
