@@ -1,19 +1,26 @@
-"""Index fidelity and speed on the full Bandai database with its virtual views (SPEC section 6, last item).
+"""Index fidelity, build time and memory on the full Bandai database with its virtual views (SPEC sections 6-7).
 
-Builds a bundle of the whole pose cache at 10 fps x 8 views (about 1.1M vectors, so IVF is in use) with the given
-weights, then measures on real query embeddings (pose2d of held-out poses through random cameras):
+For each ``--fps`` builds a bundle of the whole pose cache at that rate x 8 views with the default index plan
+(``unihpr-build index --fps F``) and reports the build split (export, embedding, everything after embedding),
+then measures on independent query embeddings (pose2d of held-out poses through random cameras, other poses and
+cameras than the builder's operating-point queries):
 - recall@10 = |ANN top-10 and exact top-10| / 10 at the stored operating point, through raw FAISS;
-- filtered queries at 0.1% and 10% selectivity through the service's PoseIndex: results per query, -1
-  placeholders (must be none), recall against exact search over the same subset;
-- build time, index size, search latency (p50 / p99, one query at a time) of raw FAISS vs PoseIndex.
+- index.faiss size, one-query latency (p50 / p99) of raw FAISS and of the service's PoseIndex;
+- filtered queries at 0.1% and 10% selectivity through PoseIndex: pose recall against exact search over the
+  same subset, -1 placeholders (must be none), short result lists.
+Then, on the first bundle's vectors, the other index kinds (``--kinds``) and HNSW against IVF on subsets
+(``--hnsw-sizes``), each with its operating point chosen on the builder's queries and recall measured on the
+independent ones; a table of all rows at the end.
 
-    .venv/bin/python benchmarks/index_fidelity.py [--weights weights/unihpr_default.pt] [--out /tmp/full-bundle]
+    .venv/bin/python benchmarks/index_fidelity.py [--fps 30 10] [--kinds ivf-fp16 ivf-pq]
+        [--hnsw-sizes 250000 500000 1000000] [--weights weights/unihpr_default.pt] [--out /tmp/unihpr-index-bench]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -21,10 +28,16 @@ import numpy as np
 import torch
 
 from index_builder.blazepose_assets import fetch_blazepose_models
-from index_builder.bundle import build_bundle, held_out_views
+from index_builder.bundle import (
+    PARITY_SAMPLES,
+    build_bundle,
+    held_out_views,
+    index_vectors,
+    run_encoder,
+)
 from index_builder.checkpoint import load_unihpr
 from index_builder.config import DEFAULT_WEIGHTS, get_paths
-from index_builder.indexing import exact_top_k, recall_at_k
+from index_builder.indexing import exact_top_k, recall_at_effort
 from index_builder.motion_database import MotionDatabase
 from index_builder.onnx_export import cpu_session
 from index_builder.progress import stage_lines
@@ -33,6 +46,27 @@ from service.index import PoseIndex
 from service.pose_search import search_poses
 
 K = 10
+BUILDER_SEED = 7  # the builder's operating-point queries (bundle.build_bundle)
+INDEPENDENT_SEED = 2024
+LATENCY_QUERIES = 300
+
+
+@dataclass
+class Row:
+    label: str
+    vectors: int
+    factory: str
+    after_embedding_s: float
+    effort: str
+    chosen_recall: float
+    independent_recall: float
+    size_mib: float
+    p50_ms: float
+
+    def markdown(self) -> str:
+        return (f"| {self.label} | {self.vectors:,} | `{self.factory}` | {self.after_embedding_s:.0f} | {self.effort} | "
+                f"{self.chosen_recall:.3f} | {self.independent_recall:.4f} | {self.size_mib:.0f} | "
+                f"{self.p50_ms:.2f} |")
 
 
 def percentiles(samples_ms: list[float]) -> str:
@@ -40,57 +74,29 @@ def percentiles(samples_ms: list[float]) -> str:
     return f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
-    parser.add_argument("--out", type=Path, default=Path("/tmp/unihpr-full-bundle"))
-    parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--reuse", action="store_true", help="measure an existing bundle at --out")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    faiss.omp_set_num_threads(2)
-
-    cache = MotionDatabase.load(get_paths().bandai_cache)
-    db = cache.every_nth_frame(3)
-    if not args.reuse:
-        model, config, _ = load_unihpr(args.weights)
+def one_query_ms(index: faiss.Index, queries: np.ndarray) -> list[float]:
+    times = []
+    for q in queries[:LATENCY_QUERIES]:
         start = time.perf_counter()
-        with stage_lines():  # the index build's k-means and operating-point lines
-            manifest = build_bundle(model, config, db, args.out, fetch_blazepose_models())
-        build_s = time.perf_counter() - start
-    else:
-        manifest = read_manifest(args.out)
-        build_s = manifest.builder.build_seconds
-    index = faiss.read_index(str(args.out / INDEX))
-    views = manifest.database.views
-    point = manifest.index.operating_point
-    print(f"database: {len(db)} poses x {views} views = {index.ntotal} vectors, {manifest.index.factory}")
-    print(f"bundle build: {build_s:.0f} s; index.faiss {(args.out / INDEX).stat().st_size / 2**20:.0f} MiB; "
-          f"stored operating point nprobe {point.nprobe} (recall@10 {point.recall_at_10:.3f} when chosen)")
-
-    probe = held_out_views(cache, args.queries, seed=2024)  # other poses and cameras than the builder's choice
-    queries = cpu_session(args.out / ENCODERS["pose2d"], threads=2).run(None, {"features": probe.pose2d})[0]
-    vectors = index.reconstruct_n(0, index.ntotal) if faiss.try_extract_index_ivf(index) is None else \
-        faiss.extract_index_ivf(index).reconstruct_batch(np.arange(index.ntotal, dtype=np.int64))
-    truth = exact_top_k(vectors, queries, K)
-    faiss.extract_index_ivf(index).nprobe = point.nprobe
-    _, found = index.search(queries, K)
-    print(f"unfiltered recall@10 (raw FAISS, nprobe {point.nprobe}, {len(queries)} queries): "
-          f"{recall_at_k(found, truth):.4f}")
-
-    raw_ms, wrapped_ms = [], []
-    pose_index = PoseIndex(index, views, nprobe=point.nprobe)
-    for q in queries[:300]:
-        t = time.perf_counter()
         index.search(q[None], K)
-        raw_ms.append(1000 * (time.perf_counter() - t))
-        t = time.perf_counter()
-        search_poses(pose_index, q[None], K)
-        wrapped_ms.append(1000 * (time.perf_counter() - t))
-    print(f"latency, one query, k={K}: raw FAISS {percentiles(raw_ms)}; search_poses (de-dup by pose) "
-          f"{percentiles(wrapped_ms)}")
+        times.append(1000 * (time.perf_counter() - start))
+    return times
 
-    with np.load(args.out / METADATA, allow_pickle=False) as meta:
+
+def effort_text(nprobe: int, ef_search: int) -> str:
+    return f"efSearch {ef_search}" if ef_search else f"nprobe {nprobe}" if nprobe else "exact"
+
+
+def all_vectors(index: faiss.Index) -> np.ndarray:
+    """(N, D) float32 stored vectors (IVF bundles keep a direct map)."""
+    return index.reconstruct_batch(np.arange(index.ntotal, dtype=np.int64))
+
+
+def filtered_checks(out: Path, index: faiss.Index, views: int, nprobe: int, ef_search: int, vectors: np.ndarray,
+                    queries: np.ndarray) -> None:
+    """Filters of 0.1% and 10% of the poses (whole clips) through the service's PoseIndex."""
+    pose_index = PoseIndex(index, views, nprobe=nprobe, ef_search=ef_search)
+    with np.load(out / METADATA, allow_pickle=False) as meta:
         clip_of_pose = meta["clip"]
     rng = np.random.default_rng(0)
     for target in (0.001, 0.10):
@@ -101,7 +107,7 @@ def main() -> None:
         subset = np.flatnonzero(np.repeat(mask, views))
         sub_truth = subset[exact_top_k(vectors[subset], queries, K, progress=False)]
         times, recalls, placeholders, short = [], [], 0, 0
-        for q, t_ids in zip(queries[:300], sub_truth):
+        for q, t_ids in zip(queries[:LATENCY_QUERIES], sub_truth):
             t = time.perf_counter()
             hits = search_poses(pose_index, q[None], K, pose_mask=mask)[0]
             times.append(1000 * (time.perf_counter() - t))
@@ -115,9 +121,115 @@ def main() -> None:
                     true_poses.append(vid // views)
             recalls.append(len(poses & set(true_poses[:K])) / min(K, len(true_poses)))
         path = "exact subset" if mask.sum() * views < pose_index.exact_fraction * index.ntotal else "IDSelector"
-        print(f"filtered {mask.mean():.2%} of poses ({len(chosen)} clips, {path}): pose recall@10 vs exact "
+        print(f"  filtered {mask.mean():.2%} of poses ({len(chosen)} clips, {path}): pose recall@10 vs exact "
               f"{np.mean(recalls):.4f}, -1 placeholders {placeholders}, short result lists {short}, "
               f"{percentiles(times)}")
+
+
+def measure_bundle(out: Path, fps: float, after_embedding_s: float, independent: np.ndarray) -> tuple[Row, dict]:
+    """Recall on independent queries, size and latency of the bundle at ``out``; its vectors for the
+    comparisons."""
+    manifest = read_manifest(out)
+    index = faiss.read_index(str(out / INDEX))
+    info, point = manifest.index, manifest.index.operating_point
+    queries = run_encoder(cpu_session(out / ENCODERS["pose2d"], threads=2), independent)
+    vectors = all_vectors(index)
+    truth = exact_top_k(vectors, queries, K)
+    recall = recall_at_effort(index, queries, truth, point.nprobe, point.ef_search)
+    raw_ms = one_query_ms(index, queries)
+    pose_index = PoseIndex(index, manifest.database.views, nprobe=point.nprobe, ef_search=point.ef_search)
+    wrapped_ms = []
+    for q in queries[:LATENCY_QUERIES]:
+        t = time.perf_counter()
+        search_poses(pose_index, q[None], K)
+        wrapped_ms.append(1000 * (time.perf_counter() - t))
+    size = (out / INDEX).stat().st_size / 2**20
+    print(f"{fps:g} fps: {manifest.database.poses} poses x {manifest.database.views} views = {info.ntotal} vectors, "
+          f"{info.factory}, params {info.params}")
+    print(f"  recall@10 on {len(queries)} independent queries at {effort_text(point.nprobe, point.ef_search)}: "
+          f"{recall:.4f} (builder's queries: {point.recall_at_10:.4f}); index.faiss {size:.0f} MiB")
+    print(f"  one query, k={K}: raw FAISS {percentiles(raw_ms)}; PoseIndex + de-dup {percentiles(wrapped_ms)}")
+    filtered_checks(out, index, manifest.database.views, point.nprobe, point.ef_search, vectors, queries)
+    row = Row(f"{fps:g} fps, auto", info.ntotal, info.factory, after_embedding_s,
+              effort_text(point.nprobe, point.ef_search), point.recall_at_10, recall, size,
+              float(np.median(raw_ms)))
+    return row, {"vectors": vectors, "queries": queries, "truth": truth}
+
+
+def compare(label: str, kind: str, vectors: np.ndarray, builder_queries: np.ndarray, queries: np.ndarray,
+            truth: np.ndarray) -> Row:
+    """Build ``kind`` on ``vectors``, choose its operating point on ``builder_queries``, measure on ``queries``."""
+    start = time.perf_counter()
+    plan, index, point = index_vectors(vectors, builder_queries, kind)
+    size = len(faiss.serialize_index(index)) / 2**20
+    seconds = time.perf_counter() - start + size / 1024  # + about a second per GiB to write it
+    recall = recall_at_effort(index, queries, truth, point.nprobe, point.ef_search)
+    ms = one_query_ms(index, queries)
+    row = Row(label, len(vectors), plan.factory, seconds, effort_text(point.nprobe, point.ef_search),
+              point.recall_at_10, recall, size, float(np.median(ms)))
+    print(f"  {row.markdown()}", flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/unihpr-index-bench"))
+    parser.add_argument("--fps", type=float, nargs="*", default=[30.0, 10.0])
+    parser.add_argument("--kinds", nargs="*", default=["ivf-fp16", "ivf-pq"],
+                        help="other index kinds built on the first bundle's vectors")
+    parser.add_argument("--hnsw-sizes", type=int, nargs="*", default=[250_000, 500_000, 1_000_000],
+                        help="subset sizes at which HNSW and IVF are compared")
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--reuse", action="store_true", help="measure existing bundles under --out")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    faiss.omp_set_num_threads(2)
+
+    cache = MotionDatabase.load(get_paths().bandai_cache)
+    independent = held_out_views(cache, args.queries, seed=INDEPENDENT_SEED).pose2d
+    builder_views = held_out_views(cache, PARITY_SAMPLES, seed=BUILDER_SEED).pose2d
+    model, config, _ = load_unihpr(args.weights)
+    rows, first = [], None
+    for fps in args.fps:
+        out = args.out / f"fps{fps:g}"
+        if args.reuse:
+            manifest = read_manifest(out)
+            after = manifest.builder.build_seconds
+            print(f"{fps:g} fps: reused {out} (built in {after} s in all)")
+        else:
+            timings: dict[str, float] = {}
+            start = time.perf_counter()
+            with stage_lines():  # the builder's per-stage lines
+                build_bundle(model, config, cache, out, fetch_blazepose_models(), fps=fps, timings=timings)
+            total = time.perf_counter() - start
+            after = total - timings["export"] - timings["embedding"]
+            print(f"{fps:g} fps build: {total:.0f} s = export {timings['export']:.0f} s + embedding "
+                  f"{timings['embedding']:.0f} s + after embedding {after:.0f} s (index {timings['index']:.0f} s; "
+                  "the rest writes poses, metadata and sources)", flush=True)
+        row, measured = measure_bundle(out, fps, after, independent)
+        rows.append(row)
+        first = first or {**measured, "out": out, "fps": fps}
+
+    if first is not None and (args.kinds or args.hnsw_sizes):
+        builder_queries = run_encoder(cpu_session(first["out"] / ENCODERS["pose2d"], threads=2), builder_views)
+        vectors, queries, truth = first["vectors"], first["queries"], first["truth"]
+        print(f"other index kinds on the {first['fps']:g} fps vectors ({len(vectors)}):")
+        for kind in args.kinds:
+            rows.append(compare(f"{first['fps']:g} fps, {kind}", kind, vectors, builder_queries, queries, truth))
+        rng = np.random.default_rng(1)
+        for size in args.hnsw_sizes:
+            subset = vectors[np.sort(rng.choice(len(vectors), min(size, len(vectors)), replace=False))]
+            sub_truth = exact_top_k(subset, queries, K, progress=False)
+            print(f"HNSW vs IVF on {len(subset)} of them:")
+            for kind in ("hnsw", "ivf"):
+                rows.append(compare(f"subset, {kind}", kind, subset, builder_queries, queries, sub_truth))
+
+    print("\n| build | vectors | index | after embedding s | operating point | recall@10 (builder's queries) | "
+          "recall@10 (independent) | MiB | one query p50 ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(row.markdown())
 
 
 if __name__ == "__main__":

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 import shutil
 import subprocess
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 import model.bundle_format as fmt
 from index_builder.atomic_files import atomic_directory
 from index_builder.blazepose_assets import BlazePoseFiles
 from index_builder.detector_noise import DetectorNoise
-from index_builder.indexing import build_index, choose_operating_point, describe, plan_index, write_index
+from index_builder.indexing import (
+    IndexPlan,
+    OperatingPoint,
+    build_index,
+    choose_operating_point,
+    describe,
+    plan_index,
+    write_index,
+)
 from index_builder.motion_database import MotionDatabase
 from index_builder.onnx_export import INPUT_NAME, OUTPUT_NAME, cpu_session, export_model
 from index_builder.progress import progress_bar
@@ -29,6 +40,7 @@ from model.networks import UniHPR
 from model.normalization import root_relative
 from model.skeleton import H36M17
 
+LOG = logging.getLogger(__name__)
 DEFAULT_VIEWS = 8
 PARITY_SAMPLES = 1000
 EMBED_BATCH = 8192
@@ -93,6 +105,37 @@ def embed_poses(session, poses: np.ndarray, rotations: np.ndarray, desc: str | N
     return run_encoder(session, pose3d_features(viewed), desc=desc)
 
 
+def frames_at_rate(db: MotionDatabase, fps: float) -> MotionDatabase:
+    """``db`` with each clip at about ``fps``: the frames whose number is a multiple of round(clip fps / fps)
+    (every frame where the clip is not faster). Frames keep their numbers and clips their fps, so a result's time
+    (frame / fps) and its source frame stay right."""
+    assert fps > 0, fps
+    step = np.maximum(1, np.round(db.clips.fps / fps)).astype(np.int64)  # (C,)
+    keep = db.frame % step[db.clip] == 0
+    lengths = np.bincount(db.clip[keep], minlength=len(db.clips))
+    clips = replace(db.clips, start=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
+                    length=lengths.astype(np.int64))
+    return replace(db, poses=db.poses[keep], clip=db.clip[keep], frame=db.frame[keep], clips=clips)
+
+
+def indexed_rates(db: MotionDatabase, fps: float | None) -> list[float]:
+    """The frame rates at which ``frames_at_rate(db, fps)`` indexes the clips (their own rates for None)."""
+    rates = db.clips.fps.astype(np.float64)
+    if fps is not None:
+        rates = rates / np.maximum(1, np.round(rates / fps))
+    return sorted({round(float(r), 3) for r in rates})
+
+
+def index_vectors(vectors: np.ndarray, queries: np.ndarray, kind: str = "auto",
+                  progress: bool = True) -> tuple[IndexPlan, faiss.Index, OperatingPoint]:
+    """Plan, build and measure the index of the database vectors (N, D) float32, L2-normalised; the operating
+    point is chosen on ``queries`` (Q, D) float32 (real query embeddings). ``kind``: see ``plan_index``."""
+    plan = plan_index(len(vectors), vectors.shape[1], kind)
+    LOG.info("index plan: %s (%s)", plan.factory, plan.reason)
+    index = build_index(np.ascontiguousarray(vectors), plan, progress=progress)
+    return plan, index, choose_operating_point(index, vectors, queries, progress=progress)
+
+
 def write_bundle_sources(folder: Path, names: list[str], sources: ClipSources | None) -> fmt.SourcesInfo | None:
     """``motion_sources.npz`` in ``folder`` when any clip has a source; its manifest section, else None."""
     if sources is None or not sources.kept:
@@ -103,9 +146,20 @@ def write_bundle_sources(folder: Path, names: list[str], sources: ClipSources | 
 
 
 def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Path, blazepose: BlazePoseFiles,
-                 views: int = DEFAULT_VIEWS, evaluation: dict | None = None, progress: bool = True) -> fmt.Manifest:
-    """Export, embed, index and write the bundle at ``out`` atomically; returns its manifest."""
+                 views: int = DEFAULT_VIEWS, evaluation: dict | None = None, progress: bool = True,
+                 index_kind: str = "auto", fps: float | None = None,
+                 timings: dict[str, float] | None = None) -> fmt.Manifest:
+    """Export, embed, index and write the bundle at ``out`` atomically; returns its manifest.
+
+    index_kind: see ``indexing.plan_index``. fps: index each clip at about this rate (``frames_at_rate``); None:
+    every frame. timings: when given, receives the seconds of the stages "export", "embedding" and "index" (plan,
+    k-means, add, operating point, write).
+    """
     started = time.perf_counter()
+    timings = {} if timings is None else timings
+    rates = indexed_rates(db, fps)
+    if fps is not None:
+        db = frames_at_rate(db, fps)
     model = model.eval().cpu()
     import torch
 
@@ -117,15 +171,21 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
 
     with atomic_directory(out) as tmp:
         graphs = export_model(model, tmp, parity_inputs)
+        timings["export"] = time.perf_counter() - started
         rotations = virtual_view_rotations(views)
         poses = root_relative(db.poses.astype(np.float64))  # (N, 17, 3) mm, world frame
+        stage = time.perf_counter()
         vectors = embed_poses(cpu_session(tmp / fmt.ENCODERS["pose3d"], threads=2), poses, rotations,
                               desc="embedding database" if progress else None)
+        timings["embedding"] = time.perf_counter() - stage
+        LOG.info("embedded %d poses x %d views (%s fps) in %.1f s", len(poses), views,
+                 ", ".join(f"{r:g}" for r in rates), timings["embedding"])
+        stage = time.perf_counter()
         queries = run_encoder(cpu_session(tmp / fmt.ENCODERS["pose2d"], threads=2), parity.pose2d)
-        plan = plan_index(len(vectors), vectors.shape[1])
-        index = build_index(np.ascontiguousarray(vectors), plan, progress=progress)
-        point = choose_operating_point(index, vectors, queries, progress=progress)
+        plan, index, point = index_vectors(vectors, queries, index_kind, progress)
         write_index(index, tmp / fmt.INDEX)
+        timings["index"] = time.perf_counter() - stage
+        LOG.info("index %s built, measured and written in %.1f s", plan.factory, timings["index"])
         np.save(tmp / fmt.POSES, poses.astype(np.float32))
         np.save(tmp / fmt.VIEW_ROTATIONS, rotations)
         np.savez(tmp / fmt.METADATA, clip=db.clip, frame=db.frame, clip_name=db.clips.name,
@@ -152,7 +212,7 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
             index=fmt.IndexInfo(**describe(plan, point, index.ntotal), history=history),
             database=fmt.DatabaseInfo(
                 poses=len(db), views=views, clips=len(db.clips), source=db.source,
-                fps=sorted({float(f) for f in db.clips.fps}), contents=sorted(set(db.clips.content.tolist())),
+                fps=rates, contents=sorted(set(db.clips.content.tolist())),
                 styles=sorted(set(db.clips.style.tolist())),
                 view_azimuths_deg=[float(a) for a in np.arange(views) * 360.0 / views]),
             licence=db.licence,

@@ -1,8 +1,19 @@
-"""The FAISS index of the pose database: type and parameters from its size, and the search operating point.
+"""The FAISS index of the pose database: its kind and parameters from its size, and the search operating point.
 
-Inner product on L2-normalised embeddings (= cosine). Exact (Flat) below ``FLAT_LIMIT`` vectors; above it IVF-Flat
-with about 4 sqrt(N) lists (never fewer than 39 training vectors per list), whose ``nprobe`` is chosen on real
-query embeddings as the smallest that reaches the target recall@10 against exact search.
+Inner product on L2-normalised embeddings (= cosine). Kinds (``plan_index``; measured choices in
+benchmarks/README.md, "index_fidelity.py"):
+- ``flat``: exact, below ``FLAT_LIMIT`` vectors.
+- ``hnsw``: ``IndexHNSWFlat`` (M = ``HNSW_M``), from ``FLAT_LIMIT`` to ``HNSW_LIMIT`` vectors, where its graph
+  builds within the time target on 2 cores and searches fastest; operating point: ``efSearch``.
+- ``ivf``: IVF-Flat with about sqrt(N) lists, k-means on ``TRAIN_POINTS_PER_LIST`` points per list
+  (FAISS warns below 39; little is gained beyond about 64) for ``KMEANS_ITERATIONS``; operating point: ``nprobe``.
+- ``ivf-fp16``: the same lists with the vectors in float16 (scalar quantiser ``SQfp16``): half the memory, the
+  same recall (8-bit ``SQ8`` codes lose it: recall@10 stays below 0.95 at any nprobe, measured).
+- ``ivf-pq``: the same lists with product-quantised codes re-ranked on the full vectors (``IndexRefineFlat``):
+  measured for comparison only; the service does not search it (``SERVED_KINDS``).
+
+Every operating point is the smallest effort that reaches ``TARGET_RECALL`` recall@10 against exact search on
+real query embeddings; recall on other, independent queries is what ``benchmarks/index_fidelity.py`` reports.
 """
 
 from __future__ import annotations
@@ -10,7 +21,9 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,88 +31,245 @@ import faiss
 import numpy as np
 
 from index_builder.atomic_files import atomic_path
-from index_builder.progress import chunk_progress, progress_bar
-from model.exact_search import exact_search
+from index_builder.progress import progress_bar
 
 LOG = logging.getLogger(__name__)
 
-FLAT_LIMIT = 100_000
+FLAT_LIMIT = 100_000  # below: exact search is fast enough and needs no training
+HNSW_LIMIT = 1_000_000  # below: HNSW (measured: build time grows past the 2-minute target above about this)
 MIN_POINTS_PER_LIST = 39  # below this FAISS warns that k-means training is unreliable
+TRAIN_POINTS_PER_LIST = 64  # k-means sample per list: FAISS gains little beyond 64-100
+KMEANS_ITERATIONS = 10  # FAISS's default is 25; measured: same recall@10 at the same nprobe (benchmarks/README.md)
+HNSW_M = 32  # graph neighbours per vector
+HNSW_EF_CONSTRUCTION = 40  # FAISS's default
+PQ_SUBVECTOR_DIMS = 4  # ivf-pq: one byte per 4 dimensions
+PQ_CENTROIDS = 256  # ivf-pq: 8-bit codes
+REFINE_FACTOR = 4  # ivf-pq: candidates re-ranked on the full vectors = REFINE_FACTOR x k
 TARGET_RECALL = 0.95
 ADD_CHUNK = 65_536  # vectors per index.add: a progress step of about a second on 2 cores
-SCORE_BLOCK_BYTES = 64 << 20  # exact search: the (queries, N) float32 score block stays about this size
+TRUTH_CHUNK = 256  # queries per exact top-k call: a progress step of a few seconds on 3.3M vectors
+HEARTBEAT_S = 5.0  # the index stages' bars write at least this often, in a log too (no silent stage > 10 s)
+KINDS = ("flat", "hnsw", "ivf", "ivf-fp16", "ivf-pq")
+SERVED_KINDS = ("flat", "hnsw", "ivf", "ivf-fp16")  # what service.index.PoseIndex searches
+_CODES = {"ivf": "Flat", "ivf-fp16": "SQfp16", "ivf-pq": "RFlat"}  # the IVF kinds' codes in factory strings
+EF_SEARCH_CANDIDATES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 
 
 @dataclass(frozen=True)
 class IndexPlan:
-    kind: str  # "flat" or "ivf"
+    """What to build. kind: one of ``KINDS``; nlist: IVF lists; train_points: k-means sample (0: all vectors);
+    num_vectors: the size it was planned for; auto: chosen by size (else asked for)."""
+
+    kind: str
     dim: int
     nlist: int = 0
+    train_points: int = 0
+    hnsw_m: int = HNSW_M
+    num_vectors: int = 0
+    auto: bool = False
+
+    @property
+    def reason(self) -> str:
+        return explain(self.kind, self.auto, self.num_vectors)
+
+    @property
+    def ivf(self) -> bool:
+        return self.kind.startswith("ivf")
+
+    @property
+    def manifest_type(self) -> str:
+        """The manifest's ``index.type``: flat, ivf or hnsw (the code is in the factory string)."""
+        return "ivf" if self.ivf else self.kind
 
     @property
     def factory(self) -> str:
-        return "Flat" if self.kind == "flat" else f"IVF{self.nlist},Flat"
+        if self.kind == "flat":
+            return "Flat"
+        if self.kind == "hnsw":
+            return f"HNSW{self.hnsw_m},Flat"
+        code = f"PQ{self.dim // PQ_SUBVECTOR_DIMS},RFlat" if self.kind == "ivf-pq" else _CODES[self.kind]
+        return f"IVF{self.nlist},{code}"
+
+    def bytes_per_vector(self) -> int:
+        """Stored bytes per vector (codes, plus the full vectors of a refine index; ids and graph links apart)."""
+        full = 4 * self.dim
+        return {"flat": full, "hnsw": full, "ivf": full, "ivf-fp16": 2 * self.dim,
+                "ivf-pq": self.dim // PQ_SUBVECTOR_DIMS + full}[self.kind]
+
+    def params(self) -> dict[str, int]:
+        """The manifest's ``index.params``: the parameters, and the size limits that chose the kind."""
+        out = {"auto": int(self.auto), "flat_limit": FLAT_LIMIT, "hnsw_limit": HNSW_LIMIT,
+               "bytes_per_vector": self.bytes_per_vector()}
+        if self.ivf:
+            out.update(nlist=self.nlist, train_points=self.train_points, kmeans_iterations=KMEANS_ITERATIONS)
+        if self.kind == "ivf-pq":
+            out.update(refine_factor=REFINE_FACTOR)
+        if self.kind == "hnsw":
+            out.update(hnsw_m=self.hnsw_m, ef_construction=HNSW_EF_CONSTRUCTION)
+        return out
 
 
-def plan_index(num_vectors: int, dim: int) -> IndexPlan:
-    if num_vectors < FLAT_LIMIT:
-        return IndexPlan("flat", dim)
-    nlist = 2 ** round(math.log2(4 * math.sqrt(num_vectors)))
-    nlist = min(nlist, num_vectors // MIN_POINTS_PER_LIST)
-    return IndexPlan("ivf", dim, nlist)
+def ivf_lists(num_vectors: int) -> int:
+    """About sqrt(N) lists (a power of two), never fewer than ``MIN_POINTS_PER_LIST`` vectors per list.
+
+    Measured on 3.3M real vectors (2 cores): 2048 lists train in 5 s and add in 16 s and reach recall@10 0.97 at
+    nprobe 12; 4096 lists take 22 s and 26 s for the same recall and latency (nprobe 16)."""
+    nlist = 2 ** round(math.log2(math.sqrt(num_vectors)))
+    return max(1, min(nlist, num_vectors // MIN_POINTS_PER_LIST))
+
+
+def explain(kind: str, auto: bool, num_vectors: int) -> str:
+    """Why an index of ``num_vectors`` is of ``kind``: the size rule of ``plan_index``, or asked for."""
+    if not auto:
+        return f"{kind} asked for"
+    if kind == "flat":
+        return f"{num_vectors} vectors < {FLAT_LIMIT}: exact search"
+    if kind == "hnsw":
+        return f"{FLAT_LIMIT} <= {num_vectors} vectors < {HNSW_LIMIT}: HNSW builds in minutes and searches fastest"
+    return f"{num_vectors} vectors >= {HNSW_LIMIT}: IVF, where an HNSW graph would take too long to build"
+
+
+def plan_reason(info) -> str:
+    """``explain`` for a manifest's ``index`` section (``model.bundle_format.IndexInfo``)."""
+    kind = info.type if info.type != "ivf" else next(k for k in ("ivf-pq", "ivf-fp16", "ivf")
+                                                     if k == "ivf" or _CODES[k] in info.factory)
+    return explain(kind, bool(info.params.get("auto", 1)), info.ntotal)
+
+
+def plan_index(num_vectors: int, dim: int, kind: str = "auto") -> IndexPlan:
+    """The index for ``num_vectors`` of dimension ``dim``: ``kind`` (one of ``KINDS``), or by size for "auto"."""
+    if kind not in ("auto", *KINDS):
+        raise ValueError(f"unknown index kind {kind!r}: one of auto, {', '.join(KINDS)}")
+    auto = kind == "auto"
+    if auto:
+        kind = "flat" if num_vectors < FLAT_LIMIT else "hnsw" if num_vectors < HNSW_LIMIT else "ivf"
+    if kind in ("flat", "hnsw"):
+        return IndexPlan(kind, dim, num_vectors=num_vectors, auto=auto)
+    nlist = ivf_lists(num_vectors)
+    centroids = max(nlist, PQ_CENTROIDS) if kind == "ivf-pq" else nlist  # PQ trains 256 codes per sub-vector
+    return IndexPlan(kind, dim, nlist, min(num_vectors, TRAIN_POINTS_PER_LIST * centroids), num_vectors=num_vectors,
+                     auto=auto)
+
+
+def training_sample(vectors: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """``count`` rows of ``vectors`` (N, D) drawn without replacement (all of them when N <= count), in row order."""
+    if count <= 0 or count >= len(vectors):
+        return vectors
+    rows = np.sort(np.random.default_rng(seed).choice(len(vectors), count, replace=False))
+    return vectors[rows]
+
+
+def with_heartbeat(desc: str, work: Callable[[], None], progress: bool = True) -> float:
+    """Run ``work`` (one long FAISS call, which releases the GIL) in a thread while a bar counts its seconds;
+    returns them. An exception of ``work`` is raised here."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread below
+            failure.append(err)
+
+    start = time.perf_counter()
+    thread = threading.Thread(target=run, name=desc, daemon=True)
+    thread.start()
+    bar = progress_bar(desc=desc, enabled=progress, unit="s", mininterval=HEARTBEAT_S,
+                       bar_format="{desc}: {elapsed}")
+    while thread.is_alive():
+        thread.join(HEARTBEAT_S)
+        bar.update(0)
+        bar.refresh()
+    bar.close()
+    if failure:
+        raise failure[0]
+    return time.perf_counter() - start
 
 
 def build_index(vectors: np.ndarray, plan: IndexPlan, seed: int = 0, progress: bool = True) -> faiss.Index:
     """vectors: (N, D) float32, L2-normalised; ids are the row numbers.
 
-    IVF k-means takes minutes on a full library: it is announced with its sizes and timed, and FAISS's own
-    per-iteration lines are on where stdout is a terminal (they redraw with carriage returns); adding the
-    vectors shows a bar.
+    IVF k-means is announced with its sizes and timed, and reports its elapsed time while it runs (FAISS's own
+    per-iteration lines too, where stdout is a terminal); adding the vectors shows a bar (HNSW builds its graph
+    there).
     """
     assert vectors.dtype == np.float32 and vectors.shape[1] == plan.dim, (vectors.dtype, vectors.shape)
-    index = faiss.index_factory(plan.dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
-    if plan.kind == "ivf":
-        ivf = faiss.extract_index_ivf(index)
-        ivf.cp.seed = seed
-        ivf.cp.verbose = sys.stdout.isatty()
-        train = vectors
-        max_train = plan.nlist * 256  # FAISS's own cap on useful k-means points
-        if len(vectors) > max_train:
-            train = vectors[np.random.default_rng(seed).choice(len(vectors), max_train, replace=False)]
-        gpus = faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
-        LOG.info("IVF k-means: %d lists from %d training points of dim %d (of %d vectors) on %s", plan.nlist,
-                 len(train), plan.dim, len(vectors), f"{gpus} GPU(s)" if gpus else "the CPU")
-        start = time.perf_counter()
-        if gpus:
-            # k-means is most of the build; faiss-gpu trains on the GPU and the index comes back for writing.
-            gpu = faiss.index_cpu_to_all_gpus(index)
-            gpu.train(train)
-            index = faiss.index_gpu_to_cpu(gpu)
-            ivf = faiss.extract_index_ivf(index)
-        else:
-            index.train(train)
-        LOG.info("IVF k-means done in %.1f s", time.perf_counter() - start)
-        ivf.make_direct_map()  # lets filtered searches reconstruct a small subset and search it exactly
-    for start in progress_bar(range(0, len(vectors), ADD_CHUNK), desc=f"adding {len(vectors)} vectors",
-                              enabled=progress, unit="chunk"):
+    if plan.kind == "hnsw":
+        index = faiss.IndexHNSWFlat(plan.dim, plan.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    else:
+        index = faiss.index_factory(plan.dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
+    if plan.kind == "ivf-pq":
+        faiss.downcast_index(index).k_factor = REFINE_FACTOR
+    if plan.ivf:
+        index = _train_ivf(index, vectors, plan, seed, progress)
+    desc = f"{'linking' if plan.kind == 'hnsw' else 'adding'} {len(vectors)} vectors"
+    for start in progress_bar(range(0, len(vectors), ADD_CHUNK), desc=desc, enabled=progress, unit="chunk",
+                              mininterval=HEARTBEAT_S):
         index.add(vectors[start : start + ADD_CHUNK])
     return index
 
 
+def _train_ivf(index: faiss.Index, vectors: np.ndarray, plan: IndexPlan, seed: int,
+               progress: bool) -> faiss.Index:
+    """``index`` trained on ``plan.train_points`` of ``vectors`` (its coarse lists, and the codes' quantiser)."""
+    ivf = faiss.extract_index_ivf(index)
+    ivf.cp.seed = seed
+    ivf.cp.niter = KMEANS_ITERATIONS
+    ivf.cp.verbose = sys.stdout.isatty()
+    train = training_sample(vectors, plan.train_points, seed)
+    gpus = faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
+    LOG.info("IVF k-means: %d lists from %d training points (%d per list) of dim %d (of %d vectors), %d "
+             "iterations, on %s", plan.nlist, len(train), len(train) // plan.nlist, plan.dim, len(vectors),
+             KMEANS_ITERATIONS, f"{gpus} GPU(s)" if gpus else "the CPU")
+    if gpus:
+        # k-means is most of the build; faiss-gpu trains on the GPU and the index comes back for writing.
+        gpu = faiss.index_cpu_to_all_gpus(index)
+        seconds = with_heartbeat("IVF k-means", lambda: gpu.train(train), progress)
+        index = faiss.index_gpu_to_cpu(gpu)
+        ivf = faiss.extract_index_ivf(index)
+    else:
+        seconds = with_heartbeat("IVF k-means", lambda: index.train(train), progress)
+    LOG.info("IVF k-means done in %.1f s", seconds)
+    ivf.make_direct_map()  # lets filtered searches reconstruct a small subset and search it exactly
+    return index
+
+
 def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int, progress: bool = True) -> np.ndarray:
-    """The exact top-k ids by inner product, the ground truth of recall@k; the score block of each chunk of
-    queries stays under ``SCORE_BLOCK_BYTES`` whatever N.
+    """The exact top-k ids by inner product, the ground truth of recall@k.
 
-    vectors: (N, D) float32; queries: (Q, D) float32. returns: (Q, min(k, N)) int64 row ids.
+    Brute force through ``faiss.knn`` (blocked BLAS and a heap per query) in chunks of ``TRUTH_CHUNK`` queries for
+    the progress bar: on 3.3M vectors it is about 8 times faster than ``model.exact_search``, whose argpartition of
+    every (queries, N) score block made the ground truth the longest step of a build after k-means (measured:
+    1000 queries over 1M vectors, 2.5 s against 18.9 s, identical top-10).
+
+    vectors: (N, D) float32; queries: (Q, D) float32. returns: (Q, min(k, N)) int64 row ids, best first.
     """
-    chunk = max(1, SCORE_BLOCK_BYTES // (4 * max(1, len(vectors))))
-    chunks = chunk_progress(f"exact top-{k} of {len(queries)} queries over {len(vectors)}", enabled=progress)
-    return exact_search(queries, vectors, k, "ip", chunk=chunk, chunks=chunks)[1]
+    k = min(k, len(vectors))
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for start in progress_bar(range(0, len(queries), TRUTH_CHUNK), enabled=progress, unit="chunk",
+                              desc=f"exact top-{k} of {len(queries)} queries over {len(vectors)}",
+                              mininterval=HEARTBEAT_S, leave=False):
+        out[start : start + TRUTH_CHUNK] = faiss.knn(queries[start : start + TRUTH_CHUNK], vectors, k,
+                                                     metric=faiss.METRIC_INNER_PRODUCT)[1]
+    return out
 
 
-def set_search_effort(index: faiss.Index, nprobe: int) -> None:
-    if nprobe:
+def search_kind(index: faiss.Index) -> str:
+    """"ivf", "hnsw" or "flat": which search effort ``index`` takes."""
+    if faiss.try_extract_index_ivf(index) is not None:
+        return "ivf"
+    return "hnsw" if isinstance(faiss.downcast_index(index), faiss.IndexHNSW) else "flat"
+
+
+def set_search_effort(index: faiss.Index, nprobe: int = 0, ef_search: int = 0) -> None:
+    """Set the IVF ``nprobe`` or the HNSW ``efSearch`` of ``index`` (0: leave it)."""
+    kind = search_kind(index)
+    if kind == "ivf" and nprobe:
         faiss.extract_index_ivf(index).nprobe = nprobe
+    elif kind == "hnsw" and ef_search:
+        faiss.downcast_index(index).hnsw.efSearch = ef_search
 
 
 def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
@@ -108,41 +278,55 @@ def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
     return float(np.mean([len(set(a) & set(e)) / k for a, e in zip(approx, exact)]))
 
 
+def recall_at_effort(index: faiss.Index, queries: np.ndarray, truth: np.ndarray, nprobe: int = 0,
+                     ef_search: int = 0) -> float:
+    """recall@k of ``index`` at an effort against the exact top-k ``truth`` (Q, k) of ``queries`` (Q, D)."""
+    set_search_effort(index, nprobe, ef_search)
+    return recall_at_k(index.search(queries, truth.shape[1])[1], truth)
+
+
 @dataclass(frozen=True)
 class OperatingPoint:
-    nprobe: int  # 0 for exact indexes
+    nprobe: int  # IVF lists probed; 0 for other indexes
     recall_at_10: float
     queries: int
     latency_ms_per_query: float
+    ef_search: int = 0  # HNSW search depth; 0 for other indexes
 
 
 def choose_operating_point(index: faiss.Index, vectors: np.ndarray, queries: np.ndarray,
                            target: float = TARGET_RECALL, k: int = 10, progress: bool = True) -> OperatingPoint:
-    """The smallest nprobe (powers of two) whose recall@k against exact search reaches ``target``.
+    """The smallest nprobe (powers of two) or efSearch (``EF_SEARCH_CANDIDATES``) whose recall@k against exact
+    search reaches ``target``; the largest tried when none does.
 
     vectors: the indexed (N, D) vectors, for the exact ground truth. queries: (Q, D) real query embeddings.
     """
-    if not isinstance(faiss.try_extract_index_ivf(index), faiss.IndexIVF):
+    kind = search_kind(index)
+    if kind == "flat":
         start = time.perf_counter()
         index.search(queries, k)
         return OperatingPoint(0, 1.0, len(queries), 1000 * (time.perf_counter() - start) / len(queries))
     truth = exact_top_k(vectors, queries, k, progress)
-    nlist = faiss.extract_index_ivf(index).nlist
-    candidates = [2**i for i in range(math.ceil(math.log2(nlist)) + 1)]  # 1, 2, 4, ... up to the first >= nlist
-    bar = progress_bar(candidates, desc=f"choosing nprobe (recall@{k} >= {target})", enabled=progress,
-                       unit="nprobe")
-    for nprobe in bar:
-        set_search_effort(index, nprobe)
+    if kind == "ivf":
+        nlist = faiss.extract_index_ivf(index).nlist
+        candidates = [2**i for i in range(math.ceil(math.log2(nlist)) + 1)]  # 1, 2, 4, ... to the first >= nlist
+    else:
+        candidates = [ef for ef in EF_SEARCH_CANDIDATES if ef >= k]
+    name = "nprobe" if kind == "ivf" else "efSearch"
+    bar = progress_bar(candidates, desc=f"choosing {name} (recall@{k} >= {target})", enabled=progress, unit=name)
+    for effort in bar:
+        efforts = {"nprobe": effort, "ef_search": 0} if kind == "ivf" else {"nprobe": 0, "ef_search": effort}
+        set_search_effort(index, **efforts)
         start = time.perf_counter()
         _, found = index.search(queries, k)
-        point = OperatingPoint(nprobe, recall_at_k(found, truth), len(queries),
-                               1000 * (time.perf_counter() - start) / len(queries))
+        point = OperatingPoint(**efforts, recall_at_10=recall_at_k(found, truth), queries=len(queries),
+                               latency_ms_per_query=1000 * (time.perf_counter() - start) / len(queries))
         bar.set_postfix(recall=f"{point.recall_at_10:.3f}")
         if point.recall_at_10 >= target:
             break
     bar.close()
-    LOG.info("operating point: nprobe %d of %d lists, recall@%d %.3f, %.3f ms per query", point.nprobe, nlist, k,
-             point.recall_at_10, point.latency_ms_per_query)
+    LOG.info("operating point: %s %d, recall@%d %.3f, %.3f ms per query", name, effort, k, point.recall_at_10,
+             point.latency_ms_per_query)
     return point
 
 
@@ -152,5 +336,6 @@ def write_index(index: faiss.Index, path: Path) -> None:
 
 
 def describe(plan: IndexPlan, point: OperatingPoint, ntotal: int) -> dict:
-    return {"type": plan.kind, "factory": plan.factory, "metric": "inner_product", "ntotal": ntotal,
-            "params": {"nlist": plan.nlist} if plan.kind == "ivf" else {}, "operating_point": asdict(point)}
+    """The manifest's ``index`` section (less its history)."""
+    return {"type": plan.manifest_type, "factory": plan.factory, "metric": "inner_product", "ntotal": ntotal,
+            "params": plan.params(), "operating_point": asdict(point)}

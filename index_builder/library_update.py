@@ -6,10 +6,12 @@ graphs and the same trained index lists:
   (``bundle.embed_poses``) and appended; vector ids continue (``pose * views + view``), so every existing id and
   vector is unchanged.
 - remove: compaction. The live vectors are read back from the index (IVF bundles keep a direct map), the index is
-  emptied keeping its trained quantizer, and the live vectors are added again in their order; poses, metadata and
+  emptied keeping its trained quantizer, and the live vectors are added again in their order (an HNSW graph
+  cannot drop vectors: it is rebuilt from the live ones); poses, metadata and
   sources drop the removed clips. Result ids shown to users (``<clip>#<frame>``) are data, so they stay stable.
 
-IVF lists keep the centroids k-means found at build time; after each change recall@10 at the stored nprobe is
+IVF lists keep the centroids k-means found at build time; after each change recall@10 at the stored nprobe (HNSW:
+efSearch) is
 measured on independent queries (random cameras with detector noise over the library's poses) and kept in the
 manifest's ``index.history``. ``retrain_reasons`` says when a rebuild (``unihpr-build index``) is due.
 """
@@ -29,9 +31,22 @@ import numpy as np
 
 import model.bundle_format as fmt
 from index_builder.atomic_files import atomic_directory
-from index_builder.bundle import code_version, embed_poses, random_views, run_encoder, write_bundle_sources
+from index_builder.bundle import (
+    code_version,
+    embed_poses,
+    random_views,
+    run_encoder,
+    write_bundle_sources,
+)
 from index_builder.errors import ArtifactError, ConfigError
-from index_builder.indexing import ADD_CHUNK, FLAT_LIMIT, TARGET_RECALL, exact_top_k, recall_at_k, set_search_effort
+from index_builder.indexing import (
+    ADD_CHUNK,
+    FLAT_LIMIT,
+    TARGET_RECALL,
+    exact_top_k,
+    recall_at_effort,
+    search_kind,
+)
 from index_builder.motion_database import MotionDatabase
 from index_builder.onnx_export import cpu_session
 from model.joint_formulas import FORMULAS_VERSION
@@ -68,7 +83,7 @@ class LibraryChange:
 
 
 def read_vectors(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
-    """The stored vectors of ``ids`` (M,) int64 -> (M, D) float32 (Flat, or IVF-Flat with a direct map)."""
+    """The stored vectors of ``ids`` (M,) int64 -> (M, D) float32 (Flat, HNSW, or IVF with a direct map)."""
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None and ivf.direct_map.type == faiss.DirectMap.NoMap:
         ivf.make_direct_map()
@@ -86,41 +101,45 @@ def add_vectors(index: faiss.Index, vectors: np.ndarray) -> None:
 
 def compact(index: faiss.Index, keep: np.ndarray) -> None:
     """Keep the vectors where ``keep`` (ntotal,) bool is true, renumbered 0.. in their order; IVF lists keep their
-    trained centroids (each vector goes back to the list it was in)."""
+    trained centroids (each vector goes back to the list it was in); an HNSW graph is rebuilt over the kept
+    vectors."""
     assert keep.shape == (index.ntotal,), (keep.shape, index.ntotal)
     live = read_vectors(index, np.flatnonzero(keep).astype(np.int64))
     index.reset()
     add_vectors(index, live)
 
 
-def measure_recall(index: faiss.Index, nprobe: int, queries: np.ndarray, k: int = 10) -> float:
-    """recall@k of ``index`` at ``nprobe`` against exact search over its own vectors; 1.0 for exact indexes.
+def measure_recall(index: faiss.Index, nprobe: int, queries: np.ndarray, k: int = 10, ef_search: int = 0) -> float:
+    """recall@k of ``index`` at ``nprobe`` (IVF) or ``ef_search`` (HNSW) against exact search over its own
+    vectors; 1.0 for exact indexes.
 
     queries: (Q, D) float32 query embeddings.
     """
-    if faiss.try_extract_index_ivf(index) is None:
+    if search_kind(index) == "flat":
         return 1.0
     vectors = read_vectors(index, np.arange(index.ntotal, dtype=np.int64))
     truth = exact_top_k(vectors, queries, k, progress=False)
     del vectors
-    set_search_effort(index, nprobe)
-    return recall_at_k(index.search(queries, k)[1], truth)
+    return recall_at_effort(index, queries, truth, nprobe, ef_search)
 
 
 def retrain_reasons(info: fmt.IndexInfo) -> list[str]:
-    """Why the index should be rebuilt with ``unihpr-build index``: for IVF, recall@10 at the stored nprobe below
-    ``TARGET_RECALL`` or (added + removed) / trained vectors above ``DRIFT_LIMIT``; for Flat, more vectors than
-    ``FLAT_LIMIT`` (an IVF index would serve them faster)."""
+    """Why the index should be rebuilt with ``unihpr-build index``: for IVF and HNSW, recall@10 at the stored
+    nprobe / efSearch below ``TARGET_RECALL``; for IVF, (added + removed) / trained vectors above
+    ``DRIFT_LIMIT``; for Flat, more vectors than ``FLAT_LIMIT`` (an approximate index would serve them faster)."""
     history, reasons = info.history, []
     if info.type == "flat":
         if info.ntotal >= FLAT_LIMIT:
-            reasons.append(f"{info.ntotal} vectors in an exact index (IVF from {FLAT_LIMIT})")
+            reasons.append(f"{info.ntotal} vectors in an exact index (approximate from {FLAT_LIMIT})")
         return reasons
     if history is None:
         return reasons
     if history.recall_at_10 is not None and history.recall_at_10 < TARGET_RECALL:
-        reasons.append(f"recall@10 {history.recall_at_10:.3f} < {TARGET_RECALL} at nprobe "
-                       f"{info.operating_point.nprobe}")
+        point = info.operating_point
+        effort = f"efSearch {point.ef_search}" if info.type == "hnsw" else f"nprobe {point.nprobe}"
+        reasons.append(f"recall@10 {history.recall_at_10:.3f} < {TARGET_RECALL} at {effort}")
+    if info.type == "hnsw":  # no trained lists to drift from
+        return reasons
     drift = (history.added_vectors + history.removed_vectors) / max(1, history.trained_vectors)
     if drift > DRIFT_LIMIT:
         reasons.append(f"{drift:.0%} of the {history.trained_vectors} trained vectors changed (limit "
@@ -204,7 +223,8 @@ def _write(bundle: Path, out: Path, verified: fmt.VerifiedBundle, library: _Libr
     with atomic_directory(out) as tmp:
         for name in COPIED:
             shutil.copyfile(bundle / name, tmp / name)
-        recall = measure_recall(index, old.index.operating_point.nprobe, _queries(tmp, library.poses))
+        point = old.index.operating_point
+        recall = measure_recall(index, point.nprobe, _queries(tmp, library.poses), ef_search=point.ef_search)
         faiss.write_index(index, str(tmp / fmt.INDEX))
         np.save(tmp / fmt.POSES, library.poses)
         np.savez(tmp / fmt.METADATA, **meta)

@@ -14,6 +14,7 @@ from index_builder.bundle import DEFAULT_VIEWS, build_bundle
 from index_builder.checkpoint import float16_change_mm, load_unihpr, save_weights
 from index_builder.config import DEFAULT_WEIGHTS, get_paths
 from index_builder.errors import ArtifactError, ConfigError
+from index_builder.indexing import SERVED_KINDS, plan_reason
 from index_builder.model_card import write_model_card
 from index_builder.motion_database import MotionDatabase
 from index_builder.sample import load_poses
@@ -32,8 +33,14 @@ def index(
     views: Annotated[int, typer.Option(min=1, max=64, help="virtual views per pose")] = DEFAULT_VIEWS,
     evaluation: Annotated[Path | None, typer.Option(help="eval.json whose metrics go into the manifest")] = None,
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads")] = 2,
+    fps: Annotated[float | None, typer.Option(min=0.1, help="index each clip at about this many frames per "
+                                                            "second (default: every frame)")] = None,
+    index_kind: Annotated[str, typer.Option(help=f"FAISS index: auto (by size) or one of "
+                                                 f"{', '.join(SERVED_KINDS)}")] = "auto",
 ) -> None:
     """Export the model to ONNX, embed the pose database under virtual views, index it and write the bundle."""
+    if index_kind not in ("auto", *SERVED_KINDS):
+        raise ConfigError(f"--index-kind {index_kind}: one of auto, {', '.join(SERVED_KINDS)}")
     torch.set_num_threads(threads)
     if not weights.is_file():
         raise ArtifactError(f"{weights}: no such model; train one with `unihpr-build train`")
@@ -46,12 +53,17 @@ def index(
         db, path = MotionDatabase.load(poses), poses
     else:
         db, path = load_poses(get_paths(), prefer_cache=not use_sample)
-    typer.echo(f"poses: {path} ({len(db)} poses x {views} views)")
+    typer.echo(f"poses: {path} ({len(db)} poses x {views} views{f', indexed at {fps:g} fps' if fps else ''})")
     metrics = json.loads(evaluation.read_text()) if evaluation else None
-    manifest = build_bundle(model, config, db, out, fetch_blazepose_models(), views=views, evaluation=metrics)
-    point = manifest.index.operating_point
-    typer.echo(f"{out}: {manifest.index.ntotal} vectors, {manifest.index.factory}, nprobe {point.nprobe} "
-               f"(recall@10 {point.recall_at_10:.3f}), built in {manifest.builder.build_seconds} s")
+    timings: dict[str, float] = {}
+    manifest = build_bundle(model, config, db, out, fetch_blazepose_models(), views=views, evaluation=metrics,
+                            index_kind=index_kind, fps=fps, timings=timings)
+    info, point = manifest.index, manifest.index.operating_point
+    effort = f"efSearch {point.ef_search}" if info.type == "hnsw" else f"nprobe {point.nprobe}"
+    typer.echo(f"{out}: {info.ntotal} vectors at {', '.join(f'{r:g}' for r in manifest.database.fps)} fps, "
+               f"{info.factory} ({plan_reason(info)}), {effort} (recall@10 {point.recall_at_10:.3f}), built in "
+               f"{manifest.builder.build_seconds} s: export {timings['export']:.0f} s, embedding "
+               f"{timings['embedding']:.0f} s, index {timings['index']:.0f} s")
 
 
 @app.command()

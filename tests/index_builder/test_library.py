@@ -191,7 +191,7 @@ def ivf_bundle(tiny_run, sample_db, blazepose_files, tmp_path_factory):
     keep[:60] = True
     out = tmp_path_factory.mktemp("ivf") / "ivf"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bundle_module, "plan_index", lambda n, dim: IndexPlan("ivf", dim, 16))
+        patch.setattr(bundle_module, "plan_index", lambda n, dim, kind="auto": IndexPlan("ivf", dim, 16))
         build_bundle(model, config, sample_db.select_clips(keep), out, blazepose_files, views=2, progress=False)
     return out
 
