@@ -12,7 +12,7 @@ Then, on the first bundle's vectors, the other index kinds (``--kinds``) and HNS
 (``--hnsw-sizes``), each with its operating point chosen on the builder's queries and recall measured on the
 independent ones; a table of all rows at the end.
 
-    .venv/bin/python benchmarks/index_fidelity.py [--fps 30 10] [--kinds ivf-fp16 ivf-pq]
+    .venv/bin/python benchmarks/index_fidelity.py [--fps 30 10] [--kinds ivf]
         [--hnsw-sizes 250000 500000 1000000] [--weights weights/unihpr_default.pt] [--out /tmp/unihpr-index-bench]
 """
 
@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--out", type=Path, default=Path("/tmp/unihpr-index-bench"))
     parser.add_argument("--fps", type=float, nargs="*", default=[30.0, 10.0])
-    parser.add_argument("--kinds", nargs="*", default=["ivf-fp16", "ivf-pq"],
+    parser.add_argument("--kinds", nargs="*", default=["ivf"],
                         help="other index kinds built on the first bundle's vectors")
     parser.add_argument("--hnsw-sizes", type=int, nargs="*", default=[250_000, 500_000, 1_000_000],
                         help="subset sizes at which HNSW and IVF are compared")

@@ -7,10 +7,12 @@ benchmarks/README.md, "index_fidelity.py"):
   builds within the time target on 2 cores and searches fastest; operating point: ``efSearch``.
 - ``ivf``: IVF-Flat with about sqrt(N) lists, k-means on ``TRAIN_POINTS_PER_LIST`` points per list
   (FAISS warns below 39; little is gained beyond about 64) for ``KMEANS_ITERATIONS``; operating point: ``nprobe``.
-- ``ivf-fp16``: the same lists with the vectors in float16 (scalar quantiser ``SQfp16``): half the memory, the
-  same recall (8-bit ``SQ8`` codes lose it: recall@10 stays below 0.95 at any nprobe, measured).
-- ``ivf-pq``: the same lists with product-quantised codes re-ranked on the full vectors (``IndexRefineFlat``):
-  measured for comparison only; the service does not search it (``SERVED_KINDS``).
+- ``ivf-fp16``: the same lists with the vectors in float16 (scalar quantiser ``SQfp16``), from ``HNSW_LIMIT``:
+  half the memory and about half the search time of IVF-Flat at the same recall (measured on 3.3M vectors:
+  recall@10 0.981 vs 0.982, 866 vs 1680 MiB, one query 0.29 vs 0.57 ms; adding takes about 18 s longer). 8-bit
+  ``SQ8`` codes lose recall: it stays below 0.95 at any nprobe; so do 32-byte PQ codes re-ranked on the full
+  vectors (``IVF2048,PQ32,RFlat``, 4 x k candidates: recall@10 0.80 at nprobe 48, and 1782 MiB with the full
+  vectors kept for the re-ranking).
 
 Every operating point is the smallest effort that reaches ``TARGET_RECALL`` recall@10 against exact search on
 real query embeddings; recall on other, independent queries is what ``benchmarks/index_fidelity.py`` reports.
@@ -42,16 +44,13 @@ TRAIN_POINTS_PER_LIST = 64  # k-means sample per list: FAISS gains little beyond
 KMEANS_ITERATIONS = 10  # FAISS's default is 25; measured: same recall@10 at the same nprobe (benchmarks/README.md)
 HNSW_M = 32  # graph neighbours per vector
 HNSW_EF_CONSTRUCTION = 40  # FAISS's default
-PQ_SUBVECTOR_DIMS = 4  # ivf-pq: one byte per 4 dimensions
-PQ_CENTROIDS = 256  # ivf-pq: 8-bit codes
-REFINE_FACTOR = 4  # ivf-pq: candidates re-ranked on the full vectors = REFINE_FACTOR x k
 TARGET_RECALL = 0.95
+PLATEAU_GAIN = 0.002  # operating point: a step of effort that gains less recall than this is not rising ...
+PLATEAU_STEPS = 3  # ... and this many such steps in a row end the search below the target
 ADD_CHUNK = 65_536  # vectors per index.add: a progress step of about a second on 2 cores
-TRUTH_CHUNK = 256  # queries per exact top-k call: a progress step of a few seconds on 3.3M vectors
 HEARTBEAT_S = 5.0  # the index stages' bars write at least this often, in a log too (no silent stage > 10 s)
-KINDS = ("flat", "hnsw", "ivf", "ivf-fp16", "ivf-pq")
-SERVED_KINDS = ("flat", "hnsw", "ivf", "ivf-fp16")  # what service.index.PoseIndex searches
-_CODES = {"ivf": "Flat", "ivf-fp16": "SQfp16", "ivf-pq": "RFlat"}  # the IVF kinds' codes in factory strings
+KINDS = ("flat", "hnsw", "ivf", "ivf-fp16")
+_CODES = {"ivf": "Flat", "ivf-fp16": "SQfp16"}  # the IVF kinds' codes in factory strings
 EF_SEARCH_CANDIDATES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 
 
@@ -87,14 +86,12 @@ class IndexPlan:
             return "Flat"
         if self.kind == "hnsw":
             return f"HNSW{self.hnsw_m},Flat"
-        code = f"PQ{self.dim // PQ_SUBVECTOR_DIMS},RFlat" if self.kind == "ivf-pq" else _CODES[self.kind]
-        return f"IVF{self.nlist},{code}"
+        return f"IVF{self.nlist},{_CODES[self.kind]}"
 
     def bytes_per_vector(self) -> int:
         """Stored bytes per vector (codes, plus the full vectors of a refine index; ids and graph links apart)."""
         full = 4 * self.dim
-        return {"flat": full, "hnsw": full, "ivf": full, "ivf-fp16": 2 * self.dim,
-                "ivf-pq": self.dim // PQ_SUBVECTOR_DIMS + full}[self.kind]
+        return {"flat": full, "hnsw": full, "ivf": full, "ivf-fp16": 2 * self.dim}[self.kind]
 
     def params(self) -> dict[str, int]:
         """The manifest's ``index.params``: the parameters, and the size limits that chose the kind."""
@@ -102,8 +99,6 @@ class IndexPlan:
                "bytes_per_vector": self.bytes_per_vector()}
         if self.ivf:
             out.update(nlist=self.nlist, train_points=self.train_points, kmeans_iterations=KMEANS_ITERATIONS)
-        if self.kind == "ivf-pq":
-            out.update(refine_factor=REFINE_FACTOR)
         if self.kind == "hnsw":
             out.update(hnsw_m=self.hnsw_m, ef_construction=HNSW_EF_CONSTRUCTION)
         return out
@@ -126,13 +121,13 @@ def explain(kind: str, auto: bool, num_vectors: int) -> str:
         return f"{num_vectors} vectors < {FLAT_LIMIT}: exact search"
     if kind == "hnsw":
         return f"{FLAT_LIMIT} <= {num_vectors} vectors < {HNSW_LIMIT}: HNSW builds in minutes and searches fastest"
-    return f"{num_vectors} vectors >= {HNSW_LIMIT}: IVF, where an HNSW graph would take too long to build"
+    return (f"{num_vectors} vectors >= {HNSW_LIMIT}: IVF (an HNSW graph would take too long to build) with float16 "
+            "vectors (half the memory and search time of float32, same recall)")
 
 
 def plan_reason(info) -> str:
     """``explain`` for a manifest's ``index`` section (``model.bundle_format.IndexInfo``)."""
-    kind = info.type if info.type != "ivf" else next(k for k in ("ivf-pq", "ivf-fp16", "ivf")
-                                                     if k == "ivf" or _CODES[k] in info.factory)
+    kind = info.type if info.type != "ivf" else "ivf-fp16" if _CODES["ivf-fp16"] in info.factory else "ivf"
     return explain(kind, bool(info.params.get("auto", 1)), info.ntotal)
 
 
@@ -142,12 +137,11 @@ def plan_index(num_vectors: int, dim: int, kind: str = "auto") -> IndexPlan:
         raise ValueError(f"unknown index kind {kind!r}: one of auto, {', '.join(KINDS)}")
     auto = kind == "auto"
     if auto:
-        kind = "flat" if num_vectors < FLAT_LIMIT else "hnsw" if num_vectors < HNSW_LIMIT else "ivf"
+        kind = "flat" if num_vectors < FLAT_LIMIT else "hnsw" if num_vectors < HNSW_LIMIT else "ivf-fp16"
     if kind in ("flat", "hnsw"):
         return IndexPlan(kind, dim, num_vectors=num_vectors, auto=auto)
     nlist = ivf_lists(num_vectors)
-    centroids = max(nlist, PQ_CENTROIDS) if kind == "ivf-pq" else nlist  # PQ trains 256 codes per sub-vector
-    return IndexPlan(kind, dim, nlist, min(num_vectors, TRAIN_POINTS_PER_LIST * centroids), num_vectors=num_vectors,
+    return IndexPlan(kind, dim, nlist, min(num_vectors, TRAIN_POINTS_PER_LIST * nlist), num_vectors=num_vectors,
                      auto=auto)
 
 
@@ -198,8 +192,6 @@ def build_index(vectors: np.ndarray, plan: IndexPlan, seed: int = 0, progress: b
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
     else:
         index = faiss.index_factory(plan.dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
-    if plan.kind == "ivf-pq":
-        faiss.downcast_index(index).k_factor = REFINE_FACTOR
     if plan.ivf:
         index = _train_ivf(index, vectors, plan, seed, progress)
     desc = f"{'linking' if plan.kind == 'hnsw' else 'adding'} {len(vectors)} vectors"
@@ -237,23 +229,21 @@ def _train_ivf(index: faiss.Index, vectors: np.ndarray, plan: IndexPlan, seed: i
 def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int, progress: bool = True) -> np.ndarray:
     """The exact top-k ids by inner product, the ground truth of recall@k.
 
-    Brute force through ``faiss.knn`` (blocked BLAS and a heap per query) in chunks of ``TRUTH_CHUNK`` queries for
-    the progress bar: on 3.3M vectors it is about 8 times faster than ``model.exact_search``, whose argpartition of
-    every (queries, N) score block made the ground truth the longest step of a build after k-means (measured:
-    1000 queries over 1M vectors, 2.5 s against 18.9 s, identical top-10).
+    Brute force through one ``faiss.knn`` call (blocked BLAS and a heap per query), which reports its elapsed time
+    while it runs. Measured on 2 cores, 1000 queries: over 1M vectors 2.5 s against 18.9 s for
+    ``model.exact_search`` (whose argpartition of every (queries, N) score block dominates), identical top-10;
+    over 3.3M vectors 6.7 s in one call against 9 s for each call of 256 queries.
 
     vectors: (N, D) float32; queries: (Q, D) float32. returns: (Q, min(k, N)) int64 row ids, best first.
     """
     k = min(k, len(vectors))
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    out = np.empty((len(queries), k), dtype=np.int64)
-    for start in progress_bar(range(0, len(queries), TRUTH_CHUNK), enabled=progress, unit="chunk",
-                              desc=f"exact top-{k} of {len(queries)} queries over {len(vectors)}",
-                              mininterval=HEARTBEAT_S, leave=False):
-        out[start : start + TRUTH_CHUNK] = faiss.knn(queries[start : start + TRUTH_CHUNK], vectors, k,
-                                                     metric=faiss.METRIC_INNER_PRODUCT)[1]
-    return out
+    found: list[np.ndarray] = []
+    with_heartbeat(f"exact top-{k} of {len(queries)} queries over {len(vectors)}",
+                   lambda: found.append(faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)[1]),
+                   progress)
+    return found[0]
 
 
 def search_kind(index: faiss.Index) -> str:
@@ -285,6 +275,12 @@ def recall_at_effort(index: faiss.Index, queries: np.ndarray, truth: np.ndarray,
     return recall_at_k(index.search(queries, truth.shape[1])[1], truth)
 
 
+def nprobe_candidates(nlist: int) -> list[int]:
+    """1, 2, 3, 4, 6, 8, 12, 16, ...: powers of two and the steps halfway, up to ``nlist``."""
+    steps = sorted({m * 2**i for i in range(max(1, nlist.bit_length())) for m in (2, 3)} | {1})
+    return [n for n in steps if n < nlist] + [nlist]
+
+
 @dataclass(frozen=True)
 class OperatingPoint:
     nprobe: int  # IVF lists probed; 0 for other indexes
@@ -296,8 +292,10 @@ class OperatingPoint:
 
 def choose_operating_point(index: faiss.Index, vectors: np.ndarray, queries: np.ndarray,
                            target: float = TARGET_RECALL, k: int = 10, progress: bool = True) -> OperatingPoint:
-    """The smallest nprobe (powers of two) or efSearch (``EF_SEARCH_CANDIDATES``) whose recall@k against exact
-    search reaches ``target``; the largest tried when none does.
+    """The smallest nprobe (``nprobe_candidates``) or efSearch (``EF_SEARCH_CANDIDATES``) whose recall@k against exact
+    search reaches ``target``. When none does, the best one tried: the search stops once ``PLATEAU_STEPS`` steps in
+    a row gained less than ``PLATEAU_GAIN`` (lossy codes cap recall; more effort only costs time), and a warning
+    says so.
 
     vectors: the indexed (N, D) vectors, for the exact ground truth. queries: (Q, D) real query embeddings.
     """
@@ -309,11 +307,13 @@ def choose_operating_point(index: faiss.Index, vectors: np.ndarray, queries: np.
     truth = exact_top_k(vectors, queries, k, progress)
     if kind == "ivf":
         nlist = faiss.extract_index_ivf(index).nlist
-        candidates = [2**i for i in range(math.ceil(math.log2(nlist)) + 1)]  # 1, 2, 4, ... to the first >= nlist
+        candidates = nprobe_candidates(nlist)
     else:
         candidates = [ef for ef in EF_SEARCH_CANDIDATES if ef >= k]
     name = "nprobe" if kind == "ivf" else "efSearch"
-    bar = progress_bar(candidates, desc=f"choosing {name} (recall@{k} >= {target})", enabled=progress, unit=name)
+    bar = progress_bar(candidates, desc=f"choosing {name} (recall@{k} >= {target})", enabled=progress, unit=name,
+                       mininterval=HEARTBEAT_S)
+    best, flat_steps = None, 0
     for effort in bar:
         efforts = {"nprobe": effort, "ef_search": 0} if kind == "ivf" else {"nprobe": 0, "ef_search": effort}
         set_search_effort(index, **efforts)
@@ -323,11 +323,21 @@ def choose_operating_point(index: faiss.Index, vectors: np.ndarray, queries: np.
                                latency_ms_per_query=1000 * (time.perf_counter() - start) / len(queries))
         bar.set_postfix(recall=f"{point.recall_at_10:.3f}")
         if point.recall_at_10 >= target:
+            best = point
+            break
+        flat_steps = flat_steps + 1 if best and point.recall_at_10 < best.recall_at_10 + PLATEAU_GAIN else 0
+        best = point if best is None or point.recall_at_10 > best.recall_at_10 else best
+        if flat_steps >= PLATEAU_STEPS:
             break
     bar.close()
-    LOG.info("operating point: %s %d, recall@%d %.3f, %.3f ms per query", name, effort, k, point.recall_at_10,
-             point.latency_ms_per_query)
-    return point
+    effort = best.nprobe or best.ef_search
+    set_search_effort(index, best.nprobe, best.ef_search)
+    if best.recall_at_10 < target:
+        LOG.warning("recall@%d stops at %.3f < %.2f: this index cannot reach the target", k, best.recall_at_10,
+                    target)
+    LOG.info("operating point: %s %d, recall@%d %.3f, %.3f ms per query", name, effort, k, best.recall_at_10,
+             best.latency_ms_per_query)
+    return best
 
 
 def write_index(index: faiss.Index, path: Path) -> None:

@@ -14,7 +14,7 @@ from index_builder.bundle import DEFAULT_VIEWS, build_bundle
 from index_builder.checkpoint import float16_change_mm, load_unihpr, save_weights
 from index_builder.config import DEFAULT_WEIGHTS, get_paths
 from index_builder.errors import ArtifactError, ConfigError
-from index_builder.indexing import SERVED_KINDS, plan_reason
+from index_builder.indexing import KINDS, plan_reason
 from index_builder.model_card import write_model_card
 from index_builder.motion_database import MotionDatabase
 from index_builder.sample import load_poses
@@ -36,11 +36,11 @@ def index(
     fps: Annotated[float | None, typer.Option(min=0.1, help="index each clip at about this many frames per "
                                                             "second (default: every frame)")] = None,
     index_kind: Annotated[str, typer.Option(help=f"FAISS index: auto (by size) or one of "
-                                                 f"{', '.join(SERVED_KINDS)}")] = "auto",
+                                                 f"{', '.join(KINDS)}")] = "auto",
 ) -> None:
     """Export the model to ONNX, embed the pose database under virtual views, index it and write the bundle."""
-    if index_kind not in ("auto", *SERVED_KINDS):
-        raise ConfigError(f"--index-kind {index_kind}: one of auto, {', '.join(SERVED_KINDS)}")
+    if index_kind not in ("auto", *KINDS):
+        raise ConfigError(f"--index-kind {index_kind}: one of auto, {', '.join(KINDS)}")
     torch.set_num_threads(threads)
     if not weights.is_file():
         raise ArtifactError(f"{weights}: no such model; train one with `unihpr-build train`")

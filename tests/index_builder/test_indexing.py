@@ -4,12 +4,12 @@ import faiss
 import numpy as np
 import pytest
 
+import model.bundle_format as fmt
 from index_builder.bundle import frames_at_rate, indexed_rates
 from index_builder.indexing import (
     FLAT_LIMIT,
     HNSW_LIMIT,
     MIN_POINTS_PER_LIST,
-    REFINE_FACTOR,
     TRAIN_POINTS_PER_LIST,
     build_index,
     choose_operating_point,
@@ -20,6 +20,12 @@ from index_builder.indexing import (
     search_kind,
     set_search_effort,
     training_sample,
+)
+from index_builder.library_update import (
+    compact,
+    measure_recall,
+    read_vectors,
+    retrain_reasons,
 )
 
 
@@ -37,8 +43,8 @@ def test_plan_follows_the_size():
     assert plan_index(FLAT_LIMIT, 128).kind == "hnsw"
     assert plan_index(HNSW_LIMIT - 1, 128).kind == "hnsw"
     plan = plan_index(3_334_760, 128)  # the whole Bandai library at 30 fps x 8 views
-    assert plan.kind == "ivf" and plan.nlist == 2048 and plan.auto
-    assert plan.factory == "IVF2048,Flat" and "IVF" in plan.reason
+    assert plan.kind == "ivf-fp16" and plan.nlist == 2048 and plan.auto and plan.manifest_type == "ivf"
+    assert plan.factory == "IVF2048,SQfp16" and "float16" in plan.reason
     params = plan.params()
     assert params["nlist"] == 2048 and params["auto"] == 1 and params["hnsw_limit"] == HNSW_LIMIT
     assert plan_index(FLAT_LIMIT, 128, "ivf").nlist <= FLAT_LIMIT // MIN_POINTS_PER_LIST
@@ -122,22 +128,6 @@ def test_float16_ivf_reaches_the_target_recall_in_half_the_memory(vectors):
     np.testing.assert_allclose(got, subset[:5], atol=1e-3)  # float16 codes
 
 
-def test_product_quantised_ivf_re_ranks_on_the_full_vectors():
-    vectors = clustered(5000)
-    plan = plan_index(len(vectors), 32, "ivf-pq")
-    index = build_index(vectors, plan, progress=False)
-    refine = faiss.downcast_index(index)
-    assert isinstance(refine, faiss.IndexRefineFlat) and refine.k_factor == REFINE_FACTOR
-    assert faiss.try_extract_index_ivf(index) is not None
-    np.testing.assert_array_equal(index.reconstruct_batch(np.arange(5, dtype=np.int64)), vectors[:5])
-    assert plan.train_points == len(vectors)  # PQ codebooks need more than 64 x nlist points here
-    set_search_effort(index, nprobe=plan.nlist)  # every list: what is left is the codes' error, then re-ranked
-    scores, found = index.search(vectors[:50], 10)
-    assert (found[:, 0] == np.arange(50)).mean() >= 0.9
-    exact = np.einsum("qd,qkd->qk", vectors[:50], vectors[found])
-    np.testing.assert_allclose(scores, exact, atol=1e-5)  # re-ranked by the stored vectors' inner products
-
-
 def test_flat_is_exact():
     vectors = clustered(2000)
     index = build_index(vectors, plan_index(len(vectors), 32), progress=False)
@@ -164,3 +154,36 @@ def test_fps_keeps_frame_numbers(sample_db):
     assert slow.clip[first] == 2 and (first == 0 or slow.clip[first - 1] == 1)
     assert indexed_rates(db30, 10) == [10.0] and indexed_rates(db30, None) == [30.0]
     assert len(frames_at_rate(db30, 60)) == len(db30)  # never faster than the clip
+
+
+def test_hnsw_library_changes_rebuild_the_graph(vectors):
+    """`unihpr-build remove` on an HNSW bundle: the graph cannot drop vectors, so compaction rebuilds it over the
+    kept ones; recall after the change is measured at the stored efSearch."""
+    subset = vectors[:5000]
+    index = build_index(subset, plan_index(len(subset), 32, "hnsw"), progress=False)
+    queries = clustered(200, seed=2)
+    point = choose_operating_point(index, subset, clustered(200, seed=1), progress=False)
+    keep = np.random.default_rng(0).random(len(subset)) > 0.3
+    compact(index, keep)
+    assert index.ntotal == keep.sum()
+    np.testing.assert_array_equal(read_vectors(index, np.arange(index.ntotal)), subset[keep])
+    recall = measure_recall(index, 0, queries, ef_search=point.ef_search)
+    assert recall >= 0.93 and faiss.downcast_index(index).hnsw.efSearch == point.ef_search
+    _, found = index.search(subset[keep][:20], 1)
+    np.testing.assert_array_equal(found[:, 0], np.arange(20))
+
+    info = fmt.IndexInfo(type="hnsw", factory="HNSW32,Flat", metric="inner_product", ntotal=int(index.ntotal),
+                         params={}, operating_point=fmt.OperatingPointInfo(
+                             nprobe=0, recall_at_10=0.96, queries=200, latency_ms_per_query=0.1, ef_search=64),
+                         history=fmt.IndexHistory(trained_vectors=5000, removed_vectors=4000, recall_at_10=0.9))
+    assert retrain_reasons(info) == ["recall@10 0.900 < 0.95 at efSearch 64"]  # no list drift for a graph
+
+
+def test_operating_point_stops_where_lossy_codes_cap_recall(caplog):
+    vectors = clustered(5000)
+    index = faiss.index_factory(32, "IVF16,SQ4", faiss.METRIC_INNER_PRODUCT)  # 4-bit codes: recall stays low
+    index.train(vectors)
+    index.add(vectors)
+    point = choose_operating_point(index, vectors, clustered(200, seed=1), target=0.999, progress=False)
+    assert point.recall_at_10 < 0.999 and faiss.extract_index_ivf(index).nprobe == point.nprobe
+    assert "cannot reach the target" in caplog.text
