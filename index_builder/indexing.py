@@ -3,16 +3,17 @@
 Inner product on L2-normalised embeddings (= cosine). Kinds (``plan_index``; measured choices in
 benchmarks/README.md, "index_fidelity.py"):
 - ``flat``: exact, below ``FLAT_LIMIT`` vectors.
-- ``hnsw``: ``IndexHNSWFlat`` (M = ``HNSW_M``), from ``FLAT_LIMIT`` to ``HNSW_LIMIT`` vectors, where its graph
-  builds within the time target on 2 cores and searches fastest; operating point: ``efSearch``.
-- ``ivf``: IVF-Flat with about sqrt(N) lists, k-means on ``TRAIN_POINTS_PER_LIST`` points per list
-  (FAISS warns below 39; little is gained beyond about 64) for ``KMEANS_ITERATIONS``; operating point: ``nprobe``.
-- ``ivf-fp16``: the same lists with the vectors in float16 (scalar quantiser ``SQfp16``), from ``HNSW_LIMIT``:
-  half the memory and about half the search time of IVF-Flat at the same recall (measured on 3.3M vectors:
-  recall@10 0.981 vs 0.982, 866 vs 1680 MiB, one query 0.29 vs 0.57 ms; adding takes about 18 s longer). 8-bit
-  ``SQ8`` codes lose recall: it stays below 0.95 at any nprobe; so do 32-byte PQ codes re-ranked on the full
-  vectors (``IVF2048,PQ32,RFlat``, 4 x k candidates: recall@10 0.80 at nprobe 48, and 1782 MiB with the full
-  vectors kept for the re-ranking).
+- ``ivf-fp16``, the default from ``FLAT_LIMIT``: IVF with about sqrt(N) lists, k-means on
+  ``TRAIN_POINTS_PER_LIST`` points per list (FAISS warns below 39; little is gained beyond about 64) for
+  ``KMEANS_ITERATIONS``, the vectors stored in float16 (scalar quantiser ``SQfp16``); operating point: ``nprobe``.
+  Against float32 (``ivf``, IVF-Flat) on 3.3M vectors: recall@10 0.969 vs 0.969 on independent queries, 866 vs
+  1680 MiB, one query 0.28 vs 0.45 ms. 8-bit ``SQ8`` codes lose recall (below 0.95 at any nprobe); so do 32-byte
+  PQ codes re-ranked on 4 x k full vectors (``IVF2048,PQ32,RFlat``: 0.80, and 1782 MiB with the full vectors).
+- ``ivf``: the same with float32 vectors.
+- ``hnsw``: ``IndexHNSWFlat`` (M = ``HNSW_M``), only when asked for: on these embeddings (database pose3d
+  vectors, pose2d queries from noisy random views) it never won. At 250k and 500k vectors it needed efSearch 192
+  and 512 for recall@10 0.95 (0.28 and 0.73 ms per query) and 20 and 37 s to build, where IVF took 2 and 4 s
+  and answered in 0.09 and 0.12 ms; at 1M it stopped at 0.91. Operating point: ``efSearch``.
 
 Every operating point is the smallest effort that reaches ``TARGET_RECALL`` recall@10 against exact search on
 real query embeddings; recall on other, independent queries is what ``benchmarks/index_fidelity.py`` reports.
@@ -38,10 +39,9 @@ from index_builder.progress import progress_bar
 LOG = logging.getLogger(__name__)
 
 FLAT_LIMIT = 100_000  # below: exact search is fast enough and needs no training
-HNSW_LIMIT = 1_000_000  # below: HNSW (measured: build time grows past the 2-minute target above about this)
 MIN_POINTS_PER_LIST = 39  # below this FAISS warns that k-means training is unreliable
 TRAIN_POINTS_PER_LIST = 64  # k-means sample per list: FAISS gains little beyond 64-100
-KMEANS_ITERATIONS = 10  # FAISS's default is 25; measured: same recall@10 at the same nprobe (benchmarks/README.md)
+KMEANS_ITERATIONS = 10  # FAISS's default 25 took 41 s more (3.3M vectors, 4096 lists) to save one nprobe step
 HNSW_M = 32  # graph neighbours per vector
 HNSW_EF_CONSTRUCTION = 40  # FAISS's default
 TARGET_RECALL = 0.95
@@ -95,8 +95,7 @@ class IndexPlan:
 
     def params(self) -> dict[str, int]:
         """The manifest's ``index.params``: the parameters, and the size limits that chose the kind."""
-        out = {"auto": int(self.auto), "flat_limit": FLAT_LIMIT, "hnsw_limit": HNSW_LIMIT,
-               "bytes_per_vector": self.bytes_per_vector()}
+        out = {"auto": int(self.auto), "flat_limit": FLAT_LIMIT, "bytes_per_vector": self.bytes_per_vector()}
         if self.ivf:
             out.update(nlist=self.nlist, train_points=self.train_points, kmeans_iterations=KMEANS_ITERATIONS)
         if self.kind == "hnsw":
@@ -119,10 +118,8 @@ def explain(kind: str, auto: bool, num_vectors: int) -> str:
         return f"{kind} asked for"
     if kind == "flat":
         return f"{num_vectors} vectors < {FLAT_LIMIT}: exact search"
-    if kind == "hnsw":
-        return f"{FLAT_LIMIT} <= {num_vectors} vectors < {HNSW_LIMIT}: HNSW builds in minutes and searches fastest"
-    return (f"{num_vectors} vectors >= {HNSW_LIMIT}: IVF (an HNSW graph would take too long to build) with float16 "
-            "vectors (half the memory and search time of float32, same recall)")
+    return (f"{num_vectors} vectors >= {FLAT_LIMIT}: IVF with float16 vectors (half the memory of float32, faster "
+            "search, same recall; HNSW builds slower and needs more search effort on these embeddings)")
 
 
 def plan_reason(info) -> str:
@@ -137,7 +134,7 @@ def plan_index(num_vectors: int, dim: int, kind: str = "auto") -> IndexPlan:
         raise ValueError(f"unknown index kind {kind!r}: one of auto, {', '.join(KINDS)}")
     auto = kind == "auto"
     if auto:
-        kind = "flat" if num_vectors < FLAT_LIMIT else "hnsw" if num_vectors < HNSW_LIMIT else "ivf-fp16"
+        kind = "flat" if num_vectors < FLAT_LIMIT else "ivf-fp16"
     if kind in ("flat", "hnsw"):
         return IndexPlan(kind, dim, num_vectors=num_vectors, auto=auto)
     nlist = ivf_lists(num_vectors)

@@ -216,8 +216,10 @@ def _queries(folder: Path, poses: np.ndarray) -> np.ndarray:
 
 
 def _write(bundle: Path, out: Path, verified: fmt.VerifiedBundle, library: _Library, index: faiss.Index,
-           history: fmt.IndexHistory, licence: str, started: float) -> tuple[fmt.Manifest, float]:
-    """Write the changed library as a new bundle at ``out`` (verified before it is renamed into place)."""
+           history: fmt.IndexHistory, licence: str, started: float,
+           fps: list[float]) -> tuple[fmt.Manifest, float]:
+    """Write the changed library as a new bundle at ``out`` (verified before it is renamed into place); ``fps``:
+    the indexed frame rates (a bundle built with ``--fps`` indexes its clips below their own rates)."""
     old = verified.manifest
     meta = library.metadata
     with atomic_directory(out) as tmp:
@@ -242,7 +244,7 @@ def _write(bundle: Path, out: Path, verified: fmt.VerifiedBundle, library: _Libr
             "database": old.database.model_copy(update={
                 "poses": len(library.poses), "clips": len(meta["clip_name"]),
                 "source": ", ".join(clip_sources),
-                "fps": sorted({float(f) for f in meta["clip_fps"]}),
+                "fps": fps,
                 "contents": sorted(set(meta["clip_content"].tolist())),
                 "styles": sorted(set(meta["clip_style"].tolist()))}),
             "licence": licence,
@@ -305,7 +307,8 @@ def add_clips(bundle: Path, db: MotionDatabase, out: Path | None = None, progres
     history = _history(old)
     history = history.model_copy(update={"added_vectors": history.added_vectors + len(vectors)})
     licence = old.licence if db.licence in old.licence else f"{old.licence}\n\n{db.licence}"
-    manifest, recall = _write(bundle, out, verified, library, index, history, licence, started)
+    fps = sorted(set(old.database.fps) | {float(f) for f in db.clips.fps})  # new clips come at their own rate
+    manifest, recall = _write(bundle, out, verified, library, index, history, licence, started, fps)
     return LibraryChange(out, manifest, names, len(vectors), recall, retrain_reasons(manifest.index),
                          time.perf_counter() - started)
 
@@ -342,6 +345,7 @@ def remove_clips(bundle: Path, clips: list[str], out: Path | None = None) -> Lib
     removed = int((~keep_pose).sum()) * views
     history = _history(old)
     history = history.model_copy(update={"removed_vectors": history.removed_vectors + removed})
-    manifest, recall = _write(bundle, out, verified, library, index, history, old.licence, started)
+    manifest, recall = _write(bundle, out, verified, library, index, history, old.licence, started,
+                              old.database.fps)
     return LibraryChange(out, manifest, sorted(set(clips)), removed, recall, retrain_reasons(manifest.index),
                          time.perf_counter() - started)

@@ -8,7 +8,6 @@ import model.bundle_format as fmt
 from index_builder.bundle import frames_at_rate, indexed_rates
 from index_builder.indexing import (
     FLAT_LIMIT,
-    HNSW_LIMIT,
     MIN_POINTS_PER_LIST,
     TRAIN_POINTS_PER_LIST,
     build_index,
@@ -40,13 +39,13 @@ def clustered(n, dim=32, clusters=200, seed=0, centre_seed=0):
 
 def test_plan_follows_the_size():
     assert plan_index(FLAT_LIMIT - 1, 128).kind == "flat"
-    assert plan_index(FLAT_LIMIT, 128).kind == "hnsw"
-    assert plan_index(HNSW_LIMIT - 1, 128).kind == "hnsw"
+    assert plan_index(FLAT_LIMIT, 128).kind == "ivf-fp16"
+    assert plan_index(500_000, 128, "hnsw").kind == "hnsw"  # only when asked for
     plan = plan_index(3_334_760, 128)  # the whole Bandai library at 30 fps x 8 views
     assert plan.kind == "ivf-fp16" and plan.nlist == 2048 and plan.auto and plan.manifest_type == "ivf"
     assert plan.factory == "IVF2048,SQfp16" and "float16" in plan.reason
     params = plan.params()
-    assert params["nlist"] == 2048 and params["auto"] == 1 and params["hnsw_limit"] == HNSW_LIMIT
+    assert params["nlist"] == 2048 and params["auto"] == 1 and params["bytes_per_vector"] == 256
     assert plan_index(FLAT_LIMIT, 128, "ivf").nlist <= FLAT_LIMIT // MIN_POINTS_PER_LIST
     with pytest.raises(ValueError, match="unknown index kind"):
         plan_index(10, 8, "lsh")
