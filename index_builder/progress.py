@@ -70,15 +70,6 @@ def progress_bar(iterable: Iterable | None = None, desc: str | None = None, tota
     return bar(iterable, desc=desc, total=total, disable=not enabled, file=file, **options)
 
 
-def chunk_progress(desc: str, enabled: bool = True, **options):
-    """A ``chunks=`` wrapper for ``model.exact_search.exact_search``: a bar over its chunk starts."""
-
-    def wrap(starts: Iterable[int]) -> Iterator[int]:
-        return iter(progress_bar(starts, desc=desc, enabled=enabled, unit="chunk", leave=False, **options))
-
-    return wrap
-
-
 @contextmanager
 def stage_lines(level: int = logging.INFO) -> Iterator[None]:
     """Send ``logging`` records (the builder's per-stage lines) to stderr as plain messages, for the length of

@@ -91,15 +91,9 @@ def test_k_larger_than_the_gallery_returns_every_row_in_order(metric):
     assert (np.sort(I, axis=1) == np.arange(5)).all()
 
 
-def test_chunks_wrapper_sees_every_chunk_start():
+def test_grouped_blocks_without_exclusions_equal_one_faiss_call():
     rng = np.random.default_rng(6)
-    seen = []
-
-    def record(starts):
-        seen.extend(starts)
-        return starts
-
     queries, gallery = unit_vectors(rng, 25, 4), unit_vectors(rng, 30, 4)
-    _, I = exact_search(queries, gallery, 3, chunk=10, chunks=record)
-    assert seen == [0, 10, 20]
-    np.testing.assert_array_equal(I, exact_search(queries, gallery, 3)[1])
+    groups = np.arange(30) % 5
+    _, I_blocks = exact_search(queries, gallery, 3, query_groups=np.full(25, -1), gallery_groups=groups, chunk=10)
+    np.testing.assert_array_equal(I_blocks, exact_search(queries, gallery, 3)[1])  # blocks of 10 = one faiss call
