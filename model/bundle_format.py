@@ -163,7 +163,8 @@ class DatabaseInfo(_Section):
     views: int = Field(gt=0)
     clips: int = Field(ge=0)
     source: str
-    fps: list[float]
+    fps: list[float] = Field(description="the frame rates the poses were indexed at (metadata's clip_fps is "
+                                         "the source rate that frame numbers count in)")
     contents: list[str]
     styles: list[str]
     view_azimuths_deg: list[float]

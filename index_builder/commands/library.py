@@ -28,7 +28,9 @@ def _report(change: LibraryChange, verb: str) -> None:
     typer.echo(f"{change.out}: {verb} {len(change.clips)} clip(s), {change.vectors} vectors; now "
                f"{manifest.database.clips} clips, {manifest.index.ntotal} vectors ({manifest.model_version}) in "
                f"{change.seconds:.1f} s")
-    typer.echo(f"  recall@10 {change.recall_at_10:.3f} at the stored nprobe {manifest.index.operating_point.nprobe}; "
+    point = manifest.index.operating_point
+    effort = f"efSearch {point.ef_search}" if manifest.index.type == "hnsw" else f"nprobe {point.nprobe}"
+    typer.echo(f"  recall@10 {change.recall_at_10:.3f} at the stored {effort}; "
                f"since training: {history.trained_vectors} trained, +{history.added_vectors} "
                f"-{history.removed_vectors} vectors")
     if change.retrain:
