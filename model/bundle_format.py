@@ -350,8 +350,10 @@ def load_index(folder: Path, manifest: Manifest, mmap: bool = False):
     return index
 
 
-def load_sessions(folder: Path, manifest: Manifest, options=None) -> dict[str, Any]:
-    """Every graph of ``GRAPHS`` in ONNX Runtime, each run on a probe batch of 2 and its output shape checked."""
+def load_sessions(folder: Path, manifest: Manifest, options=None,
+                  providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> dict[str, Any]:
+    """Every graph of ``GRAPHS`` in ONNX Runtime (on ``providers``, in order of preference), each run on a probe
+    batch of 2 and its output shape checked."""
     import onnxruntime as ort
 
     joints, dim = len(manifest.joints.names), manifest.embedding.dim
@@ -360,7 +362,7 @@ def load_sessions(folder: Path, manifest: Manifest, options=None) -> dict[str, A
         path = folder / graph.filename
         shape_in, shape_out = graph.shapes(joints, dim)
         try:
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(path), options, providers=list(providers))
             out = session.run(None, {session.get_inputs()[0].name: np.zeros((2, *shape_in), np.float32)})[0]
         except Exception as err:  # ONNX Runtime raises its own exception types for malformed graphs
             raise BundleError(f"{path}: does not load in ONNX Runtime: {err}") from err
@@ -370,8 +372,8 @@ def load_sessions(folder: Path, manifest: Manifest, options=None) -> dict[str, A
     return sessions
 
 
-def verify_bundle(folder: Path, load_models: bool = True, session_options=None,
-                  mmap_index: bool = False) -> VerifiedBundle:
+def verify_bundle(folder: Path, load_models: bool = True, session_options=None, mmap_index: bool = False,
+                  providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> VerifiedBundle:
     """Everything a service checks before it serves a bundle; returns what it loaded or raises BundleError.
 
     Hashes of every file (the manifest by its sidecar), the manifest's fields and types, array shapes, the index's
@@ -383,5 +385,5 @@ def verify_bundle(folder: Path, load_models: bool = True, session_options=None,
     verify_files(folder, manifest)
     poses, rotations, metadata = load_arrays(folder, manifest)
     index = load_index(folder, manifest, mmap=mmap_index)
-    sessions = load_sessions(folder, manifest, session_options) if load_models else None
+    sessions = load_sessions(folder, manifest, session_options, providers) if load_models else None
     return VerifiedBundle(folder, manifest, poses, rotations, metadata, index, sessions)

@@ -25,6 +25,7 @@ from model.motion_sources import SourceStore
 from model.skeleton import H36M17
 from service.catalog import PoseCatalog
 from service.config import Settings
+from service.device import Device
 from service.encoder import OnnxModels, session_options
 from service.images import DetectorPool
 from service.index import PoseIndex
@@ -71,17 +72,19 @@ class Bundle:
         return self.manifest.licence
 
 
-def load_bundle(path: Path, settings: Settings,
+def load_bundle(path: Path, settings: Settings, device: Device,
                 on_batch: Callable[[str, int, int], None] | None = None) -> Bundle:
-    """Verify and load the bundle at ``path``; raises BundleError naming the file and the fault."""
+    """Verify and load the bundle at ``path`` on ``device``; raises BundleError naming the file and the fault."""
     started = time.perf_counter()
-    verified = verify_bundle(Path(path), session_options=session_options(settings.ort_threads))
+    verified = verify_bundle(Path(path), session_options=session_options(settings.ort_threads),
+                             providers=device.providers)
     path, manifest = verified.path, verified.manifest
     if manifest.joints.names != list(H36M17.names):
         raise BundleError(f"{path}: joint order {manifest.joints.names} is not h36m17", "joints.names")
     point = manifest.index.operating_point
     pose_index = PoseIndex(verified.index, manifest.database.views, nprobe=point.nprobe, ef_search=point.ef_search,
-                           exact_fraction=settings.exact_filter_fraction, threads=settings.faiss_threads)
+                           exact_fraction=settings.exact_filter_fraction, threads=settings.faiss_threads,
+                           use_gpu=device.faiss_gpu)
     models = OnnxModels(verified.sessions, len(manifest.joints.names), manifest.embedding.dim, settings.microbatch,
                         settings.microbatch_max_rows, on_batch)
     catalog = PoseCatalog(verified.poses, verified.rotations, verified.metadata, manifest.database.view_azimuths_deg)

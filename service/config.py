@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     max_search_effort: float = Field(16.0, ge=1.0, description="upper bound of the request's search_effort")
 
     # --- compute
+    device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="cpu; gpu (ONNX Runtime's CUDA provider and FAISS GPUs required, else start-up fails); "
+                            "auto (the GPU when both are present)")
     ort_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per session (spinning off)")
     faiss_threads: int = Field(1, ge=1, description="FAISS OpenMP threads per search")
     detector_instances: int = Field(2, ge=1, description="BlazePose instances (one LiteRT interpreter pair each)")

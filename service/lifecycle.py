@@ -23,6 +23,7 @@ from PIL import Image
 from model.bundle_format import BundleError
 from service.artifacts import Bundle, load_bundle
 from service.config import Settings
+from service.device import choose_device
 from service.errors import ArtifactMismatchError, BundleRejectedError
 from service.memory import configure_allocator
 
@@ -41,7 +42,7 @@ def install(app: FastAPI, bundle: Bundle) -> None:
 
 async def load(app: FastAPI, path: Path) -> Bundle:
     settings, metrics = app.state.settings, app.state.metrics
-    return await anyio.to_thread.run_sync(load_bundle, path, settings, metrics.observe_microbatch)
+    return await anyio.to_thread.run_sync(load_bundle, path, settings, app.state.device, metrics.observe_microbatch)
 
 
 def resolve_under_root(name: str | None, settings: Settings) -> Path:
@@ -129,6 +130,7 @@ async def reload(app: FastAPI, name: str | None) -> tuple[Bundle, str | None]:
 async def lifespan(app: FastAPI):
     """Process-wide settings, then the configured bundle (fail fast unless ``require_bundle`` is off)."""
     settings = app.state.settings
+    app.state.device = choose_device(settings.device)  # refuses to start when a required GPU is missing
     configure_allocator()
     Image.MAX_IMAGE_PIXELS = settings.max_image_pixels  # Pillow's own bomb check at the service's limit
     # Pillow warns between 1x and 2x its limit; service.images refuses those images itself (413), so the warning

@@ -34,9 +34,11 @@ async def metrics(metrics: MetricsDep) -> Response:
 
 @router.get("/info", summary="The served bundle: manifest summary, licence, limits",
             dependencies=[Depends(require_read_key)], responses=error_responses(401, 503))
-async def info(bundle: BundleDep, settings: SettingsDep) -> JSONResponse:
+async def info(request: Request, bundle: BundleDep, settings: SettingsDep) -> JSONResponse:
     limits = {"max_body_bytes": settings.max_body_bytes, "max_batch": settings.max_batch,
               "max_image_pixels": settings.max_image_pixels, "max_people": settings.max_people,
               "min_visible_joints": settings.min_visible_joints, "k": [1, MAX_K],
               "max_search_effort": settings.max_search_effort, "image_formats": ["JPEG", "PNG"]}
-    return JSONResponse({**bundle_info(bundle), "limits": limits})
+    device = request.app.state.device
+    return JSONResponse({**bundle_info(bundle), "limits": limits,
+                         "device": {"onnx_providers": list(device.providers), "faiss_gpu": device.faiss_gpu}})
