@@ -260,6 +260,24 @@ class JointTransforms:
     rotations: np.ndarray
 
 
+def chain_transforms(parents, translations: np.ndarray, local: np.ndarray) -> JointTransforms:
+    """World transforms from local ones, the one forward-kinematics step of every skeleton format.
+
+    parents: (J,) parent index per joint, -1 for a root, parents before their children.
+    translations: (T, J, 3) each joint's origin in its parent's frame (a root's in the world).
+    local: (T, J, 3, 3) each joint's frame in its parent's, acting on column vectors.
+    """
+    positions = np.zeros(translations.shape)
+    rotations = np.zeros(local.shape)
+    for j, parent in enumerate(parents):
+        if parent < 0:
+            positions[:, j], rotations[:, j] = translations[:, j], local[:, j]
+        else:
+            positions[:, j] = positions[:, parent] + np.einsum("tij,tj->ti", rotations[:, parent], translations[:, j])
+            rotations[:, j] = rotations[:, parent] @ local[:, j]
+    return JointTransforms(positions=positions, rotations=rotations)
+
+
 def forward_kinematics(clip: BvhClip, scale: float) -> JointTransforms:
     """World transforms of every joint (SPEC section 4 conventions, see module docstring).
 
@@ -267,25 +285,15 @@ def forward_kinematics(clip: BvhClip, scale: float) -> JointTransforms:
     """
     skel = clip.skeleton
     frames = clip.num_frames
-    positions = np.zeros((frames, len(skel.names), 3))
-    rotations = np.zeros((frames, len(skel.names), 3, 3))
+    translations = np.broadcast_to(skel.offsets * scale, (frames, len(skel.names), 3)).copy()
+    local = np.broadcast_to(np.eye(3), (frames, len(skel.names), 3, 3)).copy()
     column = 0
     for j, chans in enumerate(skel.channels):
-        translation = np.broadcast_to(skel.offsets[j] * scale, (frames, 3)).copy()
-        local = np.broadcast_to(np.eye(3), (frames, 3, 3))
         for ch in chans:
             values = clip.motion[:, column]
             column += 1
             if ch in _POSITION_CHANNELS:
-                translation[:, _AXES[ch[0]]] = values * scale
+                translations[:, j, _AXES[ch[0]]] = values * scale
             else:
-                local = local @ axis_rotation(ch[0], values)
-        parent = skel.parents[j]
-        if parent < 0:
-            positions[:, j] = translation
-            rotations[:, j] = local
-        else:
-            parent_rot = rotations[:, parent]
-            positions[:, j] = positions[:, parent] + np.einsum("tij,tj->ti", parent_rot, translation)
-            rotations[:, j] = parent_rot @ local
-    return JointTransforms(positions=positions, rotations=rotations)
+                local[:, j] = local[:, j] @ axis_rotation(ch[0], values)
+    return chain_transforms(skel.parents, translations, local)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.bvh import JointTransforms
+from index_builder.bvh import JointTransforms, chain_transforms
 from index_builder.errors import DataFileError
 from index_builder.ingest.config import UNIT_TO_MM, IngestConfig
 from index_builder.ingest.motion_clip import MotionClip
@@ -79,17 +79,12 @@ def forward_kinematics(skeleton: ExpmapSkeleton, rows: np.ndarray, scale: float)
     on column vectors (joint frame -> world)."""
     count = len(rows)
     expmaps = rows[:, ROOT_COLUMNS:].reshape(count, len(skeleton.names), 3)  # (T, J, 3)
-    local = expmap_to_matrix(expmaps)  # (T, J, 3, 3), row-vector convention
-    positions = np.zeros((count, len(skeleton.names), 3))
-    row_rot = np.zeros_like(local)
+    local = np.swapaxes(expmap_to_matrix(expmaps), -1, -2)  # (T, J, 3, 3): the file's row-vector convention turned
+    translations = np.broadcast_to(skeleton.offsets * scale, (count, len(skeleton.names), 3)).copy()
     for i, parent in enumerate(skeleton.parents):
         if parent < 0:
-            row_rot[:, i] = local[:, i]
-            positions[:, i] = (skeleton.offsets[i] + rows[:, [2, 1, 0]]) * scale
-        else:
-            positions[:, i] = skeleton.offsets[i] * scale @ row_rot[:, parent] + positions[:, parent]
-            row_rot[:, i] = local[:, i] @ row_rot[:, parent]
-    return JointTransforms(positions=positions, rotations=np.swapaxes(row_rot, -1, -2))
+            translations[:, i] = (skeleton.offsets[i] + rows[:, [2, 1, 0]]) * scale
+    return chain_transforms(skeleton.parents, translations, local)
 
 
 def read_cmu_expmap_clip(path: Path, config: IngestConfig) -> MotionClip:

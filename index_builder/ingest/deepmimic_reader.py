@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.bvh import JointTransforms, axis_rotation
+from index_builder.bvh import JointTransforms, axis_rotation, chain_transforms
 from index_builder.errors import DataFileError
 from index_builder.ingest.config import UNIT_TO_MM, IngestConfig
 from index_builder.ingest.motion_clip import MotionClip
@@ -89,29 +89,23 @@ def load_skeleton(path: Path) -> DeepMimicSkeleton:
 def forward_kinematics(skeleton: DeepMimicSkeleton, frames: np.ndarray, scale: float) -> JointTransforms:
     """frames: (T, values_per_frame) float64; scale: m -> output unit. returns positions (T, J, 3) in that unit."""
     count = len(frames)
-    positions = np.zeros((count, len(skeleton.names), 3))
-    rotations = np.zeros((count, len(skeleton.names), 3, 3))
+    translations = np.zeros((count, len(skeleton.names), 3))
+    local = np.zeros((count, len(skeleton.names), 3, 3))
     column = DURATION_COLUMN
     for j, kind in enumerate(skeleton.types):
         values = frames[:, column : column + VALUES_PER_TYPE[kind]]
         column += VALUES_PER_TYPE[kind]
         if kind == "none":
-            local, offset = quaternion_to_matrix(values[:, 3:7]), values[:, 0:3] * scale
+            local[:, j], translations[:, j] = quaternion_to_matrix(values[:, 3:7]), values[:, 0:3] * scale
+            continue
+        if kind == "spherical":
+            local[:, j] = quaternion_to_matrix(values)
+        elif kind == "revolute":
+            local[:, j] = axis_rotation("Z", np.degrees(values[:, 0]))
         else:
-            if kind == "spherical":
-                local = quaternion_to_matrix(values)
-            elif kind == "revolute":
-                local = axis_rotation("Z", np.degrees(values[:, 0]))
-            else:
-                local = np.broadcast_to(np.eye(3), (count, 3, 3))
-            offset = np.broadcast_to(skeleton.attach[j] * scale, (count, 3))
-        parent = skeleton.parents[j]
-        if parent < 0:
-            positions[:, j], rotations[:, j] = offset, local
-        else:
-            positions[:, j] = positions[:, parent] + np.einsum("tij,tj->ti", rotations[:, parent], offset)
-            rotations[:, j] = rotations[:, parent] @ local
-    return JointTransforms(positions=positions, rotations=rotations)
+            local[:, j] = np.eye(3)
+        translations[:, j] = skeleton.attach[j] * scale
+    return chain_transforms(skeleton.parents, translations, local)
 
 
 def read_deepmimic_clip(path: Path, config: IngestConfig) -> MotionClip:
