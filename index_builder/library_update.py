@@ -184,6 +184,12 @@ def _load(bundle: Path) -> tuple[fmt.VerifiedBundle, _Library]:
     return verified, _Library(verified.poses, verified.metadata, sources)
 
 
+def _open(bundle: Path, out: Path | None) -> tuple[fmt.VerifiedBundle, _Library, Path]:
+    """The bundle to change, its library, and where the new version goes."""
+    verified, library = _load(bundle)
+    return verified, library, _output(bundle, verified.manifest, None if out is None else Path(out))
+
+
 def _revision(model_version: str) -> tuple[str, int]:
     """'unihpr-default-2026+lib3' -> ('unihpr-default-2026', 3)."""
     found = REVISION.search(model_version)
@@ -273,10 +279,8 @@ def add_clips(bundle: Path, db: MotionDatabase, out: Path | None = None, progres
     """
     started = time.perf_counter()
     bundle = Path(bundle)
-    verified, library = _load(bundle)
-    old = verified.manifest
-    out = _output(bundle, old, None if out is None else Path(out))
-    meta = library.metadata
+    verified, library, out = _open(bundle, out)
+    old, meta = verified.manifest, library.metadata
     names = db.clips.name.tolist()
     clash = sorted(set(names) & set(meta["clip_name"].tolist()))
     if clash:
@@ -320,10 +324,8 @@ def remove_clips(bundle: Path, clips: list[str], out: Path | None = None) -> Lib
     """
     started = time.perf_counter()
     bundle = Path(bundle)
-    verified, library = _load(bundle)
-    old = verified.manifest
-    out = _output(bundle, old, None if out is None else Path(out))
-    meta = library.metadata
+    verified, library, out = _open(bundle, out)
+    old, meta = verified.manifest, library.metadata
     names = meta["clip_name"].tolist()
     unknown = sorted(set(clips) - set(names))
     if unknown:
