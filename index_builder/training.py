@@ -26,6 +26,7 @@ from model.losses import DecoderLoss, PairwiseInfoNCE, SingularValueLoss
 from model.martinez import MartinezLifter
 from model.metrics import mpjpe
 from model.networks import UniHPR
+from model.perspective_crop import to_real_camera
 
 PHASES = ("align", "decode", "done")
 
@@ -176,13 +177,31 @@ def train_unihpr(config: TrainConfig, train_db: MotionDatabase, val_db: MotionDa
     return TrainResult(checkpoint=out, wall_seconds=state["wall_seconds"], history=state["history"])
 
 
+MARTINEZ_INPUTS = ("crop", "rays")
+
+
+def martinez_pairs(views: Views, inputs: str) -> tuple[np.ndarray, np.ndarray]:
+    """What a Martinez lifter reads and must answer: (N, 17, 2) float32 input, (N, 17, 3) float32 mm target.
+
+    inputs: "crop" reads x, y of UniHPR's pose2d features (box-normalised, after the perspective crop) and answers
+        in the crop's virtual camera; "rays" reads the absolute undistorted image coordinates (the pixels with the
+        intrinsics applied, as Martinez et al. read pixels from calibrated cameras) and answers in the real camera.
+    """
+    if inputs == "crop":
+        return views.pose2d[..., :2], views.pose3d
+    if inputs == "rays":
+        return views.rays, to_real_camera(views.pose3d, views.crop).astype(np.float32)
+    raise ValueError(f"unknown Martinez inputs {inputs!r}; known: {', '.join(MARTINEZ_INPUTS)}")
+
+
 def train_martinez(config: TrainConfig, train_db: MotionDatabase, val_db: MotionDatabase, out: Path,
                    budget_poses: int | None, device: torch.device | None = None, progress: bool = True,
-                   noise: DetectorNoise | None = None) -> TrainResult:
+                   noise: DetectorNoise | None = None, inputs: str = "crop") -> TrainResult:
     """The Martinez lifter on the same views as UniHPR's pose2d encoder.
 
     budget_poses: train on exactly this many poses (the same-budget baseline); None trains to convergence with
     early stopping on the validation views (at most ``martinez_max_steps``), keeping the best weights.
+    inputs: see ``martinez_pairs``; recorded in the checkpoint.
     """
     device = device or select_device()
     torch.manual_seed(config.seed)
@@ -190,7 +209,8 @@ def train_martinez(config: TrainConfig, train_db: MotionDatabase, val_db: Motion
     sampler = TrainingViews(train_db.every_nth_frame(config.frame_step).poses, config.seed, config.augment,
                             noise or DetectorNoise.load())
     val_views = validation_views(val_db, config.val_poses)
-    val_input = torch.from_numpy(val_views.pose2d[..., :2]).to(device)
+    val_x, val_target = martinez_pairs(val_views, inputs)
+    val_input = torch.from_numpy(val_x).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     total = budget_poses // config.martinez_batch_size if budget_poses else config.martinez_max_steps
     decay = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=0.96 ** (1 / 1000))  # x0.96 every 1k steps
@@ -200,9 +220,9 @@ def train_martinez(config: TrainConfig, train_db: MotionDatabase, val_db: Motion
                        enabled=progress, unit="step")
     for step in range(1, total + 1):
         model.train()
-        views = sampler.batch(config.martinez_batch_size)
-        pred = model(torch.from_numpy(views.pose2d[..., :2]).to(device))
-        loss = (pred - torch.from_numpy(views.pose3d).to(device)).norm(dim=-1).mean()
+        x, target = martinez_pairs(sampler.batch(config.martinez_batch_size), inputs)
+        pred = model(torch.from_numpy(x).to(device))
+        loss = (pred - torch.from_numpy(target).to(device)).norm(dim=-1).mean()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -212,7 +232,7 @@ def train_martinez(config: TrainConfig, train_db: MotionDatabase, val_db: Motion
         if step % config.validate_every == 0 or step == total:
             model.eval()
             with torch.no_grad():
-                val = float(mpjpe(model(val_input).cpu().numpy(), val_views.pose3d).mean())
+                val = float(mpjpe(model(val_input).cpu().numpy(), val_target).mean())
             history.append({"step": step, "val_mpjpe_mm": val, "wall_seconds": round(time.perf_counter() - started, 1)})
             bar.set_postfix(val_mpjpe=f"{val:.1f}")
             if val < best:
@@ -228,5 +248,5 @@ def train_martinez(config: TrainConfig, train_db: MotionDatabase, val_db: Motion
     wall = time.perf_counter() - started
     save_checkpoint(out, config, {"model": model.state_dict(), "steps": step, "poses_drawn":
                                   step * config.martinez_batch_size, "wall_seconds": wall, "history": history,
-                                  "early_stopping": budget_poses is None})
+                                  "early_stopping": budget_poses is None, "inputs": inputs})
     return TrainResult(checkpoint=out, wall_seconds=wall, history=history)

@@ -1,8 +1,12 @@
 """Views of mocap poses as the three modalities see them: the training and evaluation batches.
 
 A batch takes world poses, optionally changes their bone lengths and mirrors them, puts a camera in front of each
-(a random camera or one of the H36M-like rig), and returns for every pose: the root-relative camera-frame 3D, the
-clean projected 2D, 2D with Gaussian noise and missing joints (what users send), and detector-like image features.
+(a random camera aimed at the pelvis or turned so the person sits anywhere in the frame, a camera of the H36M-like
+ring, or a camera of a sampled studio rig with the subject somewhere on its floor; with or without lens
+distortion), projects the joints to pixels, and takes the perspective crop (``model.perspective_crop``) with the
+camera's intrinsics, or with the service's default field of view for a share of poses, as a request without a
+camera gets. It returns for every pose: the root-relative 3D in the crop's virtual camera, the clean 2D,
+2D with Gaussian noise and missing joints (what users send), and detector-like image features.
 """
 
 from __future__ import annotations
@@ -13,16 +17,35 @@ import numpy as np
 
 from index_builder.detector_noise import DetectorNoise
 from index_builder.motion_database import MotionDatabase
-from model.camera_rigs import H36M_LIKE_RIG, RANDOM_CAMERAS, RandomCameraConfig, RingRig, random_cameras, ring_cameras
-from model.cameras import Camera, project_to_pixels, world_to_camera
+from model.camera_rigs import (
+    H36M_LIKE_RIG,
+    RANDOM_CAMERAS,
+    RandomCameraConfig,
+    RingRig,
+    choose,
+    fixed_rig_cameras,
+    inside_image,
+    intrinsics_of,
+    lens_distortion,
+    off_axis,
+    pixels_of,
+    random_cameras,
+    ring_cameras,
+)
+from model.cameras import Camera, world_to_camera
 from model.features import image_features, pose2d_features, pose3d_features
 from model.normalization import normalize_2d
+from model.perspective_crop import crop_rays, default_intrinsics, pixels_to_rays
 from model.skeleton import H36M17, ROOT
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    rig_fraction: float = 0.3  # share of poses seen through the H36M-like rig, the rest through random cameras
+    rig_fraction: float = 0.2  # share of poses seen through the H36M-like ring
+    fixed_rig_fraction: float = 0.3  # share seen through a sampled studio rig (the rest: random cameras)
+    off_axis_fraction: float = 0.6  # share of the random cameras turned so the person is anywhere in the frame
+    distortion_fraction: float = 0.5  # share of all cameras with lens distortion
+    default_fov_fraction: float = 0.2  # share cropped with the default field of view, not the camera's intrinsics
     bone_scale: float = 0.08  # each bone (left and right alike) scaled by U(1 - s, 1 + s)
     global_scale: float = 0.08  # the whole skeleton scaled by U(1 - s, 1 + s)
     mirror: bool = True  # mirror half the poses left-right
@@ -31,16 +54,20 @@ class AugmentConfig:
     missing_2d_prob: float = 0.1  # share of pose2d inputs with 1-3 joints missing
 
 
-NO_AUGMENT = AugmentConfig(rig_fraction=0.0, bone_scale=0.0, global_scale=0.0, mirror=False, noise_2d_prob=0.0,
-                           missing_2d_prob=0.0)
+NO_AUGMENT = AugmentConfig(rig_fraction=0.0, fixed_rig_fraction=0.0, off_axis_fraction=0.0, distortion_fraction=0.0,
+                           default_fov_fraction=0.0, bone_scale=0.0, global_scale=0.0, mirror=False,
+                           noise_2d_prob=0.0, missing_2d_prob=0.0)
 
 
 @dataclass(frozen=True)
 class Views:
-    """One camera view of N poses.
+    """One camera view of N poses, after the perspective crop.
 
-    pose3d: (N, 17, 3) float32 mm, root-relative camera frame. clean2d: (N, 17, 2) float32 normalised.
-    pose2d, image: (N, 17, 3) float32 encoder features (see ``model.features``). pose3d_features likewise.
+    pose3d: (N, 17, 3) float32 mm, root-relative, in the crop's virtual camera. clean2d: (N, 17, 2) float32
+    normalised. pose2d, image: (N, 17, 3) float32 encoder features (see ``model.features``). pose3d_features
+    likewise. crop: (N, 3, 3) real camera -> virtual camera; ``pose3d`` in the real camera is
+    ``model.perspective_crop.to_real_camera(pose3d, crop)``. rays: (N, 17, 2) float32, the 2D before the crop as
+    undistorted normalised image coordinates (x / z, y / z): absolute positions with the intrinsics applied.
     """
 
     pose3d: np.ndarray
@@ -48,6 +75,8 @@ class Views:
     pose2d: np.ndarray
     image: np.ndarray
     pose3d_features: np.ndarray
+    crop: np.ndarray
+    rays: np.ndarray
 
 
 def scale_bones(poses: np.ndarray, rng: np.random.Generator, bone_scale: float, global_scale: float) -> np.ndarray:
@@ -71,15 +100,24 @@ def mirror(poses: np.ndarray) -> np.ndarray:
 
 
 def view_poses(world: np.ndarray, camera: Camera, rng: np.random.Generator, noise: DetectorNoise,
-               augment: AugmentConfig) -> Views:
-    """Project world poses through one camera each and build every modality's features.
+               augment: AugmentConfig, default_fov: np.ndarray | None = None) -> Views:
+    """Project world poses through one camera each, crop, and build every modality's features.
 
-    world: (N, 17, 3) mm, world frame (Y up). camera: fields of shape (N, ...).
+    world: (N, 17, 3) mm, world frame (Y up). camera: fields of shape (N, ...), every joint in front of it.
+    default_fov: (N,) bool, crop those poses with ``default_intrinsics`` of the image size (the lens unknown)
+        instead of the camera's own intrinsics.
     """
-    cam3d = world_to_camera(world, camera)
-    pixels = project_to_pixels(cam3d, camera)
-    clean, _, _ = normalize_2d(pixels)
     n = world.shape[0]
+    intrinsics = intrinsics_of(camera)
+    if default_fov is not None and default_fov.any():
+        assumed = default_intrinsics(camera.size)
+        intrinsics = type(intrinsics)(*(np.where(default_fov[:, None], a, b) for a, b in
+                                        zip((assumed.focal, assumed.principal_point, assumed.distortion),
+                                            (intrinsics.focal, intrinsics.principal_point, intrinsics.distortion))))
+    rays, _ = pixels_to_rays(pixels_of(world, camera), intrinsics)
+    crop_2d, crop = crop_rays(rays)
+    cam3d = np.einsum("nij,nkj->nki", crop, world_to_camera(world, camera))
+    clean, _, _ = normalize_2d(crop_2d)
 
     noisy = clean.astype(np.float64)
     sigma = np.where(rng.random(n) < augment.noise_2d_prob, rng.uniform(0, augment.noise_2d_sigma, n), 0.0)
@@ -96,6 +134,8 @@ def view_poses(world: np.ndarray, camera: Camera, rng: np.random.Generator, nois
         pose2d=pose2d_features(noisy, confidence),
         image=image_features(detected, visibility),
         pose3d_features=pose3d_features(cam3d),
+        crop=crop.astype(np.float32),
+        rays=rays.astype(np.float32),
     )
 
 
@@ -112,15 +152,40 @@ def augment_poses(world: np.ndarray, rng: np.random.Generator, augment: AugmentC
 
 def sample_cameras(pelvis: np.ndarray, rng: np.random.Generator, rig_fraction: float,
                    rig: RingRig = H36M_LIKE_RIG, random_config: RandomCameraConfig = RANDOM_CAMERAS) -> Camera:
-    """One camera per pose: a random rig camera with probability ``rig_fraction``, else a random camera."""
+    """One camera aimed at each pelvis: a random H36M-like ring camera with probability ``rig_fraction``, else a
+    random camera."""
     n = pelvis.shape[0]
     rnd = random_cameras(pelvis, rng, random_config)
     use_rig = rng.random(n) < rig_fraction
     if not use_rig.any():
         return rnd
-    rig_cams = ring_cameras(pelvis, rig)[np.arange(n), rng.integers(0, rig.num_cameras, n)]
-    pick = lambda a, b: np.where(use_rig.reshape((n,) + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
-    return Camera(*(pick(getattr(rig_cams, f), getattr(rnd, f)) for f in ("rotation", "position", "focal", "center", "size")))
+    return choose(use_rig, ring_cameras(pelvis, rig)[np.arange(n), rng.integers(0, rig.num_cameras, n)], rnd)
+
+
+def real_cameras(world: np.ndarray, rng: np.random.Generator, augment: AugmentConfig) -> tuple[np.ndarray, Camera]:
+    """Cameras as real ones are: aimed at the pelvis (the ring and some random cameras), turned so the person is
+    anywhere in the frame, or fixed studio rigs with the subject somewhere on the floor; lenses with distortion
+    for a share. A pose a rig camera cannot see whole keeps its random camera.
+
+    world: (N, 17, 3) mm. returns: the poses (moved onto the studio floor where a rig sees them) and N cameras.
+    """
+    n = world.shape[0]
+    camera = sample_cameras(world[:, ROOT], rng, augment.rig_fraction / max(1e-9, 1 - augment.fixed_rig_fraction))
+    turn = rng.random(n) < augment.off_axis_fraction
+    if turn.any():
+        camera = choose(turn, off_axis(world, camera, rng), camera)
+    use_rig = rng.random(n) < augment.fixed_rig_fraction
+    if use_rig.any():
+        moved, rig = fixed_rig_cameras(world, rng)
+        use_rig &= inside_image(moved, rig)
+        world = np.where(use_rig[:, None, None], moved, world)
+        camera = choose(use_rig, rig, camera)
+    lens = rng.random(n) < augment.distortion_fraction
+    if lens.any():
+        distorted = Camera(camera.rotation, camera.position, camera.focal, camera.center, camera.size,
+                           lens_distortion(n, rng))
+        camera = choose(lens & inside_image(world, distorted), distorted, camera)
+    return world, camera
 
 
 class TrainingViews:
@@ -136,8 +201,9 @@ class TrainingViews:
     def batch(self, size: int) -> Views:
         rows = self.rng.integers(0, len(self.world), size)
         world = augment_poses(self.world[rows], self.rng, self.augment)
-        camera = sample_cameras(world[:, ROOT], self.rng, self.augment.rig_fraction)
-        return view_poses(world, camera, self.rng, self.noise, self.augment)
+        world, camera = real_cameras(world, self.rng, self.augment)
+        default_fov = self.rng.random(size) < self.augment.default_fov_fraction
+        return view_poses(world, camera, self.rng, self.noise, self.augment, default_fov)
 
     def state(self) -> dict:
         return self.rng.bit_generator.state

@@ -11,17 +11,20 @@ from dataclasses import dataclass
 import numpy as np
 
 WORLD_UP = np.array([0.0, 1.0, 0.0])
+CAMERA_FIELDS = ("rotation", "position", "focal", "center", "size", "distortion")
 
 
 @dataclass(frozen=True)
 class Camera:
-    """A pinhole camera without distortion.
+    """A pinhole camera, with OpenCV's lens distortion where ``distortion`` is set.
 
     rotation: (*B, 3, 3) world -> camera rotation (rows are the camera's x, y, z axes in world coordinates).
     position: (*B, 3) camera centre in world coordinates, mm.
     focal: (*B, 2) focal lengths (fx, fy), pixels.
     center: (*B, 2) principal point (cx, cy), pixels.
     size: (*B, 2) image width and height, pixels.
+    distortion: (*B, 5) k1, k2, p1, p2, k3 (``model.perspective_crop``), or None for none.
+    ``project_to_pixels`` is the pinhole projection; ``model.perspective_crop.rays_to_pixels`` applies the lens.
     """
 
     rotation: np.ndarray
@@ -29,9 +32,10 @@ class Camera:
     focal: np.ndarray
     center: np.ndarray
     size: np.ndarray
+    distortion: np.ndarray | None = None
 
     def __getitem__(self, index) -> Camera:
-        return Camera(*(getattr(self, f)[index] for f in ("rotation", "position", "focal", "center", "size")))
+        return Camera(*(None if getattr(self, f) is None else getattr(self, f)[index] for f in CAMERA_FIELDS))
 
     def __len__(self) -> int:
         return self.position.shape[0]

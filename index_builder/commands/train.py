@@ -57,14 +57,16 @@ def train(run: RunOpt = Path("runs/default"), preset: PresetOpt = "default", set
 @app.command()
 def baselines(run: RunOpt = Path("runs/default"), preset: PresetOpt = "default", set_: SetOpt = None,
               use_sample: SampleOpt = False, threads: ThreadsOpt = 2) -> None:
-    """Train the Martinez lifter at UniHPR's budget and to convergence with early stopping."""
+    """Train the Martinez lifter at UniHPR's budget and to convergence with early stopping on UniHPR's 2D
+    features, and to convergence on absolute image coordinates with the intrinsics (``martinez_absolute``)."""
     config, train_db, val_db = _prepare(run, preset, set_, threads, use_sample)
-    for name, budget in (("martinez_budget", config.poses_drawn), ("martinez_converged", None)):
+    for name, budget, inputs in (("martinez_budget", config.poses_drawn, "crop"), ("martinez_converged", None, "crop"),
+                                 ("martinez_absolute", None, "rays")):
         out = run / f"{name}.pt"
         if out.exists():
             typer.echo(f"{out}: exists, kept")
             continue
-        result = train_martinez(config, train_db, val_db, out, budget_poses=budget)
+        result = train_martinez(config, train_db, val_db, out, budget_poses=budget, inputs=inputs)
         typer.echo(f"{out}: trained in {result.wall_seconds / 60:.1f} min, best val MPJPE "
                    f"{min(h['val_mpjpe_mm'] for h in result.history):.1f} mm")
 
