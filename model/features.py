@@ -5,6 +5,10 @@
 - image: BlazePose landmarks mapped to h36m17, normalised the same way over all joints, then the sigmoid
   visibility per joint.
 - pose3d: root-relative (pelvis = 0) camera-frame joints in metres.
+
+2D from a real camera first goes through the perspective crop (``model.perspective_crop``): the ``cropped_*``
+functions take pixels and the camera's intrinsics and also return the rotation that takes the lifted 3D back to
+the real camera (its transpose).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from model.normalization import normalize_2d
+from model.perspective_crop import Intrinsics, perspective_crop
 from model.skeleton import ROOT
 
 MM_PER_M = 1000.0
@@ -41,3 +46,26 @@ def image_features(keypoints: np.ndarray, visibility: np.ndarray) -> np.ndarray:
 def pose3d_features(poses: np.ndarray) -> np.ndarray:
     """poses: (N, 17, 3) mm, camera frame -> (N, 17, 3) float32 metres, pelvis at the origin."""
     return ((poses - poses[:, ROOT : ROOT + 1]) / MM_PER_M).astype(np.float32)
+
+
+def cropped_pose2d_features(pixels: np.ndarray, confidence: np.ndarray,
+                            intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """pixels: (N, 17, 2) (NaN where missing); confidence: (N, 17), 0 = missing; intrinsics: N rows.
+
+    returns: (N, 17, 3) float32 ``pose2d_features`` of the perspective crop, (N, 3, 3) real -> virtual camera
+        rotation, (N,) undistortion residual (``model.perspective_crop.undistort_rays``).
+    """
+    visible = (confidence > 0) & np.isfinite(pixels).all(-1)
+    crop, rotation, residual = perspective_crop(pixels, intrinsics, visible)
+    return pose2d_features(np.where(visible[..., None], crop, np.nan), confidence), rotation, residual
+
+
+def cropped_image_features(pixels: np.ndarray, visibility: np.ndarray,
+                           intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """pixels: (N, 17, 2) detector joints; visibility: (N, 17); intrinsics: N rows.
+
+    returns: (N, 17, 3) float32 ``image_features`` of the perspective crop (of all joints, as the detector
+        always gives them), (N, 3, 3) real -> virtual camera rotation.
+    """
+    crop, rotation, _ = perspective_crop(pixels, intrinsics)
+    return image_features(crop, visibility), rotation
