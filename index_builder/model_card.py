@@ -46,8 +46,14 @@ def model_card(weights: Path, report: dict | None, db: MotionDatabase, float16_c
         f"{'one shared trunk' if config.model.encoder.shared_trunk else 'one trunk per modality'} with "
         "per-modality representation tokens.",
         f"- Wall time: {state['wall_seconds'] / 60:.1f} min of training on a 2-core CPU machine, both steps.",
-        "- Views: random cameras (azimuth 0-360, elevation -10..45 deg, 2.5-8 m, focal 600-2000 px, roll +-10) and "
-        f"the H36M-like rig ({config.augment.rig_fraction:.0%}); bone lengths x U(1 +- {config.augment.bone_scale}) "
+        "- Views: random cameras (azimuth 0-360, elevation -10..45 deg, 2.5-8 m, focal 600-2000 px, roll +-10), "
+        f"{config.augment.off_axis_fraction:.0%} of them turned so the person sits anywhere in the frame; the "
+        f"H36M-like ring ({config.augment.rig_fraction:.0%}); sampled studio rigs "
+        f"({config.augment.fixed_rig_fraction:.0%}: cameras 3-7 m out, 1-2.5 m high, aimed near the floor centre, "
+        "field of view 35-80 deg, the subject anywhere in a 1.5 m disc of the floor); lens distortion on "
+        f"{config.augment.distortion_fraction:.0%}; every 2D view perspective-cropped (`model/perspective_crop.py`) "
+        f"with its camera's intrinsics, or with the default field of view for {config.augment.default_fov_fraction:.0%}"
+        f"; bone lengths x U(1 +- {config.augment.bone_scale}) "
         f"and skeleton size x U(1 +- {config.augment.global_scale}); mirroring; image features with the detector "
         "noise calibrated on the labelled photos (`index_builder/data/detector_noise.json`).",
         "",

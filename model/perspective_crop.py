@@ -114,7 +114,8 @@ def pixels_to_rays(pixels: np.ndarray, intrinsics: Intrinsics) -> tuple[np.ndarr
 
 def rays_to_pixels(rays: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
     """rays: (N, J, 2) undistorted -> (N, J, 2) pixels with the lens distortion applied."""
-    return distort_rays(rays, intrinsics.distortion) * intrinsics.focal[:, None, :] + intrinsics.principal_point[:, None, :]
+    distorted = distort_rays(rays, intrinsics.distortion)
+    return distorted * intrinsics.focal[:, None, :] + intrinsics.principal_point[:, None, :]
 
 
 def crop_rotation(direction: np.ndarray) -> np.ndarray:
