@@ -32,8 +32,8 @@ def evaluate(
     images: Annotated[bool, typer.Option(help="image -> lift3d on the labelled photos (needs the BlazePose "
                                               "models; fetched once)")] = True,
 ) -> None:
-    """Lifting, retrieval (paper and Pr-VIPE protocols), alignment and the seed study on held-out clips; image ->
-    lift3d and the detector error statistics on the labelled photos."""
+    """Lifting, the fixed real rig, retrieval (paper and Pr-VIPE protocols), alignment and the seed study on held-out
+    clips; image -> lift3d, photo consistency and the detector error statistics on the labelled photos."""
     unihpr_checkpoint(run)  # fail before loading the poses
     torch.set_num_threads(threads)
     db, path = load_poses(get_paths(), prefer_cache=not use_sample)
@@ -55,10 +55,22 @@ def evaluate(
         line += f", {record} {lift[record]['mpjpe_mm']:.1f} mm"
     typer.echo(f"{line}; mean recall@1 {result['alignment']['mean_recall_at_1']:.3f}; "
                f"{result['wall_seconds']['total']:.0f} s")
+    rig = result["real_rig"]
+    if rig["status"] == "computed":
+        run = rig["runs"]["intrinsics"]
+        line = (f"fixed real rig ({rig['subject']} H36M cameras, intrinsics given, {rig['views']} views): UniHPR "
+                f"{run['lifters']['unihpr']['mpjpe_mm']:.1f} mm")
+        if run["better_martinez"]:
+            line += f", {run['better_martinez']} {run['lifters'][run['better_martinez']]['mpjpe_mm']:.1f} mm"
+        typer.echo(line)
     photos = result["image_lifting"]
     if photos["status"] == "computed":
         pck = photos["pooled"]["pck"]
         typer.echo(f"labelled photos, PCK@{photos['pck_fraction']:g} over {photos['pooled']['people']} people: "
                    f"lifted {pck['lifted']:.3f}, detector 2D (same fit) {pck['detector_fitted']:.3f}")
+    consistency = result["photo_consistency"]
+    if consistency["status"] == "computed" and consistency["people"]:
+        typer.echo(f"photo consistency over {consistency['people']} people: median misalignment "
+                   f"{consistency['angle_deg']['median']:.2f} degrees")
     for path in written:
         typer.echo(f"  {path}")

@@ -5,11 +5,13 @@
     adapters.py          the torch models as numpy encode / decode / lifters
     pose_errors.py       per-pose top-1 errors (mm), their means, the MPJPE oracle
     lifting.py           lifting MPJPE / PA-MPJPE per 2D condition, camera set-up and content
+    real_cameras.py      the fixed real rig: published H36M cameras, subject moving, distorted 2D, off-axis bins
     retrieval_paper.py   the paper's retrieval protocol, clip-excluded variant and oracle floor
     retrieval_prvipe.py  the Pr-VIPE protocol: Hit@k at NP-MPJPE <= threshold
     alignment.py         cross-modal recall@1
     seed_study.py        singular-value vs pairwise-only over seeds
     images.py            image -> lift3d on the labelled photos, detector error statistics
+    photo_consistency.py a known camera rotation of the photos rotates the lifted pose alike
     checkpoints.py       the run's checkpoints and how the report names them
     run.py               evaluate_run: every section into one dict
     report.py            eval.json, eval.md and the plots

@@ -2,11 +2,14 @@
 
 Every labelled person of ``../shared/data/pose-images`` that BlazePose finds (the calibration's own loading and
 one-to-one IoU >= 0.5 matching: ``index_builder.labelled_photos``) is featurised as the service does
-(33 landmarks -> h36m17 by ``layout_to_h36m17(kp, "blazepose33", visibility)`` -> ``image_features``), lifted by
-the UniHPR image encoder and 3D decoder, and its camera-frame 3D projected orthographically (x, y; OpenCV axes,
-so x right and y down as in the image) with a scale >= 0 and a translation fitted by least squares onto the
-labelled 2D joints. PCK@0.1: a joint is correct within 0.1 of the label box's diagonal (also PCK@0.05 and the
-mean error as a fraction of that diagonal, because PCK@0.1 is near 1 for every pose on these photos).
+(33 landmarks -> h36m17 by ``layout_to_h36m17(kp, "blazepose33", visibility)``, in pixels -> the perspective crop
+with the photo's intrinsics as the service takes them (``photo_intrinsics``: the EXIF focal length where present,
+else the default field of view of the width) -> ``cropped_image_features``), lifted by the UniHPR image encoder
+and 3D decoder, rotated back into the photo's camera frame (``to_real_camera``), and that 3D projected
+orthographically (x, y; OpenCV axes, so x right and y down as in the image) with a scale >= 0 and a translation
+fitted by least squares onto the labelled 2D joints.
+PCK@0.1: a joint is correct within 0.1 of the label box's diagonal (also PCK@0.05 and the mean error as a
+fraction of that diagonal, because PCK@0.1 is near 1 for every pose on these photos).
 
 The joints compared are those the label defines with the shared formulas (``LabelledPerson.joints``: COCO-17 by
 ``layout_to_h36m17(..., "coco17")``, MPII-16 and CrowdPose-14 their limbs plus pelvis / thorax / spine from the
@@ -22,9 +25,9 @@ Three 2D poses are scored on the same joints, so the reader sees what the liftin
 - ``detector``: BlazePose's h36m17 2D as detected, no fit.
 
 Whole-body left/right swaps are scored as detected (the calibration mirrors them only to estimate sigmas).
-All 2D work happens in the label's normalised units (``Match``: 1 = the longer half-side of the label pose's
-box); PCK and the least-squares fit are invariant to that similarity, and so is ``image_features``, which
-normalises the detection over its own box.
+All 2D scoring happens in the label's normalised units (``Match``: 1 = the longer half-side of the label pose's
+box); PCK and the least-squares fit are invariant to that similarity. The lifting alone reads the detection back
+in pixels, because the perspective crop needs the pixels and the photo's intrinsics.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from index_builder.blazepose_assets import BlazePoseFiles
 from index_builder.config import portable_path
@@ -49,8 +53,10 @@ from index_builder.labelled_photos import (
     people_per_dataset,
     photos_present,
 )
-from model.features import image_features
+from model.features import cropped_image_features
 from model.networks import UniHPR
+from model.normalization import normalize_2d
+from model.perspective_crop import Intrinsics, default_intrinsics, focal_from_35mm, to_real_camera
 from model.skeleton import H36M17
 
 LOG = logging.getLogger(__name__)
@@ -61,6 +67,8 @@ SCORED = ("lifted", "detector_fitted", "detector")  # the 2D poses scored, see t
 OWN_HEAD_TOP = ("head_top", "head")  # dataset points used as head_top where the formula has none
 J = H36M17.index
 DECIMALS = 5
+EXIF_IFD = 0x8769
+EXIF_FOCAL_35MM = 0xA405  # FocalLengthIn35mmFilm
 
 
 def fit_scale_translation(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
@@ -100,18 +108,60 @@ def target_joints(match: Match) -> np.ndarray:
 
 
 @torch.no_grad()
-def lift_matches(model: UniHPR, matches: list[Match]) -> np.ndarray:
-    """The service's image path on each match: (M, 17, 3) float32 mm, root-relative camera frame.
-
-    The features are ``image_features(detection, visibility)`` of BlazePose's h36m17 (``Match.detection``, in
-    the label's normalised units: ``image_features`` re-normalises over the detection's own box, so this equals
-    the features of the detection in pixels up to rounding).
-    """
-    detection = np.stack([m.detection for m in matches])  # (M, 17, 2)
-    visibility = np.stack([m.visibility for m in matches])  # (M, 17)
-    features = torch.from_numpy(image_features(detection, visibility))  # (M, 17, 3)
+def lift_camera_frame(model: UniHPR, pixels: np.ndarray, visibility: np.ndarray,
+                      intrinsics: Intrinsics) -> np.ndarray:
+    """The service's image path: detector h36m17 pixels (M, 17, 2) and visibilities (M, 17), the photos'
+    intrinsics (M rows) -> perspective crop -> image encoder -> 3D decoder -> (M, 17, 3) float64 mm, root-relative,
+    in the photo's camera frame (OpenCV axes)."""
+    features, rotation = cropped_image_features(np.asarray(pixels, np.float64), visibility, intrinsics)
     model.eval()
-    return model.decoder3d(model.encode(features, "image")).numpy()
+    virtual = model.decoder3d(model.encode(torch.from_numpy(features), "image")).numpy()
+    return to_real_camera(virtual.astype(np.float64), rotation)
+
+
+def detection_pixels(match: Match) -> np.ndarray:
+    """(17, 2) BlazePose's h36m17 of a match back in the photo's pixels (``Match.detection`` is in the label's
+    normalised units: the same normalisation of the label's box points undone)."""
+    _, centre, scale = normalize_2d(match.person.box_points()[None])
+    return match.detection * float(scale[0]) + centre[0]
+
+
+def photo_intrinsics(image: Image.Image) -> tuple[Intrinsics, str]:
+    """One row of intrinsics for an opened photo, by the service's rules (``service/camera.py``), and their source:
+    ``exif`` (FocalLengthIn35mmFilm of the Exif IFD, or of the main IFD: f35 / 36 mm x the long side) or
+    ``default_fov`` (``default_intrinsics``: 60 degrees over the width); principal point at the centre, no lens
+    distortion. The photo is taken as stored (the labels are in that orientation)."""
+    size = np.array([image.size], dtype=np.float64)
+    intrinsics = default_intrinsics(size)
+    try:
+        exif = image.getexif()
+        f35 = float(exif.get_ifd(EXIF_IFD).get(EXIF_FOCAL_35MM, exif.get(EXIF_FOCAL_35MM)) or 0.0)
+    except Exception:  # a broken EXIF block only means no focal length
+        f35 = 0.0
+    if not f35 > 0:
+        return intrinsics, "default_fov"
+    focal = focal_from_35mm(size.max(axis=1), f35)
+    return Intrinsics(np.stack([focal, focal], -1), intrinsics.principal_point, intrinsics.distortion), "exif"
+
+
+def lift_matches(model: UniHPR, matches: list[Match]) -> tuple[np.ndarray, list[str]]:
+    """The service's image path on each match: (M, 17, 3) float64 mm, root-relative, the photo's camera frame, and
+    each photo's intrinsics source.
+
+    The detection goes back to pixels (``detection_pixels``) and through ``lift_camera_frame`` with the photo's
+    intrinsics (``photo_intrinsics``), as the service lifts a photo sent without a camera.
+    """
+    pixels = np.stack([detection_pixels(m) for m in matches])  # (M, 17, 2)
+    visibility = np.stack([m.visibility for m in matches])  # (M, 17)
+    cameras = {}
+    for m in matches:
+        if m.person.image not in cameras:
+            with Image.open(m.person.image) as image:
+                cameras[m.person.image] = photo_intrinsics(image)
+    rows = [cameras[m.person.image][0] for m in matches]
+    intrinsics = Intrinsics(*(np.concatenate([getattr(r, f) for r in rows])
+                              for f in ("focal", "principal_point", "distortion")))
+    return lift_camera_frame(model, pixels, visibility, intrinsics), [cameras[m.person.image][1] for m in matches]
 
 
 def score_matches(matches: list[Match], lifted: np.ndarray) -> list[dict]:
@@ -211,7 +261,8 @@ def evaluate_images(model: UniHPR, pose_images: Path, blazepose_files: BlazePose
     labelled = people_per_dataset(people)
     if not matches:
         raise ValueError(f"{pose_images}: BlazePose found none of the {len(people)} labelled people")
-    rows = score_matches(matches, lift_matches(model, matches))
+    lifted, sources = lift_matches(model, matches)
+    rows = score_matches(matches, lifted)
     _, report = estimate(matches)
     report["people_labelled"] = labelled
     committed = json.loads(REPORT_PATH.read_text()) if REPORT_PATH.is_file() else None
@@ -221,12 +272,14 @@ def evaluate_images(model: UniHPR, pose_images: Path, blazepose_files: BlazePose
     lifting = {
         "status": "computed", "pose_images": portable_path(pose_images), "pck_fraction": PCK_FRACTION,
         "protocol": (f"every labelled person that BlazePose finds (IoU >= {FOUND_IOU:g}, one-to-one): image features "
-                     "as the service makes them -> UniHPR image encoder -> 3D decoder -> x, y with a least-squares "
+                     "as the service makes them (perspective crop with the photo's default intrinsics) -> UniHPR "
+                     "image encoder -> 3D decoder -> the photo's camera frame -> x, y with a least-squares "
                      f"scale (>= 0) and translation onto the label's 2D joints; PCK@{PCK_FRACTION:g} (and "
                      f"{', '.join(f'@{f:g}' for f in PCK_FRACTIONS[1:])}) of the label box diagonal, mean error as "
                      "a fraction of it. Joints: those the label defines with the shared formulas, plus the dataset's "
                      "own head top (MPII head_top, CrowdPose head) as head_top where the formula has none. "
                      "detector_fitted: BlazePose's h36m17 2D with the same fit; detector: as detected"),
+        "intrinsics": {source: sources.count(source) for source in sorted(set(sources))},
         **pck_summary(rows, labelled),
         "wall_seconds": round(time.perf_counter() - start, 1),
     }

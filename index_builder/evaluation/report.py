@@ -24,9 +24,11 @@ PLOTS = {
     "prvipe": "eval_prvipe_hit_at_k.png",
     "alignment": "eval_alignment.png",
     "study": "eval_seed_study.png",
+    "real_rig": "eval_real_rig.png",  # only when the fixed real rig was evaluated (every run since it exists)
 }
 IMAGE_PLOT = "eval_image_pck.png"  # only when the labelled photos were evaluated
 MODEL_COLOURS = {"unihpr": "tab:blue", "martinez_budget": "tab:gray", "martinez_converged": "tab:orange",
+                 "martinez_absolute": "tab:purple",
                  "nn_2d": "tab:green", "singular_value": "tab:blue", "pairwise": "tab:red"}
 
 
@@ -47,6 +49,10 @@ def write_report(result: dict, out: Path) -> list[Path]:
         _plot_study(result["seed_study"], plots["study"])
     else:
         plots.pop("study")
+    if result.get("real_rig", {}).get("status") == "computed":
+        _plot_real_rig(result["real_rig"], plots["real_rig"])
+    else:
+        plots.pop("real_rig")
     if result.get("image_lifting", {}).get("status") == "computed":
         plots["image"] = out / IMAGE_PLOT
         _plot_image(result["image_lifting"], plots["image"])
@@ -86,6 +92,9 @@ def summary_paragraph(r: dict) -> str:
     else:
         parts.append(f"Lifting from ground-truth 2D on the H36M-like rig, UniHPR reaches {uni:.1f} mm MPJPE; no "
                      "Martinez checkpoint was found, so there is no baseline to compare with.")
+    rig = r.get("real_rig", {})
+    if rig.get("status") == "computed":
+        parts.append(_real_rig_sentence(rig))
     paper = r["retrieval_paper"]
     m = paper["pose2d"]["unihpr"]["top1_clip_excluded"]["mpjpe_mm"]
     nn = paper["pose2d"]["nn_2d"]["top1_clip_excluded"]["mpjpe_mm"]
@@ -121,7 +130,41 @@ def summary_paragraph(r: dict) -> str:
             f"{pck['lifted']:.3f} against {pck['detector_fitted']:.3f} for the detector's own 2D fitted the same way "
             f"({'; '.join(strict + [''])}mean error {err['lifted']:.3f} vs {err['detector_fitted']:.3f} of the box "
             "diagonal).")
+    consistency = r.get("photo_consistency", {})
+    if consistency.get("status") == "computed":
+        parts.append(_consistency_sentence(consistency))
     return " ".join(parts)
+
+
+def _met(target: dict) -> str:
+    return "not measurable" if target["met"] is None else "met" if target["met"] else "NOT met"
+
+
+def _real_rig_sentence(rig: dict) -> str:
+    run = rig["runs"]["intrinsics"]
+    uni = run["lifters"]["unihpr"]["mpjpe_mm"]
+    text = (f"On the fixed real rig ({rig['views']} views of {rig['frames']} frames through the {rig['subject']} H36M "
+            f"calibrations, distorted 2D, intrinsics given) UniHPR reaches {uni:.1f} mm MPJPE")
+    better = run["better_martinez"]
+    if better:
+        text += (f" against {run['lifters'][better]['mpjpe_mm']:.1f} mm for the better Martinez ({better}), a ratio "
+                 f"of {run['ratio_unihpr_to_better_martinez']['mpjpe_mm']:.2f}")
+    default = rig["runs"]["default_fov"]["lifters"]["unihpr"]["mpjpe_mm"]
+    spread = run["unihpr_bin_ratio"]
+    text += (f"; without intrinsics {default:.1f} mm; its off-axis bins spread by "
+             f"{'an unmeasured factor' if spread is None else f'{spread:.3f}x'} (targets: "
+             + "; ".join(f"{t['short']} {_met(t)}" for t in rig["targets"]) + ").")
+    return text
+
+
+def _consistency_sentence(c: dict) -> str:
+    if not c["people"]:
+        return "Photo consistency: no labelled person could be warped and found again, so it is not measured."
+    a, plain = c["angle_deg"], c["angle_without_crop_deg"]
+    return (f"Turning the camera of a real photo by {c['rotation_deg']['median']:.1f} degrees (median, "
+            f"{c['people']} people) rotates the lifted pose consistently to within {a['median']:.2f} degrees "
+            f"median ({a['max']:.2f} max; without the perspective crop {plain['median']:.2f}); target "
+            f"{c['target']['short']}: {_met(c['target'])}.")
 
 
 # -------------------------------------------------------------------------------------------- the markdown
@@ -186,6 +229,7 @@ def render_markdown(r: dict, plots: dict[str, str]) -> str:
         skipped = ", ".join(f"{c} ({n})" for c, n in sorted(lift["contents_skipped"].items()))
         out += [f"Not reported per content (test clips): {skipped}.", ""]
     out += [f"![lifting per content]({plots['content']})", ""]
+    out += _real_rig_markdown(r, plots)
 
     paper = r["retrieval_paper"]
     out += ["## Retrieval, paper protocol (top-1 error, mm)", "", _sentence(r["protocols"]["retrieval_paper"]), ""]
@@ -226,8 +270,80 @@ def render_markdown(r: dict, plots: dict[str, str]) -> str:
         out += [f"- {n}" for n in study["notes"]] + ["", f"![seed study]({plots['study']})", ""]
 
     out += _image_markdown(r, plots)
+    out += _consistency_markdown(r)
     out += ["## Index fidelity", "", f"{r['index_fidelity']['status']}: {r['index_fidelity']['note']}.", ""]
     return "\n".join(out)
+
+
+def _targets_table(targets: list[dict]) -> str:
+    return _table(["target (issue #12)", "value", "threshold", "met"],
+                  [[t["target"], "-" if t["value"] is None else f"{t['value']:.3f}", f"{t['threshold']:g}", _met(t)]
+                   for t in targets])
+
+
+def _real_rig_markdown(r: dict, plots: dict[str, str]) -> list[str]:
+    """The fixed-real-rig section (absent from older results)."""
+    rig = r.get("real_rig")
+    if rig is None:
+        return []
+    out = ["## Fixed real rig (published H36M cameras, MPJPE / PA-MPJPE, mm)", ""]
+    if rig.get("status") != "computed":
+        return out + [f"Skipped: {rig.get('note')}.", ""]
+    out += [_sentence(r["protocols"]["real_rig"]), "",
+            f"Lens model: {rig['lens']}. Views kept (all joints inside the image): {rig['views']} of "
+            f"{rig['views_total']} ({rig['frames_seen_by_any_camera']} of {rig['frames']} frames seen by at least one "
+            f"camera); off-axis angle of the pelvis median {rig['off_axis_deg']['median']:.1f}, max "
+            f"{rig['off_axis_deg']['max']:.1f} degrees.", ""]
+    cams = [[c["id"], c["image_size"], c["focal_px"], c["position_mm"], c["centre_off_axis_deg"],
+             rig["views_per_camera"][c["id"]]] for c in rig["rig"]["cameras"]]
+    out += [_table(["camera", "image", "focal (px)", "position (mm, Y up)", "floor centre off axis (deg)", "views"],
+                   cams), "",
+            f"The four optical axes pass nearest to {rig['rig']['axes_nearest_point_mm']} mm (least squares); the "
+            "floor centre at pelvis height lies off each camera's axis by the angle above.", "",
+            "Lifters: " + "; ".join(f"{n}: {what}" for n, what in rig["inputs"].items()) + ".", ""]
+    bins = rig["bins"]
+    for run, e in rig["runs"].items():
+        out += [f"**{run}** ({e['told']}):", ""]
+        rows = [[name, f"{x['mpjpe_mm']:.1f} / {x['pa_mpjpe_mm']:.1f}"]
+                + [None if x["per_bin"][b]["mpjpe_mm"] is None else f"{x['per_bin'][b]['mpjpe_mm']:.1f}"
+                   for b in bins] for name, x in e["lifters"].items()]
+        rows.append(["views", sum(rig["bin_counts"].values())] + [rig["bin_counts"][b] for b in bins])
+        out += [_table(["lifter", "MPJPE / PA"] + [f"MPJPE {b} deg" for b in bins], rows), ""]
+        ratio = e["ratio_unihpr_to_better_martinez"]
+        line = (f"UniHPR / better Martinez ({e['better_martinez']}): MPJPE {ratio['mpjpe_mm']:.2f}, PA "
+                f"{ratio['pa_mpjpe_mm']:.2f}. " if ratio else "No Martinez checkpoint to compare with. ")
+        spread = e["unihpr_bin_ratio"]
+        line += (f"UniHPR max / min over the off-axis bins with >= {rig['min_bin_views']} views: "
+                 + ("-" if spread is None else f"{spread:.2f}") + ".")
+        out += [line, ""]
+    out += [_targets_table(rig["targets"]), "", f"![fixed real rig]({plots['real_rig']})", ""]
+    return out
+
+
+def _consistency_markdown(r: dict) -> list[str]:
+    """The photo-consistency section (absent from older results)."""
+    c = r.get("photo_consistency")
+    if c is None:
+        return []
+    out = ["## Photo consistency (a known camera rotation of real photos)", ""]
+    if c["status"] != "computed":
+        return out + [f"Skipped: {c['note']}.", ""]
+    skipped = ", ".join(f"{k}: {v}" for k, v in c["skipped"].items())
+    out += [_sentence(r["protocols"]["photo_consistency"]), "",
+            f"{c['people']} people of {c['found']} found of {c['labelled_people']} labelled (skipped: {skipped}); "
+            f"intrinsics: {', '.join(c['intrinsics_sources']) or '-'} (default_fov: 60 degree horizontal field of view "
+            "of the photo's width; exif: FocalLengthIn35mmFilm over the long side, as the service); directions: "
+            f"{', '.join(f'{k} {v}' for k, v in c['directions'].items())}. The angle without the crop is that of the "
+            "pre-crop image path (image features of the raw pixels), for reference.", ""]
+    rows = [[f"`{p['photo']}` #{p['person']}", p["direction"], f"{p['rotation_deg']:.1f}",
+             f"{p['off_axis_before_deg']:.1f} -> {p['off_axis_after_deg']:.1f}", f"{p['angle_deg']:.2f}",
+             f"{p['angle_without_crop_deg']:.2f}"] for p in c["per_person"]]
+    rows.append(["median / max", "", f"{c['rotation_deg']['median']} / {c['rotation_deg']['max']}", "",
+                 f"{c['angle_deg']['median']} / {c['angle_deg']['max']}",
+                 f"{c['angle_without_crop_deg']['median']} / {c['angle_without_crop_deg']['max']}"])
+    out += [_table(["person", "direction", "rotation (deg)", "box centre off axis (deg)", "misalignment (deg)",
+                    "without crop (deg)"], rows), "", _targets_table([c["target"]]), ""]
+    return out
 
 
 def _metric_label(key: str, photos: dict) -> str:
@@ -378,6 +494,28 @@ def _plot_image(photos: dict, path: Path) -> None:
         ax.set_ylabel(label)
         ax.legend(fontsize=8, loc="lower left")
         ax.set_title(f"Labelled photos: {label} of the box diagonal", fontsize=9)
+    _save(fig, path)
+
+
+def _plot_real_rig(rig: dict, path: Path) -> None:
+    bins = rig["bins"]
+    runs = list(rig["runs"])
+    fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4.5), squeeze=False)
+    for ax, run in zip(axes[0], runs):
+        lifters = rig["runs"][run]["lifters"]
+        width = 0.8 / len(lifters)
+        x = np.arange(len(bins))
+        for i, (name, e) in enumerate(lifters.items()):
+            values = [e["per_bin"][b]["mpjpe_mm"] or 0.0 for b in bins]
+            ax.bar(x + (i - (len(lifters) - 1) / 2) * width, values, width, label=name,
+                   color=MODEL_COLOURS.get(name))
+        ax.set_xticks(x)
+        ax.set_xticklabels([f"{b} deg\n({rig['bin_counts'][b]} views)" for b in bins], fontsize=8)
+        ax.set_ylabel("MPJPE (mm)")
+        top = max([e["per_bin"][b]["mpjpe_mm"] or 0.0 for e in lifters.values() for b in bins] + [1.0])
+        ax.set_ylim(0, 1.25 * top)  # room for the legend above the bars
+        ax.legend(fontsize=8, loc="upper center", ncol=len(lifters))
+        ax.set_title(f"Fixed real rig ({rig['subject']} H36M cameras), {run}: MPJPE per off-axis bin", fontsize=9)
     _save(fig, path)
 
 

@@ -23,10 +23,21 @@ from index_builder.evaluation.checkpoints import checkpoint_entry, unihpr_checkp
 from index_builder.evaluation.held_out import alignment_views, build_held_out, subsample_rows
 from index_builder.evaluation.images import image_sections
 from index_builder.evaluation.lifting import lifting_errors, lifting_sets, summarise_lifting
+from index_builder.evaluation.photo_consistency import ANGLE_RANGE_DEG, photo_consistency
+from index_builder.evaluation.real_cameras import (
+    BIN_NAMES,
+    OFFSET_RADIUS_MM,
+    TRAJECTORY_CLIP_MM,
+    TRAJECTORY_WINDOW_S,
+    crop_rig_lifter,
+    fixed_real_rig,
+    rays_rig_lifter,
+)
 from index_builder.evaluation.retrieval_paper import retrieval_paper
 from index_builder.evaluation.retrieval_prvipe import retrieval_prvipe
 from index_builder.evaluation.seed_study import seed_study
 from index_builder.evaluation.settings import EvalSettings
+from index_builder.labelled_photos import photos_present
 from index_builder.motion_database import MotionDatabase
 from index_builder.progress import progress_bar
 
@@ -46,12 +57,14 @@ def timed(stage: str, timings: dict[str, float]) -> Iterator[None]:
 def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalSettings = EvalSettings(),
                  progress: bool = True, pose_images: Path | None = None,
                  blazepose_files: BlazePoseFiles | None = None) -> dict:
-    """Every section of SPEC 6 but index fidelity, for the checkpoints of one run directory, on ``db``'s test split,
-    plus image -> lift3d on the labelled photos (``index_builder.evaluation.images``) when ``pose_images`` and
+    """Every section of SPEC 6 but index fidelity, for the checkpoints of one run directory, on ``db``'s test split:
+    lifting, the fixed real rig (``real_cameras``), retrieval, alignment, the seed study; plus image -> lift3d and
+    photo consistency on the labelled photos (``images``, ``photo_consistency``) when ``pose_images`` and
     ``blazepose_files`` are given and present.
 
     Raises ArtifactError when ``run/unihpr.pt`` is missing or the database has no test clips; a missing Martinez
-    checkpoint, study folder, photo folder or BlazePose model leaves a note in its section instead.
+    checkpoint (``martinez_budget``, ``martinez_converged``: lifting and the rig; ``martinez_absolute``: the rig),
+    study folder, photo folder or BlazePose model leaves a note instead, and the protocol runs without it.
     """
     started = time.perf_counter()
     unihpr_path = unihpr_checkpoint(run)
@@ -63,14 +76,22 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
     lifters = {"unihpr": unihpr_lifter(model)}
     notes = [] if state.get("phase") == "done" else [f"{unihpr_path}: training not finished "
                                                     f"(phase {state.get('phase')}, step {state.get('step')})"]
-    for name in ("martinez_budget", "martinez_converged"):
+    absolute = None  # Martinez on absolute image coordinates: the fixed real rig only
+    for name, inputs in (("martinez_budget", "crop"), ("martinez_converged", "crop"), ("martinez_absolute", "rays")):
         path = run / f"{name}.pt"
-        if path.is_file():
-            martinez, _, m_state = load_martinez(path)
-            checkpoints[name] = checkpoint_entry(path, m_state)
-            lifters[name] = martinez_lifter(martinez)
+        where = "the fixed real rig" if inputs == "rays" else "lifting and the fixed real rig"
+        if not path.is_file():
+            notes.append(f"{path}: missing, left out of {where} (run `unihpr-build baselines --run {run}`)")
+            continue
+        martinez, _, m_state = load_martinez(path)
+        if m_state.get("inputs", "crop") != inputs:
+            notes.append(f"{path}: reads {m_state.get('inputs', 'crop')!r}, not {inputs!r}; left out of {where}")
+            continue
+        checkpoints[name] = checkpoint_entry(path, m_state)
+        if inputs == "rays":
+            absolute = martinez
         else:
-            notes.append(f"{path}: missing, left out of lifting (run `unihpr-build baselines --run {run}`)")
+            lifters[name] = martinez_lifter(martinez)
 
     rows, steps = subsample_rows(test, settings.eval_fps)
     noise = DetectorNoise.load()
@@ -86,6 +107,18 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
         errors = {name: lifting_errors(lift, sets)
                   for name, lift in progress_bar(lifters.items(), desc="lifting", enabled=progress)}
         lifting = summarise_lifting(errors, sets, held, test, settings)
+
+    with timed("real_rig", timings):
+        rig_lifters = {"unihpr": crop_rig_lifter(lifters["unihpr"])}
+        rig_inputs = {"unihpr": "pose2d features of the perspective crop -> pose2d encoder -> 3D decoder"}
+        record = lifting["baseline_of_record"]
+        if record:
+            rig_lifters[record] = crop_rig_lifter(lifters[record])
+            rig_inputs[record] = "crop: x, y of the same pose2d features (the baseline of record)"
+        if absolute is not None:
+            rig_lifters["martinez_absolute"] = rays_rig_lifter(absolute)
+            rig_inputs["martinez_absolute"] = "rays: undistorted normalised image coordinates"
+        real_rig = fixed_real_rig(rig_lifters, rig_inputs, test, rows, settings.real_rig_subject, settings.seed)
 
     with timed("retrieval_paper", timings):
         rng = np.random.default_rng([settings.seed, 3])
@@ -112,6 +145,14 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
         if images["image_lifting"]["status"] != "computed":
             notes.append(images["image_lifting"]["note"])
 
+    with timed("photo_consistency", timings):
+        if pose_images is not None and photos_present(pose_images) and blazepose_files is not None:
+            consistency = photo_consistency(model, pose_images, blazepose_files, settings.seed)
+        else:
+            consistency = {"status": "skipped", "note": "photo consistency not computed: the labelled photos or "
+                                                        "the BlazePose models unavailable"}
+            notes.append(consistency["note"])
+
     return {
         "format_version": 1,
         "run": {"path": portable_path(run), "config": config.to_dict(), "checkpoints": checkpoints},
@@ -121,9 +162,25 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
         "settings": asdict(settings),
         "protocols": {
             "lifting": f"every evaluated frame through all {cams} H36M-like rig cameras and through one seeded random "
-                       f"camera; GT 2D = clean projection (pose2d), noisy 2D = clean + N(0, {settings.noisy_2d_sigma}) "
-                       "normalised units (pose2d), detector = simulated detector features (image); Martinez reads "
-                       "x, y of the same features",
+                       "camera, each view taken through the perspective crop with that camera's intrinsics (a virtual "
+                       "camera aimed at the person; 3D targets in that virtual camera); GT 2D = clean projection "
+                       f"(pose2d), noisy 2D = clean + N(0, {settings.noisy_2d_sigma}) normalised units (pose2d), "
+                       "detector = simulated detector features (image); Martinez reads x, y of the same features",
+            "real_rig": f"the {settings.real_rig_subject} calibrations of the 4 published H36M cameras (lens "
+                        "distortion included) fixed in the world; each test clip's pelvis at the floor centre (the "
+                        f"H36M world origin) + a per-clip offset uniform in a {OFFSET_RADIUS_MM / 1000:g} m disc "
+                        "(seeded by the clip name) + its own horizontal trajectory relative to its "
+                        f"{TRAJECTORY_WINDOW_S:g} s moving average, clipped to {TRAJECTORY_CLIP_MM / 1000:g} m; the "
+                        f"{n} evaluated frames through every camera, views with all 17 joints inside the image kept; "
+                        "2D = clean projection with the lens distortion; MPJPE / PA-MPJPE root-relative in the real "
+                        f"camera frame, per off-axis bin of the pelvis ray ({', '.join(BIN_NAMES)} degrees); run "
+                        "twice: intrinsics and distortion given, and neither (default field of view)",
+            "photo_consistency": "each labelled person BlazePose finds, its photo warped by H = K R K^-1 (a camera "
+                                 f"rotation R of {ANGLE_RANGE_DEG[0]:g}-{ANGLE_RANGE_DEG[1]:g} degrees, seeded, moving "
+                                 "the person toward an image edge, shrunk while the person would leave the image); "
+                                 "BlazePose on both photos; angle of the rotation best aligning R x the lifted "
+                                 "camera-frame pose of the original onto that of the warped photo (Kabsch, "
+                                 "root-relative): a consistency check, not an accuracy",
             "retrieval_paper": f"{q} queries (one seeded random rig camera each), gallery = pose3d embeddings of all "
                                f"{cams} rig views of the {n} evaluated frames ({cams * n})",
             "retrieval_prvipe": f"each rig camera in turn: {q} query 2D poses; gallery = pose2d embeddings of the "
@@ -133,11 +190,13 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
                          "one seeded random camera each; query modality -> gallery modality recall@1",
         },
         "lifting": lifting,
+        "real_rig": real_rig,
         "retrieval_paper": paper,
         "retrieval_prvipe": prvipe,
         "alignment": alignment,
         "seed_study": study,
         **images,  # image_lifting, detector_errors
+        "photo_consistency": consistency,
         "index_fidelity": {"status": "not computed by evaluate",
                            "note": "recall@10 of the ANN index against exact search on the full database with its "
                                    "virtual views is measured where the index is built (the bundle, SPEC 6-7)"},

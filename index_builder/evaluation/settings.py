@@ -17,3 +17,4 @@ class EvalSettings:
     min_content_clips: int = 2  # per-content lifting only for contents with at least this many test clips
     seed: int = 0  # every random choice (cameras, noise, query subsets) derives from it
     chunk: int = 1024  # queries per matrix product in exact search
+    real_rig_subject: str = "S9"  # the fixed real rig: whose published H36M camera extrinsics

@@ -76,7 +76,8 @@ def test_fit_is_least_squares_and_never_flips_the_pose():
 
 
 def test_image_features_ignore_the_frame_the_detection_is_given_in():
-    """lift_matches featurises Match.detection (label-normalised units) instead of pixels: the same features."""
+    """image_features normalises over the detection's own box: the frame it is given in does not matter (lift_matches
+    crops in pixels, ``images.detection_pixels``; the scoring works in label-normalised units)."""
     rng = np.random.default_rng(2)
     pixels = TEMPLATE[None] * 140.0 + np.array([320.0, 250.0]) + rng.normal(size=(1, 17, 2))
     vis = rng.uniform(0.2, 1.0, size=(1, 17))
