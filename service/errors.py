@@ -80,6 +80,12 @@ class InvalidPoseError(UnihprError):
     status_code, code = 422, "invalid_pose"
 
 
+class InvalidCameraError(UnihprError):
+    """A camera that cannot be used: no way to place its optical axis, or a lens model that does not invert."""
+
+    status_code, code = 422, "invalid_camera"
+
+
 class UnknownSkeletonError(UnihprError):
     """A keypoint layout the service does not know."""
 

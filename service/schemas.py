@@ -18,17 +18,73 @@ from pydantic import (
     PrivateAttr,
     Tag,
     TypeAdapter,
+    ValidationInfo,
     create_model,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
+
+from model.perspective_crop import DEFAULT_FOV_DEG
 
 MAX_K = 1000
+MAX_CAMERA_PX = 1e7  # focal lengths and principal points beyond this many pixels are refused
+MIN_FOV_DEG, MAX_FOV_DEG = 1.0, 179.0
+DISTORTION_LENGTHS = (4, 5)  # OpenCV's k1, k2, p1, p2[, k3]
 
 Layout2D = Literal["h36m17", "coco17", "blazepose33"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- camera
+
+Focal = Annotated[float, Field(gt=0, le=MAX_CAMERA_PX, allow_inf_nan=False)]
+Pixel = Annotated[float, Field(ge=-MAX_CAMERA_PX, le=MAX_CAMERA_PX, allow_inf_nan=False)]
+Coefficient = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class CameraInput(_Strict):
+    """The camera that took the image the 2D comes from (pixels; every field optional). ``service.camera`` says
+    what is assumed for what is left out."""
+
+    focal: tuple[Focal, Focal] | None = Field(
+        None, description="[fx, fy] focal lengths in pixels (> 0). Default: from `fov_deg`, else (images) the "
+                          f"EXIF 35 mm focal length, else a {DEFAULT_FOV_DEG:g} degree horizontal field of view over "
+                          "the image width")
+    principal_point: tuple[Pixel, Pixel] | None = Field(
+        None, description="[cx, cy] pixels where the optical axis meets the image. Default: the image centre "
+                          "(`image_size` / 2; for images their EXIF-upright size / 2)")
+    distortion: list[Coefficient] | None = Field(
+        None, description="lens distortion in OpenCV's order: [k1, k2, p1, p2] or [k1, k2, p1, p2, k3] "
+                          "(exactly 4 or 5 values; pad with zeros). The keypoints are undistorted with it; a model "
+                          "that cannot be inverted at a visible keypoint is refused. Default: none")
+
+    @field_validator("distortion")
+    @classmethod
+    def _distortion_length(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and len(value) not in DISTORTION_LENGTHS:
+            raise PydanticCustomError(
+                "distortion_length", "distortion takes 4 values [k1, k2, p1, p2] or 5 [k1, k2, p1, p2, k3] "
+                "(OpenCV's order), got {count}; pad with zeros", {"count": len(value)})
+        return value
+
+
+CAMERA_DESCRIPTION = ("the camera's intrinsics, pixels (see CameraInput); what is left out is assumed as follows. "
+                      "The 2D is undistorted and seen from a virtual camera aimed at the person (a perspective "
+                      "crop), so the same body embeds alike anywhere in the frame")
+FOV_DESCRIPTION = (f"horizontal field of view in degrees ({MIN_FOV_DEG:g}..{MAX_FOV_DEG:g}) over the image width, "
+                   f"when `camera.focal` is not given (giving both is an error). Default {DEFAULT_FOV_DEG:g}")
+
+
+def _fov_without_focal(value: float | None, info: ValidationInfo) -> float | None:
+    """`fov_deg` and `camera.focal` say the same thing: refuse both."""
+    camera = info.data.get("camera")
+    if value is not None and camera is not None and camera.focal is not None:
+        raise PydanticCustomError("camera_conflict", "give camera.focal or fov_deg, not both")
+    return value
 
 
 # ---------------------------------------------------------------- inputs
@@ -42,10 +98,20 @@ class Pose2DInput(_Strict):
     layout: Layout2D = Field("h36m17", description="joint layout of `keypoints`; coco17 and blazepose33 are mapped "
                                                    "to h36m17 with the shared joint formulas")
     image_size: tuple[float, float] | None = Field(
-        None, description="[width, height] of the image in pixels; needed to undo `normalized` coordinates "
-                          "without distorting the aspect ratio")
+        None, description="[width, height] of the image in pixels: its centre is the default principal point and "
+                          "its width the span of the field of view (without it, or camera.principal_point, the "
+                          "pose is taken as on the optical axis); also undoes `normalized` coordinates")
     coordinates: Literal["pixels", "normalized"] = Field(
-        "pixels", description="`pixels`, or `normalized` = x / width and y / height in [0, 1]")
+        "pixels", description="`pixels`, or `normalized` = x / width and y / height in [0, 1] (with a `camera`, "
+                              "`image_size` is then required)")
+    camera: CameraInput | None = Field(
+        None, description=CAMERA_DESCRIPTION + ". The optical axis is `camera.principal_point`, else the centre of "
+                          "`image_size`; with neither, the person is taken as on the optical axis (no crop) and "
+                          "`camera` / `fov_deg` are refused")
+    fov_deg: float | None = Field(None, ge=MIN_FOV_DEG, le=MAX_FOV_DEG, allow_inf_nan=False,
+                                  description=FOV_DESCRIPTION)
+
+    _fov = field_validator("fov_deg")(_fov_without_focal)
 
 
 def _modality_required(schema: dict) -> None:
@@ -75,6 +141,15 @@ class ImageInput(_Strict):
                                                     "Multipart requests send the file field `image` instead.")
     all_people: bool = Field(False, description="every detected person (up to the service's max_people), largest "
                                                 "first; default only the largest")
+    camera: CameraInput | None = Field(
+        None, description=CAMERA_DESCRIPTION + ". The optical axis is `camera.principal_point`, else the centre of "
+                          "the EXIF-upright image; the focal length `camera.focal`, else `fov_deg`, else the EXIF "
+                          "FocalLengthIn35mmFilm (f35 / 36 mm x the image's long side), else "
+                          f"{DEFAULT_FOV_DEG:g} degrees")
+    fov_deg: float | None = Field(None, ge=MIN_FOV_DEG, le=MAX_FOV_DEG, allow_inf_nan=False,
+                                  description=FOV_DESCRIPTION)
+
+    _fov = field_validator("fov_deg")(_fov_without_focal)
     _data: bytes | None = PrivateAttr(None)  # the multipart upload, attached by service.body
 
 
@@ -142,8 +217,11 @@ class RetrieveRequest(_Strict):
     search_effort: float = Field(1.0, gt=0, description="multiplies the index's operating point (IVF nprobe "
                                                         "chosen for recall@10 >= 0.95); ignored by exact indexes")
     group_by_clip: bool = Field(False, description="at most one result per clip (its best frame)")
-    align_to_query: bool = Field(False, description="return pose3d in the matched view's camera frame, facing "
-                                                    "like the query; default root-relative world Y-up")
+    align_to_query: bool = Field(False, description="return pose3d as the matched view sees it, in the query's "
+                                                    "camera frame (facing like the query; a 2D query's matched "
+                                                    "view stands for the virtual camera aimed at the person, "
+                                                    "turned back into its real camera); default root-relative "
+                                                    "world Y-up")
     include_pose3d: bool = Field(True, description="include each result's pose3d")
 
     @model_validator(mode="after")
@@ -203,6 +281,9 @@ LiftRequestSchema = Union[QueryInput, LiftBatchRequest]  # what the OpenAPI docu
 class ImageForm(_Strict):
     image: bytes = Field(description="JPEG or PNG file")
     all_people: bool = Field(False, description="every person, not only the largest")
+    camera: CameraInput | None = Field(None, description="JSON text of a CameraInput, as for `image_b64` inputs")
+    fov_deg: float | None = Field(None, ge=MIN_FOV_DEG, le=MAX_FOV_DEG, allow_inf_nan=False,
+                                  description=FOV_DESCRIPTION)
 
 
 RetrieveForm = create_model(
@@ -250,8 +331,9 @@ class Result(BaseModel):
     start: float | None = Field(None, description="with group_by_clip: seconds, the start of the matching segment "
                                                   "(the frames around the best one scoring within 0.02 of it)")
     end: float | None = Field(None, description="with group_by_clip: seconds, the end of the matching segment")
-    pose3d: list[list[float]] | None = Field(None, description="(17, 3) mm root-relative; world Y-up, or the "
-                                                               "matched view's camera frame with align_to_query")
+    pose3d: list[list[float]] | None = Field(None, description="(17, 3) mm root-relative; world Y-up, or with "
+                                                               "align_to_query the matched view's pose in the "
+                                                               "query's camera frame")
     metadata: ResultMetadata
 
 
@@ -263,13 +345,29 @@ class RetrieveResponse(Versioned):
     licence: str
 
 
+class CameraUsed(BaseModel):
+    focal: list[float] | None = Field(description="[fx, fy] pixels; null when on the optical axis")
+    principal_point: list[float] | None = Field(description="[cx, cy] pixels; null when on the optical axis")
+    distortion: list[float] | None = Field(description="[k1, k2, p1, p2, k3]; null when on the optical axis")
+    source: Literal["request", "fov_deg", "exif", "default_fov", "none"] = Field(
+        description="where the focal length came from: `request` (camera.focal), `fov_deg`, `exif` (the image's "
+                    "FocalLengthIn35mmFilm), `default_fov` (60 degrees over the image width), or `none` (no image "
+                    "geometry known: the pose was taken as on the optical axis)")
+
+
 class LiftResponse(Versioned):
-    pose3d: list[list[float]] | None = Field(None, description="(17, 3) mm, root-relative (pelvis 0), camera "
-                                                               "frame, OpenCV axes")
+    pose3d: list[list[float]] | None = Field(None, description="(17, 3) mm, root-relative (pelvis 0), in the real "
+                                                               "camera's frame, OpenCV axes (x right, y down, z "
+                                                               "forward)")
     units: Literal["mm"] | None = None
     frame: Literal["camera"] | None = None
+    camera: CameraUsed | None = Field(None, description="the camera assumed for a 2D pose or image (the lift "
+                                                        "is made in a virtual camera aimed at the person and "
+                                                        "turned back into this one); null for 3D poses and "
+                                                        "embeddings")
     people: list[dict] | None = None
-    outputs: list[dict] | None = Field(None, description="batch form: one {pose3d, units, frame} per input")
+    outputs: list[dict] | None = Field(None, description="batch form: one {pose3d, units, frame, camera} per "
+                                                         "input")
 
 
 class ClipInfo(Versioned):
