@@ -38,7 +38,8 @@ from service.errors import (
 from service.schemas import ImageInput
 
 IMAGE_FIELD = "image"
-INPUT_FORM_FIELDS = frozenset({"all_people"})  # multipart fields that belong to the image input, not the request
+# multipart fields that belong to the image input, not the request (`camera` is JSON text, decoded like every field)
+INPUT_FORM_FIELDS = frozenset({"all_people", "camera", "fov_deg"})
 INLINE_BODY_BYTES = 64 * 1024  # larger bodies are parsed and validated off the event loop
 
 

@@ -2,8 +2,10 @@
 
 Decoding accepts JPEG and PNG only (sniffed from the magic bytes, and Pillow is only allowed those two plugins),
 checks width x height against the service's pixel limit from the header *before* decoding (Pillow's
-``Image.MAX_IMAGE_PIXELS`` is set to the same limit by ``service.main``), refuses truncated files, applies the
-EXIF orientation and converts to RGB. Nothing here stores or logs the bytes.
+``Image.MAX_IMAGE_PIXELS`` is set to the same limit by ``service.main``), refuses truncated files, reads the EXIF
+35 mm focal length, applies the EXIF orientation and converts to RGB. Nothing here stores or logs the bytes. The
+detected joints go through the perspective crop of the image's camera (``service.camera``); the people's
+keypoints and boxes stay in the image's pixels.
 
 A LiteRT interpreter is not thread-safe and costs memory, so BlazePose instances live in a small pool: a worker
 thread takes one, uses it alone, and puts it back. Requests wait for a free instance (``DetectorPool.slots``)
@@ -28,9 +30,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from model.blazepose import BlazePose, Person
-from model.features import image_features
+from model.features import cropped_image_features
 from model.joint_formulas import layout_to_h36m17
+from model.perspective_crop import UNDISTORT_TOLERANCE, pixels_to_rays
+from service.camera import CameraChoice, distortion_error, exif_focal_35mm, image_camera, intrinsics_of
 from service.errors import ImageTooLargeError, InvalidImageError, NoPersonError, UnsupportedImageFormatError
+from service.schemas import ImageInput
 
 SUPPORTED = {"JPEG": b"\xff\xd8\xff", "PNG": b"\x89PNG\r\n\x1a\n"}
 # other formats people send, named so the error can say what was received
@@ -82,8 +87,21 @@ def image_pixels(data: bytes, field: str | None = None) -> int:
     return width * height
 
 
-def decode_image(data: bytes, max_pixels: int, field: str | None = None) -> np.ndarray:
-    """JPEG/PNG bytes -> (H, W, 3) uint8 RGB, upright by EXIF; domain errors for anything else."""
+@dataclass
+class DecodedImage:
+    """rgb: (H, W, 3) uint8, upright by EXIF. focal_35mm: EXIF FocalLengthIn35mmFilm (mm), or None."""
+
+    rgb: np.ndarray
+    focal_35mm: float | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the upright image, pixels."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def decode_image(data: bytes, max_pixels: int, field: str | None = None) -> DecodedImage:
+    """JPEG/PNG bytes -> RGB upright by EXIF, and the EXIF 35 mm focal length; domain errors for anything else."""
     kind = supported_format(data, field)
     try:
         with Image.open(io.BytesIO(data), formats=[kind]) as img:
@@ -93,8 +111,9 @@ def decode_image(data: bytes, max_pixels: int, field: str | None = None) -> np.n
             if width < 1 or height < 1:
                 raise InvalidImageError(f"the image has no pixels ({width}x{height})", field)
             img.load()  # decodes now: a truncated file raises here
+            focal_35mm = exif_focal_35mm(img)
             upright = ImageOps.exif_transpose(img)
-            return np.asarray(upright.convert("RGB"), dtype=np.uint8)
+            return DecodedImage(np.asarray(upright.convert("RGB"), dtype=np.uint8), focal_35mm)
     except Image.DecompressionBombError as err:  # Pillow's own check (2 x MAX_IMAGE_PIXELS) fired first
         raise ImageTooLargeError(f"the image has more than {max_pixels} pixels", field) from err
     except DECODE_ERRORS as err:
@@ -137,13 +156,17 @@ class DetectorPool:
 class DetectedPeople:
     """People in one image, largest first.
 
-    features: (P, 17, 3) float32 image-encoder input. people: JSON-ready dicts (box, keypoints, visibility,
-    score). timings: ms of decode, the detector and landmark models' invocations, and BlazePose's pre/post.
+    features: (P, 17, 3) float32 image-encoder input (of the perspective crop). people: JSON-ready dicts (box,
+    keypoints, visibility, score; pixels of the upright image). timings: ms of decode, the detector and landmark
+    models' invocations, and BlazePose's pre/post. crop: (P, 3, 3) real -> virtual camera rotations. camera: the
+    camera assumed (``service.camera``).
     """
 
     features: np.ndarray
     people: list[dict]
     timings: dict[str, float]
+    crop: np.ndarray
+    camera: CameraChoice
 
 
 def person_to_h36m17(person: Person) -> tuple[np.ndarray, np.ndarray]:
@@ -155,18 +178,27 @@ def person_to_h36m17(person: Person) -> tuple[np.ndarray, np.ndarray]:
 
 
 def detect_people(data: bytes, pool: DetectorPool, max_pixels: int, max_people: int,
-                  field: str | None) -> DetectedPeople:
-    """Decode, detect (at most ``max_people``, largest first) and featurise; NoPersonError when nobody is found."""
+                  field: str | None, item: ImageInput | None = None, item_field: str = "") -> DetectedPeople:
+    """Decode, detect (at most ``max_people``, largest first) and featurise through the perspective crop with the
+    image's camera (``service.camera.image_camera`` of ``item``'s camera and fov_deg, the upright size and the
+    EXIF focal length); NoPersonError when nobody is found, InvalidCameraError naming ``item_field``'s
+    camera.distortion when the lens model does not invert at a detected joint."""
     start = time.perf_counter()
-    rgb = decode_image(data, max_pixels, field)
+    image = decode_image(data, max_pixels, field)
     decoded = time.perf_counter()
+    camera = image_camera(item if item is not None else ImageInput(), image.size, image.focal_35mm)
     with pool.acquire() as blazepose:
-        found, timing = blazepose.run(rgb, max_people)
+        found, timing = blazepose.run(image.rgb, max_people)
     if not found:
         raise NoPersonError("no person found in the image", field)
     keypoints, visibility = zip(*(person_to_h36m17(p) for p in found))
     keypoints, visibility = np.stack(keypoints), np.stack(visibility)  # (P, 17, 2), (P, 17)
-    features = image_features(keypoints, visibility)
+    intrinsics = intrinsics_of([camera] * len(keypoints))
+    if camera.distortion.any():
+        residual = pixels_to_rays(keypoints, intrinsics)[1].max()
+        if not residual <= UNDISTORT_TOLERANCE:
+            raise distortion_error(float(residual), item_field)
+    features, crop = cropped_image_features(keypoints, visibility, intrinsics)
     people = [{"box": np.round(p.box.astype(np.float64), PIXEL_DECIMALS).tolist(),
                "keypoints": np.round(kp, PIXEL_DECIMALS).tolist(),
                "visibility": np.round(vis, 4).tolist(), "score": round(float(p.score), 4)}
@@ -176,4 +208,4 @@ def detect_people(data: bytes, pool: DetectorPool, max_pixels: int, max_people: 
                # BlazePose outside its two models: crops (letterbox, rotated ROI), SSD decoding, NMS, heatmap
                # refinement
                "blazepose_prepost": max(0.0, timing.total_ms - timing.detector_ms - landmarks)}
-    return DetectedPeople(features, people, timings)
+    return DetectedPeople(features, people, timings, crop, camera)

@@ -1,18 +1,23 @@
 """User poses and embeddings -> the encoders' inputs, validated with errors that name the field.
 
 Features are made exactly as the builder made them for training (``model.features``): 2D in any supported layout
-goes through the shared joint formulas to h36m17, then the box normalisation with one confidence per joint; 3D goes
-root-relative, camera frame, metres. Each pose is parsed and checked on its own (so an error names its field);
+goes through the shared joint formulas to h36m17, then the perspective crop with the input's camera
+(``service.camera``) and the box normalisation with one confidence per joint; 3D goes root-relative, camera frame,
+metres. Each pose is parsed and checked on its own (so an error names its field);
 the joint formulas and features then run once per batch and layout.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from model.features import MM_PER_M, pose2d_features, pose3d_features
+from model.features import MM_PER_M, cropped_pose2d_features, pose2d_features, pose3d_features
 from model.joint_formulas import LAYOUT_SIZE, layout_to_h36m17
+from model.perspective_crop import UNDISTORT_TOLERANCE
 from model.skeleton import NUM_JOINTS, ROOT
+from service.camera import CameraChoice, distortion_error, pose2d_cameras
 from service.errors import InvalidEmbeddingError, InvalidPoseError, UnihprError, UnknownSkeletonError, subfield
 from service.schemas import EmbeddingInput, Pose2DInput, Pose3DInput
 
@@ -116,41 +121,85 @@ def _parse_uniform(items: list[Pose2DInput]) -> list[tuple[np.ndarray, np.ndarra
     return list(zip(xy, conf))
 
 
-def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible: int) -> np.ndarray:
-    """2D poses -> (N, 17, 3) float32 pose2d-encoder features.
+class Pose2DBatch(NamedTuple):
+    """2D poses ready for the pose2d encoder.
 
-    The keypoints' pixel scale and offset do not matter (the features are box-normalised); ``normalized``
-    coordinates are multiplied back by ``image_size`` (when given) so the aspect ratio is right. A pose needs
-    ``min_visible`` visible h36m17 joints (after the joint formulas) that do not all sit on one point.
+    features: (N, 17, 3) float32 of the perspective crop (``model.features``). crop: (N, 3, 3) real -> virtual
+    camera rotation (identity for poses on the optical axis). cameras: per pose, what was assumed.
     """
-    parsed = _parse_uniform(items) or [_parse_pose2d(item, field) for item, field in zip(items, fields)]
-    out = np.empty((len(items), NUM_JOINTS, 3), np.float32)
-    errors: list[tuple[int, UnihprError]] = []
+
+    features: np.ndarray
+    crop: np.ndarray
+    cameras: list[CameraChoice]
+
+
+def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible: int) -> Pose2DBatch:
+    """2D poses -> pose2d-encoder features, each through the perspective crop of its camera (``service.camera``).
+
+    ``normalized`` coordinates are multiplied back by ``image_size`` (when given) so the aspect ratio is right.
+    A pose without image geometry (no ``image_size``, no ``camera.principal_point``) is taken as on the optical
+    axis: its box-normalised pixels as they are, so their scale and offset do not matter. A pose needs
+    ``min_visible`` visible h36m17 joints (after the joint formulas) that do not all sit on one point. The crop
+    runs once for the whole batch.
+    """
+    cameras, errors = pose2d_cameras(items, fields)
+    parsed = _parse_uniform(items)
+    if parsed is None:
+        parsed = []
+        for i, (item, field) in enumerate(zip(items, fields)):
+            try:
+                parsed.append(_parse_pose2d(item, field))
+            except UnihprError as err:
+                errors.append((i, err))
+                parsed.append((np.full((LAYOUT_SIZE.get(item.layout, NUM_JOINTS), 2), np.nan), None))
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
+    joints = np.empty((len(items), NUM_JOINTS, 2))
+    confidence = np.empty((len(items), NUM_JOINTS))
     for layout in sorted({item.layout for item in items}):
         idx = [i for i, item in enumerate(items) if item.layout == layout]
         xy = np.stack([parsed[i][0] for i in idx])  # (n, K, 2)
         conf = np.stack([parsed[i][1] for i in idx])  # (n, K)
-        joints, joint_conf = layout_to_h36m17(xy, layout, conf)  # (n, 17, 2), (n, 17)
-        visible = (joint_conf > 0) & np.isfinite(joints).all(-1)
-        counts = visible.sum(axis=1)
-        lo = np.where(visible[..., None], joints, np.inf).min(axis=1)  # (n, 2)
-        hi = np.where(visible[..., None], joints, -np.inf).max(axis=1)
-        extent = (hi - lo).max(axis=1)  # -inf when nothing is visible (refused by the count first)
-        for j, i in enumerate(idx):
-            if counts[j] < min_visible:
-                errors.append((i, InvalidPoseError(f"{counts[j]} of {NUM_JOINTS} h36m17 joints are visible; at "
-                                                   f"least {min_visible} needed", subfield(fields[i], "keypoints"))))
-            elif extent[j] <= MIN_EXTENT_PX:
-                errors.append((i, InvalidPoseError("the visible keypoints all lie on one point",
-                                                   subfield(fields[i], "keypoints"))))
-        if not errors:
-            out[idx] = pose2d_features(joints, np.where(visible, joint_conf, 0.0))
-            for j in np.flatnonzero(~np.isfinite(out[idx]).all(axis=(1, 2))):
-                errors.append((idx[j], InvalidPoseError("the keypoints do not normalise to finite values",
-                                                        subfield(fields[idx[j]], "keypoints"))))
+        joints[idx], confidence[idx] = layout_to_h36m17(xy, layout, conf)  # (n, 17, 2), (n, 17)
+    visible = (confidence > 0) & np.isfinite(joints).all(-1)
+    confidence = np.where(visible, confidence, 0.0)
+    counts = visible.sum(axis=1)
+    lo = np.where(visible[..., None], joints, np.inf).min(axis=1)  # (N, 2)
+    hi = np.where(visible[..., None], joints, -np.inf).max(axis=1)
+    extent = (hi - lo).max(axis=1)  # -inf when nothing is visible (refused by the count first)
+    for i in np.flatnonzero((counts < min_visible) | ~(extent > MIN_EXTENT_PX)):
+        if counts[i] < min_visible:
+            errors.append((i, InvalidPoseError(f"{counts[i]} of {NUM_JOINTS} h36m17 joints are visible; at "
+                                               f"least {min_visible} needed", subfield(fields[i], "keypoints"))))
+        elif extent[i] <= MIN_EXTENT_PX:
+            errors.append((i, InvalidPoseError("the visible keypoints all lie on one point",
+                                               subfield(fields[i], "keypoints"))))
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
-    return out
+
+    crop = np.broadcast_to(np.eye(3), (len(items), 3, 3)).copy()
+    on_axis = cameras.on_axis
+    if on_axis.all():  # no image geometry in the batch: the box-normalised pixels, no crop
+        out = pose2d_features(joints, confidence)
+    else:
+        out = np.empty((len(items), NUM_JOINTS, 3), np.float32)
+        if on_axis.any():
+            out[on_axis] = pose2d_features(joints[on_axis], confidence[on_axis])
+        rows = np.flatnonzero(~on_axis)
+        out[rows], crop[rows], residual = cropped_pose2d_features(joints[rows], confidence[rows],
+                                                                  cameras.intrinsics[rows])
+        for j in np.flatnonzero(residual > UNDISTORT_TOLERANCE):
+            errors.append((rows[j], distortion_error(float(residual[j]), fields[rows[j]])))
+    for i in np.flatnonzero(~(np.isfinite(out).all(axis=(1, 2)) & np.isfinite(crop).all(axis=(1, 2)))):
+        if not any(e[0] == i for e in errors):
+            where, context = "keypoints", ""
+            if not on_axis[i]:
+                where, context = "camera" if items[i].camera is not None else "image_size", " with this camera"
+            errors.append((i, InvalidPoseError(f"the keypoints do not normalise to finite values{context}",
+                                               subfield(fields[i], where))))
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
+    return Pose2DBatch(out, crop, [cameras.choice(i) for i in range(len(items))])
 
 
 def pose3d_to_camera_mm(item: Pose3DInput, field: str, world_to_camera: np.ndarray) -> np.ndarray:

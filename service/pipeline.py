@@ -18,8 +18,10 @@ import anyio.to_thread
 import numpy as np
 from fastapi import Request
 
+from model.perspective_crop import to_real_camera
 from model.skeleton import ROOT
 from service.artifacts import Bundle
+from service.camera import CameraChoice
 from service.config import Settings
 from service.encoder import ENCODER_OF
 from service.errors import ImageTooLargeError, InvalidImageError, UnihprError, subfield
@@ -43,11 +45,26 @@ class Prepared:
     graph: the encoder to run, or None when ``rows`` already are embeddings.
     rows: (P, 17, 3) float32 features, or (P, D) float32 embeddings; P > 1 only for images with all_people.
     people: for images, the detected people (JSON-ready), aligned with the rows.
+    crop: for 2D inputs, (P, 3, 3) the perspective crops' rotations (real -> virtual camera): what the encoder
+        saw is in the virtual camera, ``model.perspective_crop.to_real_camera`` takes a pose back. None for 3D
+        poses and embeddings (their frame is the one they were given in: identity).
+    camera: for 2D inputs, the camera assumed (``CameraChoice.as_json`` says it in an answer); None otherwise.
     """
 
     graph: str | None
     rows: np.ndarray
     people: list[dict] | None = None
+    crop: np.ndarray | None = None
+    camera: CameraChoice | None = None
+
+
+def crops_of(prepared: list[Prepared], embeddings: list[np.ndarray]) -> np.ndarray | None:
+    """(M, 3, 3) the crop rotation of every embedding row (identity where an input has none), or None when no
+    input has one."""
+    if all(p.crop is None for p in prepared):
+        return None
+    return np.concatenate([p.crop if p.crop is not None else np.broadcast_to(np.eye(3), (len(e), 3, 3))
+                           for p, e in zip(prepared, embeddings)])
 
 
 def add_timing(timings: dict[str, float], name: str, ms: float) -> None:
@@ -87,10 +104,11 @@ def _prepare_poses(bundle: Bundle, settings: Settings, items: list, fields: list
         by_kind.setdefault(type(items[i]), []).append(i)
     errors = []
     for kind, idx in by_kind.items():
+        crop, cameras = None, None
         try:
             if kind is Pose2DInput:
-                rows = pose2d_to_features([items[i] for i in idx], [fields[i] for i in idx],
-                                          settings.min_visible_joints)
+                rows, crop, cameras = pose2d_to_features([items[i] for i in idx], [fields[i] for i in idx],
+                                                         settings.min_visible_joints)
                 graph = ENCODER_OF["pose2d"]
             elif kind is Pose3DInput:
                 rows = pose3d_to_features([items[i] for i in idx], [fields[i] for i in idx], bundle.world_to_camera)
@@ -104,7 +122,8 @@ def _prepare_poses(bundle: Bundle, settings: Settings, items: list, fields: list
             errors.append((_owner(err, idx, fields), err))
             continue
         for j, i in enumerate(idx):
-            out[i] = Prepared(graph, rows[j : j + 1])
+            out[i] = Prepared(graph, rows[j : j + 1], crop=None if crop is None else crop[j : j + 1],
+                              camera=None if cameras is None else cameras[j])
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
     return out
@@ -134,7 +153,7 @@ async def _detect(bundle: Bundle, settings: Settings, item: ImageInput, data: by
     async with bundle.detectors.slots:
         return await anyio.to_thread.run_sync(detect_people, data, bundle.detectors, settings.max_image_pixels,
                                               settings.max_people if item.all_people else 1,
-                                              _image_field(item, field))
+                                              _image_field(item, field), item, field)
 
 
 async def prepare(bundle: Bundle, settings: Settings, items: list, fields: list[str],
@@ -163,7 +182,7 @@ async def prepare(bundle: Bundle, settings: Settings, items: list, fields: list[
             if pixels > RELEASE_AFTER_PIXELS:
                 await anyio.to_thread.run_sync(release_memory)
         for i, found in zip(images, detected):
-            out[i] = Prepared(ENCODER_OF["image"], found.features, found.people)
+            out[i] = Prepared(ENCODER_OF["image"], found.features, found.people, found.crop, found.camera)
             for name, ms in found.timings.items():
                 add_timing(timings, name, ms)
     return out  # type: ignore[return-value]
@@ -191,13 +210,21 @@ async def embed(bundle: Bundle, prepared: list[Prepared], timings: dict[str, flo
     return out  # type: ignore[return-value]
 
 
-async def lift(bundle: Bundle, embeddings: np.ndarray, timings: dict[str, float]) -> np.ndarray:
-    """embeddings: (M, D) -> (M, 17, 3) float64 mm, root-relative (pelvis exactly 0), camera frame."""
+async def lift(bundle: Bundle, embeddings: np.ndarray, timings: dict[str, float],
+               crop: np.ndarray | None = None) -> np.ndarray:
+    """embeddings: (M, D); crop: (M, 3, 3) each row's perspective-crop rotation (``crops_of``) or None.
+
+    returns: (M, 17, 3) float64 mm, root-relative (pelvis exactly 0), in each input's real camera frame (the
+    decoder answers in the crop's virtual camera; ``to_real_camera`` turns it back).
+    """
     started = time.perf_counter()
     out = await bundle.models.run("decoder3d", embeddings)  # (M, 17, 3) metres
     poses = out.astype(np.float64) * bundle.mm_per_unit
+    poses = poses - poses[:, ROOT : ROOT + 1]
+    if crop is not None:
+        poses = to_real_camera(poses, crop)
     add_timing(timings, "decoder", (time.perf_counter() - started) * 1e3)
-    return poses - poses[:, ROOT : ROOT + 1]
+    return poses
 
 
 async def search(bundle: Bundle, queries: np.ndarray, k: int, pose_mask: np.ndarray | None, effort: float,

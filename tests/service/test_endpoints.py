@@ -228,7 +228,7 @@ def test_lift3d_single_and_batch(client, probe):
     assert pose[10, 1] < pose[3, 1] and pose[10, 1] < pose[6, 1]  # head above the ankles: y points down
     height = np.ptp(pose[:, 1])
     assert 800 < height < 2500, height  # a person, in mm
-    batch = client.post("/lift3d", json={"inputs": [{"keypoints": kp.tolist()},
+    batch = client.post("/lift3d", json={"inputs": [{"keypoints": kp.tolist(), "image_size": [1000, 1000]},
                                                     {"keypoints": COCO_STANDING.tolist(), "layout": "coco17"}]})
     outputs = batch.json()["outputs"]
     assert len(outputs) == 2 and all(np.array(o["pose3d"]).shape == (17, 3) for o in outputs)

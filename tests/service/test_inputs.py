@@ -50,7 +50,7 @@ def test_a_fault_anywhere_falls_back_and_is_named(bad, field):
     req = request(kp)
     assert inputs._parse_uniform(req.inputs) is None
     if field == "inputs[3].keypoints[2]":  # a missing joint is allowed: the per-pose path parses it
-        assert inputs.pose2d_to_features(req.inputs, req.item_fields, 8).shape == (8, 17, 3)
+        assert inputs.pose2d_to_features(req.inputs, req.item_fields, 8).features.shape == (8, 17, 3)
         return
     with pytest.raises(InvalidPoseError) as caught:
         inputs.pose2d_to_features(req.inputs, req.item_fields, 8)
