@@ -104,9 +104,15 @@ class PoseCatalog:
             keep &= ~self._clip_mask(filters.exclude, "exclude", False)
         return keep[self.clip]
 
-    def results(self, hits: list, align_to_query: bool, include_pose3d: bool) -> list[dict]:
+    def results(self, hits: list, align_to_query: bool, include_pose3d: bool,
+                crop: np.ndarray | None = None) -> list[dict]:
         """Retrieval results (JSON-ready) of one query's hits (``service.pose_search.Hit``), best first; the
-        poses of all hits are rotated and rounded in one array operation."""
+        poses of all hits are rotated and rounded in one array operation.
+
+        With ``align_to_query`` each pose is seen by its matched view; ``crop`` (3, 3), the query's perspective-crop
+        rotation (real -> virtual camera), then takes it from the virtual camera the query embedding lives in back
+        to the query's real camera frame (``crop.T``); None for queries without one (3D poses, embeddings).
+        """
         if not hits:
             return []
         pose = np.array([h.pose for h in hits])
@@ -117,7 +123,10 @@ class PoseCatalog:
         if include_pose3d:
             poses = self.poses[pose].astype(np.float64)  # (H, 17, 3) world Y-up
             if align_to_query:
-                poses = np.einsum("hij,hkj->hki", self.rotations[view], poses)  # each in its matched view's frame
+                turn = self.rotations[view]  # (H, 3, 3) world -> matched view
+                if crop is not None:
+                    turn = np.einsum("ji,hjk->hik", crop, turn)  # then virtual -> real camera: crop.T @ view
+                poses = np.einsum("hij,hkj->hki", turn, poses)  # each as its matched view sees it
             poses = np.round(poses, POSE_DECIMALS)  # written as lists by service.responses
         out = []
         for j, (c, f, h) in enumerate(zip(clip.tolist(), frame.tolist(), hits)):

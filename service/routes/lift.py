@@ -1,4 +1,4 @@
-"""POST /lift3d: a 2D pose or image (or any input) -> its 3D pose, mm, root-relative, camera frame."""
+"""POST /lift3d: a 2D pose or image (or any input) -> its 3D pose, mm, root-relative, the real camera's frame."""
 
 from __future__ import annotations
 
@@ -19,14 +19,18 @@ router = APIRouter(tags=["lift3d"], dependencies=[Depends(require_read_key)])
              response_model=LiftResponse, responses=READ_ERRORS, openapi_extra=body_doc(LIFT_BODY))
 async def lift3d(request: Request, req: LiftBody, bundle: BundleDep, settings: SettingsDep,
                  metrics: MetricsDep) -> Response:
-    """Encoder, then the 3D decoder: `pose3d` is (17, 3) mm, root-relative (pelvis at 0), in the camera frame
-    with OpenCV axes (x right, y down, z forward). A body with `inputs` is a batch, answered as `outputs`."""
+    """Encoder, then the 3D decoder: `pose3d` is (17, 3) mm, root-relative (pelvis at 0), in the real camera's
+    frame with OpenCV axes (x right, y down, z forward). 2D inputs are lifted in a virtual camera aimed at the
+    person (the perspective crop of their `camera`) and turned back into the real camera's frame; `camera` says
+    which intrinsics were assumed (null for 3D poses and embeddings). A body with `inputs` is a batch, answered
+    as `outputs`."""
     prepared, embeddings, timings = await pipeline.embed_request(request, "/lift3d", req, bundle, settings, metrics)
-    poses = await pipeline.lift(bundle, np.concatenate(embeddings), timings)
+    poses = await pipeline.lift(bundle, np.concatenate(embeddings), timings, pipeline.crops_of(prepared, embeddings))
     starts = np.cumsum([0, *(len(e) for e in embeddings)])
     outputs = []
     for item, p, row in zip(req.items, prepared, starts):
-        output: dict = {"pose3d": pipeline.rounded_pose(poses[row]), "units": "mm", "frame": "camera"}
+        output: dict = {"pose3d": pipeline.rounded_pose(poses[row]), "units": "mm", "frame": "camera",
+                        "camera": None if p.camera is None else p.camera.as_json()}
         people = pipeline.people_of(item, p, lambda j, row=row: {"pose3d": pipeline.rounded_pose(poses[row + j])})
         if people is not None:
             output["people"] = people

@@ -27,9 +27,10 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
                    metrics: MetricsDep) -> Response:
     """Top-k poses by cosine score, one result per (clip, frame) (the best of its virtual views), or per clip
     with `group_by_clip`. `filters` restrict the search to clips by name or label. Each result's pose3d is in
-    mm, root-relative, world Y-up by default or, with `align_to_query`, in the camera frame of the view that
-    matched (it then faces like the query). A batch (`queries`) is answered as `batches`. Every response
-    carries the data licence of the poses it returns."""
+    mm, root-relative, world Y-up by default or, with `align_to_query`, as the view that matched sees it, in the
+    query's camera frame (it then faces like the query: for a 2D query, the matched view stands for the virtual
+    camera aimed at the person and is turned back into the query's real camera). A batch (`queries`) is answered
+    as `batches`. Every response carries the data licence of the poses it returns."""
     if req.search_effort > settings.max_search_effort:
         raise OutOfRangeError(f"search_effort is at most {settings.max_search_effort:g}", "search_effort")
     check_result_count(req.k, len(req.items), settings.max_results)
@@ -41,7 +42,8 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
     queries = np.concatenate(embeddings)
     hits = await pipeline.search(bundle, queries, req.k, pose_mask, req.search_effort, req.group_by_clip, timings)
 
-    results = await hit_results(bundle, hits, req.align_to_query, req.include_pose3d)  # one list per row
+    crops = pipeline.crops_of(prepared, embeddings) if req.align_to_query else None
+    results = await hit_results(bundle, hits, req.align_to_query, req.include_pose3d, crops)  # one list per row
     if req.group_by_clip:
         spans = await anyio.to_thread.run_sync(clip_segments, bundle, queries, hits)
         for row_results, row_spans in zip(results, spans):
@@ -64,13 +66,18 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
     return await json_response(body)
 
 
-async def hit_results(bundle, hits: list[list], align_to_query: bool, include_pose3d: bool) -> list[list[dict]]:
+async def hit_results(bundle, hits: list[list], align_to_query: bool, include_pose3d: bool,
+                      crops: np.ndarray | None = None) -> list[list[dict]]:
     """The results of every row of hits, built on the event loop about STEP_RESULTS at a time with a pass through
-    the loop between steps (see ``service.responses`` for why not in a thread)."""
+    the loop between steps (see ``service.responses`` for why not in a thread).
+
+    crops: (rows, 3, 3) each query row's perspective-crop rotation (aligned poses are turned back into the query's
+    real camera frame), or None for identity."""
     out = []
     done = 0
-    for row in hits:
-        out.append(bundle.catalog.results(row, align_to_query, include_pose3d))
+    for i, row in enumerate(hits):
+        crop = None if crops is None else crops[i]
+        out.append(bundle.catalog.results(row, align_to_query, include_pose3d, crop))
         done += len(row)
         if done >= STEP_RESULTS:
             done = 0
