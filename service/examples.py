@@ -16,10 +16,15 @@ _STAND_H36M17_MM = [[0, 0, 0], [-120, 0, 0], [-115, 420, 30], [-110, 840, 60], [
                     [160, -460, -20], [190, -200, -10], [200, 40, 20], [-160, -460, -20], [-190, -200, -10],
                     [-200, 40, 20]]
 
+_CAMERA = {"focal": [1145.0, 1145.0], "principal_point": [512.0, 500.0], "distortion": [-0.12, 0.03, 0.0, 0.0, 0.0]}
+
 EMBED_EXAMPLES = {
     "pose2d": {"summary": "a 2D pose in pixels",
                "value": {"inputs": [{"modality": "pose2d", "keypoints": _STAND_H36M17_PX, "layout": "h36m17",
                                      "image_size": [1000, 1000]}]}},
+    "camera": {"summary": "a 2D pose with its camera's intrinsics and lens distortion (pixels, OpenCV order)",
+               "value": {"inputs": [{"modality": "pose2d", "keypoints": _STAND_H36M17_PX, "layout": "h36m17",
+                                     "image_size": [1024, 1000], "camera": _CAMERA}]}},
     "pose3d": {"summary": "a 3D pose, camera frame, mm",
                "value": {"inputs": [{"modality": "pose3d", "keypoints": _STAND_H36M17_MM, "layout": "h36m17",
                                      "units": "mm"}]}},
@@ -39,7 +44,15 @@ RETRIEVE_EXAMPLES = {
 LIFT_EXAMPLES = {
     "pose2d": {"summary": "2D pose to 3D",
                "value": {"keypoints": _STAND_H36M17_PX, "layout": "h36m17", "image_size": [1000, 1000]}},
+    "camera": {"summary": "2D pose to 3D in that camera's frame, with its intrinsics",
+               "value": {"keypoints": _STAND_H36M17_PX, "layout": "h36m17", "image_size": [1024, 1000],
+                         "camera": _CAMERA}},
+    "fov": {"summary": "2D pose to 3D, the lens known only by its horizontal field of view",
+            "value": {"keypoints": _STAND_H36M17_PX, "layout": "h36m17", "image_size": [1000, 1000],
+                      "fov_deg": 75}},
     "image": {"summary": "an image", "value": {"image_b64": EXAMPLE_IMAGE_B64}},
+    "image_fov": {"summary": "an image taken with a 40 degree horizontal field of view",
+                  "value": {"image_b64": EXAMPLE_IMAGE_B64, "fov_deg": 40}},
     "batch": {"summary": "a batch", "value": {"inputs": [{"keypoints": _STAND_H36M17_PX}]}},
 }
 RELOAD_EXAMPLES = {"default": {"summary": "reload the configured bundle", "value": {}}}
