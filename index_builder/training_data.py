@@ -68,6 +68,9 @@ class Views:
     likewise. crop: (N, 3, 3) real camera -> virtual camera; ``pose3d`` in the real camera is
     ``model.perspective_crop.to_real_camera(pose3d, crop)``. rays: (N, 17, 2) float32, the 2D before the crop as
     undistorted normalised image coordinates (x / z, y / z): absolute positions with the intrinsics applied.
+    frame, image_frame: (N, 3) centre x, y and scale of the box normalisation of clean2d (also of pose2d where it
+    has no noise or missing joints) and of the image features, in ray units of the crop's virtual camera:
+    its rays are ``x, y * scale + centre`` (``model.features.box_frame``).
     """
 
     pose3d: np.ndarray
@@ -77,6 +80,8 @@ class Views:
     pose3d_features: np.ndarray
     crop: np.ndarray
     rays: np.ndarray
+    frame: np.ndarray | None = None
+    image_frame: np.ndarray | None = None
 
 
 def scale_bones(poses: np.ndarray, rng: np.random.Generator, bone_scale: float, global_scale: float) -> np.ndarray:
@@ -117,7 +122,7 @@ def view_poses(world: np.ndarray, camera: Camera, rng: np.random.Generator, nois
     rays, _ = pixels_to_rays(pixels_of(world, camera), intrinsics)
     crop_2d, crop = crop_rays(rays)
     cam3d = np.einsum("nij,nkj->nki", crop, world_to_camera(world, camera))
-    clean, _, _ = normalize_2d(crop_2d)
+    clean, centre, scale = normalize_2d(crop_2d)
 
     noisy = clean.astype(np.float64)
     sigma = np.where(rng.random(n) < augment.noise_2d_prob, rng.uniform(0, augment.noise_2d_sigma, n), 0.0)
@@ -128,6 +133,7 @@ def view_poses(world: np.ndarray, camera: Camera, rng: np.random.Generator, nois
         confidence[i, rng.choice(H36M17.num_joints, size=rng.integers(1, 4), replace=False)] = 0.0
 
     detected, visibility = noise.apply(clean, rng)
+    _, image_centre, image_scale = normalize_2d(detected.astype(np.float64))  # as image_features normalises
     return Views(
         pose3d=(cam3d - cam3d[:, ROOT : ROOT + 1]).astype(np.float32),
         clean2d=clean,
@@ -136,6 +142,8 @@ def view_poses(world: np.ndarray, camera: Camera, rng: np.random.Generator, nois
         pose3d_features=pose3d_features(cam3d),
         crop=crop.astype(np.float32),
         rays=rays.astype(np.float32),
+        frame=np.concatenate([centre, scale[:, None]], -1),
+        image_frame=np.concatenate([image_centre * scale[:, None] + centre, (image_scale * scale)[:, None]], -1),
     )
 
 

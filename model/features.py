@@ -8,7 +8,9 @@
 
 2D from a real camera first goes through the perspective crop (``model.perspective_crop``): the ``cropped_*``
 functions take pixels and the camera's intrinsics and also return the rotation that takes the lifted 3D back to
-the real camera (its transpose).
+the real camera (its transpose), and on request the crop's *frame*: (N, 3) the centre x, y and the scale of the
+box normalisation in ray units of the virtual camera, so that its rays (x / z, y / z) are ``x, y * scale +
+centre`` (what the geometric re-ranking fits a pinhole camera to, ``model.rerank``).
 """
 
 from __future__ import annotations
@@ -48,24 +50,37 @@ def pose3d_features(poses: np.ndarray) -> np.ndarray:
     return ((poses - poses[:, ROOT : ROOT + 1]) / MM_PER_M).astype(np.float32)
 
 
-def cropped_pose2d_features(pixels: np.ndarray, confidence: np.ndarray,
-                            intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def box_frame(points: np.ndarray, visible: np.ndarray | None = None) -> np.ndarray:
+    """The box normalisation of ``model.normalization.normalize_2d`` as a frame: points (N, J, 2), visible (N, J)
+    bool -> (N, 3) float64 centre x, y and scale, so that ``points = normalised * scale + centre``."""
+    _, centre, scale = normalize_2d(points, visible)
+    return np.concatenate([centre, scale[:, None]], axis=-1).astype(np.float64)
+
+
+def cropped_pose2d_features(pixels: np.ndarray, confidence: np.ndarray, intrinsics: Intrinsics, *,
+                            with_frame: bool = False) -> tuple[np.ndarray, ...]:
     """pixels: (N, 17, 2) (NaN where missing); confidence: (N, 17), 0 = missing; intrinsics: N rows.
 
     returns: (N, 17, 3) float32 ``pose2d_features`` of the perspective crop, (N, 3, 3) real -> virtual camera
-        rotation, (N,) undistortion residual (``model.perspective_crop.undistort_rays``).
+        rotation, (N,) undistortion residual (``model.perspective_crop.undistort_rays``), and with ``with_frame``
+        the crop's frame (N, 3) (module docstring).
     """
     visible = (confidence > 0) & np.isfinite(pixels).all(-1)
     crop, rotation, residual = perspective_crop(pixels, intrinsics, visible)
-    return pose2d_features(np.where(visible[..., None], crop, np.nan), confidence), rotation, residual
+    features = pose2d_features(np.where(visible[..., None], crop, np.nan), confidence)
+    if not with_frame:
+        return features, rotation, residual
+    return features, rotation, residual, box_frame(np.where(visible[..., None], crop, 0.0), visible)
 
 
-def cropped_image_features(pixels: np.ndarray, visibility: np.ndarray,
-                           intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+def cropped_image_features(pixels: np.ndarray, visibility: np.ndarray, intrinsics: Intrinsics, *,
+                           with_frame: bool = False) -> tuple[np.ndarray, ...]:
     """pixels: (N, 17, 2) detector joints; visibility: (N, 17); intrinsics: N rows.
 
     returns: (N, 17, 3) float32 ``image_features`` of the perspective crop (of all joints, as the detector
-        always gives them), (N, 3, 3) real -> virtual camera rotation.
+        always gives them), (N, 3, 3) real -> virtual camera rotation, and with ``with_frame`` the crop's frame
+        (N, 3) (module docstring).
     """
     crop, rotation, _ = perspective_crop(pixels, intrinsics)
-    return image_features(crop, visibility), rotation
+    features = image_features(crop, visibility)
+    return (features, rotation, box_frame(crop)) if with_frame else (features, rotation)
