@@ -30,6 +30,15 @@ from index_builder.indexing import (
 from index_builder.motion_database import MotionDatabase
 from index_builder.onnx_export import INPUT_NAME, OUTPUT_NAME, cpu_session, export_model
 from index_builder.progress import progress_bar
+from index_builder.reranking import (
+    QUERIES_TEXT,
+    Gallery,
+    index_search_of,
+    query_sets,
+    rerank_info,
+    validation_line,
+    validation_views,
+)
 from index_builder.train_config import TrainConfig
 from index_builder.training_data import NO_AUGMENT, sample_cameras, view_poses
 from model.camera_rigs import virtual_view_rotations
@@ -136,6 +145,24 @@ def index_vectors(vectors: np.ndarray, queries: np.ndarray, kind: str = "auto",
     return plan, index, choose_operating_point(index, vectors, queries, progress=progress)
 
 
+def calibrate_rerank(folder: Path, db: MotionDatabase, poses: np.ndarray, rotations: np.ndarray,
+                     index: faiss.Index, point: OperatingPoint) -> fmt.RerankInfo | None:
+    """The manifest's ``rerank`` section: the weights and expected-error curves chosen on validation queries
+    searched in the built ``index`` at its operating point (``index_builder.reranking``) with the exported
+    encoders in ``folder``. poses: (N, 17, 3) mm, the indexed poses (rows of ``db``). None when no validation
+    query found a candidate (a bundle served in cosine order)."""
+    sessions = {m: cpu_session(folder / fmt.ENCODERS[m], threads=2) for m in ("pose2d", "image", "pose3d")}
+    val = validation_views(db)
+    clip = db.clip.astype(np.int64)
+    sets = query_sets(val, poses[val.rows], clip[val.rows], lambda m, x: run_encoder(sessions[m], x))
+    gallery = Gallery(poses, clip, rotations, index_search_of(index, len(rotations), clip, point.nprobe,
+                                                              point.ef_search))
+    info, _ = rerank_info(gallery, sets, QUERIES_TEXT.format(n=len(val.rows), source=val.source))
+    for method, entry in (info.methods if info is not None else {}).items():
+        LOG.info(validation_line(method, entry))
+    return info
+
+
 def write_bundle_sources(folder: Path, names: list[str], sources: ClipSources | None) -> fmt.SourcesInfo | None:
     """``motion_sources.npz`` in ``folder`` when any clip has a source; its manifest section, else None."""
     if sources is None or not sources.kept:
@@ -152,8 +179,8 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
     """Export, embed, index and write the bundle at ``out`` atomically; returns its manifest.
 
     index_kind: see ``indexing.plan_index``. fps: index each clip at about this rate (``frames_at_rate``); None:
-    every frame. timings: when given, receives the seconds of the stages "export", "embedding" and "index" (plan,
-    k-means, add, operating point, write).
+    every frame. timings: when given, receives the seconds of the stages "export", "embedding", "index" (plan,
+    k-means, add, operating point, write) and "rerank" (the re-ranking weights and confidence calibration).
     """
     started = time.perf_counter()
     timings = {} if timings is None else timings
@@ -186,6 +213,10 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
         write_index(index, tmp / fmt.INDEX)
         timings["index"] = time.perf_counter() - stage
         LOG.info("index %s built, measured and written in %.1f s", plan.factory, timings["index"])
+        stage = time.perf_counter()
+        rerank = calibrate_rerank(tmp, db, poses, rotations, index, point)
+        timings["rerank"] = time.perf_counter() - stage
+        LOG.info("re-ranking calibrated in %.1f s", timings["rerank"])
         np.save(tmp / fmt.POSES, poses.astype(np.float32))
         np.save(tmp / fmt.VIEW_ROTATIONS, rotations)
         np.savez(tmp / fmt.METADATA, clip=db.clip, frame=db.frame, clip_name=db.clips.name,
@@ -221,6 +252,7 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
             evaluation=evaluation or {},
             files=fmt.file_entries(tmp, (*fmt.REQUIRED_FILES, *([SOURCES] if sources else []))),
             sources=sources,
+            rerank=rerank,
         )
         fmt.write_manifest(tmp, manifest)
     return manifest

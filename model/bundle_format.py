@@ -180,6 +180,38 @@ class SourcesInfo(_Section):
     stored_bytes: int = Field(ge=0)
 
 
+class ErrorCurveInfo(_Section):
+    """``model.rerank.ErrorCurve``: the expected PA-MPJPE (mm) of a result from its fit residual."""
+
+    residual: list[float] = Field(description="increasing residual knots (the method's residual unit)")
+    expected_error_mm: list[float] = Field(description="non-decreasing expected error at the knots, mm; constant "
+                                                       "beyond the first and last knots")
+    far_residual: float = Field(ge=0, description="residuals above this: far from what the calibration saw")
+    pairs: int = Field(ge=0, description="(residual, true error) pairs the curve was fitted on")
+
+
+class RerankMethod(_Section):
+    """The re-ranking of one query kind (``model.rerank.METHODS``)."""
+
+    weight: float = Field(ge=0, description="rank score = cosine - weight * residual")
+    residual_unit: str
+    calibration: ErrorCurveInfo
+    validation: dict[str, Any] = Field(default_factory=dict, description="what the weight was chosen on and what "
+                                                                          "it gave: queries, grid, mean top-1 "
+                                                                          "PA-MPJPE per weight")
+
+
+class RerankInfo(_Section):
+    """Geometric re-ranking and the expected error of results (``model.rerank``), chosen and calibrated on
+    held-out validation queries when the bundle was built. Bundles without it serve results in cosine order with
+    no confidence."""
+
+    candidates: int = Field(gt=0, description="poses re-ranked per query (k when k is larger)")
+    score: str = Field(description="how results are ordered")
+    queries: str = Field(description="the validation queries the weights and curves come from")
+    methods: dict[str, RerankMethod]
+
+
 class BlazePoseInfo(_Section):
     licence: str
     source: str
@@ -210,6 +242,8 @@ class Manifest(_Section):
     evaluation: dict[str, Any] = Field(default_factory=dict, description="evaluation metrics of the model")
     files: dict[str, FileEntry] = Field(default_factory=dict)
     sources: SourcesInfo | None = Field(None, description="present when the bundle keeps the source motion")
+    rerank: RerankInfo | None = Field(None, description="geometric re-ranking and result confidence; absent in "
+                                                        "bundles built before it (served in cosine order)")
 
     def to_json(self) -> str:
         """The manifest's text; optional parts that are absent are left out (as bundles before them wrote it)."""

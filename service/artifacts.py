@@ -29,6 +29,7 @@ from service.device import Device
 from service.encoder import OnnxModels, session_options
 from service.images import DetectorPool
 from service.index import PoseIndex
+from service.pose_search import Reranking
 
 LOG = logging.getLogger(__name__)
 
@@ -38,7 +39,8 @@ class Bundle:
     """Everything one bundle serves with.
 
     world_to_camera: (3, 3) rotation of the first virtual view, used for ``frame: world_yup`` 3D inputs.
-    mm_per_unit: decoder3d outputs times this are mm.
+    mm_per_unit: decoder3d outputs times this are mm. reranking: the manifest's geometric re-ranking and result
+    confidence, None for bundles built without it (results then stay in cosine order, without confidence).
     """
 
     path: Path
@@ -49,6 +51,7 @@ class Bundle:
     detectors: DetectorPool
     world_to_camera: np.ndarray
     sources: SourceStore | None = None  # the clips' source motion, when the bundle keeps it
+    reranking: Reranking | None = None
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -95,7 +98,8 @@ def load_bundle(path: Path, settings: Settings, device: Device,
         raise BundleError(f"{path}: BlazePose models do not load: {err}") from err
     sources = SourceStore(path / manifest.sources.file) if manifest.sources is not None else None
     bundle = Bundle(path=path, manifest=manifest, models=models, index=pose_index, catalog=catalog,
-                    detectors=detectors, world_to_camera=verified.rotations[0].copy(), sources=sources)
+                    detectors=detectors, world_to_camera=verified.rotations[0].copy(), sources=sources,
+                    reranking=Reranking.of(manifest.rerank))
     LOG.info("loaded bundle %s (%s): %d poses x %d views, %s index, D=%d, in %.2f s", path, bundle.model_version,
              len(catalog), bundle.views, pose_index.kind, bundle.dim, time.perf_counter() - started)
     return bundle

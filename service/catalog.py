@@ -16,6 +16,7 @@ from service.schemas import Filters, FilterSet
 
 LABEL_FIELDS = ("content", "style", "dataset", "source")
 POSE_DECIMALS = 2  # mm in responses: 0.01 mm
+ERROR_DECIMALS = 1  # expected error, mm
 
 
 def normalise_label(value: str) -> str:
@@ -130,7 +131,12 @@ class PoseCatalog:
             poses = np.round(poses, POSE_DECIMALS)  # written as lists by service.responses
         out = []
         for j, (c, f, h) in enumerate(zip(clip.tolist(), frame.tolist(), hits)):
-            result = {"id": f"{self.clip_name[c]}#{f}", "score": round(h.score, 6)}
+            result = {"id": f"{self.clip_name[c]}#{f}", "score": round(h.score, 6),
+                      "rank_score": round(h.score if h.rank is None else h.rank, 6),
+                      "fit_residual": None if h.residual is None else round(h.residual, 6),
+                      "confidence": None if h.expected_error is None else {
+                          "expected_error_mm": round(h.expected_error, ERROR_DECIMALS),
+                          "far_from_library": bool(h.far)}}
             if include_pose3d:
                 result["pose3d"] = poses[j]
             result["metadata"] = {

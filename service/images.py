@@ -198,7 +198,7 @@ def detect_people(data: bytes, pool: DetectorPool, max_pixels: int, max_people: 
         residual = pixels_to_rays(keypoints, intrinsics)[1].max()
         if not residual <= UNDISTORT_TOLERANCE:
             raise distortion_error(float(residual), item_field)
-    features, crop = cropped_image_features(keypoints, visibility, intrinsics)
+    features, crop, frames = cropped_image_features(keypoints, visibility, intrinsics, with_frame=True)
     people = [{"box": np.round(p.box.astype(np.float64), PIXEL_DECIMALS).tolist(),
                "keypoints": np.round(kp, PIXEL_DECIMALS).tolist(),
                "visibility": np.round(vis, 4).tolist(), "score": round(float(p.score), 4)}
@@ -208,4 +208,4 @@ def detect_people(data: bytes, pool: DetectorPool, max_pixels: int, max_people: 
                # BlazePose outside its two models: crops (letterbox, rotated ROI), SSD decoding, NMS, heatmap
                # refinement
                "blazepose_prepost": max(0.0, timing.total_ms - timing.detector_ms - landmarks)}
-    return DetectedPeople(features, people, timings, crop, camera)
+    return DetectedPeople(features, people, timings, crop, camera, frames)

@@ -125,12 +125,15 @@ class Pose2DBatch(NamedTuple):
     """2D poses ready for the pose2d encoder.
 
     features: (N, 17, 3) float32 of the perspective crop (``model.features``). crop: (N, 3, 3) real -> virtual
-    camera rotation (identity for poses on the optical axis). cameras: per pose, what was assumed.
+    camera rotation (identity for poses on the optical axis). cameras: per pose, what was assumed. frames: (N, 3)
+    the crop's frame (``model.features``: its rays are the features' x, y * scale + centre), NaN for poses on the
+    optical axis (no image geometry: no rays).
     """
 
     features: np.ndarray
     crop: np.ndarray
     cameras: list[CameraChoice]
+    frames: np.ndarray
 
 
 def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible: int) -> Pose2DBatch:
@@ -178,6 +181,7 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
         raise min(errors, key=lambda e: e[0])[1]
 
     crop = np.broadcast_to(np.eye(3), (len(items), 3, 3)).copy()
+    frames = np.full((len(items), 3), np.nan)
     on_axis = cameras.on_axis
     if on_axis.all():  # no image geometry in the batch: the box-normalised pixels, no crop
         out = pose2d_features(joints, confidence)
@@ -186,8 +190,8 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
         if on_axis.any():
             out[on_axis] = pose2d_features(joints[on_axis], confidence[on_axis])
         rows = np.flatnonzero(~on_axis)
-        out[rows], crop[rows], residual = cropped_pose2d_features(joints[rows], confidence[rows],
-                                                                  cameras.intrinsics[rows])
+        out[rows], crop[rows], residual, frames[rows] = cropped_pose2d_features(
+            joints[rows], confidence[rows], cameras.intrinsics[rows], with_frame=True)
         for j in np.flatnonzero(residual > UNDISTORT_TOLERANCE):
             errors.append((rows[j], distortion_error(float(residual[j]), fields[rows[j]])))
     for i in np.flatnonzero(~(np.isfinite(out).all(axis=(1, 2)) & np.isfinite(crop).all(axis=(1, 2)))):
@@ -199,7 +203,7 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
                                                subfield(fields[i], where))))
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
-    return Pose2DBatch(out, crop, [cameras.choice(i) for i in range(len(items))])
+    return Pose2DBatch(out, crop, [cameras.choice(i) for i in range(len(items))], frames)
 
 
 def pose3d_to_camera_mm(item: Pose3DInput, field: str, world_to_camera: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 from fastapi import Request
 
 from model.perspective_crop import to_real_camera
+from model.rerank import candidate_count, method_of
 from model.skeleton import ROOT
 from service.artifacts import Bundle
 from service.camera import CameraChoice
@@ -29,11 +30,13 @@ from service.images import DetectedPeople, detect_people, image_pixels
 from service.inputs import embedding_to_vector, pose2d_to_features, pose3d_to_features
 from service.memory import release_memory
 from service.metrics import ServiceMetrics
-from service.pose_search import Hit, search_poses
+from service.pose_search import Hit, QueryGeometry, rerank, search_poses
 from service.schemas import EmbeddingInput, ImageInput, Pose2DInput, Pose3DInput
 
 INLINE_CONVERSIONS = 8  # more pose inputs than this are converted in a worker thread, not on the event loop
 INLINE_SEARCH_VECTORS = 50_000  # unfiltered searches visiting fewer vectors run on the event loop (~0.1 ms)
+INLINE_RERANK_ROWS = 2  # re-ranking this many query rows runs on the event loop (under a millisecond), more in a thread
+MODALITY_OF = {graph: modality for modality, graph in ENCODER_OF.items()}
 RELEASE_AFTER_PIXELS = 50_000_000  # after decoding more than this, give the freed memory back to the system
 POSE_DECIMALS = 2
 
@@ -49,6 +52,8 @@ class Prepared:
         saw is in the virtual camera, ``model.perspective_crop.to_real_camera`` takes a pose back. None for 3D
         poses and embeddings (their frame is the one they were given in: identity).
     camera: for 2D inputs, the camera assumed (``CameraChoice.as_json`` says it in an answer); None otherwise.
+    frames: for 2D inputs, (P, 3) the crops' frames (``model.features``; NaN rows on the optical axis: no rays);
+    None otherwise.
     """
 
     graph: str | None
@@ -56,6 +61,21 @@ class Prepared:
     people: list[dict] | None = None
     crop: np.ndarray | None = None
     camera: CameraChoice | None = None
+    frames: np.ndarray | None = None
+
+    @property
+    def modality(self) -> str | None:
+        """pose2d, pose3d or image; None for embeddings."""
+        return MODALITY_OF.get(self.graph)
+
+    def geometry(self) -> list[QueryGeometry]:
+        """What re-ranking fits each row with (``service.pose_search.QueryGeometry``)."""
+        out = []
+        for j, features in enumerate(self.rows if self.graph is not None else [None] * len(self.rows)):
+            frame = None if self.frames is None or not np.isfinite(self.frames[j]).all() else self.frames[j]
+            method = None if features is None else method_of(self.modality, frame is not None)
+            out.append(QueryGeometry(method, features, frame))
+        return out
 
 
 def crops_of(prepared: list[Prepared], embeddings: list[np.ndarray]) -> np.ndarray | None:
@@ -104,11 +124,11 @@ def _prepare_poses(bundle: Bundle, settings: Settings, items: list, fields: list
         by_kind.setdefault(type(items[i]), []).append(i)
     errors = []
     for kind, idx in by_kind.items():
-        crop, cameras = None, None
+        crop, cameras, frames = None, None, None
         try:
             if kind is Pose2DInput:
-                rows, crop, cameras = pose2d_to_features([items[i] for i in idx], [fields[i] for i in idx],
-                                                         settings.min_visible_joints)
+                rows, crop, cameras, frames = pose2d_to_features([items[i] for i in idx], [fields[i] for i in idx],
+                                                                 settings.min_visible_joints)
                 graph = ENCODER_OF["pose2d"]
             elif kind is Pose3DInput:
                 rows = pose3d_to_features([items[i] for i in idx], [fields[i] for i in idx], bundle.world_to_camera)
@@ -123,7 +143,8 @@ def _prepare_poses(bundle: Bundle, settings: Settings, items: list, fields: list
             continue
         for j, i in enumerate(idx):
             out[i] = Prepared(graph, rows[j : j + 1], crop=None if crop is None else crop[j : j + 1],
-                              camera=None if cameras is None else cameras[j])
+                              camera=None if cameras is None else cameras[j],
+                              frames=None if frames is None else frames[j : j + 1])
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
     return out
@@ -182,7 +203,8 @@ async def prepare(bundle: Bundle, settings: Settings, items: list, fields: list[
             if pixels > RELEASE_AFTER_PIXELS:
                 await anyio.to_thread.run_sync(release_memory)
         for i, found in zip(images, detected):
-            out[i] = Prepared(ENCODER_OF["image"], found.features, found.people, found.crop, found.camera)
+            out[i] = Prepared(ENCODER_OF["image"], found.features, found.people, found.crop, found.camera,
+                              found.frames)
             for name, ms in found.timings.items():
                 add_timing(timings, name, ms)
     return out  # type: ignore[return-value]
@@ -238,6 +260,35 @@ async def search(bundle: Bundle, queries: np.ndarray, k: int, pose_mask: np.ndar
         hits = await anyio.to_thread.run_sync(search_poses, bundle.index, queries, k, pose_mask, effort, group)
     add_timing(timings, "search", (time.perf_counter() - started) * 1e3)
     return hits
+
+
+async def search_and_rerank(bundle: Bundle, queries: np.ndarray, geometry: list[QueryGeometry], k: int,
+                            pose_mask: np.ndarray | None, effort: float, group_by_clip: bool, rerank_on: bool,
+                            timings: dict[str, float]) -> tuple[list[list[Hit]], bool]:
+    """Top-k hits per query row, geometrically re-ranked (``service.pose_search.rerank``) when ``rerank_on`` and
+    the bundle is calibrated for it: ``candidate_count(k)`` candidates searched, fitted, k kept.
+
+    geometry: per query row (aligned with ``queries``). returns: the hits and whether re-ranking was applied.
+    """
+    reranking = bundle.reranking if rerank_on else None
+    if reranking is None:
+        return await search(bundle, queries, k, pose_mask, effort, group_by_clip, timings), False
+    hits = await search(bundle, queries, candidate_count(k, reranking.candidates), pose_mask, effort, group_by_clip,
+                        timings)
+    started = time.perf_counter()
+    poses, rotations = bundle.catalog.poses, bundle.catalog.rotations
+
+    if len(hits) <= INLINE_RERANK_ROWS:
+        out = rerank(hits, geometry, poses, rotations, reranking, k)
+    else:
+        out = await anyio.to_thread.run_sync(rerank, hits, geometry, poses, rotations, reranking, k)
+    add_timing(timings, "rerank", (time.perf_counter() - started) * 1e3)
+    return out, True
+
+
+def geometry_of(prepared: list[Prepared]) -> list[QueryGeometry]:
+    """Every query row's geometry, in the order of the concatenated embeddings."""
+    return [g for p in prepared for g in p.geometry()]
 
 
 async def embed_request(request: Request, endpoint: str, req, bundle: Bundle, settings: Settings,

@@ -1,17 +1,25 @@
-"""From vector hits to pose results: the best view of each (clip, frame), optionally the best pose of each group.
+"""From vector hits to pose results: the best view of each (clip, frame), optionally the best pose of each group,
+and their geometric re-ranking.
 
 The index holds every database pose under V virtual views (vector id = pose * V + view) and answers in vectors
 (``PoseIndex.search`` returns ``(D, I)`` like FAISS). A query wants k *poses*, or k groups (clips): this module asks
 for enough vectors, keeps the first view of each pose, and asks again with a larger pool when grouping left fewer
 than k groups.
+
+Re-ranking (``rerank``, ``model.rerank``): the route asks ``search_poses`` for ``model.rerank.candidate_count(k)``
+poses (groups), fits each candidate's 3D, as its matched view sees it, to the query, orders them by the rank score
+(cosine - weight * residual, the bundle's weight for the query's method) and keeps k; each kept hit carries its
+residual, rank score and expected error (the bundle's calibration).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from model.bundle_format import RerankInfo
+from model.rerank import ErrorCurve, first_per_key, fit_residuals, rank_order, rank_scores
 from service.index import PoseIndex
 
 GROWTH = 4  # candidate pool growth when grouping leaves fewer than k groups
@@ -19,24 +27,26 @@ GROWTH = 4  # candidate pool growth when grouping leaves fewer than k groups
 
 @dataclass(frozen=True)
 class Hit:
+    """A pose hit. residual, rank, expected_error, far: set by ``rerank`` (None: not re-ranked; rank = score)."""
+
     pose: int
     view: int
     score: float
+    residual: float | None = None
+    rank: float | None = None
+    expected_error: float | None = None
+    far: bool | None = None
 
 
 def best_per_pose(scores: np.ndarray, ids: np.ndarray, views: int, k: int,
                   group_of_pose: np.ndarray | None = None) -> list[Hit]:
-    """One query's vector hits -> at most k pose hits, best first.
+    """One query's vector hits -> at most k pose hits, best first (``model.rerank.first_per_key``).
 
     scores, ids: (kk,) one row of ``(D, I)``, best first; -1 placeholders are dropped.
     group_of_pose: (N,) int; when given, at most one hit per group (its best pose).
     """
-    keep = ids >= 0
-    scores, ids = scores[keep], ids[keep]
-    pose, view = np.divmod(ids, views)
-    key = pose if group_of_pose is None else group_of_pose[pose]
-    first = np.sort(np.unique(key, return_index=True)[1])[:k]  # the best (first) hit of each pose or group
-    return [Hit(p, v, s) for p, v, s in zip(pose[first].tolist(), view[first].tolist(), scores[first].tolist())]
+    pose, view, score = first_per_key(scores, ids, views, k, group_of_pose)
+    return [Hit(p, v, s) for p, v, s in zip(pose.tolist(), view.tolist(), score.tolist())]
 
 
 def search_poses(index: PoseIndex, queries: np.ndarray, k: int, pose_mask: np.ndarray | None = None,
@@ -59,3 +69,83 @@ def search_poses(index: PoseIndex, queries: np.ndarray, k: int, pose_mask: np.nd
         if group_of_pose is None or exhausted or all(len(h) >= k for h in hits):
             return hits
         kk = min(selected, kk * GROWTH)
+
+
+@dataclass(frozen=True)
+class Reranking:
+    """A bundle's re-ranking (manifest ``rerank``): candidates per query, and per method its weight and
+    expected-error curve."""
+
+    candidates: int
+    weights: dict[str, float]
+    curves: dict[str, ErrorCurve]
+
+    @classmethod
+    def of(cls, info: RerankInfo | None) -> Reranking | None:
+        if info is None:
+            return None
+        curves = {m: ErrorCurve(np.asarray(e.calibration.residual, np.float64),
+                                np.asarray(e.calibration.expected_error_mm, np.float64), e.calibration.far_residual)
+                  for m, e in info.methods.items()}
+        return cls(info.candidates, {m: e.weight for m, e in info.methods.items()}, curves)
+
+
+@dataclass(frozen=True)
+class QueryGeometry:
+    """What a query row is fitted with: method (``model.rerank.METHODS``, None: no geometry, e.g. an embedding),
+    features (17, 3) its encoder features, frame (3,) its crop's frame or None."""
+
+    method: str | None
+    features: np.ndarray
+    frame: np.ndarray | None = None
+
+
+RERANK_CHUNK = 64  # query rows fitted per vectorised call
+
+
+def rerank(rows: list[list[Hit]], geometry: list[QueryGeometry], poses: np.ndarray, rotations: np.ndarray,
+           reranking: Reranking, k: int) -> list[list[Hit]]:
+    """Every query row's candidate hits (cosine order) -> its k best by rank score, each with residual, rank score
+    and expected error. Rows of one method are fitted together (``RERANK_CHUNK`` at a time, candidates padded);
+    rows without geometry (or of a method the bundle has no weight for) keep the cosine order.
+
+    rows: per query its candidate hits; geometry: per query (aligned). poses: (N, 17, 3) mm world Y-up;
+    rotations: (V, 3, 3) world -> virtual view.
+    """
+    out = [[replace(h, rank=h.score) for h in hits[:k]] for hits in rows]
+    methods = {g.method for g, hits in zip(geometry, rows) if hits and g.method in reranking.weights}
+    for method in sorted(methods):
+        members = [i for i, (g, hits) in enumerate(zip(geometry, rows)) if hits and g.method == method]
+        for start in range(0, len(members), RERANK_CHUNK):
+            chunk = members[start : start + RERANK_CHUNK]
+            for i, ranked in zip(chunk, _rerank_method([rows[i] for i in chunk], [geometry[i] for i in chunk],
+                                                       method, poses, rotations, reranking, k)):
+                out[i] = ranked
+    return out
+
+
+def _rerank_method(rows: list[list[Hit]], geometry: list[QueryGeometry], method: str, poses: np.ndarray,
+                   rotations: np.ndarray, reranking: Reranking, k: int) -> list[list[Hit]]:
+    """``rerank`` of rows of one method, in one vectorised fit."""
+    count = max(len(hits) for hits in rows)
+    pose = np.zeros((len(rows), count), np.int64)
+    view = np.zeros((len(rows), count), np.int64)
+    cosine = np.full((len(rows), count), -np.inf)
+    for r, hits in enumerate(rows):
+        pose[r, : len(hits)] = [h.pose for h in hits]
+        view[r, : len(hits)] = [h.view for h in hits]
+        cosine[r, : len(hits)] = [h.score for h in hits]
+    seen = poses[pose].astype(np.float64) @ np.swapaxes(rotations[view], -1, -2)  # as the matched views see them
+    features = np.stack([g.features for g in geometry])
+    frames = None if geometry[0].frame is None else np.stack([g.frame for g in geometry])
+    residual = fit_residuals(method, features, seen, frames)  # (R, count); padded columns score -inf below
+    rank = np.where(np.isfinite(cosine), rank_scores(cosine, residual, reranking.weights[method]), -np.inf)
+    order = rank_order(rank)
+    curve = reranking.curves[method]
+    out = []
+    for r, hits in enumerate(rows):
+        keep = order[r, : min(k, len(hits))]
+        expected, far = curve.expected_error(residual[r, keep]), curve.far(residual[r, keep])
+        out.append([replace(hits[i], residual=float(residual[r, i]), rank=float(rank[r, i]), expected_error=float(e),
+                            far=bool(f)) for i, e, f in zip(keep.tolist(), expected.tolist(), far.tolist())])
+    return out

@@ -223,6 +223,10 @@ class RetrieveRequest(_Strict):
                                                     "turned back into its real camera); default root-relative "
                                                     "world Y-up")
     include_pose3d: bool = Field(True, description="include each result's pose3d")
+    rerank: bool = Field(True, description="geometric re-ranking (default on): the 100 best poses by cosine (k "
+                                           "when larger) are fitted to the query and the k best by `rank_score` "
+                                           "returned, each with `fit_residual` and `confidence`; false: the k best "
+                                           "by cosine `score`, as before, without fit or confidence (faster)")
 
     @model_validator(mode="after")
     def _one_of(self):
@@ -325,9 +329,32 @@ class ResultMetadata(BaseModel):
     view_azimuth_deg: float
 
 
+class Confidence(BaseModel):
+    expected_error_mm: float = Field(
+        description="the expected PA-MPJPE (mm) between this result's pose and the query's true pose, predicted "
+                    "from `fit_residual` (a monotone curve calibrated on held-out queries when the bundle was built; "
+                    "on clip-excluded test queries its rank correlation with the true error and its calibration are "
+                    "in reports/eval.md)")
+    far_from_library: bool = Field(
+        description="the pose fits the query worse than the best result did for 99% of the calibration queries: "
+                    "the query is far from everything in the library (or its 2D is far from what a camera sees of "
+                    "a body); expected_error_mm is then a lower bound. The first result's flag speaks for the query")
+
+
 class Result(BaseModel):
     id: str = Field(description="`<clip>#<frame>`, stable across rebuilds of the same data")
     score: float = Field(description="cosine similarity in [-1, 1]")
+    rank_score: float = Field(description="what results are ordered by, best first: `score - weight * fit_residual` "
+                                          "(the bundle's weight for the query kind, chosen on held-out queries), or "
+                                          "`score` itself when not re-ranked (`rerank: false`, embedding queries, "
+                                          "bundles without a calibration)")
+    fit_residual: float | None = Field(
+        None, description="how badly this pose explains the query: for 2D (pose2d, image) queries the RMS 2D "
+                          "distance over the visible joints after fitting a camera (free rotation, translation, "
+                          "distance; a pinhole in the perspective crop's camera, weak perspective for 2D without "
+                          "image geometry), in units of half the longer side of the person box; for 3D queries the "
+                          "Procrustes residual, PA-MPJPE in mm. Null when not re-ranked")
+    confidence: Confidence | None = Field(None, description="null when not re-ranked")
     start: float | None = Field(None, description="with group_by_clip: seconds, the start of the matching segment "
                                                   "(the frames around the best one scoring within 0.02 of it)")
     end: float | None = Field(None, description="with group_by_clip: seconds, the end of the matching segment")
@@ -341,6 +368,8 @@ class RetrieveResponse(Versioned):
     results: list[Result] | None = None
     batches: list[dict] | None = Field(None, description="for `queries`: [{\"results\": [...]}, ...]")
     people: list[dict] | None = Field(None, description="image queries: the people detected")
+    reranked: bool = Field(description="re-ranking was on for this request (asked for, and the bundle is "
+                                       "calibrated for it): results are ordered by `rank_score`")
     pose_frame: Literal["world_yup", "camera"]
     licence: str
 

@@ -17,6 +17,7 @@ from index_builder.errors import ArtifactError, ConfigError
 from index_builder.indexing import KINDS, plan_reason
 from index_builder.model_card import write_model_card
 from index_builder.motion_database import MotionDatabase
+from index_builder.reranking import validation_line
 from index_builder.sample import load_poses
 from model.bundle_format import BundleError, verify_bundle
 
@@ -63,7 +64,9 @@ def index(
     typer.echo(f"{out}: {info.ntotal} vectors at {', '.join(f'{r:g}' for r in manifest.database.fps)} fps, "
                f"{info.factory} ({plan_reason(info)}), {effort} (recall@10 {point.recall_at_10:.3f}), built in "
                f"{manifest.builder.build_seconds} s: export {timings['export']:.0f} s, embedding "
-               f"{timings['embedding']:.0f} s, index {timings['index']:.0f} s")
+               f"{timings['embedding']:.0f} s, index {timings['index']:.0f} s, re-ranking {timings['rerank']:.0f} s")
+    for method, entry in (manifest.rerank.methods if manifest.rerank is not None else {}).items():
+        typer.echo(f"  {validation_line(method, entry)}")
 
 
 @app.command()

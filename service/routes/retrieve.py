@@ -25,8 +25,12 @@ STEP_RESULTS = 256  # results built between two passes through the event loop
              response_model=RetrieveResponse, responses=READ_ERRORS, openapi_extra=body_doc(RETRIEVE_BODY))
 async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, settings: SettingsDep,
                    metrics: MetricsDep) -> Response:
-    """Top-k poses by cosine score, one result per (clip, frame) (the best of its virtual views), or per clip
-    with `group_by_clip`. `filters` restrict the search to clips by name or label. Each result's pose3d is in
+    """Top-k poses, one result per (clip, frame) (the best of its virtual views), or per clip with
+    `group_by_clip`, ordered by `rank_score`: the 100 best by cosine `score` (k when larger) are re-ranked by how
+    well each one's 3D explains the query (`fit_residual`: a camera fitted to a 2D query, a similarity to a 3D
+    query) and the k best kept, each with its `confidence` (the expected PA-MPJPE to the query's true pose,
+    calibrated on held-out queries). `rerank: false`, embedding queries and bundles built without a calibration
+    keep the cosine order. `filters` restrict the search to clips by name or label. Each result's pose3d is in
     mm, root-relative, world Y-up by default or, with `align_to_query`, as the view that matched sees it, in the
     query's camera frame (it then faces like the query: for a 2D query, the matched view stands for the virtual
     camera aimed at the person and is turned back into the query's real camera). A batch (`queries`) is answered
@@ -40,7 +44,9 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
     rows = sum(len(e) for e in embeddings)  # images with all_people add a query per person
     check_result_count(req.k, rows, settings.max_results)
     queries = np.concatenate(embeddings)
-    hits = await pipeline.search(bundle, queries, req.k, pose_mask, req.search_effort, req.group_by_clip, timings)
+    hits, reranked = await pipeline.search_and_rerank(bundle, queries, pipeline.geometry_of(prepared), req.k,
+                                                      pose_mask, req.search_effort, req.group_by_clip, req.rerank,
+                                                      timings)
 
     crops = pipeline.crops_of(prepared, embeddings) if req.align_to_query else None
     results = await hit_results(bundle, hits, req.align_to_query, req.include_pose3d, crops)  # one list per row
@@ -62,7 +68,8 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
         body.update(answers[0])
     else:
         body["batches"] = answers
-    body.update(k=req.k, pose_frame="camera" if req.align_to_query else "world_yup", licence=bundle.licence)
+    body.update(k=req.k, reranked=reranked, pose_frame="camera" if req.align_to_query else "world_yup",
+                licence=bundle.licence)
     return await json_response(body)
 
 

@@ -155,7 +155,8 @@ def test_retrieve_world_frame_query_matches_view0(client, probe):
 
 def test_retrieve_by_embedding_equals_retrieve_by_pose(client, probe):
     query = {"keypoints": project(probe["world"], probe["rotation"]).tolist()}
-    by_pose = client.post("/retrieve", json={"query": query, "k": 10}).json()["results"]
+    # the cosine order (an embedding has no geometry to re-rank by: tests/service/test_rerank.py)
+    by_pose = client.post("/retrieve", json={"query": query, "k": 10, "rerank": False}).json()["results"]
     vector = embed(client, query)[0] * 3.0  # any length: the service normalises it
     by_vector = client.post("/retrieve", json={"query": {"embedding": vector.tolist()}, "k": 10}).json()["results"]
     assert [x["id"] for x in by_pose] == [x["id"] for x in by_vector]
@@ -163,13 +164,15 @@ def test_retrieve_by_embedding_equals_retrieve_by_pose(client, probe):
 
 
 def test_results_are_deduplicated_sorted_and_grouped_by_clip(client, probe):
+    """In the cosine order (`rerank: false`; the re-ranked order: tests/service/test_rerank.py)."""
     query = {"keypoints": project(probe["world"], probe["rotation"]).tolist()}
-    results = client.post("/retrieve", json={"query": query, "k": 50}).json()["results"]
+    results = client.post("/retrieve", json={"query": query, "k": 50, "rerank": False}).json()["results"]
     ids = [x["id"] for x in results]
     scores = [x["score"] for x in results]
     assert len(ids) == 50 and len(set(ids)) == 50
     assert scores == sorted(scores, reverse=True) and all(-1.0001 <= s <= 1.0001 for s in scores)
-    grouped = client.post("/retrieve", json={"query": query, "k": 10, "group_by_clip": True}).json()["results"]
+    grouped = client.post("/retrieve", json={"query": query, "k": 10, "group_by_clip": True,
+                                             "rerank": False}).json()["results"]
     clips = [x["metadata"]["clip"] for x in grouped]
     assert len(clips) == 10 and len(set(clips)) == 10
     assert grouped[0]["score"] == pytest.approx(results[0]["score"], abs=1e-6)
