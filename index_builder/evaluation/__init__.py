@@ -8,6 +8,8 @@
     real_cameras.py      the fixed real rig: published H36M cameras, subject moving, distorted 2D, off-axis bins
     retrieval_paper.py   the paper's retrieval protocol, clip-excluded variant and oracle floor
     retrieval_prvipe.py  the Pr-VIPE protocol: Hit@k at NP-MPJPE <= threshold
+    retrieval_real.py    retrieval from real cameras over the whole library, re-ranked, against the oracle floor;
+                         the calibration of the predicted error
     alignment.py         cross-modal recall@1
     seed_study.py        singular-value vs pairwise-only over seeds
     images.py            image -> lift3d on the labelled photos, detector error statistics

@@ -214,10 +214,26 @@ def test_evaluate_command_writes_every_section(eval_run, tmp_path):
     assert len(study["runs"]) == 4 and set(study["per_loss"]) == {"singular_value", "pairwise"}
     assert len(study["verdict"]) == 2
     assert "not computed" in report["index_fidelity"]["status"]
+    library = report["retrieval_real"]  # retrieval over the whole sample from real cameras, re-ranked
+    assert library["status"] == "computed" and library["gallery"]["views"] == 8 and library["candidates"] == 100
+    assert library["queries_per_set"]["real_rig"] > 0 and library["queries_per_set"]["random"] > 0
+    for cameras in ("real_rig", "random"):
+        excluded, included = (library["results"][cameras][v] for v in ("clip_excluded", "clip_included"))
+        assert included["oracle_floor_mm"] < 1e-3 < excluded["oracle_floor_mm"]  # the pose itself is in the gallery
+        for e in (excluded, included):
+            for order in ("cosine", "reranked"):
+                assert e[order]["top1_pa_mpjpe_mm"] >= e["oracle_floor_mm"] - 1e-6
+                assert e[order]["top10_best_pa_mpjpe_mm"] <= e[order]["top1_pa_mpjpe_mm"] + 1e-6
+            assert e["candidate_best_pa_mpjpe_mm"] <= e["reranked"]["top10_best_pa_mpjpe_mm"] + 1e-6
+    pooled = library["confidence"]["pooled"]
+    assert -1 <= pooled["spearman"] <= 1 and len(pooled["reliability"]) == 5
+    assert {t["short"].split(":")[0] for t in library["targets"]} >= {"Spearman >= 0.6"}
+    assert library["rerank"]["weight"] in [float(w) for w in library["rerank"]["weights"]]
     assert "CC BY-NC" in report["data"]["licence"] and len(report["run"]["checkpoints"]["unihpr"]["sha256"]) == 64
 
     md = (out / "eval.md").read_text()
     assert "## What this shows" in md and f"{gt['unihpr']['mpjpe_mm']:.1f}" in md
+    assert "## Retrieval from real cameras over the whole library" in md and "target (issue #16)" in md
     for name in PLOTS.values():
         assert f"]({name})" in md
         with Image.open(out / name) as image:
