@@ -10,9 +10,12 @@ service's middleware. Then, in this process:
 
 - HTTP: a keep-alive httpx client, sequential requests for p50/p99 latency; ``--concurrency`` threads with one
   client each for throughput. Scenarios: both floors (with the single-pose body), /embed with one pose2d,
-  /embed with a batch of 64, /retrieve with k = 10.
+  /embed with a batch of 64, /retrieve with k = 10 (re-ranked, the default).
 - direct: the same inputs through ``model.features`` + ONNX Runtime (one intra-op thread, spinning off, as the
   service) + FAISS (the bundle's operating point, k x views candidates), in this process.
+- re-ranking: /retrieve k = 10 with and without it (``rerank: false``) in one interleaved loop (request pairs, so
+  load changes on the machine hit both alike), for 2D without image geometry (the weak-perspective fit) and with
+  ``image_size`` and a camera (the pinhole fit); the p50 ratio of each pair of series.
 - an image /retrieve, its server-side stages from the ``Server-Timing`` header (decode, detector, landmarks,
   encoder, search) and the rest (HTTP, JSON, base64, result assembly).
 
@@ -163,6 +166,61 @@ def inputs_from_bundle(bundle: Path) -> np.ndarray:
     return cam[..., :2] / cam[..., 2:3] * 1145.0 + 500.0
 
 
+def paired(call_a, call_b, n: int) -> tuple[list[float], list[float]]:
+    """ms per call of two calls interleaved (a, b, a, b, ... with the order swapped every pair), after a warm-up."""
+    for _ in range(WARMUP):
+        call_a()
+        call_b()
+    times_a, times_b = [], []
+    for i in range(n):
+        for call, times in ((call_a, times_a), (call_b, times_b))[:: 1 if i % 2 == 0 else -1]:
+            start = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - start) * 1e3)
+    return times_a, times_b
+
+
+def rerank_split(url: str, kp: np.ndarray, n: int) -> dict[str, dict[str, float]]:
+    """/retrieve k = K re-ranked and not, interleaved, for an on-axis 2D query and one with image geometry."""
+    import httpx
+
+    bodies = {"on_axis": {"keypoints": kp[0].tolist(), "layout": "h36m17"},
+              "camera": {"keypoints": kp[0].tolist(), "layout": "h36m17", "image_size": [1000, 1000],
+                         "camera": {"focal": [1145.0, 1145.0]}}}
+    headers = {"Content-Type": "application/json"}
+    out = {}
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for name, query in bodies.items():
+            on = json.dumps({"query": query, "k": K}).encode()
+            off = json.dumps({"query": query, "k": K, "rerank": False}).encode()
+            probe = client.post("/retrieve", content=on, headers=headers).json()
+            assert probe["reranked"], "the bundle has no re-ranking calibration (rebuild it)"
+
+            def call(body):
+                r = client.post("/retrieve", content=body, headers=headers)
+                assert r.status_code == 200, r.text
+
+            with_ms, without_ms = paired(lambda: call(on), lambda: call(off), n)
+            out[name] = {"with_p50": percentile(with_ms, 50), "with_p99": percentile(with_ms, 99),
+                         "without_p50": percentile(without_ms, 50), "without_p99": percentile(without_ms, 99),
+                         "server_rerank_ms": server_stage(client, on, "rerank"),
+                         "server_search_with_ms": server_stage(client, on, "search"),
+                         "server_search_without_ms": server_stage(client, off, "search")}
+    return out
+
+
+def server_stage(client, body: bytes, stage: str, n: int = 50) -> float:
+    """Median ms of one Server-Timing stage over ``n`` requests."""
+    values = []
+    for _ in range(n):
+        r = client.post("/retrieve", content=body, headers={"Content-Type": "application/json"})
+        for part in r.headers["server-timing"].split(","):
+            name, dur = part.strip().split(";dur=")
+            if name == stage:
+                values.append(float(dur))
+    return statistics.median(values) if values else float("nan")
+
+
 class Direct:
     """The service's compute without the service: features, ORT session.run, FAISS search."""
 
@@ -241,11 +299,12 @@ def run(args: argparse.Namespace) -> None:
                 row.update(direct_p50=percentile(direct_ms, 50), direct_p99=percentile(direct_ms, 99),
                            direct_rps=concurrent(lambda f=direct_calls[name]: f, n * 2, args.concurrency))
             rows.append(row)
+        rerank_rows = rerank_split(url, kp, args.requests)
         image_rows = image_split(url, args, direct) if args.image.is_file() else None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    report(rows, image_rows, args, bundle)
+    report(rows, image_rows, args, bundle, rerank_rows)
 
 
 def image_split(url: str, args: argparse.Namespace, direct: Direct) -> dict:
@@ -274,7 +333,8 @@ def image_split(url: str, args: argparse.Namespace, direct: Direct) -> dict:
     return out
 
 
-def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundle: Path) -> None:
+def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundle: Path,
+           rerank: dict[str, dict[str, float]] | None = None) -> None:
     from model.bundle_format import read_manifest
 
     manifest = read_manifest(bundle)
@@ -303,6 +363,17 @@ def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundl
         print(f"{names[r['name']]:<30}{r['http_p50']:>9.3f}{r['http_p99']:>9.3f}{extra}{rps}")
     print("\noverhead p50 = HTTP p50 - direct p50 (the service's own cost); / floor = overhead p50 / the bare ASGI "
           "route's HTTP p50; above floor = HTTP p50 - the bare route's HTTP p50")
+    if rerank:
+        candidates = manifest.rerank.candidates if manifest.rerank is not None else "-"
+        print(f"\n/retrieve k={K}, geometric re-ranking of {candidates} candidates on and off, {args.requests} "
+              "interleaved pairs (ms; server stages: Server-Timing medians):")
+        print(f"  {'query':<34}{'with p50':>9}{'p99':>8}{'without p50':>13}{'p99':>8}{'p50 ratio':>11}"
+              f"{'rerank':>8}{'search on/off':>15}")
+        labels = {"on_axis": "2D, no image geometry (weak fit)", "camera": "2D with image_size (pinhole fit)"}
+        for name, r in rerank.items():
+            print(f"  {labels[name]:<34}{r['with_p50']:>9.3f}{r['with_p99']:>8.3f}{r['without_p50']:>13.3f}"
+                  f"{r['without_p99']:>8.3f}{r['with_p50'] / r['without_p50']:>10.2f}x{r['server_rerank_ms']:>8.3f}"
+                  f"{r['server_search_with_ms']:>8.3f}/{r['server_search_without_ms']:.3f}")
     if image:
         print(f"\nimage /retrieve k={K} ({args.image.name}, {image['bytes']} bytes as base64 JSON), "
               f"{args.image_requests} requests, medians in ms:")

@@ -91,13 +91,15 @@ def _complete(rows: np.ndarray) -> np.ndarray:
     return np.concatenate([rows, np.cross(rows[..., 0, :], rows[..., 1, :])[..., None, :]], axis=-2)
 
 
-def _scale_and_moments(cxX: np.ndarray, cXX: np.ndarray, rotation: np.ndarray):
-    """Moments of the candidate turned by ``rotation``: B = sum_j w_j xc_j Y_j^T (..., 2, 3), M = sum_j w_j Y_j
-    Y_j^T (..., 3, 3) with Y_j = R Xc_j, and the least-squares scale (>= 0) of its projection onto the query."""
+def _scale_and_moments(cxX: np.ndarray, cXX: np.ndarray, rotation: np.ndarray, trace: np.ndarray):
+    """Moments of the candidate turned by ``rotation`` (Y_j = R Xc_j): B = sum_j w_j xc_j Y_j^T (..., 2, 3); the
+    entries (m_xz, m_yz, m_zz) (..., 3) of M = sum_j w_j Y_j Y_j^T = R cXX R^T and its in-plane part m_xx + m_yy =
+    trace(cXX) - m_zz (``trace``: (...,) of cXX); and the least-squares scale (>= 0) of the projection."""
     b = cxX @ np.swapaxes(rotation, -1, -2)
-    m = rotation @ cXX @ np.swapaxes(rotation, -1, -2)
-    scale = np.maximum(b[..., 0, 0] + b[..., 1, 1], 0.0) / np.maximum(m[..., 0, 0] + m[..., 1, 1], _EPS)
-    return b, m, scale
+    mz = ((rotation @ cXX) * rotation[..., 2:3, :]).sum(axis=-1)  # row k: (R cXX)_k . R_z = m_kz
+    plane = trace - mz[..., 2]
+    scale = np.maximum(b[..., 0, 0] + b[..., 1, 1], 0.0) / np.maximum(plane, _EPS)
+    return b, mz, plane, scale
 
 
 def _refine(sxx: np.ndarray, cxX: np.ndarray, cXX: np.ndarray, rotation: np.ndarray,
@@ -110,10 +112,10 @@ def _refine(sxx: np.ndarray, cxX: np.ndarray, cXX: np.ndarray, rotation: np.ndar
     Jacobian rows s [0, z, -y, x] (x coordinate) and s [-z, 0, x, y] (y coordinate) of Y_j = R Xc_j = (x, y, z),
     so the normal equations are sums of Y's second moments M and of B: written out below.
     """
+    trace = np.einsum("...ii->...", cXX)
     for _ in range(iterations):
-        b, m, s = _scale_and_moments(cxX, cXX, rotation)
-        mzz, mxz, myz = m[..., 2, 2], m[..., 0, 2], m[..., 1, 2]
-        plane = m[..., 0, 0] + m[..., 1, 1]
+        b, mz, plane, s = _scale_and_moments(cxX, cXX, rotation, trace)
+        mxz, myz, mzz = mz[..., 0], mz[..., 1], mz[..., 2]
         inv_s = 1.0 / np.maximum(s, _EPS)
         # gradient / s, split into the x-y rotation part g1 and the (z rotation, log scale) part g2
         g1x, g1y = myz - b[..., 1, 2] * inv_s, b[..., 0, 2] * inv_s - mxz
@@ -128,8 +130,8 @@ def _refine(sxx: np.ndarray, cxX: np.ndarray, cXX: np.ndarray, rotation: np.ndar
         ux, uy = (g1x - cg2x / p) / schur, (g1y - cg2y / p) / schur
         vx = (g2x - (-mxz * ux - myz * uy)) / p  # (g2 - C^T u) / p; the log-scale step v_y is not needed
         rotation = rodrigues(np.stack([ux, uy, vx], -1)) @ rotation  # the scale is re-solved in closed form
-    b, m, s = _scale_and_moments(cxX, cXX, rotation)
-    squared = sxx - 2 * s * (b[..., 0, 0] + b[..., 1, 1]) + s**2 * (m[..., 0, 0] + m[..., 1, 1])
+    b, _, plane, s = _scale_and_moments(cxX, cXX, rotation, trace)
+    squared = sxx - 2 * s * (b[..., 0, 0] + b[..., 1, 1]) + s**2 * plane
     return rotation, s, np.sqrt(np.maximum(squared, 0.0))
 
 
@@ -219,8 +221,10 @@ def perspective_fit(rays: np.ndarray, weights: np.ndarray, poses: np.ndarray, ro
     POSIT (DeMenthon and Davis, 1995): with the candidate's depths z_j relative to its centroid (at depth Z) from
     the current fit, rays_j (1 + z_j / Z) follow the scaled orthographic model with scale 1 / Z exactly; each round
     corrects the rays so and refits that model (``weak_perspective_fit``'s moment form, from the last rotation),
-    starting from the nearest rotation of the rays' affine fit. On real-rig and random-camera validation queries,
-    2 rounds of 1 step rank candidates as 3 rounds of 2 steps do (the same top-1 error to 0.01 mm).
+    starting from the nearest rotation of the rays' affine fit. On real-rig and random-camera validation queries
+    (400 each, 100 candidates), 2 rounds of 1 step rank candidates as 3 rounds of 2 steps do (top-1 PA-MPJPE
+    6.99 vs 6.97 and 14.93 vs 14.93 mm, the same share within 10 mm) in about half the time; 1 round of 2 steps
+    ranks alike too but leaves some true poses a residual of 2% of the box (not converged).
 
     rays: (..., J, 2) undistorted normalised image coordinates (x / z, y / z) of a camera aimed near the person
         (the perspective crop's virtual camera). weights, poses: as ``weak_perspective_fit``.
