@@ -117,6 +117,7 @@ def bundle_info(bundle: Bundle) -> dict:
         **m.model_dump(mode="json", include={"joints", "embedding", "normalisation", "evaluation", "blazepose"}),
         "index": {**m.index.model_dump(mode="json"), "kind": bundle.index.kind, "nprobe": bundle.index.nprobe},
         "database": m.database.model_dump(mode="json"),
+        "rerank": None if m.rerank is None else m.rerank.model_dump(mode="json"),
         "labels": bundle.catalog.known,
         "licence": bundle.licence,
     }

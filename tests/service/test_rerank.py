@@ -46,6 +46,13 @@ def test_the_bundle_is_calibrated_for_every_method(tiny_bundle):
         assert str(entry.weight) in {str(float(w)) for w in entry.validation["weights"]}
 
 
+def test_info_shows_the_reranking(client, tiny_bundle):
+    info = client.get("/info").json()["rerank"]
+    manifest = read_manifest(tiny_bundle).rerank
+    assert info["candidates"] == manifest.candidates
+    assert {m: e["weight"] for m, e in info["methods"].items()} == {m: e.weight for m, e in manifest.methods.items()}
+
+
 def test_results_carry_the_fit_and_are_ordered_by_rank_score(client, probe):
     body = retrieve(client, query=query2d(probe), k=10)
     results = body["results"]
