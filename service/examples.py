@@ -40,6 +40,9 @@ RETRIEVE_EXAMPLES = {
     "batch": {"summary": "two queries",
               "value": {"queries": [{"keypoints": _STAND_H36M17_PX},
                                     {"modality": "pose3d", "keypoints": _STAND_H36M17_MM}], "k": 3}},
+    "cosine": {"summary": "the top 10 by cosine alone: no geometric re-ranking, no confidence",
+               "value": {"query": {"modality": "pose2d", "keypoints": _STAND_H36M17_PX, "layout": "h36m17",
+                                   "image_size": [1000, 1000]}, "k": 10, "rerank": False}},
 }
 LIFT_EXAMPLES = {
     "pose2d": {"summary": "2D pose to 3D",
