@@ -56,12 +56,21 @@ def train(run: RunOpt = Path("runs/default"), preset: PresetOpt = "default", set
 
 @app.command()
 def baselines(run: RunOpt = Path("runs/default"), preset: PresetOpt = "default", set_: SetOpt = None,
-              use_sample: SampleOpt = False, threads: ThreadsOpt = 2) -> None:
+              use_sample: SampleOpt = False, threads: ThreadsOpt = 2,
+              only: Annotated[list[str] | None, typer.Option(
+                  help="train only these baselines (repeatable): martinez_budget, martinez_converged, "
+                       "martinez_absolute; e.g. one per process")] = None) -> None:
     """Train the Martinez lifter at UniHPR's budget and to convergence with early stopping on UniHPR's 2D
     features, and to convergence on absolute image coordinates with the intrinsics (``martinez_absolute``)."""
     config, train_db, val_db = _prepare(run, preset, set_, threads, use_sample)
-    for name, budget, inputs in (("martinez_budget", config.poses_drawn, "crop"), ("martinez_converged", None, "crop"),
-                                 ("martinez_absolute", None, "rays")):
+    plan = (("martinez_budget", config.poses_drawn, "crop"), ("martinez_converged", None, "crop"),
+            ("martinez_absolute", None, "rays"))
+    unknown = set(only or ()) - {name for name, _, _ in plan}
+    if unknown:
+        raise typer.BadParameter(f"unknown baseline(s) {', '.join(sorted(unknown))}", param_hint="--only")
+    for name, budget, inputs in plan:
+        if only and name not in only:
+            continue
         out = run / f"{name}.pt"
         if out.exists():
             typer.echo(f"{out}: exists, kept")
