@@ -38,15 +38,23 @@ class Hit:
     far: bool | None = None
 
 
+class Hits(list):
+    """One query's hits (a list of ``Hit``, best first) that also keeps them as arrays: pose, view (H,) int64 and
+    score (H,) float (what re-ranking reads without going through the objects)."""
+
+    def __init__(self, pose: np.ndarray, view: np.ndarray, score: np.ndarray):
+        super().__init__(Hit(p, v, s) for p, v, s in zip(pose.tolist(), view.tolist(), score.tolist()))
+        self.pose, self.view, self.score = pose, view, score
+
+
 def best_per_pose(scores: np.ndarray, ids: np.ndarray, views: int, k: int,
-                  group_of_pose: np.ndarray | None = None) -> list[Hit]:
+                  group_of_pose: np.ndarray | None = None) -> Hits:
     """One query's vector hits -> at most k pose hits, best first (``model.rerank.first_per_key``).
 
     scores, ids: (kk,) one row of ``(D, I)``, best first; -1 placeholders are dropped.
     group_of_pose: (N,) int; when given, at most one hit per group (its best pose).
     """
-    pose, view, score = first_per_key(scores, ids, views, k, group_of_pose)
-    return [Hit(p, v, s) for p, v, s in zip(pose.tolist(), view.tolist(), score.tolist())]
+    return Hits(*first_per_key(scores, ids, views, k, group_of_pose))
 
 
 def search_poses(index: PoseIndex, queries: np.ndarray, k: int, pose_mask: np.ndarray | None = None,
@@ -112,7 +120,7 @@ def rerank(rows: list[list[Hit]], geometry: list[QueryGeometry], poses: np.ndarr
     rows: per query its candidate hits; geometry: per query (aligned). poses: (N, 17, 3) mm world Y-up;
     rotations: (V, 3, 3) world -> virtual view.
     """
-    out = [[replace(h, rank=h.score) for h in hits[:k]] for hits in rows]
+    out: list[list[Hit] | None] = [None] * len(rows)
     methods = {g.method for g, hits in zip(geometry, rows) if hits and g.method in reranking.weights}
     for method in sorted(methods):
         members = [i for i, (g, hits) in enumerate(zip(geometry, rows)) if hits and g.method == method]
@@ -121,7 +129,7 @@ def rerank(rows: list[list[Hit]], geometry: list[QueryGeometry], poses: np.ndarr
             for i, ranked in zip(chunk, _rerank_method([rows[i] for i in chunk], [geometry[i] for i in chunk],
                                                        method, poses, rotations, reranking, k)):
                 out[i] = ranked
-    return out
+    return [[replace(h, rank=h.score) for h in hits[:k]] if done is None else done for hits, done in zip(rows, out)]
 
 
 def _rerank_method(rows: list[list[Hit]], geometry: list[QueryGeometry], method: str, poses: np.ndarray,
@@ -132,9 +140,9 @@ def _rerank_method(rows: list[list[Hit]], geometry: list[QueryGeometry], method:
     view = np.zeros((len(rows), count), np.int64)
     cosine = np.full((len(rows), count), -np.inf)
     for r, hits in enumerate(rows):
-        pose[r, : len(hits)] = [h.pose for h in hits]
-        view[r, : len(hits)] = [h.view for h in hits]
-        cosine[r, : len(hits)] = [h.score for h in hits]
+        arrays = hits if isinstance(hits, Hits) else Hits(*(np.array([getattr(h, f) for h in hits])
+                                                            for f in ("pose", "view", "score")))
+        pose[r, : len(hits)], view[r, : len(hits)], cosine[r, : len(hits)] = arrays.pose, arrays.view, arrays.score
     seen = poses[pose].astype(np.float64) @ np.swapaxes(rotations[view], -1, -2)  # as the matched views see them
     features = np.stack([g.features for g in geometry])
     frames = None if geometry[0].frame is None else np.stack([g.frame for g in geometry])
@@ -146,6 +154,6 @@ def _rerank_method(rows: list[list[Hit]], geometry: list[QueryGeometry], method:
     for r, hits in enumerate(rows):
         keep = order[r, : min(k, len(hits))]
         expected, far = curve.expected_error(residual[r, keep]), curve.far(residual[r, keep])
-        out.append([replace(hits[i], residual=float(residual[r, i]), rank=float(rank[r, i]), expected_error=float(e),
-                            far=bool(f)) for i, e, f in zip(keep.tolist(), expected.tolist(), far.tolist())])
+        out.append([Hit(int(pose[r, i]), int(view[r, i]), float(cosine[r, i]), float(residual[r, i]), float(rank[r, i]),
+                        e, f) for i, e, f in zip(keep.tolist(), expected.tolist(), far.tolist())])
     return out
