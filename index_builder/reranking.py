@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 
 import model.bundle_format as fmt
+from model.exact_search import exact_search
 from model.pose_fit import procrustes_residual
 from model.rerank import (
     CANDIDATES,
@@ -89,15 +90,15 @@ class Gallery:
 
 
 def exact_search_of(vectors: np.ndarray, views: int, pose_clip: np.ndarray) -> Search:
-    """Exact inner-product search over ``vectors`` (N * V, D) float32 (one ``faiss.knn`` call); a query's clip is
-    excluded by asking for as many more vectors as the longest excluded clip holds and dropping its own."""
+    """Exact inner-product search over ``vectors`` (N * V, D) float32 (``model.exact_search``: one ``faiss.knn``
+    call); a query's clip is excluded by asking for as many more vectors as the longest excluded clip holds and
+    dropping its own."""
     lengths = np.bincount(pose_clip)
 
     def search(queries: np.ndarray, kk: int, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         extra = 0 if exclude is None or not len(exclude) else views * int(lengths[exclude].max())
         k = min(kk + extra, len(vectors))
-        queries = np.ascontiguousarray(queries, np.float32)
-        scores, ids = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+        scores, ids = exact_search(queries, vectors, k, "ip")
         if exclude is not None:
             own = pose_clip[np.maximum(ids, 0) // views] == exclude[:, None]
             order = np.argsort(own, axis=1, kind="stable")  # other clips' vectors first, in score order

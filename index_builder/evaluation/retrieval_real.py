@@ -3,8 +3,8 @@ the library holds, with and without geometric re-ranking, and how well the predi
 
 Gallery. The whole database (every split: the library a user indexes) at about ``GALLERY_FPS`` frames per second
 (``index_builder.bundle.frames_at_rate``), every pose under the bundle's ``DEFAULT_VIEWS`` virtual views
-(``model.camera_rigs.virtual_view_rotations``), embedded by the run's pose3d encoder and searched exactly (one
-``faiss.knn`` call per chunk of queries: ``index_builder.reranking.exact_search_of``).
+(``model.camera_rigs.virtual_view_rotations``), embedded by the run's pose3d encoder and searched exactly
+(``model.exact_search``, one ``faiss.knn`` call per chunk of queries: ``index_builder.reranking.exact_search_of``).
 
 Queries: clean 2D of test-split poses that the gallery holds, each seen once by
 - ``real_rig``: the fixed real rig of ``real_cameras`` (the four published H36M calibrations of
@@ -392,7 +392,8 @@ def retrieval_real(model: UniHPR, db: MotionDatabase, settings: EvalSettings, pr
     return {
         "status": "computed",
         "gallery": {"poses": int(len(poses)), "views": DEFAULT_VIEWS, "vectors": int(len(vectors)),
-                    "fps": GALLERY_FPS, "clips": int(len(gallery_db.clips)), "search": "exact (faiss.knn)"},
+                    "fps": GALLERY_FPS, "clips": int(len(gallery_db.clips)),
+                    "search": "exact (model.exact_search: faiss.knn)"},
         "candidates": CANDIDATES,
         "queries_per_set": {"validation": len(val), **{n: len(test_sets[n]) for n in SETS}},
         "real_rig": rig_info,
