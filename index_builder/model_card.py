@@ -11,10 +11,10 @@ from index_builder.checkpoint import load_checkpoint
 from index_builder.motion_database import MotionDatabase
 from model.bundle_format import sha256_of
 
-COMMANDS = """make model        # = the commands below, about an hour on 2 CPU cores
+COMMANDS = """make model        # = the commands below, about two and a half hours on 2 idle CPU cores
 unihpr-build cache                      # the pose cache from ../shared/data/bandai-namco-motion
 unihpr-build train --run runs/default   # UniHPR, preset `default`
-unihpr-build baselines --run runs/default
+unihpr-build baselines --run runs/default   # 3 Martinez lifters (--only NAME: one per process)
 unihpr-build study --run runs/default   # singular-value vs pairwise-only, 3 seeds, preset `study`
 unihpr-build evaluate --run runs/default
 unihpr-build weights --run runs/default --report reports/eval.json"""
@@ -81,15 +81,28 @@ def model_card(weights: Path, report: dict | None, db: MotionDatabase, float16_c
         base = lift["baseline_of_record"]
         paper = report["retrieval_paper"]["pose2d"]
         prvipe = report["retrieval_prvipe"]["hit_at_k"]
+        def baseline(metric: str) -> str:
+            return f"{_fmt(gt[base][metric])} ({base})" if base else "not in this run (`unihpr-build baselines`)"
+
         lines += [
             "## Metrics (held-out clips; `reports/eval.md` has every number and plot)",
             "",
             "| metric | UniHPR | baseline |",
             "|---|---|---|",
-            f"| lifting MPJPE, GT 2D, H36M-like rig (mm) | {_fmt(gt['unihpr']['mpjpe_mm'])} | "
-            f"{_fmt(gt[base]['mpjpe_mm'])} ({base}) |",
+            f"| lifting MPJPE, GT 2D, H36M-like rig (mm) | {_fmt(gt['unihpr']['mpjpe_mm'])} | {baseline('mpjpe_mm')} |",
             f"| lifting PA-MPJPE, GT 2D, H36M-like rig (mm) | {_fmt(gt['unihpr']['pa_mpjpe_mm'])} | "
-            f"{_fmt(gt[base]['pa_mpjpe_mm'])} ({base}) |",
+            f"{baseline('pa_mpjpe_mm')} |",
+        ]
+        rig = report.get("real_rig", {}).get("runs", {})
+        for run, told in (("intrinsics", "intrinsics given"), ("default_fov", "default field of view")):
+            if run in rig:
+                row = rig[run]
+                better = row.get("better_martinez")
+                other = (f"{_fmt(row['lifters'][better]['mpjpe_mm'])} ({better})" if better
+                         else "not in this run")
+                lines.append(f"| lifting MPJPE, GT 2D, published H36M cameras, people off-centre, lens distortion, "
+                             f"{told} (mm) | {_fmt(row['lifters']['unihpr']['mpjpe_mm'])} | {other} |")
+        lines += [
             f"| retrieval top-1 MPJPE, 2D query, clip excluded (mm) | "
             f"{_fmt(paper['unihpr']['top1_clip_excluded']['mpjpe_mm'])} | "
             f"{_fmt(paper['nn_2d']['top1_clip_excluded']['mpjpe_mm'])} (2D nearest neighbour); oracle floor "
