@@ -159,7 +159,8 @@ class DetectedPeople:
     features: (P, 17, 3) float32 image-encoder input (of the perspective crop). people: JSON-ready dicts (box,
     keypoints, visibility, score; pixels of the upright image). timings: ms of decode, the detector and landmark
     models' invocations, and BlazePose's pre/post. crop: (P, 3, 3) real -> virtual camera rotations. camera: the
-    camera assumed (``service.camera``).
+    camera assumed (``service.camera``). frames: (P, 3) the crops' frames (``model.features``: the rays of the
+    virtual camera are the features' x, y * scale + centre), what re-ranking fits a pinhole camera to.
     """
 
     features: np.ndarray
@@ -167,6 +168,7 @@ class DetectedPeople:
     timings: dict[str, float]
     crop: np.ndarray
     camera: CameraChoice
+    frames: np.ndarray | None = None
 
 
 def person_to_h36m17(person: Person) -> tuple[np.ndarray, np.ndarray]:

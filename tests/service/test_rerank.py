@@ -116,6 +116,17 @@ def test_rerank_works_with_filters_grouping_and_batches(client, probe, database)
     assert all(x["fit_residual"] is None and x["rank_score"] == x["score"] for x in second)
 
 
+def test_an_image_query_is_reranked_with_its_detected_joints(client):
+    """The photo the OpenAPI examples use (BlazePose finds one person): the image method, visibility-weighted."""
+    from service.examples import EXAMPLE_IMAGE_B64
+
+    body = retrieve(client, query={"image_b64": EXAMPLE_IMAGE_B64}, k=3)
+    assert body["reranked"] and len(body["results"]) == 3
+    assert all(x["fit_residual"] is not None and x["confidence"]["expected_error_mm"] > 0 for x in body["results"])
+    ranks = [x["rank_score"] for x in body["results"]]
+    assert ranks == sorted(ranks, reverse=True)
+
+
 def test_a_query_far_from_the_library_says_so(client, probe):
     """A 2D 'pose' no body makes (the joints scattered at random): every candidate fits it badly."""
     rng = np.random.default_rng(0)
