@@ -25,9 +25,11 @@ from service.index import PoseIndex
 GROWTH = 4  # candidate pool growth when grouping leaves fewer than k groups
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Hit:
-    """A pose hit. residual, rank, expected_error, far: set by ``rerank`` (None: not re-ranked; rank = score)."""
+    """A pose hit. residual, rank, expected_error, far: set by ``rerank`` (None: not re-ranked; rank = score).
+
+    Not frozen: a frozen dataclass costs 2.5 us to build against 0.3 us, and re-ranking builds 100 a query."""
 
     pose: int
     view: int
