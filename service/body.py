@@ -38,16 +38,20 @@ from service.errors import (
 from service.schemas import ImageInput
 
 IMAGE_FIELD = "image"
+VIDEO_FIELD = "video"
 # multipart fields that belong to the image input, not the request (`camera` is JSON text, decoded like every field)
 INPUT_FORM_FIELDS = frozenset({"all_people", "camera", "fov_deg"})
+VIDEO_FORM_FIELDS = frozenset({"sample_fps", "camera", "fov_deg"})  # multipart fields of the `video` options
 INLINE_BODY_BYTES = 64 * 1024  # larger bodies are parsed and validated off the event loop
 
 
 @dataclass
 class FormData:
-    """A parsed multipart body: the `image` file's bytes and the other fields (JSON-decoded when they parse)."""
+    """A parsed multipart body: the `image` or `video` file's bytes and the other fields (JSON-decoded when they
+    parse)."""
 
     image: bytes | None = None
+    video: bytes | None = None
     fields: dict[str, object] = field(default_factory=dict)
 
 
@@ -102,6 +106,10 @@ def parse_multipart(body: bytes, content_type: str) -> FormData:
             if form.image is not None:
                 raise InvalidRequestError("more than one `image` part", IMAGE_FIELD)
             form.image = bytes(data)
+        elif name == VIDEO_FIELD:
+            if form.video is not None:
+                raise InvalidRequestError("more than one `video` part", VIDEO_FIELD)
+            form.video = bytes(data)
         elif name in form.fields:
             raise InvalidRequestError(f"the field {name!r} is given twice", name[:MAX_ECHO])
         else:
@@ -161,6 +169,8 @@ class RequestBody:
     form: the pydantic model documenting the multipart form (its fields other than `image` are the only form
         fields accepted); None when the route takes no uploads.
     from_upload: (image input fields, other form fields) -> the JSON-shaped request an upload stands for.
+    video_form, from_video: likewise for a `video` upload (None: the route takes no video).
+    precheck(data, settings): refuses an oversized JSON body (its domain error) before it is validated.
     """
 
     validate: Callable[[object], Any]
@@ -170,6 +180,9 @@ class RequestBody:
     form: type[BaseModel] | None = None
     from_upload: Callable[[dict, dict], dict] | None = None
     optional: bool = False  # an empty body means the model's defaults
+    video_form: type[BaseModel] | None = None
+    from_video: Callable[[dict, dict], dict] | None = None
+    precheck: Callable[[object, Settings], None] | None = None
 
     async def __call__(self, request: Request) -> Any:
         settings: Settings = request.app.state.settings
@@ -194,12 +207,16 @@ class RequestBody:
         data = parse_json(body)
         if self.batch_field is not None:
             check_batch(data, self.batch_field, settings.max_batch)
+        if self.precheck is not None:
+            self.precheck(data, settings)
         return self.validate(data)  # every body's validate refuses a value that is not an object
 
     def _from_form(self, body: bytes, content_type: str, settings: Settings) -> Any:
         if not body:
             raise EmptyBodyError("the request body is empty")
         form = parse_multipart(body, content_type)
+        if form.video is not None:
+            return self._from_video_form(form)
         if form.image is None:
             raise InvalidRequestError("a multipart request needs a file field `image`", IMAGE_FIELD)
         allowed = set(self.form.model_fields) - {IMAGE_FIELD}
@@ -212,6 +229,22 @@ class RequestBody:
         rest = {k: v for k, v in form.fields.items() if k not in INPUT_FORM_FIELDS}
         request = self.validate(self.from_upload(item, rest))
         upload_target(request)._data = form.image
+        return request
+
+    def _from_video_form(self, form: FormData) -> Any:
+        if self.video_form is None or self.from_video is None:
+            raise InvalidRequestError("this route takes no video", VIDEO_FIELD)
+        if form.image is not None:
+            raise InvalidRequestError("send an `image` or a `video`, not both", VIDEO_FIELD)
+        allowed = set(self.video_form.model_fields) - {VIDEO_FIELD}
+        for name in form.fields:
+            if name not in allowed:
+                raise UnknownFieldError(f"the multipart field {name[:MAX_ECHO]!r} is not accepted with a `video` "
+                                        f"upload (accepted: {', '.join(sorted(allowed))})", name[:MAX_ECHO])
+        options = {k: v for k, v in form.fields.items() if k in VIDEO_FORM_FIELDS}
+        rest = {k: v for k, v in form.fields.items() if k not in VIDEO_FORM_FIELDS}
+        request = self.validate(self.from_video(options, rest))
+        request.video._data = form.video
         return request
 
 

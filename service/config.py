@@ -55,6 +55,25 @@ class Settings(BaseSettings):
     min_visible_joints: int = Field(8, ge=2, le=17, description="fewest visible h36m17 joints a 2D pose needs")
     max_search_effort: float = Field(16.0, ge=1.0, description="upper bound of the request's search_effort")
 
+    # --- motion search (sequence and video queries)
+    max_sequence_frames: int = Field(1800, ge=2, description="most frames of a sequence query, and most frames "
+                                                             "sampled from a video")
+    max_sequence_seconds: float = Field(60.0, gt=0, description="longest sequence query, seconds from its first "
+                                                                "to its last frame")
+    min_sequence_fps: float = Field(1.0, gt=0, description="lowest frame rate of a sequence query (and of "
+                                                           "sample_fps for videos)")
+    max_sequence_fps: float = Field(240.0, gt=0, description="highest frame rate of a sequence query (and of "
+                                                             "sample_fps for videos)")
+    max_video_bytes: int = Field(16 * MIB, ge=1024, description="largest video upload (max_body_bytes bounds the "
+                                                                "whole request too)")
+    max_video_pixels: int = Field(3840 * 2160, ge=1, description="largest video frame, width x height")
+    max_video_seconds: float = Field(30.0, gt=0, description="longest video (every sampled frame runs BlazePose: "
+                                                             "about 25-60 ms each on one core)")
+    video_sample_fps: float = Field(10.0, gt=0, description="frames per second a video is sampled at for person "
+                                                            "detection (at most its own rate)")
+    video_track_people: int = Field(3, ge=1, le=10, description="people detected per video frame, among whom the "
+                                                                "tracked person is found")
+
     # --- compute
     device: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="cpu; gpu (ONNX Runtime's CUDA provider and FAISS GPUs required, else start-up fails); "

@@ -28,6 +28,7 @@ from service.errors import (
 )
 from service.examples import EMBED_EXAMPLES, LIFT_EXAMPLES, RELOAD_EXAMPLES, RETRIEVE_EXAMPLES
 from service.metrics import ServiceMetrics
+from service.motion_search import check_sequence_size
 from service.schemas import (
     EMBED_ADAPTER,
     LIFT_BATCH_ADAPTER,
@@ -41,6 +42,7 @@ from service.schemas import (
     ReloadRequest,
     RetrieveForm,
     RetrieveRequest,
+    RetrieveVideoForm,
 )
 
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKey",
@@ -77,7 +79,9 @@ EMBED_BODY = RequestBody(lambda data: validate(EMBED_ADAPTER, data), EmbedReques
                          from_upload=lambda item, rest: {"inputs": [item], **rest})
 RETRIEVE_BODY = RequestBody(lambda data: validate(RETRIEVE_ADAPTER, data), RetrieveRequest, RETRIEVE_EXAMPLES,
                             batch_field="queries", form=RetrieveForm,
-                            from_upload=lambda item, rest: {"query": item, **rest})
+                            from_upload=lambda item, rest: {"query": item, **rest},
+                            video_form=RetrieveVideoForm, from_video=lambda options, rest: {"video": options, **rest},
+                            precheck=check_sequence_size)
 LIFT_BODY = RequestBody(_lift_request, LiftRequestSchema, LIFT_EXAMPLES, batch_field="inputs", form=ImageForm,
                         from_upload=lambda item, rest: {**rest, **item})
 RELOAD_BODY = RequestBody(lambda data: validate(RELOAD_ADAPTER, data), ReloadRequest, RELOAD_EXAMPLES,

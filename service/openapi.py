@@ -42,8 +42,9 @@ def _schema(kind) -> tuple[dict, dict]:
 def body_components(body: RequestBody) -> dict:
     """The component schemas ``body_doc(body)`` refers to."""
     components = _schema(body.schema)[1]
-    if body.form is not None:
-        components.update(_schema(body.form)[1])
+    for form in (body.form, body.video_form):
+        if form is not None:
+            components.update(_schema(form)[1])
     return components
 
 
@@ -54,6 +55,8 @@ def body_doc(body: RequestBody) -> dict:
         content["application/json"]["examples"] = body.examples
     if body.form is not None:
         content["multipart/form-data"] = {"schema": _schema(body.form)[0]}
+        if body.video_form is not None:  # an image upload or a video upload
+            content["multipart/form-data"]["schema"] = {"anyOf": [_schema(body.form)[0], _schema(body.video_form)[0]]}
     return {"requestBody": {"required": not body.optional, "content": content}}
 
 
@@ -81,7 +84,7 @@ def apply_settings(document: dict, settings: Settings) -> None:
         document["components"].pop("securitySchemes", None)
     for model, field in (("EmbedRequest", "inputs"), ("LiftBatchRequest", "inputs"), ("RetrieveRequest", "queries")):
         _array_branch(schemas[model]["properties"][field])["maxItems"] = settings.max_batch
-    for model in ("RetrieveRequest", "RetrieveForm"):
+    for model in ("RetrieveRequest", "RetrieveForm", "RetrieveVideoForm"):
         schemas[model]["properties"]["search_effort"]["maximum"] = settings.max_search_effort
     document["info"]["description"] += "\n\n" + limits_text(settings)
 
@@ -95,6 +98,9 @@ def limits_text(settings: Settings) -> str:
         f"- image: {settings.max_image_pixels} pixels; all images of a request: {settings.max_request_pixels}",
         f"- results of one /retrieve (k x queries x people): {settings.max_results}",
         f"- search_effort: {settings.max_search_effort:g}; people per image: {settings.max_people}",
+        f"- sequence: {settings.max_sequence_frames} frames, {settings.max_sequence_seconds:g} s, fps "
+        f"{settings.min_sequence_fps:g}..{settings.max_sequence_fps:g}; video: {settings.max_video_bytes} bytes, "
+        f"{settings.max_video_pixels} pixels a frame, {settings.max_video_seconds:g} s (MP4, MOV, WebM, MKV, AVI)",
     ])
 
 

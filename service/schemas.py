@@ -179,6 +179,45 @@ QueryInput = Annotated[
     Discriminator(_modality),
 ]
 
+# ---------------------------------------------------------------- sequences (motion search)
+
+SequenceFrame = Annotated[
+    Union[Annotated[Pose2DInput, Tag("pose2d")], Annotated[Pose3DInput, Tag("pose3d")]],
+    Discriminator(_modality),
+]
+
+
+class SequenceInput(_Strict):
+    """A motion: poses over time. Limits (frames, duration, frame rate) are the service's settings (`GET /info`)."""
+
+    frames: list[SequenceFrame | None] = Field(
+        description="one pose2d or pose3d input per frame, in time order (each validated like a single query, "
+                    "its field named `sequence.frames[i]`); null = a missing frame (not detected, dropped): the "
+                    "alignment steps over it. At least 2 frames, at least 1 of them a pose")
+    fps: float = Field(30.0, gt=0, allow_inf_nan=False,
+                       description="frames per second of `frames` (frame i is at i / fps seconds); within the "
+                                   "service's min_sequence_fps..max_sequence_fps")
+    times: list[float] | None = Field(None, description="seconds of each frame, strictly increasing, one per "
+                                                         "frame (instead of `fps`, for irregular timing)")
+
+
+class VideoOptions(_Strict):
+    """How a video upload (multipart file field `video`) is read: the fields other than `video` of the form."""
+
+    sample_fps: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                     description="frames per second taken from the video for person detection "
+                                                 "(default the service's video_sample_fps; at most the video's own "
+                                                 "rate)")
+    camera: CameraInput | None = Field(None, description=CAMERA_DESCRIPTION + ", as for images; default a "
+                                                          f"{DEFAULT_FOV_DEG:g} degree horizontal field of view "
+                                                          "over the frame width")
+    fov_deg: float | None = Field(None, ge=MIN_FOV_DEG, le=MAX_FOV_DEG, allow_inf_nan=False,
+                                  description=FOV_DESCRIPTION)
+
+    _fov = field_validator("fov_deg")(_fov_without_focal)
+    _data: bytes | None = PrivateAttr(None)  # the multipart upload, attached by service.body
+
+
 # ---------------------------------------------------------------- requests
 
 
@@ -227,11 +266,17 @@ class RetrieveRequest(_Strict):
                                            "when larger) are fitted to the query and the k best by `rank_score` "
                                            "returned, each with `fit_residual` and `confidence`; false: the k best "
                                            "by cosine `score`, as before, without fit or confidence (faster)")
+    sequence: SequenceInput | None = Field(None, description="a motion (poses over time): answered with the "
+                                                             "best-matching segments of library clips (motion "
+                                                             "search), any speed from 1/3x to 3x")
+    video: VideoOptions | None = Field(None, description="multipart only: the options of a `video` file upload "
+                                                         "(motion search on the tracked person)")
 
     @model_validator(mode="after")
     def _one_of(self):
-        if (self.query is None) == (self.queries is None):
-            raise ValueError("give exactly one of `query` and `queries`")
+        given = [name for name in ("query", "queries", "sequence", "video") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of `query`, `queries` and `sequence` (or upload a `video`)")
         if self.queries is not None and not self.queries:
             raise ValueError("`queries` is empty")
         return self
@@ -293,7 +338,14 @@ class ImageForm(_Strict):
 RetrieveForm = create_model(
     "RetrieveForm", __base__=ImageForm,
     **{name: (info.annotation, info) for name, info in RetrieveRequest.model_fields.items()
-       if name not in ("query", "queries")})
+       if name not in ("query", "queries", "sequence", "video")})
+RetrieveVideoForm = create_model(
+    "RetrieveVideoForm", __base__=_Strict,
+    video=(bytes, Field(description="MP4 / MOV, WebM / Matroska or AVI file: motion search on its tracked person "
+                                    "(the largest in the first frame with someone in it)")),
+    **{name: (info.annotation, info) for name, info in VideoOptions.model_fields.items()},
+    **{name: (info.annotation, info) for name, info in RetrieveRequest.model_fields.items()
+       if name in ("k", "filters", "search_effort", "group_by_clip")})
 
 # ---------------------------------------------------------------- responses
 
@@ -364,8 +416,43 @@ class Result(BaseModel):
     metadata: ResultMetadata
 
 
+class SegmentMetadata(BaseModel):
+    clip: str
+    fps: float
+    labels: dict[str, str] = Field(description="content, style, dataset")
+    source: str
+    first_frame: int = Field(description="the clip's frame number at `start`")
+    last_frame: int = Field(description="the clip's frame number at `end`")
+    view: int = Field(description="the virtual view that matched most of the aligned frames")
+    view_azimuth_deg: float
+
+
+class SegmentResult(BaseModel):
+    """A motion-search result: where in a library clip the query's motion is."""
+
+    id: str = Field(description="`<clip>#<first frame>-<last frame>`")
+    clip: str
+    start: float = Field(description="seconds (clip frame / fps) where the matching segment starts")
+    end: float = Field(description="seconds where it ends")
+    score: float = Field(description="mean cosine similarity over the aligned frames (the query's frames with a "
+                                     "pose), in [-1, 1]")
+    alignment: list[list[int]] = Field(
+        description="[query frame, clip frame] for every aligned query frame, in order: the query frame is an "
+                    "index into `sequence.frames` (for a video, the video's frame number), the clip frame the "
+                    "clip's frame number (as in GET /clips/{clip}/motion); the query is taken on the library's "
+                    "frame grid, so a faster query skips frames of it and a slower one repeats clip frames")
+    metadata: SegmentMetadata
+
+
 class RetrieveResponse(Versioned):
-    results: list[Result] | None = None
+    results: list[Result | SegmentResult] | None = Field(
+        None, description="pose results; for a `sequence` or `video`: segments (SegmentResult), best first, no two "
+                          "of one clip overlapping")
+    sequence: dict | None = Field(None, description="sequence and video queries: how the query was read (frames, "
+                                                    "frames with a pose, duration s, the grid rate it was aligned "
+                                                    "at, and the search's candidates)")
+    video: dict | None = Field(None, description="video queries: the decoded video and the tracked person per "
+                                                 "sampled frame (frame, time s, box or null)")
     batches: list[dict] | None = Field(None, description="for `queries`: [{\"results\": [...]}, ...]")
     people: list[dict] | None = Field(None, description="image queries: the people detected")
     reranked: bool = Field(description="re-ranking was on for this request (asked for, and the bundle is "

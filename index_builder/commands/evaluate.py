@@ -31,13 +31,16 @@ def evaluate(
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
     images: Annotated[bool, typer.Option(help="image -> lift3d on the labelled photos (needs the BlazePose "
                                               "models; fetched once)")] = True,
+    motion_queries: Annotated[int | None, typer.Option(
+        min=0, help="motion search: queries per speed (0 = skip; default 200, 8 with --sample: a smoke test)")] = None,
 ) -> None:
     """Lifting, the fixed real rig, retrieval (paper and Pr-VIPE protocols), alignment and the seed study on held-out
     clips; image -> lift3d, photo consistency and the detector error statistics on the labelled photos."""
     unihpr_checkpoint(run)  # fail before loading the poses
     torch.set_num_threads(threads)
     db, path = load_poses(get_paths(), prefer_cache=not use_sample)
-    settings = replace(EvalSettings(), max_queries=max_queries or None, eval_fps=eval_fps)
+    settings = replace(EvalSettings(), max_queries=max_queries or None, eval_fps=eval_fps,
+                       motion_queries=motion_queries if motion_queries is not None else 8 if use_sample else 200)
     pose_images = get_paths().pose_images if images else None
     blazepose = None
     if pose_images is not None and photos_present(pose_images):

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from index_builder.atomic_files import atomic_path  # noqa: E402
+from index_builder.evaluation.motion_report import MOTION_PLOT, motion_markdown, motion_sentence, plot_motion  # noqa
 
 PLOTS = {
     "lifting": "eval_lifting.png",
@@ -64,6 +65,9 @@ def write_report(result: dict, out: Path) -> list[Path]:
     if result.get("image_lifting", {}).get("status") == "computed":
         plots["image"] = out / IMAGE_PLOT
         _plot_image(result["image_lifting"], plots["image"])
+    if result.get("motion_search", {}).get("status") == "computed":
+        plots["motion"] = out / MOTION_PLOT
+        plot_motion(result["motion_search"], plots["motion"], _save)
     written += list(plots.values())
     with atomic_path(out / "eval.md", suffix=".md") as tmp:
         tmp.write_text(render_markdown(result, {k: p.name for k, p in plots.items()}))
@@ -144,6 +148,9 @@ def summary_paragraph(r: dict) -> str:
     consistency = r.get("photo_consistency", {})
     if consistency.get("status") == "computed":
         parts.append(_consistency_sentence(consistency))
+    motion = motion_sentence(r.get("motion_search", {}))
+    if motion:
+        parts.append(motion)
     return " ".join(parts)
 
 
@@ -305,6 +312,7 @@ def render_markdown(r: dict, plots: dict[str, str]) -> str:
 
     out += _image_markdown(r, plots)
     out += _consistency_markdown(r)
+    out += motion_markdown(r, plots.get("motion"))
     out += ["## Index fidelity", "", f"{r['index_fidelity']['status']}: {r['index_fidelity']['note']}.", ""]
     return "\n".join(out)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from index_builder.blazepose_assets import BlazePoseFiles
 from index_builder.checkpoint import load_martinez, load_unihpr
-from index_builder.config import portable_path
+from index_builder.config import get_paths, portable_path
 from index_builder.detector_noise import DetectorNoise
 from index_builder.errors import ArtifactError
 from index_builder.evaluation.adapters import martinez_lifter, rig_embeddings, unihpr_lifter
@@ -23,6 +23,8 @@ from index_builder.evaluation.checkpoints import checkpoint_entry, unihpr_checkp
 from index_builder.evaluation.held_out import alignment_views, build_held_out, subsample_rows
 from index_builder.evaluation.images import image_sections
 from index_builder.evaluation.lifting import lifting_errors, lifting_sets, summarise_lifting
+from index_builder.evaluation.motion_search import PROTOCOL as MOTION_PROTOCOL
+from index_builder.evaluation.motion_search import motion_search_protocol
 from index_builder.evaluation.photo_consistency import ANGLE_RANGE_DEG, photo_consistency
 from index_builder.evaluation.real_cameras import (
     BIN_NAMES,
@@ -158,6 +160,15 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
                                                         "the BlazePose models unavailable"}
             notes.append(consistency["note"])
 
+    with timed("motion_search", timings):
+        if settings.motion_queries > 0:
+            motion = motion_search_protocol(model, db, settings.motion_queries, settings.seed, get_paths().cache_dir,
+                                            progress)
+        else:
+            motion = {"status": "skipped", "note": "motion search not evaluated (motion_queries = 0)"}
+        if motion["status"] != "computed":
+            notes.append(motion["note"])
+
     return {
         "format_version": 1,
         "run": {"path": portable_path(run), "config": config.to_dict(), "checkpoints": checkpoints},
@@ -204,6 +215,7 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
                               "the gallery pose of least PA-MPJPE",
             "alignment": f"{len(align.pose3d)} poses >= {settings.align_gap_s:g} s apart within their clip, "
                          "one seeded random camera each; query modality -> gallery modality recall@1",
+            "motion_search": MOTION_PROTOCOL,
         },
         "lifting": lifting,
         "real_rig": real_rig,
@@ -214,6 +226,7 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
         "seed_study": study,
         **images,  # image_lifting, detector_errors
         "photo_consistency": consistency,
+        "motion_search": motion,
         "index_fidelity": {"status": "not computed by evaluate",
                            "note": "recall@10 of the ANN index against exact search on the full database with its "
                                    "virtual views is measured where the index is built (the bundle, SPEC 6-7)"},

@@ -18,4 +18,5 @@ class EvalSettings:
     seed: int = 0  # every random choice (cameras, noise, query subsets) derives from it
     chunk: int = 1024  # queries per matrix product in exact search
     real_rig_subject: str = "S9"  # the fixed real rig: whose published H36M camera extrinsics
+    motion_queries: int = 200  # motion search: queries per speed (0: the protocol is skipped)
     real_retrieval_queries: int = 300  # retrieval over the library: queries per set (validation, real rig, random)

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from service.artifacts import bundle_info
 from service.deps import BundleDep, MetricsDep, SettingsDep, require_read_key
 from service.errors import IndexNotReadyError, error_response
+from service.motion_search import motion_limits
 from service.schemas import MAX_K, error_responses
 
 router = APIRouter(tags=["health"])
@@ -38,7 +39,8 @@ async def info(request: Request, bundle: BundleDep, settings: SettingsDep) -> JS
     limits = {"max_body_bytes": settings.max_body_bytes, "max_batch": settings.max_batch,
               "max_image_pixels": settings.max_image_pixels, "max_people": settings.max_people,
               "min_visible_joints": settings.min_visible_joints, "k": [1, MAX_K],
-              "max_search_effort": settings.max_search_effort, "image_formats": ["JPEG", "PNG"]}
+              "max_search_effort": settings.max_search_effort, "image_formats": ["JPEG", "PNG"],
+              **motion_limits(settings)}
     device = request.app.state.device
     return JSONResponse({**bundle_info(bundle), "limits": limits,
                          "device": {"onnx_providers": list(device.providers), "faiss_gpu": device.faiss_gpu}})

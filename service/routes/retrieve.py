@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from service import pipeline
+from service import motion_search, pipeline
 from service.deps import RETRIEVE_BODY, BundleDep, MetricsDep, RetrieveBody, SettingsDep, require_read_key
 from service.errors import OutOfRangeError, ResultTooLargeError
 from service.openapi import body_doc
@@ -34,7 +34,13 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
     mm, root-relative, world Y-up by default or, with `align_to_query`, as the view that matched sees it, in the
     query's camera frame (it then faces like the query: for a 2D query, the matched view stands for the virtual
     camera aimed at the person and is turned back into the query's real camera). A batch (`queries`) is answered
-    as `batches`. Every response carries the data licence of the poses it returns."""
+    as `batches`. Every response carries the data licence of the poses it returns.
+
+    Motion search: a `sequence` of poses (or a multipart `video` upload) is answered with the best-matching
+    segments of library clips (`{id, clip, start, end, score, alignment, metadata}`, no two of one clip
+    overlapping), found at any speed from 1/3x to 3x (`service.motion_search`)."""
+    if req.sequence is not None or req.video is not None:
+        return await motion_search.answer(request, req, bundle, settings, metrics)
     if req.search_effort > settings.max_search_effort:
         raise OutOfRangeError(f"search_effort is at most {settings.max_search_effort:g}", "search_effort")
     check_result_count(req.k, len(req.items), settings.max_results)

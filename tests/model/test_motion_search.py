@@ -1,0 +1,173 @@
+"""Motion search on synthetic embeddings (``model.motion_search``) and the one-camera fit (``model.sequence_fit``):
+candidates only from the index, windows, distinct segments, speeds, and the fitted camera."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.motion_search import (
+    MAX_STEP,
+    ClipLayout,
+    QueryShape,
+    SearchStats,
+    candidate_windows,
+    overlaps,
+    search_motion,
+)
+from model.sequence_fit import camera_rotations, fit_rotation_2d, fit_sequence, pair_costs_2d, weak_perspective_sums
+
+VIEWS, DIM = 2, 16
+
+
+class Library:
+    """C clips of random-walk embeddings (unit vectors, V views each) with an exact search that counts calls."""
+
+    def __init__(self, lengths: list[int], seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.clip = np.repeat(np.arange(len(lengths)), lengths)
+        self.frame = np.concatenate([np.arange(n) * 3 for n in lengths])  # indexed at 10 fps from 30 fps clips
+        walk = [np.cumsum(rng.normal(size=(n, VIEWS, DIM)) * 0.35, axis=0) + rng.normal(size=(1, VIEWS, DIM))
+                for n in lengths]
+        vectors = np.concatenate(walk).reshape(-1, DIM)
+        self.vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+        self.layout = ClipLayout.of(self.clip, self.frame, np.full(len(lengths), 30.0))
+        self.read = 0
+
+    def search(self, queries: np.ndarray, k: int):
+        scores = queries @ self.vectors.T
+        ids = np.argsort(-scores, axis=1)[:, :k]
+        return np.take_along_axis(scores, ids, 1), ids
+
+    def read_vectors(self, ids: np.ndarray) -> np.ndarray:
+        self.read += len(ids)
+        return self.vectors[ids]
+
+    def query(self, clip: int, start: int, frames: int, speed: float, view: int = 1):
+        """The clip's own view-``view`` vectors from ``start`` over ``frames`` library frames, played at
+        ``speed`` and sampled at 30 fps: (embeddings, times)."""
+        rows = np.flatnonzero(self.clip == clip)[start : start + frames]
+        times = np.arange(0, (frames - 1) / 10.0 / speed + 1e-9, 1 / 30.0)
+        source = np.minimum(np.round(times * speed * 10.0).astype(int), frames - 1)
+        return self.vectors[rows[source] * VIEWS + view], times
+
+
+def run(lib: Library, embeddings, times, present=None, k=5, group_by_clip=False, stats=None):
+    present = np.ones(len(times), bool) if present is None else present
+    return search_motion(embeddings, times, present, lib.layout, VIEWS, lib.search, lib.read_vectors, k,
+                         group_by_clip, stats)
+
+
+def test_the_indexed_rate_comes_from_the_frame_numbers():
+    lib = Library([40, 60])
+    assert lib.layout.rate.tolist() == [10.0, 10.0] and lib.layout.primary_rate == 10.0
+    assert lib.layout.position[lib.layout.row(1, [5])[0]] == 5
+
+
+@pytest.mark.parametrize("speed", [0.5, 1.0, 2.0])
+def test_a_clip_played_at_another_speed_is_found_where_it_was_taken(speed):
+    lib = Library([80, 120, 60, 100, 90])
+    embeddings, times = lib.query(3, 30, 30, speed)
+    segments = run(lib, embeddings, times)
+    top = segments[0]
+    assert top.clip == 3 and abs(top.first - 30) <= 1 and abs(top.last - 59) <= 1
+    assert top.score > 0.99
+    pairs = top.pairs  # query frame -> clip position, in order, monotone
+    assert (np.diff(pairs[:, 1]) >= 0).all() and pairs[0, 0] == 0
+
+
+def test_missing_frames_are_stepped_over():
+    lib = Library([80, 120, 60])
+    embeddings, times = lib.query(1, 40, 30, 1.0)
+    present = np.ones(len(times), bool)
+    present[20:50] = False
+    embeddings = embeddings.copy()
+    embeddings[~present] = 0.0
+    top = run(lib, embeddings, times, present)[0]
+    assert top.clip == 1 and abs(top.first - 40) <= 1 and abs(top.last - 69) <= 1
+
+
+def test_cost_grows_with_candidates_not_with_the_library():
+    small, big = Library([100] * 10, seed=1), Library([100] * 200, seed=1)
+    stats_small, stats_big = SearchStats(), SearchStats()
+    for lib, stats in ((small, stats_small), (big, stats_big)):
+        embeddings, times = lib.query(5, 10, 30, 1.0)
+        assert run(lib, embeddings, times, stats=stats)[0].clip == 5
+    assert stats_big.columns <= 4096 and big.read <= VIEWS * 4096
+    assert big.read < 0.25 * len(big.vectors)  # the alignment read only the candidates' windows
+
+
+def test_segments_of_one_clip_never_overlap_and_group_by_clip_keeps_one():
+    lib = Library([300, 80])
+    embeddings, times = lib.query(0, 100, 20, 1.0)
+    segments = run(lib, embeddings, times, k=10)
+    for i, a in enumerate(segments):
+        assert not overlaps(a, segments[:i])
+    grouped = run(lib, embeddings, times, k=10, group_by_clip=True)
+    assert len({s.clip for s in grouped}) == len(grouped) <= 2
+
+
+def test_windows_cover_every_speed_the_alignment_allows_and_merge():
+    lib = Library([500])
+    rows = lib.layout.row(0, np.array([200, 201, 400]))
+    hits = [(rows, np.array([0.9, 0.8, 0.7]), np.array([1, 0, 1]))]
+    windows = candidate_windows(hits, np.array([10]), lib.layout, lambda rate: 30, 10.0, 10_000)
+    assert len(windows) == 2  # 200 and 201 merge; 400 is apart
+    first = min(windows, key=lambda w: w.lo)
+    assert first.lo <= 200 - MAX_STEP * 10 and first.hi >= 201 + MAX_STEP * 19
+    assert first.priority == pytest.approx(0.9) and first.views == (1, 0)  # best-scoring view first
+
+
+def pose_sequence(rng, frames: int = 25) -> np.ndarray:
+    """A moving body-sized point cloud: (frames, 17, 3) mm, root-relative."""
+    base = rng.normal(size=(17, 3)) * np.array([250.0, 500.0, 150.0])
+    drift = np.cumsum(rng.normal(size=(frames, 17, 3)) * 25.0, axis=0)
+    poses = base + drift
+    return poses - poses[:, :1]
+
+
+def test_the_camera_of_a_2d_sequence_is_recovered():
+    rng = np.random.default_rng(0)
+    poses = pose_sequence(rng)
+    rotation = camera_rotations(np.array([123.0]), np.array([27.0]), np.array([-6.0]))[0]
+    points = (poses @ rotation[:2].T) * rng.uniform(0.002, 0.004, (len(poses), 1, 1)) + rng.normal(size=(25, 1, 2))
+    weights = rng.uniform(0.3, 1.0, (25, 17))
+    fitted, residual = fit_rotation_2d(points, weights, poses)
+    angle = np.degrees(np.arccos(np.clip((np.trace(fitted.T @ rotation) - 1) / 2, -1, 1)))
+    assert angle < 2.0 and residual < 1e-3
+    # the moment form equals the direct weak-perspective residual
+    costs = pair_costs_2d(points, weights, poses, fitted)
+    direct = weak_perspective_sums(points[:, None], weights[:, None], (poses @ fitted[:2].T)[None])
+    assert np.allclose(costs, direct / weights.sum(1)[:, None])
+
+
+def test_the_fit_prefers_the_true_motion_and_repairs_a_shifted_alignment():
+    rng = np.random.default_rng(1)
+    true, other = pose_sequence(rng, 40), pose_sequence(rng, 40)
+    rotation = camera_rotations(np.array([40.0]), np.array([10.0]), np.array([0.0]))[0]
+    query = (true[10:30] @ rotation[:2].T) / 1000.0
+    weights = np.ones((20, 17))
+    present = np.ones(20, bool)
+    shifted = np.arange(20) + 12  # two frames late
+    good = fit_sequence(query, weights, present, true, shifted)
+    bad = fit_sequence(query, weights, present, other, shifted)
+    assert good.residual < 0.01 < bad.residual  # 0.01: the final rotation grid is about 1 degree
+    assert (good.path == np.arange(10, 30)).all()
+    query3d = true[10:30] @ rotation.T
+    fit3d = fit_sequence(query3d, None, present, true, shifted)
+    assert fit3d.residual < 1e-6 and np.allclose(fit3d.rotation, rotation, atol=1e-6)
+
+
+def test_search_with_verification_orders_by_residual():
+    lib = Library([80, 120, 60], seed=3)
+    rng = np.random.default_rng(3)
+    library_poses = np.concatenate([pose_sequence(rng, n) for n in (80, 120, 60)])
+    embeddings, times = lib.query(1, 40, 30, 1.0)
+    rotation = camera_rotations(np.array([200.0]), np.array([15.0]), np.array([0.0]))[0]
+    rows = np.flatnonzero(lib.clip == 1)[40:70]
+    source = np.minimum(np.round(times * 10.0).astype(int), 29)
+    shape = QueryShape((library_poses[rows[source]] @ rotation[:2].T) / 1000.0, np.ones((len(times), 17)))
+    segments = search_motion(embeddings, times, np.ones(len(times), bool), lib.layout, VIEWS, lib.search,
+                             lib.read_vectors, 5, shape=shape, poses=lambda r: library_poses[r])
+    assert segments[0].clip == 1 and segments[0].residual < 0.01
+    assert all(a.residual <= b.residual for a, b in zip(segments, segments[1:]))
