@@ -12,6 +12,9 @@ within 10 mm, the best of the candidates (what a perfect re-ranker would return)
 query's candidates (``model.rerank.fit_residuals``, median of 200 calls, this process, one thread). Then, at 100
 candidates, the pinhole fit (``pose2d``: the crop's rays) against the weak-perspective fit of the same normalised
 2D (``pose2d_on_axis``), each at its own weight chosen on the validation queries.
+
+``--elevated-views DEG`` adds a second ring of 8 virtual views seen from DEG degrees above the pelvis to the
+gallery (16 views: issue 16's "view-tolerant database", measured only: bundles index the 8 of the ring).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from index_builder.evaluation.retrieval_real import (
 )
 from index_builder.reranking import Gallery, choose_weight, exact_search_of, score_queries
 from index_builder.sample import load_poses
-from model.camera_rigs import virtual_view_rotations
+from model.camera_rigs import NOMINAL_PELVIS_HEIGHT_MM, VIRTUAL_VIEW_DISTANCE_MM, virtual_view_rotations
+from model.cameras import look_at
 from model.normalization import root_relative
 from model.rerank import fit_residuals
 
@@ -58,6 +62,16 @@ def fit_ms(queries, gallery: Gallery, count: int, repeats: int = 200) -> float:
     return statistics.median(times)
 
 
+def elevated_ring(elevation_deg: float, count: int = DEFAULT_VIEWS) -> np.ndarray:
+    """(count, 3, 3) world -> camera rotations of views at the ring's azimuths, ``elevation_deg`` above the pelvis
+    at the ring's distance."""
+    az = np.deg2rad(np.arange(count) * 360.0 / count)
+    height = NOMINAL_PELVIS_HEIGHT_MM + VIRTUAL_VIEW_DISTANCE_MM * np.tan(np.deg2rad(elevation_deg))
+    position = np.stack([np.sin(az) * VIRTUAL_VIEW_DISTANCE_MM, np.full(count, height),
+                         np.cos(az) * VIRTUAL_VIEW_DISTANCE_MM], -1)
+    return look_at(position, np.broadcast_to([0.0, NOMINAL_PELVIS_HEIGHT_MM, 0.0], (count, 3)))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default="weights/unihpr_default.pt")
@@ -65,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--candidates", type=int, nargs="+", default=[100, 200, 400, 800])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--elevated-views", type=float, default=None, metavar="DEG",
+                        help="add 8 virtual views DEG degrees above the pelvis to the gallery")
     args = parser.parse_args(argv)
 
     import torch
@@ -76,13 +92,15 @@ def main(argv: list[str] | None = None) -> None:
     gallery_db = frames_at_rate(db, GALLERY_FPS)
     poses = root_relative(gallery_db.poses.astype(np.float64))
     rotations = virtual_view_rotations(DEFAULT_VIEWS)
+    if args.elevated_views is not None:
+        rotations = np.concatenate([rotations, elevated_ring(args.elevated_views)])
     clip = gallery_db.clip.astype(np.int64)
     start = time.perf_counter()
     vectors = embed_gallery(model, poses, rotations)
-    gallery = Gallery(poses, clip, rotations, exact_search_of(vectors, DEFAULT_VIEWS, clip))
+    gallery = Gallery(poses, clip, rotations, exact_search_of(vectors, len(rotations), clip))
     seconds = time.perf_counter() - start
-    print(f"{path}: gallery {len(poses)} poses x {DEFAULT_VIEWS} views embedded in {seconds:.0f} s; "
-          f"{args.queries} queries per set")
+    print(f"{path}: gallery {len(poses)} poses x {len(rotations)} views ({vectors.nbytes / 2**20:.0f} MiB of float32 "
+          f"vectors) embedded in {seconds:.0f} s; {args.queries} queries per set")
 
     rng = np.random.default_rng([args.seed, 16])
     val = random_camera_set(model, gallery_db, poses, split_rows(gallery_db, "val", args.queries, rng), rng)
