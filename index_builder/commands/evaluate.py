@@ -34,8 +34,9 @@ def evaluate(
     motion_queries: Annotated[int | None, typer.Option(
         min=0, help="motion search: queries per speed (0 = skip; default 200, 8 with --sample: a smoke test)")] = None,
 ) -> None:
-    """Lifting, the fixed real rig, retrieval (paper and Pr-VIPE protocols), alignment and the seed study on held-out
-    clips; image -> lift3d, photo consistency and the detector error statistics on the labelled photos."""
+    """Lifting, the fixed real rig, retrieval (paper and Pr-VIPE protocols, and from real cameras over the whole
+    library with re-ranking), alignment and the seed study on held-out clips; image -> lift3d, photo consistency
+    and the detector error statistics on the labelled photos."""
     unihpr_checkpoint(run)  # fail before loading the poses
     torch.set_num_threads(threads)
     db, path = load_poses(get_paths(), prefer_cache=not use_sample)
@@ -75,5 +76,16 @@ def evaluate(
     if consistency["status"] == "computed" and consistency["people"]:
         typer.echo(f"photo consistency over {consistency['people']} people: median misalignment "
                    f"{consistency['angle_deg']['median']:.2f} degrees")
+    library = result.get("retrieval_real", {})
+    if library.get("status") == "computed":
+        rig = library["results"]["real_rig"]
+        typer.echo(f"retrieval over the library ({library['gallery']['poses']} poses x {library['gallery']['views']} "
+                   f"views), real rig, top-1 PA-MPJPE by cosine -> re-ranked: clip excluded "
+                   f"{rig['clip_excluded']['cosine']['top1_pa_mpjpe_mm']:.1f} -> "
+                   f"{rig['clip_excluded']['reranked']['top1_pa_mpjpe_mm']:.1f} mm (floor "
+                   f"{rig['clip_excluded']['oracle_floor_mm']:.1f}), clip included "
+                   f"{rig['clip_included']['cosine']['top1_pa_mpjpe_mm']:.1f} -> "
+                   f"{rig['clip_included']['reranked']['top1_pa_mpjpe_mm']:.1f} mm; predicted-error Spearman "
+                   f"{library['confidence']['pooled']['spearman']}")
     for path in written:
         typer.echo(f"  {path}")
