@@ -262,8 +262,8 @@ def test_missing_checkpoints(eval_run, sample_db, tmp_path):
     result = CliRunner().invoke(app, ["--run", str(tmp_path), "--out", str(tmp_path / "r"), "--sample"])
     assert isinstance(result.exception, ArtifactError) and not (tmp_path / "r").exists()
     shutil.copy(eval_run / "unihpr.pt", tmp_path / "unihpr.pt")  # no baselines, no study
-    result = evaluate_run(tmp_path, sample_db, SAMPLE_PATH, replace(EvalSettings(), max_queries=50, eval_fps=1.0),
-                          progress=False)
+    settings = replace(EvalSettings(), max_queries=50, eval_fps=1.0, motion_queries=0, real_retrieval_queries=30)
+    result = evaluate_run(tmp_path, sample_db, SAMPLE_PATH, settings, progress=False)
     assert "skipped" in result["seed_study"] and result["lifting"]["baseline_of_record"] is None
     assert any("martinez_converged.pt: missing" in n for n in result["notes"])
     from index_builder.evaluation import write_report

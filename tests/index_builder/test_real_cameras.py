@@ -288,7 +288,7 @@ def rig_run(sample_db, tmp_path_factory) -> Path:
 
 
 def test_evaluate_writes_the_new_sections(rig_run, sample_db, tmp_path):
-    settings = replace(EvalSettings(), max_queries=50, eval_fps=1.0)
+    settings = replace(EvalSettings(), max_queries=50, eval_fps=1.0, motion_queries=0, real_retrieval_queries=30)
     result = evaluate_run(rig_run, sample_db, SAMPLE_PATH, settings, progress=False)
     rig = result["real_rig"]
     assert rig["status"] == "computed" and rig["subject"] == "S9"
