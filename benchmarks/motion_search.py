@@ -31,8 +31,6 @@ import argparse
 import io
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,6 +39,8 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+
+from service_latency import start_server  # noqa: E402  (benchmarks/ is the script's folder)
 
 from model.cameras import look_at  # noqa: E402
 from model.motion_search import QueryShape  # noqa: E402
@@ -142,29 +142,6 @@ def serve(bundle: Path, port: int) -> None:
 
     app = create_app(Settings(bundle_path=bundle, max_video_seconds=60.0))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def start_server(bundle: Path) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", "--bundle", str(bundle), "--port", str(port)],
-                            cwd=REPO_ROOT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit("the server did not become ready")
 
 
 def server_timing(header: str) -> dict[str, float]:
@@ -302,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{p(stages['total'], 50)}")
     del small
 
-    proc, url = start_server(args.bundle)
+    proc, url = start_server(args.bundle, __file__, ready_s=300.0)
     try:
         stages = over_http(url, queries)
         table(f"over HTTP, 3 s at 30 fps, JSON body {stages['body_kb'][0]:.0f} KiB, {args.bundle.name}", stages)

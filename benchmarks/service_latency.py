@@ -92,14 +92,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(bundle: Path) -> tuple[subprocess.Popen, str]:
+def start_server(bundle: Path, script: str = __file__, ready_s: float = 180.0) -> tuple[subprocess.Popen, str]:
+    """Run ``script --serve --bundle B --port P`` (each benchmark's own server mode) and wait for /readyz."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", "--bundle", str(bundle), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, script, "--serve", "--bundle", str(bundle), "--port", str(port)],
                             cwd=REPO_ROOT)
     url = f"http://127.0.0.1:{port}"
     import httpx
 
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + ready_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the server exited with {proc.returncode}")

@@ -1,4 +1,5 @@
-"""Session fixtures of real motion files for the ingest tests (see ``ingest_fixtures``)."""
+"""Session fixtures of real motion files for the ingest tests (see ``ingest_fixtures``), and one torch thread for
+the modules that train tiny networks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import shutil
 import pytest
 
 from tests.index_builder.ingest_fixtures import (
-    DEEPMIMIC_MEMBERS, DMGNN_MEMBERS, ICLONE_MEMBERS, extract, first_bandai_clip, shared_folder,
+    DEEPMIMIC_MEMBERS,
+    DMGNN_MEMBERS,
+    ICLONE_MEMBERS,
+    extract,
+    first_bandai_clip,
+    shared_folder,
 )
 
 
@@ -34,3 +40,15 @@ def extra_mocap(build_paths, tmp_path_factory):
 def bandai_bvh(bandai_archives, tmp_path_factory):
     """The first BVH clip of Bandai dataset-1, extracted."""
     return first_bandai_clip(bandai_archives[0], tmp_path_factory.mktemp("bandai_clip"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny networks run fastest on one thread (two threads on a busy 2-core machine are 10x slower); a module
+    that trains them says ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -38,6 +38,8 @@ from index_builder.training import train_martinez, train_unihpr
 from model.exact_search import exact_search
 from model.metrics import mpjpe, np_mpjpe
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SECTIONS = ("run", "data", "settings", "lifting", "retrieval_paper", "retrieval_prvipe", "alignment", "seed_study",
             "index_fidelity")
 
@@ -133,15 +135,6 @@ def test_study_verdict_names_the_winner_of_each_metric():
 
 
 # ----------------------------------------------------------------------------------------- end to end
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny networks run fastest on one thread (two threads on a busy 2-core machine are 10x slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from index_builder.config import SAMPLE_PATH, BuildPaths
@@ -53,13 +52,7 @@ from model.normalization import normalize_2d
 from model.perspective_crop import pixels_to_rays
 from model.skeleton import ROOT
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
