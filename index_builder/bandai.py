@@ -17,7 +17,7 @@ import numpy as np
 
 from index_builder.bvh import CM_TO_MM, parse_bvh
 from index_builder.errors import DataFileError
-from index_builder.mocap_skeletons import BANDAI, clip_to_h36m17
+from index_builder.mocap_skeletons import BANDAI, clip_to_conventions
 from index_builder.motion_database import ClipTable, MotionDatabase, assign_splits
 from index_builder.progress import progress_bar
 from model.motion_sources import ClipSources, compress_source
@@ -51,11 +51,12 @@ class _RawClip:
     text: str
 
 
-def _bvh_to_poses(raw: _RawClip, keep_source: bool = False) -> tuple[str, np.ndarray, float, bytes | None]:
+def _bvh_to_poses(raw: _RawClip, keep_source: bool = False):
+    """(name, (T, 17, 3) unihpr17 joints, (T, 4, 3) field joints, fps, compressed source or None)."""
     clip = parse_bvh(raw.text, source=raw.name)
     source = compress_source(raw.text.encode("utf-8")) if keep_source else None  # the file's bytes (UTF-8 read)
     # Frame Time is written to 6 digits (0.0333333): round the rate so 30 fps reads as 30.
-    return raw.name, clip_to_h36m17(clip, CM_TO_MM, BANDAI), round(clip.fps, 3), source
+    return (raw.name, *clip_to_conventions(clip, CM_TO_MM, BANDAI), round(clip.fps, 3), source)
 
 
 def _read_archive(path: Path) -> tuple[Iterator[_RawClip], dict]:
@@ -91,7 +92,7 @@ def build_bandai_database(archives: list[Path], workers: int = 2, keep_sources: 
     keep_sources: keep every BVH file's text, compressed (``MotionDatabase.sources``).
     returns: poses (N, 17, 3) float32 mm in the files' world frame (Y up), clips sorted by name.
     """
-    results: dict[str, tuple[np.ndarray, float, str, bytes | None]] = {}
+    results: dict[str, tuple[np.ndarray, float, str, bytes | None, np.ndarray]] = {}
     infos = []
     progress = progress_bar(desc="bandai clips", unit="clip")
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -104,12 +105,12 @@ def build_bandai_database(archives: list[Path], workers: int = 2, keep_sources: 
                 # Keep only a few texts in flight so memory stays flat while the archive decompresses.
                 while len(pending) > 4 * workers:
                     dataset, future = pending.pop(0)
-                    name, poses, fps, source = future.result()
-                    results[name] = (poses, fps, dataset, source)
+                    name, poses, field, fps, source = future.result()
+                    results[name] = (poses, fps, dataset, source, field)
                     progress.update()
             for dataset, future in pending:
-                name, poses, fps, source = future.result()
-                results[name] = (poses, fps, dataset, source)
+                name, poses, field, fps, source = future.result()
+                results[name] = (poses, fps, dataset, source, field)
                 progress.update()
     progress.close()
 
@@ -143,6 +144,7 @@ def build_bandai_database(archives: list[Path], workers: int = 2, keep_sources: 
     )
     return MotionDatabase(
         poses=np.concatenate([results[n][0] for n in names]),
+        field_joints=np.concatenate([results[n][4] for n in names]),
         clip=np.repeat(np.arange(len(names), dtype=np.int32), lengths),
         frame=np.concatenate([np.arange(n, dtype=np.int32) for n in lengths]),
         clips=clips,

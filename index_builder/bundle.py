@@ -124,7 +124,7 @@ def frames_at_rate(db: MotionDatabase, fps: float) -> MotionDatabase:
     lengths = np.bincount(db.clip[keep], minlength=len(db.clips))
     clips = replace(db.clips, start=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
                     length=lengths.astype(np.int64))
-    return replace(db, poses=db.poses[keep], clip=db.clip[keep], frame=db.frame[keep], clips=clips)
+    return db.take(keep, clips=clips)
 
 
 def indexed_rates(db: MotionDatabase, fps: float | None) -> list[float]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from index_builder.errors import DataFileError
-from model.joint_formulas import LANDMARKS, landmarks_to_h36m17, layout_to_h36m17
+from model.joint_formulas import LANDMARKS, landmarks_to_h36m17, layout_to_unihpr17
 
 COCO17_NAMES = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
@@ -184,7 +184,7 @@ def keypoints_to_h36m17(keypoints: np.ndarray, visibility: np.ndarray, layout: s
     points = np.where(labelled[..., None], keypoints.astype(np.float64), np.nan)  # unlabelled (0, 0) -> NaN
     confidence = labelled.astype(np.float64)
     if layout == "coco17":
-        return layout_to_h36m17(points, "coco17", confidence)
+        return layout_to_unihpr17(points, "coco17", confidence)
     landmarks = np.full(points.shape[:-2] + (len(LANDMARKS), 2), np.nan)  # (..., 15, 2)
     landmark_conf = np.zeros(points.shape[:-2] + (len(LANDMARKS),))
     for k, source in enumerate(_CROWDPOSE14_LANDMARK_INDEX):

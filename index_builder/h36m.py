@@ -12,22 +12,14 @@ Both need ``np.load(..., allow_pickle=True)``: unpickling can run code, so read 
 the builder; the service never unpickles anything. A file must be a zip archive (npz) before it is opened, so a
 plain pickle passed by mistake is refused instead of being unpickled.
 
-Joints. The 17 joints kept are VideoPose3D's subset of the 32 (``H36M32_TO_H36M17``), in our h36m17 order. These
-are Human3.6M's own marker-based joints, *not* our shared joint formulas (``model.joint_formulas``): H36M's 3D has
-no ears or nose, so the formulas cannot be applied to it. Where the two definitions differ:
-
-- pelvis: H36M's root (joint 0, "Hips"), a point of its pelvis segment near the mid-hip; ours is exactly the
-  mid-hip.
-- spine: H36M's "Spine1" (12), a fixed point of its spine chain; ours is halfway from pelvis to thorax.
-- thorax: H36M's "Neck" (13, called thorax in h36m17 tables), at the base of the neck; ours is the mid-shoulder.
-- neck_nose: H36M's "Head" (14), on the lower face; ours is the nose itself.
-- head_top: H36M's head end site (15), placed from the head markers; ours is ``2 * mid_ears - thorax``.
-- hips, knees, ankles, shoulders, elbows, wrists: joint centres from H36M's markers; ours are the labelled or
-  detected points. These agree up to the usual marker/label offsets.
-
-So poses from this loader carry a small, systematic offset on the trunk and head joints relative to poses built
-from the formulas (Bandai, COCO, BlazePose). Mixing them in training, or evaluating one against the other, measures
-that offset too; it has not been measured here.
+Joints. The 17 joints kept are VideoPose3D's subset of the 32 (``H36M32_TO_H36M17``), in h36m17 order: Human3.6M's
+own marker-based joints, the field's ``h36m17`` convention (``model.joint_conventions``), not our shared-formula
+``unihpr17`` (``model.joint_formulas``; H36M's 3D has no ears or nose, so the formulas cannot be applied to it).
+The loaders convert them to ``unihpr17`` as the service converts a request (exact for the thorax and spine; the
+nose and head top estimated on the head axis) and keep the field's four trunk and head joints as they are
+(``MotionDatabase.field_joints``). Besides those four, H36M's root (joint 0, "Hips") is a point of its pelvis
+segment near the mid-hip where ours is exactly the mid-hip, and its limb joints are joint centres from markers
+where ours are labelled or detected points; these agree up to the usual marker/label offsets.
 
 Frames and units. Metres become millimetres (``M_TO_MM``) and the H36M world frame (Z up) becomes our Y-up world
 frame with ``ZUP_TO_YUP``: ``(x, y, z)_ours = (x, z, -y)_h36m``, a rotation of -90 degrees about x (determinant +1,
@@ -47,7 +39,8 @@ import numpy as np
 
 from index_builder.errors import DataFileError
 from index_builder.motion_database import ClipTable, MotionDatabase
-from model.joint_formulas import layout_to_h36m17
+from model.joint_conventions import DERIVED_INDEX, FIELD, OURS, convert_joints
+from model.joint_formulas import layout_to_unihpr17
 from model.skeleton import NUM_JOINTS
 
 SOURCE = "human36m"
@@ -175,7 +168,7 @@ def load_h36m_3d(path: str | Path) -> MotionDatabase:
                 raise DataFileError(str(path), f"{where} must be floats (metres), got {raw.dtype}")
             if not np.isfinite(raw).all():
                 raise DataFileError(str(path), f"{where} has non-finite values")
-            clips.append((subject, action, h36m32_to_h36m17(raw)))
+            clips.append((subject, action, h36m32_to_h36m17(raw).astype(np.float64)))
     if not clips:
         raise DataFileError(str(path), "positions_3d holds no clips")
 
@@ -190,8 +183,10 @@ def load_h36m_3d(path: str | Path) -> MotionDatabase:
         start=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
         length=lengths,
     )
+    field = np.concatenate([poses for _, _, poses in clips])  # (N, 17, 3) mm, the field's h36m17
     return MotionDatabase(
-        poses=np.concatenate([poses for _, _, poses in clips]),
+        poses=convert_joints(field, FIELD, OURS).astype(np.float32),
+        field_joints=field[:, list(DERIVED_INDEX)].astype(np.float32),
         clip=np.repeat(np.arange(len(clips), dtype=np.int32), lengths),
         frame=np.concatenate([np.arange(n, dtype=np.int32) for n in lengths]),
         clips=table,
@@ -224,16 +219,16 @@ class H36mKeypoints2d:
     def __len__(self) -> int:
         return len(self.keypoints)
 
-    def to_h36m17(self, key: tuple[str, str, int]) -> np.ndarray:
-        """The keypoints of ``key`` in h36m17.
+    def to_unihpr17(self, key: tuple[str, str, int]) -> np.ndarray:
+        """The keypoints of ``key`` as the encoders read them.
 
-        returns: (T, 17, 2) float64 pixels: 'h36m' files as they are (H36M's own joints), 'coco' files through the
-            shared joint formulas.
-        raises: KeyError for a layout with no mapping to h36m17.
+        returns: (T, 17, 2) float64 pixels in unihpr17: 'h36m' files (H36M's own joints, the field's h36m17)
+            converted (``model.joint_conventions``), 'coco' files through the shared joint formulas.
+        raises: KeyError for a layout with no mapping.
         """
         if self.layout_name not in _LAYOUTS_2D:
-            raise KeyError(f"no h36m17 mapping for layout {self.layout_name!r}; known: {', '.join(_LAYOUTS_2D)}")
-        return np.asarray(layout_to_h36m17(self.keypoints[key].astype(np.float64), _LAYOUTS_2D[self.layout_name]))
+            raise KeyError(f"no mapping for layout {self.layout_name!r}; known: {', '.join(_LAYOUTS_2D)}")
+        return np.asarray(layout_to_unihpr17(self.keypoints[key].astype(np.float64), _LAYOUTS_2D[self.layout_name]))
 
 
 def _read_metadata(path: Path, metadata: dict) -> tuple[str, int, tuple[tuple[int, ...], tuple[int, ...]]]:

@@ -4,8 +4,8 @@ Shared by the detector calibration (``index_builder.detector_calibration``) and 
 (``index_builder.evaluation.images``). Every labelled person of MPII-16, OCHuman and Human-Art (COCO-17) and
 CrowdPose-14 is read with the SAME shared formulas (``model.joint_formulas``) the detection is read with:
 
-- detection: ``layout_to_h36m17(landmarks, "blazepose33", visibility)``, every joint;
-- COCO-17 labels: ``layout_to_h36m17(..., "coco17")``, every joint (head_top = 2 mid_ears - thorax, ears labelled);
+- detection: ``layout_to_unihpr17(landmarks, "blazepose33", visibility)``, every joint;
+- COCO-17 labels: ``layout_to_unihpr17(..., "coco17")``, every joint (head_top = 2 mid_ears - thorax, ears labelled);
 - MPII-16 and CrowdPose-14 labels: limbs directly, pelvis / thorax / spine from the labelled hips and shoulders.
   They have no nose or ears, so neck_nose and head_top are not compared. Their own pelvis / thorax / head top /
   neck points are labelled points, not our formulas: they are kept apart (``LabelledPerson.own``).
@@ -30,7 +30,7 @@ from index_builder.coco_keypoints import keypoints_to_h36m17, load_coco_keypoint
 from index_builder.progress import progress_bar
 from model.blazepose import BlazePose
 from model.blazepose_anchors import box_iou
-from model.joint_formulas import LANDMARKS, landmarks_to_h36m17, layout_to_h36m17
+from model.joint_formulas import LANDMARKS, landmarks_to_h36m17, layout_to_unihpr17
 from model.normalization import normalize_2d
 from model.skeleton import H36M17
 
@@ -154,7 +154,7 @@ class Match:
 
 def _normalised_match(person: LabelledPerson, landmarks: np.ndarray, visibility: np.ndarray) -> Match:
     """landmarks: (33, 2) px, visibility (33,): one detected BlazePose person."""
-    detection, det_vis = layout_to_h36m17(landmarks.astype(np.float64), "blazepose33", visibility.astype(np.float64))
+    detection, det_vis = layout_to_unihpr17(landmarks.astype(np.float64), "blazepose33", visibility.astype(np.float64))
     points = person.box_points()
     _, centre, scale = normalize_2d(points[None])  # centre (1, 2) px, scale (1,) px
     centre, scale = centre[0], float(scale[0])

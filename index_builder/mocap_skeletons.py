@@ -6,6 +6,11 @@ ears 55 mm up, 5 mm forward and 72 mm to each side; nose tip 40 mm up and 110 mm
 about 120 mm above the base of the neck, as in an adult. The head top then
 follows from the shared formula (``model.joint_formulas``), so Bandai's head, which has no end site, gets its top
 the same way a COCO detection does.
+
+The field's convention (``model.joint_conventions``) needs two more things of a rig: its neck-base joint (the
+field's thorax) and the head joint's own up axis (along which the field's neck/nose and head top lie). Per rig:
+Bandai ``Neck`` and the head's local +X; CMU ``Neck`` and +Y; MocapBank ``Neck`` and +Y; iClone
+``CC_Base_NeckTwist01`` and +Y (the ``up`` of each ``HeadFrame``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from index_builder.bvh import BvhClip, JointTransforms, forward_kinematics
+from model.joint_conventions import field_derived_joints
 from model.joint_formulas import LANDMARKS, landmarks_to_h36m17
 
 _AXIS_INDEX = {"X": 0, "Y": 1, "Z": 2}
@@ -45,6 +51,7 @@ class MocapMapping:
     head: the joint whose frame carries the face landmarks.
     head_frame: orientation of that joint's local axes.
     face_offsets_mm: landmark -> (left, up, forward) offset in mm from the head joint.
+    neck: the neck-base joint, the field convention's thorax; None where the rig has none named.
     """
 
     name: str
@@ -52,6 +59,7 @@ class MocapMapping:
     head: str
     head_frame: HeadFrame
     face_offsets_mm: dict[str, tuple[float, float, float]]
+    neck: str | None = None
 
 
 FACE_OFFSETS_MM = {
@@ -88,6 +96,7 @@ BANDAI = MocapMapping(
     # Bandai joints carry Maya-style joint orients: along the neck the local X axis points to the child.
     head_frame=HeadFrame(up="+X", forward="+Y", left="+Z"),
     face_offsets_mm=FACE_OFFSETS_MM,
+    neck="Neck",
 )
 
 CMU = MocapMapping(
@@ -100,6 +109,7 @@ CMU = MocapMapping(
     # CMU-style files rest in a T-pose with identity joint frames, Y up, facing +Z.
     head_frame=HeadFrame(up="+Y", forward="+Z", left="+X"),
     face_offsets_mm=FACE_OFFSETS_MM,
+    neck="Neck",
 )
 
 # Identity joint frames at rest, Y up, facing +Z (checked on the real files in tests/index_builder).
@@ -115,6 +125,7 @@ MOCAPBANK = MocapMapping(
     head="Head",
     head_frame=_TPOSE_HEAD,
     face_offsets_mm=FACE_OFFSETS_MM,
+    neck="Neck",
 )
 
 # iClone / Character Creator (CC3 base): bone-local OFFSETs, but the head joint's frame is Y up, facing +Z.
@@ -127,6 +138,7 @@ ICLONE = MocapMapping(
     head="CC_Base_Head",
     head_frame=_TPOSE_HEAD,
     face_offsets_mm=FACE_OFFSETS_MM,
+    neck="CC_Base_NeckTwist01",
 )
 
 MAPPINGS = {m.name: m for m in (BANDAI, CMU)}
@@ -162,13 +174,39 @@ def mocap_landmarks(transforms: JointTransforms, names: tuple[str, ...], mapping
     return out
 
 
+def mocap_field_joints(transforms: JointTransforms, names: tuple[str, ...], mapping: MocapMapping,
+                       joints: np.ndarray) -> np.ndarray | None:
+    """The field convention's spine, thorax, neck/nose and head top of every frame.
+
+    joints: (T, 17, 3) mm, the frames' unihpr17 joints (for the pelvis).
+    returns: (T, 4, 3) float32 mm in ``model.joint_conventions.DERIVED`` order, or None when the mapping names
+        no neck joint.
+    """
+    if mapping.neck is None:
+        return None
+    head = names.index(mapping.head)
+    head_up = transforms.rotations[:, head] @ mapping.head_frame.basis()[:, 1]
+    neck = transforms.positions[:, names.index(mapping.neck)]
+    return field_derived_joints(joints[:, 0], neck, head_up).astype(np.float32)
+
+
 def clip_to_h36m17(clip: BvhClip, scale: float, mapping: MocapMapping | None = None) -> np.ndarray:
-    """h36m17 joints of every frame of a BVH clip.
+    """unihpr17 joints of every frame of a BVH clip: (T, 17, 3) float32 mm, world frame of the file (Bandai: Y up).
 
     scale: file unit -> mm.
-    returns: (T, 17, 3) float32 mm, world frame of the file (Bandai: Y up).
+    """
+    return clip_to_conventions(clip, scale, mapping)[0]
+
+
+def clip_to_conventions(clip: BvhClip, scale: float, mapping: MocapMapping | None = None):
+    """Joints of every frame of a BVH clip in both conventions.
+
+    scale: file unit -> mm.
+    returns: (T, 17, 3) float32 mm unihpr17 joints, world frame of the file (Bandai: Y up), and the field
+        convention's four derived joints, (T, 4, 3) float32 mm (``mocap_field_joints``; None without a neck).
     """
     mapping = mapping or detect_mapping(clip)
     transforms = forward_kinematics(clip, scale)
     landmarks = mocap_landmarks(transforms, clip.skeleton.names, mapping)
-    return landmarks_to_h36m17(landmarks).astype(np.float32)
+    joints = landmarks_to_h36m17(landmarks)
+    return joints.astype(np.float32), mocap_field_joints(transforms, clip.skeleton.names, mapping, joints)

@@ -54,6 +54,9 @@ class MotionDatabase:
     clip: (N,) int32, row in ``clips``; frame: (N,) int32, frame number at the clip's ``fps`` (frame f is
     f / fps seconds after the source's first frame).
     sources: the clips' source files (one per clip), or None when the database keeps none.
+    field_joints: (N, 4, 3) float32 mm, the field convention's spine, thorax, neck/nose and head top
+        (``model.joint_conventions``), built from the rig's neck and head joints; None where the source has no
+        neck joint (consumers then convert ``poses``).
     """
 
     poses: np.ndarray
@@ -63,14 +66,22 @@ class MotionDatabase:
     source: str
     licence: str
     sources: ClipSources | None = None
+    field_joints: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         assert self.poses.ndim == 3 and self.poses.shape[1:] == (NUM_JOINTS, 3), self.poses.shape
+        assert self.field_joints is None or self.field_joints.shape == (len(self.poses), 4, 3)
         assert self.clip.shape == self.frame.shape == self.poses.shape[:1]
         assert self.sources is None or len(self.sources) == len(self.clips), (len(self.sources), len(self.clips))
 
     def __len__(self) -> int:
         return self.poses.shape[0]
+
+    def take(self, keep: np.ndarray, **changes) -> MotionDatabase:
+        """The poses where ``keep`` (bool, one per pose), every per-pose array alike; ``changes`` replace fields."""
+        rows = {"poses": self.poses[keep], "clip": self.clip[keep], "frame": self.frame[keep],
+                "field_joints": None if self.field_joints is None else self.field_joints[keep]}
+        return replace(self, **{**rows, **changes})
 
     def select_clips(self, keep: np.ndarray) -> MotionDatabase:
         """The database restricted to clips where ``keep`` (bool, one per clip) is true."""
@@ -80,14 +91,8 @@ class MotionDatabase:
         lengths = np.bincount(new_index[self.clip[keep_rows]], minlength=int(keep.sum()))
         clips = replace(clips, start=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
                         length=lengths.astype(np.int64))
-        return replace(
-            self,
-            poses=self.poses[keep_rows],
-            clip=new_index[self.clip[keep_rows]].astype(np.int32),
-            frame=self.frame[keep_rows],
-            clips=clips,
-            sources=self.sources.select(keep) if self.sources is not None else None,
-        )
+        return self.take(keep_rows, clip=new_index[self.clip[keep_rows]].astype(np.int32), clips=clips,
+                         sources=self.sources.select(keep) if self.sources is not None else None)
 
     def split(self, name: str) -> MotionDatabase:
         """Clips of one split (``train``, ``val`` or ``test``)."""
@@ -104,8 +109,7 @@ class MotionDatabase:
             start=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
             length=lengths.astype(np.int64),
         )
-        return replace(self, poses=self.poses[keep], clip=self.clip[keep], frame=self.frame[keep] // step,
-                       clips=clips)
+        return self.take(keep, frame=self.frame[keep] // step, clips=clips)
 
     def save(self, path: str | Path, compress: bool = False) -> None:
         """Write atomically (temporary name, then rename)."""
@@ -119,6 +123,8 @@ class MotionDatabase:
             format_version=np.array(FORMAT_VERSION),
             formulas_version=np.array(FORMULAS_VERSION),
         )
+        if self.field_joints is not None:
+            arrays.update(field_joints=self.field_joints)
         if self.sources is not None:  # already compressed: stored as they are
             arrays.update(sources_format=self.sources.format, sources_data=self.sources.data,
                           sources_offsets=self.sources.offsets)
@@ -160,8 +166,13 @@ class MotionDatabase:
             sources = ClipSources(arrays["sources_format"], arrays["sources_data"], arrays["sources_offsets"])
             if len(sources) != len(clips) or sources.offsets[-1] != len(sources.data):
                 raise DataFileError(str(path), "source files do not match the clip table")
+        field_joints = arrays.get("field_joints")
+        if field_joints is not None and (field_joints.shape != (len(poses), 4, 3) or field_joints.dtype != np.float32):
+            raise DataFileError(str(path), f"field_joints must be (N, 4, 3) float32, got {field_joints.shape} "
+                                f"{field_joints.dtype}")
         return cls(poses=poses, clip=arrays["clip"], frame=arrays["frame"], clips=clips,
-                   source=str(arrays["source"]), licence=str(arrays["licence"]), sources=sources)
+                   source=str(arrays["source"]), licence=str(arrays["licence"]), sources=sources,
+                   field_joints=field_joints)
 
 
 def name_hash_order(indices: list[int], names) -> list[int]:

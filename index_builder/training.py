@@ -46,6 +46,13 @@ def tensors(views: Views, device: torch.device) -> dict[str, torch.Tensor]:
     }
 
 
+def training_views(train_db: MotionDatabase, config: TrainConfig, noise: DetectorNoise) -> TrainingViews:
+    """The endless training batches of ``train_db`` at the config's frame step, with the field's joints where the
+    database has them."""
+    poses = train_db.every_nth_frame(config.frame_step)
+    return TrainingViews(poses.poses, config.seed, config.augment, noise, poses.field_joints)
+
+
 def alignment_loss(config: TrainConfig) -> PairwiseInfoNCE:
     if config.loss == "pairwise":
         return PairwiseInfoNCE()
@@ -89,7 +96,7 @@ def train_unihpr(config: TrainConfig, train_db: MotionDatabase, val_db: MotionDa
     noise = noise or DetectorNoise.load()
     torch.manual_seed(config.seed)
     model = UniHPR(config.model).to(device)
-    sampler = TrainingViews(train_db.every_nth_frame(config.frame_step).poses, config.seed, config.augment, noise)
+    sampler = training_views(train_db, config, noise)
     val_views = validation_views(val_db, config.val_poses)
     align_loss = alignment_loss(config)
     # MPJPE counted in cm and the 2D error in box half-sides: both near 1-10, the range of the contrastive terms.
@@ -206,8 +213,7 @@ def train_martinez(config: TrainConfig, train_db: MotionDatabase, val_db: Motion
     device = device or select_device()
     torch.manual_seed(config.seed)
     model = MartinezLifter(config.martinez).to(device)
-    sampler = TrainingViews(train_db.every_nth_frame(config.frame_step).poses, config.seed, config.augment,
-                            noise or DetectorNoise.load())
+    sampler = training_views(train_db, config, noise or DetectorNoise.load())
     val_views = validation_views(val_db, config.val_poses)
     val_x, val_target = martinez_pairs(val_views, inputs)
     val_input = torch.from_numpy(val_x).to(device)

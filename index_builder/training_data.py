@@ -7,6 +7,12 @@ distortion), projects the joints to pixels, and takes the perspective crop (``mo
 camera's intrinsics, or with the service's default field of view for a share of poses, as a request without a
 camera gets. It returns for every pose: the root-relative 3D in the crop's virtual camera, the clean 2D,
 2D with Gaussian noise and missing joints (what users send), and detector-like image features.
+
+Poses are ``unihpr17`` (``model.joint_conventions``). Where the database has the field's joints too, a share of
+the pose2d and pose3d inputs is made from the field's ``h36m17`` convention instead, converted to ``unihpr17`` as
+the service converts a request, with the field's thorax (and the head joints above it) moved along the head axis
+by a random amount, so the encoders learn both conventions and do not depend on where a rig puts its neck base.
+Targets and detector features stay ``unihpr17``.
 """
 
 from __future__ import annotations
@@ -34,8 +40,9 @@ from model.camera_rigs import (
 )
 from model.cameras import Camera, world_to_camera
 from model.features import image_features, pose2d_features, pose3d_features
+from model.joint_conventions import DERIVED_INDEX, FIELD, OURS, SPINE_FRACTION, convert_joints
 from model.normalization import normalize_2d
-from model.perspective_crop import crop_rays, default_intrinsics, pixels_to_rays
+from model.perspective_crop import crop_rays, default_intrinsics, pixels_to_rays, rotate_rays
 from model.skeleton import H36M17, ROOT
 
 
@@ -52,11 +59,15 @@ class AugmentConfig:
     noise_2d_prob: float = 0.5  # share of pose2d inputs with Gaussian noise
     noise_2d_sigma: float = 0.03  # its largest std, normalised units (drawn per pose from U(0, sigma))
     missing_2d_prob: float = 0.1  # share of pose2d inputs with 1-3 joints missing
+    field_convention_fraction: float = 0.3  # share of pose2d and pose3d inputs made from the field's h36m17 joints
+    neck_shift_mm: tuple[float, float] = (-10.0, 50.0)  # their thorax and head moved up the head axis by U(a, b)
 
 
 NO_AUGMENT = AugmentConfig(rig_fraction=0.0, fixed_rig_fraction=0.0, off_axis_fraction=0.0, distortion_fraction=0.0,
                            default_fov_fraction=0.0, bone_scale=0.0, global_scale=0.0, mirror=False,
-                           noise_2d_prob=0.0, missing_2d_prob=0.0)
+                           noise_2d_prob=0.0, missing_2d_prob=0.0, field_convention_fraction=0.0)
+THORAX = H36M17.index("thorax")
+NUM_EXTENDED = H36M17.num_joints + len(DERIVED_INDEX)  # unihpr17 joints, then the field's four derived joints
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,8 @@ class Views:
 def scale_bones(poses: np.ndarray, rng: np.random.Generator, bone_scale: float, global_scale: float) -> np.ndarray:
     """Rebuild each pose along the kinematic tree with random bone lengths, mirrored bones scaled alike.
 
-    poses: (N, 17, 3) mm. returns: (N, 17, 3) mm, pelvis unchanged.
+    poses: (N, 17, 3) mm, or (N, 21, 3) with the field's four derived joints after them (``NUM_EXTENDED``), which
+        move rigidly with the thorax, scaled as its bone. returns: the same shape, pelvis unchanged.
     """
     n = poses.shape[0]
     factor = rng.uniform(1 - bone_scale, 1 + bone_scale, (n, H36M17.num_joints))
@@ -96,21 +108,47 @@ def scale_bones(poses: np.ndarray, rng: np.random.Generator, bone_scale: float, 
     out = poses.copy()
     for parent, child in H36M17.bones:  # parents come first, so out[:, parent] is already rebuilt
         out[:, child] = out[:, parent] + (poses[:, child] - poses[:, parent]) * factor[:, child, None]
+    if poses.shape[1] == NUM_EXTENDED:
+        extra = slice(H36M17.num_joints, None)
+        offset = poses[:, extra] - poses[:, THORAX, None]
+        out[:, extra] = out[:, THORAX, None] + offset * factor[:, THORAX, None, None]
+        out[:, H36M17.num_joints] = out[:, 0] + SPINE_FRACTION * (out[:, H36M17.num_joints + 1] - out[:, 0])
     return out
 
 
 def mirror(poses: np.ndarray) -> np.ndarray:
-    """Left-right mirror image: negate world x and swap left and right joints. (N, 17, 3) -> (N, 17, 3)."""
-    return (poses * np.array([-1.0, 1.0, 1.0]))[:, H36M17.mirror_permutation()]
+    """Left-right mirror image: negate world x and swap left and right joints. (N, J, 3) -> (N, J, 3), J = 17 or
+    21 (the field's derived joints lie on the midline and keep their place)."""
+    perm = np.concatenate([H36M17.mirror_permutation(), np.arange(H36M17.num_joints, poses.shape[1])])
+    return (poses * np.array([-1.0, 1.0, 1.0]))[:, perm]
+
+
+def shift_neck(field: np.ndarray, shift_mm: np.ndarray) -> np.ndarray:
+    """Field-convention poses with the thorax, neck/nose and head top moved ``shift_mm`` along the head axis
+    (thorax -> head top), the spine kept at its fraction of pelvis -> thorax.
+
+    field: (N, 17, 3) mm h36m17; shift_mm: (N,). returns: (N, 17, 3) mm.
+    """
+    spine, thorax, nose, top = DERIVED_INDEX
+    axis = field[:, top] - field[:, thorax]
+    axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+    out = field.copy()
+    out[:, [thorax, nose, top]] += shift_mm[:, None, None] * axis[:, None]
+    out[:, spine] = out[:, 0] + SPINE_FRACTION * (out[:, thorax] - out[:, 0])
+    return out
 
 
 def view_poses(world: np.ndarray, camera: Camera, rng: np.random.Generator, noise: DetectorNoise,
-               augment: AugmentConfig, default_fov: np.ndarray | None = None) -> Views:
+               augment: AugmentConfig, default_fov: np.ndarray | None = None,
+               field: tuple[np.ndarray, np.ndarray] | None = None) -> Views:
     """Project world poses through one camera each, crop, and build every modality's features.
 
-    world: (N, 17, 3) mm, world frame (Y up). camera: fields of shape (N, ...), every joint in front of it.
+    world: (N, 17, 3) mm, world frame (Y up), unihpr17. camera: fields of shape (N, ...), every joint in front of it.
     default_fov: (N,) bool, crop those poses with ``default_intrinsics`` of the image size (the lens unknown)
         instead of the camera's own intrinsics.
+    field: the same poses in the field's h36m17 convention (N, 17, 3) mm and an (N,) bool mask: the pose2d and
+        pose3d inputs of those poses are made from them, converted to unihpr17 (2D after the lens, as the
+        service converts a request), in the same virtual camera.
     """
     n = world.shape[0]
     intrinsics = intrinsics_of(camera)
@@ -123,8 +161,15 @@ def view_poses(world: np.ndarray, camera: Camera, rng: np.random.Generator, nois
     crop_2d, crop = crop_rays(rays)
     cam3d = np.einsum("nij,nkj->nki", crop, world_to_camera(world, camera))
     clean, centre, scale = normalize_2d(crop_2d)
+    input_clean, input3d = clean, cam3d
+    if field is not None and field[1].any():
+        field_world, use = field
+        field_rays = convert_joints(pixels_to_rays(pixels_of(field_world, camera), intrinsics)[0], FIELD, OURS)
+        input_clean = np.where(use[:, None, None], normalize_2d(rotate_rays(field_rays, crop))[0], clean)
+        field3d = convert_joints(np.einsum("nij,nkj->nki", crop, world_to_camera(field_world, camera)), FIELD, OURS)
+        input3d = np.where(use[:, None, None], field3d, cam3d)
 
-    noisy = clean.astype(np.float64)
+    noisy = input_clean.astype(np.float64)
     sigma = np.where(rng.random(n) < augment.noise_2d_prob, rng.uniform(0, augment.noise_2d_sigma, n), 0.0)
     noisy = noisy + rng.normal(size=noisy.shape) * sigma[:, None, None]
     confidence = np.ones((n, H36M17.num_joints))
@@ -139,7 +184,7 @@ def view_poses(world: np.ndarray, camera: Camera, rng: np.random.Generator, nois
         clean2d=clean,
         pose2d=pose2d_features(noisy, confidence),
         image=image_features(detected, visibility),
-        pose3d_features=pose3d_features(cam3d),
+        pose3d_features=pose3d_features(input3d),
         crop=crop.astype(np.float32),
         rays=rays.astype(np.float32),
         frame=np.concatenate([centre, scale[:, None]], -1),
@@ -199,9 +244,11 @@ def real_cameras(world: np.ndarray, rng: np.random.Generator, augment: AugmentCo
 class TrainingViews:
     """Endless random batches of views of a pose set (for training)."""
 
-    def __init__(self, world: np.ndarray, seed: int, augment: AugmentConfig, noise: DetectorNoise):
-        """world: (N, 17, 3) mm, the training poses."""
-        self.world = world
+    def __init__(self, world: np.ndarray, seed: int, augment: AugmentConfig, noise: DetectorNoise,
+                 field_joints: np.ndarray | None = None):
+        """world: (N, 17, 3) mm, the training poses; field_joints: (N, 4, 3) mm, their field-convention derived
+        joints (``MotionDatabase.field_joints``), or None to train on unihpr17 inputs only."""
+        self.world = world if field_joints is None else np.concatenate([world, field_joints], axis=1)
         self.rng = np.random.default_rng(seed)
         self.augment = augment
         self.noise = noise
@@ -211,7 +258,14 @@ class TrainingViews:
         world = augment_poses(self.world[rows], self.rng, self.augment)
         world, camera = real_cameras(world, self.rng, self.augment)
         default_fov = self.rng.random(size) < self.augment.default_fov_fraction
-        return view_poses(world, camera, self.rng, self.noise, self.augment, default_fov)
+        field = None
+        if world.shape[1] == NUM_EXTENDED:
+            world, derived = world[:, : H36M17.num_joints], world[:, H36M17.num_joints :]
+            field_world = world.copy()
+            field_world[:, list(DERIVED_INDEX)] = derived
+            field_world = shift_neck(field_world, self.rng.uniform(*self.augment.neck_shift_mm, size))
+            field = (field_world, self.rng.random(size) < self.augment.field_convention_fraction)
+        return view_poses(world, camera, self.rng, self.noise, self.augment, default_fov, field)
 
     def state(self) -> dict:
         return self.rng.bit_generator.state

@@ -1,4 +1,7 @@
-"""One definition per h36m17 joint, shared by every source (SPEC section 3; numpy only).
+"""One definition per joint of our ``unihpr17`` convention, shared by every source (SPEC section 3; numpy only).
+
+The field's ``h36m17`` convention differs on four joints (``model.joint_conventions``); the encoders read
+``unihpr17``, and ``layout_to_unihpr17`` brings every input layout to it.
 
 Every source (mocap skeletons, ``coco17`` and ``blazepose33`` keypoints) is first reduced to the same 15
 *landmarks*: nose, both ears, shoulders, elbows, wrists, hips, knees and ankles. Each h36m17 joint is then one
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.joint_conventions import FIELD, OURS, convert_joints
 from model.skeleton import H36M17
 
 FORMULAS_VERSION = "1"
@@ -90,11 +94,11 @@ LAYOUT_LANDMARK_INDEX: dict[str, tuple[int, ...]] = {
     # BlazePose: 0 nose, 7 l_ear, 8 r_ear, 11-16 shoulders/elbows/wrists, 23-28 hips/knees/ankles.
     "blazepose33": (0, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28),
 }
-LAYOUT_SIZE = {"coco17": 17, "blazepose33": 33, "h36m17": H36M17.num_joints}
+LAYOUT_SIZE = {"coco17": 17, "blazepose33": 33, FIELD: H36M17.num_joints, OURS: H36M17.num_joints}
 
 
 def landmarks_to_h36m17(landmarks: np.ndarray, confidence: np.ndarray | None = None):
-    """Apply the joint formulas.
+    """Apply the joint formulas: the shared landmarks -> unihpr17 joints (``model.joint_conventions``).
 
     landmarks: (..., 15, C) float, C = 2 or 3, in ``LANDMARKS`` order; missing values may be NaN.
     confidence: optional (..., 15) float in [0, 1]; 0 marks a missing landmark.
@@ -115,15 +119,18 @@ def landmarks_to_h36m17(landmarks: np.ndarray, confidence: np.ndarray | None = N
     return joints, np.where(joint_ok, conf, 0.0)
 
 
-def layout_to_h36m17(keypoints: np.ndarray, layout: str, confidence: np.ndarray | None = None):
-    """Map keypoints of a named layout to h36m17 with the shared formulas.
+def layout_to_unihpr17(keypoints: np.ndarray, layout: str, confidence: np.ndarray | None = None):
+    """Map keypoints of a named layout to unihpr17, the joints the encoders read: ``coco17`` and ``blazepose33``
+    through the shared formulas, the field's ``h36m17`` through ``model.joint_conventions``, ``unihpr17`` as it is.
 
-    keypoints: (..., K, C) in the layout's order (K = 17 for coco17 and h36m17, 33 for blazepose33).
+    keypoints: (..., K, C) in the layout's order (K = 33 for blazepose33, else 17).
     confidence: optional (..., K) in [0, 1].
-    returns: as ``landmarks_to_h36m17``; h36m17 input is returned as it is.
+    returns: as ``landmarks_to_h36m17``.
     """
-    if layout == "h36m17":
+    if layout == OURS:
         return keypoints if confidence is None else (keypoints, confidence)
+    if layout == FIELD:
+        return convert_joints(keypoints, FIELD, OURS, confidence)
     if layout not in LAYOUT_LANDMARK_INDEX:
         raise KeyError(f"unknown layout {layout!r}; known: {', '.join(LAYOUT_SIZE)}")
     index = list(LAYOUT_LANDMARK_INDEX[layout])

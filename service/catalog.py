@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 
+from model.joint_conventions import FIELD, OURS, convert_joints
 from service.errors import MAX_ECHO, UnknownLabelError
 from service.schemas import Filters, FilterSet
 
@@ -106,13 +107,14 @@ class PoseCatalog:
         return keep[self.clip]
 
     def results(self, hits: list, align_to_query: bool, include_pose3d: bool,
-                crop: np.ndarray | None = None) -> list[dict]:
+                crop: np.ndarray | None = None, layout: str = FIELD) -> list[dict]:
         """Retrieval results (JSON-ready) of one query's hits (``service.pose_search.Hit``), best first; the
         poses of all hits are rotated and rounded in one array operation.
 
         With ``align_to_query`` each pose is seen by its matched view; ``crop`` (3, 3), the query's perspective-crop
         rotation (real -> virtual camera), then takes it from the virtual camera the query embedding lives in back
         to the query's real camera frame (``crop.T``); None for queries without one (3D poses, embeddings).
+        layout: the joint convention of the poses returned (the library's unihpr17 poses converted).
         """
         if not hits:
             return []
@@ -122,7 +124,7 @@ class PoseCatalog:
         fps = self.clip_fps[clip]
         times = np.round(np.divide(frame, fps, out=np.full(len(hits), np.nan), where=fps > 0), 6)
         if include_pose3d:
-            poses = self.poses[pose].astype(np.float64)  # (H, 17, 3) world Y-up
+            poses = convert_joints(self.poses[pose].astype(np.float64), OURS, layout)  # (H, 17, 3) world Y-up
             if align_to_query:
                 turn = self.rotations[view]  # (H, 3, 3) world -> matched view
                 if crop is not None:

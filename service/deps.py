@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader
 
 from service.artifacts import Bundle
@@ -37,6 +37,7 @@ from service.schemas import (
     RETRIEVE_ADAPTER,
     EmbedRequest,
     ImageForm,
+    Layout3D,
     LiftBatchRequest,
     LiftRequestSchema,
     ReloadRequest,
@@ -95,6 +96,8 @@ EmbedBody = Annotated[EmbedRequest, Depends(EMBED_BODY)]
 RetrieveBody = Annotated[RetrieveRequest, Depends(RETRIEVE_BODY)]
 LiftBody = Annotated[LiftBatchRequest, Depends(LIFT_BODY)]
 ReloadBody = Annotated[ReloadRequest, Depends(RELOAD_BODY)]
+OutputLayout = Annotated[Layout3D, Query(description="joint convention of the returned poses: `h36m17` (the "
+                                                     "field's, default) or `unihpr17` (ours)")]
 
 
 def _matches(key: str, candidates: list[str]) -> bool:

@@ -31,7 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from model.blazepose import BlazePose, Person
 from model.features import cropped_image_features
-from model.joint_formulas import layout_to_h36m17
+from model.joint_formulas import layout_to_unihpr17
 from model.perspective_crop import UNDISTORT_TOLERANCE, pixels_to_rays
 from service.camera import CameraChoice, distortion_error, exif_focal_35mm, image_camera, intrinsics_of
 from service.errors import ImageTooLargeError, InvalidImageError, NoPersonError, UnsupportedImageFormatError
@@ -174,7 +174,7 @@ class DetectedPeople:
 def person_to_h36m17(person: Person) -> tuple[np.ndarray, np.ndarray]:
     """BlazePose's 33 landmarks -> (17, 2) h36m17 pixels and (17,) visibility, by the shared joint formulas
     (a joint's visibility is the smallest of the landmarks it uses)."""
-    joints, vis = layout_to_h36m17(person.keypoints[None].astype(np.float64), "blazepose33",
+    joints, vis = layout_to_unihpr17(person.keypoints[None].astype(np.float64), "blazepose33",
                                    person.visibility[None].astype(np.float64))
     return joints[0], vis[0]
 

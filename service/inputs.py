@@ -1,7 +1,8 @@
 """User poses and embeddings -> the encoders' inputs, validated with errors that name the field.
 
 Features are made exactly as the builder made them for training (``model.features``): 2D in any supported layout
-goes through the shared joint formulas to h36m17, then the perspective crop with the input's camera
+goes to unihpr17 (``model.joint_formulas.layout_to_unihpr17``: the shared joint formulas for coco17 and
+blazepose33, the convention conversion for the field's h36m17), then the perspective crop with the input's camera
 (``service.camera``) and the box normalisation with one confidence per joint; 3D goes root-relative, camera frame,
 metres. Each pose is parsed and checked on its own (so an error names its field);
 the joint formulas and features then run once per batch and layout.
@@ -14,7 +15,8 @@ from typing import NamedTuple
 import numpy as np
 
 from model.features import MM_PER_M, cropped_pose2d_features, pose2d_features, pose3d_features
-from model.joint_formulas import LAYOUT_SIZE, layout_to_h36m17
+from model.joint_conventions import CONVENTIONS, OURS, convert_joints
+from model.joint_formulas import LAYOUT_SIZE, layout_to_unihpr17
 from model.perspective_crop import UNDISTORT_TOLERANCE
 from model.skeleton import NUM_JOINTS, ROOT
 from service.camera import CameraChoice, distortion_error, pose2d_cameras
@@ -163,7 +165,7 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
         idx = [i for i, item in enumerate(items) if item.layout == layout]
         xy = np.stack([parsed[i][0] for i in idx])  # (n, K, 2)
         conf = np.stack([parsed[i][1] for i in idx])  # (n, K)
-        joints[idx], confidence[idx] = layout_to_h36m17(xy, layout, conf)  # (n, 17, 2), (n, 17)
+        joints[idx], confidence[idx] = layout_to_unihpr17(xy, layout, conf)  # (n, 17, 2), (n, 17)
     visible = (confidence > 0) & np.isfinite(joints).all(-1)
     confidence = np.where(visible, confidence, 0.0)
     counts = visible.sum(axis=1)
@@ -216,12 +218,13 @@ def pose3d_to_camera_mm(item: Pose3DInput, field: str, world_to_camera: np.ndarr
     own world frame reproduces that view's indexed vector (score 1) instead of a near miss from a new angle.
     """
     kp_field = subfield(field, "keypoints")
-    if item.layout != "h36m17":
-        raise UnknownSkeletonError(f"3D poses use h36m17, got {item.layout!r}", subfield(field, "layout"))
+    if item.layout not in CONVENTIONS:
+        raise UnknownSkeletonError(f"3D poses use {' or '.join(CONVENTIONS)}, got {item.layout!r}",
+                                   subfield(field, "layout"))
     if len(item.keypoints) != NUM_JOINTS:
-        raise InvalidPoseError(f"h36m17 has {NUM_JOINTS} joints, got {len(item.keypoints)}", kp_field)
+        raise InvalidPoseError(f"{item.layout} has {NUM_JOINTS} joints, got {len(item.keypoints)}", kp_field)
     rows, _ = parse_keypoints(item.keypoints, (3,), kp_field, allow_missing=False)
-    pose = rows * (MM_PER_M if item.units == "m" else 1.0)
+    pose = convert_joints(rows * (MM_PER_M if item.units == "m" else 1.0), item.layout, OURS)
     pose = pose - pose[ROOT]
     if item.frame == "world_yup":
         pose = pose @ world_to_camera.T

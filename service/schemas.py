@@ -32,7 +32,13 @@ MAX_CAMERA_PX = 1e7  # focal lengths and principal points beyond this many pixel
 MIN_FOV_DEG, MAX_FOV_DEG = 1.0, 179.0
 DISTORTION_LENGTHS = (4, 5)  # OpenCV's k1, k2, p1, p2[, k3]
 
-Layout2D = Literal["h36m17", "coco17", "blazepose33"]
+Layout2D = Literal["h36m17", "unihpr17", "coco17", "blazepose33"]
+Layout3D = Literal["h36m17", "unihpr17"]
+LAYOUT_DESCRIPTION = ("`h36m17`: the field's convention (Human3.6M ground truth as VideoPose3D, MotionBERT and mmpose "
+                      "give it: thorax at the neck base, spine 0.47 of the way up, neck/nose and head top on the "
+                      "head's axis); `unihpr17`: our shared-formula convention (thorax = mid-shoulders, spine "
+                      "halfway, neck/nose = the nose, head top from the ears), what `h36m17` meant before 0.2. Same "
+                      "joint order; the 13 pelvis and limb joints agree")
 
 
 class _Strict(BaseModel):
@@ -92,11 +98,11 @@ def _fov_without_focal(value: float | None, info: ValidationInfo) -> float | Non
 class Pose2DInput(_Strict):
     modality: Literal["pose2d"] = "pose2d"
     keypoints: list[list[float] | None] = Field(
-        description="(K, 2) [x, y] or (K, 3) [x, y, c] in the layout's joint order; K = 17 for h36m17 and coco17, "
-                    "33 for blazepose33. Pixels (x right, y down) unless `coordinates` is `normalized`. "
+        description="(K, 2) [x, y] or (K, 3) [x, y, c] in the layout's joint order; K = 33 for blazepose33, else "
+                    "17. Pixels (x right, y down) unless `coordinates` is `normalized`. "
                     "A missing joint is null or has c = 0; c in [0, 1].")
-    layout: Layout2D = Field("h36m17", description="joint layout of `keypoints`; coco17 and blazepose33 are mapped "
-                                                   "to h36m17 with the shared joint formulas")
+    layout: Layout2D = Field("h36m17", description="joint layout of `keypoints`. " + LAYOUT_DESCRIPTION + "; coco17 "
+                                                   "and blazepose33 are mapped with the shared joint formulas")
     image_size: tuple[float, float] | None = Field(
         None, description="[width, height] of the image in pixels: its centre is the default principal point and "
                           "its width the span of the field of view (without it, or camera.principal_point, the "
@@ -125,7 +131,7 @@ class Pose3DInput(_Strict):
     modality: Literal["pose3d"] = "pose3d"
     keypoints: list[list[float] | None] = Field(
         description="(17, 3) [x, y, z] joints in h36m17 order; every joint required")
-    layout: Literal["h36m17"] = Field("h36m17", description="only h36m17 for 3D")
+    layout: Layout3D = Field("h36m17", description="joint convention of `keypoints`. " + LAYOUT_DESCRIPTION)
     units: Literal["mm", "m"] = Field("mm", description="millimetres or metres")
     frame: Literal["camera", "world_yup"] = Field(
         "camera", description="`camera`: OpenCV camera axes (x right, y down, z forward); `world_yup`: a world "
@@ -458,6 +464,7 @@ class RetrieveResponse(Versioned):
     reranked: bool = Field(description="re-ranking was on for this request (asked for, and the bundle is "
                                        "calibrated for it): results are ordered by `rank_score`")
     pose_frame: Literal["world_yup", "camera"]
+    layout: Layout3D = Field(description="joint convention of every `pose3d` (the `layout` query parameter)")
     licence: str
 
 
@@ -477,13 +484,15 @@ class LiftResponse(Versioned):
                                                                "forward)")
     units: Literal["mm"] | None = None
     frame: Literal["camera"] | None = None
+    layout: Layout3D | None = Field(None, description="joint convention of `pose3d` (the `layout` query "
+                                                      "parameter)")
     camera: CameraUsed | None = Field(None, description="the camera assumed for a 2D pose or image (the lift "
                                                         "is made in a virtual camera aimed at the person and "
                                                         "turned back into this one); null for 3D poses and "
                                                         "embeddings")
     people: list[dict] | None = None
-    outputs: list[dict] | None = Field(None, description="batch form: one {pose3d, units, frame, camera} per "
-                                                         "input")
+    outputs: list[dict] | None = Field(None, description="batch form: one {pose3d, units, frame, layout, camera} "
+                                                         "per input")
 
 
 class ClipInfo(Versioned):
@@ -506,8 +515,8 @@ class ClipMotion(Versioned):
     start: float = Field(description="seconds of the first frame returned")
     end: float = Field(description="seconds of the last frame returned")
     frames: list[int] = Field(description="(T,) frame numbers")
-    pose3d: list[list[list[float]]] = Field(description="(T, 17, 3) mm, h36m17, root-relative, world Y-up")
-    layout: Literal["h36m17"]
+    pose3d: list[list[list[float]]] = Field(description="(T, 17, 3) mm, root-relative, world Y-up, in `layout`")
+    layout: Layout3D
     units: Literal["mm"]
     frame: Literal["world_yup"]
     licence: str

@@ -8,13 +8,15 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from index_builder.atomic_files import atomic_path
 from index_builder.bandai import build_bandai_database
 from index_builder.blazepose_assets import fetch_blazepose_models
 from index_builder.config import SAMPLE_PATH, get_paths
-from index_builder.detector_calibration import REPORT_PATH, calibrate as calibrate_noise, save_report
+from index_builder.detector_calibration import REPORT_PATH, save_report
+from index_builder.detector_calibration import calibrate as calibrate_noise
 from index_builder.detector_noise import CALIBRATION_PATH
 from index_builder.errors import ArtifactError, DataFileError
 from index_builder.labelled_photos import photos_present
@@ -109,3 +111,39 @@ def calibrate(
                f"joints {report['hidden']['hidden']} of {report['hidden']['joints']}")
     typer.echo("  sigma: " + ", ".join(f"{name} {s:.3f}" for name, s in zip(H36M17.names, noise.joint_sigma)))
     typer.echo(f"{report_out}: the report")
+
+
+@app.command()
+def conventions(
+    source: Annotated[Path | None, typer.Option(help="cache with field joints (default: the built cache)")] = None,
+    step: Annotated[int, typer.Option(min=1, help="fit on every step-th frame of the training clips")] = 10,
+) -> None:
+    """Fit the conversion between the h36m17 (field) and unihpr17 conventions on the training clips; print the
+    weights for ``model/joint_conventions.py`` and each converted joint's error on the validation clips."""
+    from model.joint_conventions import FIELD, OURS, conversion_matrix, fit_conversion, with_derived
+
+    source = source or get_paths().bandai_cache
+    db = MotionDatabase.load(source)
+    if db.field_joints is None:
+        raise ArtifactError(f"{source}: no field joints; rebuild it with `unihpr-build cache`")
+
+    def both(split: str, every: int) -> tuple[np.ndarray, np.ndarray]:
+        part = db.split(split)
+        rows = np.flatnonzero(part.frame % every == 0)
+        ours = part.poses[rows].astype(np.float64)
+        return ours, with_derived(ours, part.field_joints[rows])
+
+    ours, field = both("train", step)
+    fitted = {OURS: fit_conversion(field, ours, FIELD, ("neck_nose", "head_top")),
+              FIELD: fit_conversion(ours, field, OURS, ("thorax", "neck_nose", "head_top"))}
+    val_ours, val_field = both("val", 1)
+    given = {OURS: val_field, FIELD: val_ours}
+    truth = {OURS: val_ours, FIELD: val_field}
+    for target, rows in fitted.items():
+        source_name = FIELD if target == OURS else OURS
+        typer.echo(f"FITTED_TO_{'OURS' if target == OURS else 'FIELD'} = {rows!r}")
+        converted = np.einsum("jk,nkc->njc", conversion_matrix(source_name, target, rows), given[target])
+        error = np.linalg.norm(converted - truth[target], axis=-1)  # (N, 17) mm
+        for j in sorted(set(np.flatnonzero(error.max(axis=0) > 1e-6))):
+            typer.echo(f"  {source_name} -> {target} {H36M17.names[j]:<10} mean {error[:, j].mean():6.1f} mm, "
+                       f"95th percentile {np.percentile(error[:, j], 95):6.1f} mm ({len(error)} validation poses)")

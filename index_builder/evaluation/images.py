@@ -2,7 +2,7 @@
 
 Every labelled person of ``../shared/data/pose-images`` that BlazePose finds (the calibration's own loading and
 one-to-one IoU >= 0.5 matching: ``index_builder.labelled_photos``) is featurised as the service does
-(33 landmarks -> h36m17 by ``layout_to_h36m17(kp, "blazepose33", visibility)``, in pixels -> the perspective crop
+(33 landmarks -> h36m17 by ``layout_to_unihpr17(kp, "blazepose33", visibility)``, in pixels -> the perspective crop
 with the photo's intrinsics as the service takes them (``photo_intrinsics``: the EXIF focal length where present,
 else the default field of view of the width) -> ``cropped_image_features``), lifted by the UniHPR image encoder
 and 3D decoder, rotated back into the photo's camera frame (``to_real_camera``), and that 3D projected
@@ -12,7 +12,7 @@ PCK@0.1: a joint is correct within 0.1 of the label box's diagonal (also PCK@0.0
 fraction of that diagonal, because PCK@0.1 is near 1 for every pose on these photos).
 
 The joints compared are those the label defines with the shared formulas (``LabelledPerson.joints``: COCO-17 by
-``layout_to_h36m17(..., "coco17")``, MPII-16 and CrowdPose-14 their limbs plus pelvis / thorax / spine from the
+``layout_to_unihpr17(..., "coco17")``, MPII-16 and CrowdPose-14 their limbs plus pelvis / thorax / spine from the
 labelled hips and shoulders), plus, where the formula head top is missing, the dataset's own labelled head top
 (MPII head_top, CrowdPose head) as head_top: the same points that set the label's normalising box.
 

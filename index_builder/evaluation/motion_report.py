@@ -8,23 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from index_builder.evaluation.markdown import table_lines
+
 MOTION_PLOT = "eval_motion_search.png"
 METHOD_NAMES = {"unihpr": "UniHPR motion search", "voting": "per-frame voting", "dtw_2d": "2D DTW",
                 "oracle": "3D oracle"}
 COLOURS = {"unihpr": "tab:blue", "voting": "tab:gray", "dtw_2d": "tab:green", "oracle": "black"}
-
-
-def _cell(x) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.3f}" if abs(x) <= 1 else f"{x:.1f}"
-    return str(x)
-
-
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *["| " + " | ".join(_cell(x) for x in row) + " |" for row in rows]]
 
 
 def motion_sentence(m: dict) -> str | None:
@@ -69,20 +58,20 @@ def motion_markdown(r: dict, plot: str | None) -> list[str]:
             o = row["oracle"]
             rows.append([f"{speed}x", f"{METHOD_NAMES['oracle']} (proven for {o['proven']:.0%})", o["hit_at_1"],
                          None, None, o["error_mm"], 1.0])
-        out += _table(["speed", "method", "hit@1", "hit@5", "hit@10", "aligned 3D error", "/ oracle"], rows) + [""]
+        out += table_lines(["speed", "method", "hit@1", "hit@5", "hit@10", "aligned 3D error", "/ oracle"], rows) + [""]
         own = m["results"]["own_clip"][condition]
         rows = [[f"{speed}x", METHOD_NAMES[method], e["hit_at_1"], e["top1_same_clip"],
                  e["top1_overlaps_true_segment"], e["median_error_ratio_same_clip"]]
                 for speed, row in own.items() for method, e in row.items() if method != "queries"]
         out += [f"**Own clip in the library, {condition}**: a hit when the top-1 is from the query's own clip with an "
                 "aligned 3D error within 1.1x that of the true segment:", "",
-                *_table(["speed", "method", "hit@1", "top-1 from own clip", "top-1 overlaps true segment",
+                *table_lines(["speed", "method", "hit@1", "top-1 from own clip", "top-1 overlaps true segment",
                          "median error / true segment's"], rows), ""]
     ms = m["ms_per_query"]
     out += [f"Time per query in this run (numpy, one search after the other): UniHPR {ms['unihpr']:.1f} ms "
             f"(held out) and {ms['unihpr_own']:.1f} ms (own clip), voting {ms['voting']:.1f} ms, 2D DTW over every "
             f"training clip {ms['dtw_2d']:.1f} ms; the service's latency is in `benchmarks/motion_search.py`.", ""]
-    out += _table(["target (issue #19)", "value", "threshold", "met"],
+    out += table_lines(["target (issue #19)", "value", "threshold", "met"],
                   [[t["target"], "-" if t["value"] is None else f"{t['value']:.3f}", f"{t['threshold']:g}",
                     "not measurable" if t["met"] is None else "met" if t["met"] else "NOT met"]
                    for t in m["targets"]]) + [""]

@@ -39,7 +39,7 @@ from index_builder.labelled_photos import FOUND_IOU, LabelledPerson, load_labell
 from model.blazepose import BlazePose, Person
 from model.blazepose_anchors import box_iou
 from model.features import image_features
-from model.joint_formulas import layout_to_h36m17
+from model.joint_formulas import layout_to_unihpr17
 from model.networks import UniHPR
 from model.perspective_crop import Intrinsics
 from model.skeleton import ROOT
@@ -130,7 +130,7 @@ def match_boxes(boxes: np.ndarray, detected: list[Person]) -> dict[int, Person]:
 
 def h36m_of(person: Person) -> tuple[np.ndarray, np.ndarray]:
     """A detection as h36m17 pixels (17, 2) and visibilities (17,), the shared formulas."""
-    return layout_to_h36m17(person.keypoints.astype(np.float64), "blazepose33", person.visibility.astype(np.float64))
+    return layout_to_unihpr17(person.keypoints.astype(np.float64), "blazepose33", person.visibility.astype(np.float64))
 
 
 def _box_through(H: np.ndarray, box: np.ndarray) -> np.ndarray:

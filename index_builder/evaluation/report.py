@@ -16,6 +16,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from index_builder.atomic_files import atomic_path  # noqa: E402
+from index_builder.evaluation.conventions_report import (
+    CONVENTIONS_PLOT,
+    conventions_markdown,
+    conventions_sentence,
+    plot_conventions,
+)
 from index_builder.evaluation.motion_report import MOTION_PLOT, motion_markdown, motion_sentence, plot_motion  # noqa
 
 PLOTS = {
@@ -68,6 +74,9 @@ def write_report(result: dict, out: Path) -> list[Path]:
     if result.get("motion_search", {}).get("status") == "computed":
         plots["motion"] = out / MOTION_PLOT
         plot_motion(result["motion_search"], plots["motion"], _save)
+    if result.get("joint_conventions", {}).get("status") == "computed":
+        plots["conventions"] = out / CONVENTIONS_PLOT
+        plot_conventions(result["joint_conventions"], plots["conventions"], _save)
     written += list(plots.values())
     with atomic_path(out / "eval.md", suffix=".md") as tmp:
         tmp.write_text(render_markdown(result, {k: p.name for k, p in plots.items()}))
@@ -148,9 +157,10 @@ def summary_paragraph(r: dict) -> str:
     consistency = r.get("photo_consistency", {})
     if consistency.get("status") == "computed":
         parts.append(_consistency_sentence(consistency))
-    motion = motion_sentence(r.get("motion_search", {}))
-    if motion:
-        parts.append(motion)
+    for sentence in (motion_sentence(r.get("motion_search", {})),
+                     conventions_sentence(r.get("joint_conventions", {}))):
+        if sentence:
+            parts.append(sentence)
     return " ".join(parts)
 
 
@@ -266,6 +276,7 @@ def render_markdown(r: dict, plots: dict[str, str]) -> str:
         out += [f"Not reported per content (test clips): {skipped}.", ""]
     out += [f"![lifting per content]({plots['content']})", ""]
     out += _real_rig_markdown(r, plots)
+    out += conventions_markdown(r, plots.get("conventions"))
 
     out += _library_markdown(r, plots)
     paper = r["retrieval_paper"]

@@ -17,9 +17,11 @@ from index_builder.checkpoint import load_martinez, load_unihpr
 from index_builder.config import get_paths, portable_path
 from index_builder.detector_noise import DetectorNoise
 from index_builder.errors import ArtifactError
-from index_builder.evaluation.adapters import martinez_lifter, rig_embeddings, unihpr_lifter
+from index_builder.evaluation.adapters import decode3d, encode, martinez_lifter, rig_embeddings, unihpr_lifter
 from index_builder.evaluation.alignment import alignment_recall
 from index_builder.evaluation.checkpoints import checkpoint_entry, unihpr_checkpoint
+from index_builder.evaluation.conventions import PROTOCOL as CONVENTIONS_PROTOCOL
+from index_builder.evaluation.conventions import joint_conventions
 from index_builder.evaluation.held_out import alignment_views, build_held_out, subsample_rows
 from index_builder.evaluation.images import image_sections
 from index_builder.evaluation.lifting import lifting_errors, lifting_sets, summarise_lifting
@@ -61,8 +63,9 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
                  progress: bool = True, pose_images: Path | None = None,
                  blazepose_files: BlazePoseFiles | None = None) -> dict:
     """Every section of SPEC 6 but index fidelity, for the checkpoints of one run directory, on ``db``'s test split:
-    lifting, the fixed real rig (``real_cameras``), retrieval (the paper and Pr-VIPE protocols, and from real
-    cameras over the whole library with re-ranking: ``retrieval_real``), alignment, the seed study; plus image ->
+    lifting, the fixed real rig (``real_cameras``), the joint conventions (``conventions``), retrieval (the paper
+    and Pr-VIPE protocols, and from real cameras over the whole library with re-ranking: ``retrieval_real``),
+    alignment, the seed study; plus image ->
     lift3d and photo consistency on the labelled photos (``images``, ``photo_consistency``) when ``pose_images``
     and ``blazepose_files`` are given and present.
 
@@ -111,6 +114,12 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
         errors = {name: lifting_errors(lift, sets)
                   for name, lift in progress_bar(lifters.items(), desc="lifting", enabled=progress)}
         lifting = summarise_lifting(errors, sets, held, test, settings)
+
+    with timed("joint_conventions", timings):
+        conventions = joint_conventions(lambda features, modality: encode(model, features, modality),
+                                        lambda embeddings: decode3d(model, embeddings), test, rows, settings)
+        if conventions["status"] != "computed":
+            notes.append(conventions["note"])
 
     with timed("real_rig", timings):
         rig_lifters = {"unihpr": crop_rig_lifter(lifters["unihpr"])}
@@ -216,9 +225,11 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
             "alignment": f"{len(align.pose3d)} poses >= {settings.align_gap_s:g} s apart within their clip, "
                          "one seeded random camera each; query modality -> gallery modality recall@1",
             "motion_search": MOTION_PROTOCOL,
+            "joint_conventions": CONVENTIONS_PROTOCOL,
         },
         "lifting": lifting,
         "real_rig": real_rig,
+        "joint_conventions": conventions,
         "retrieval_paper": paper,
         "retrieval_prvipe": prvipe,
         "retrieval_real": real_retrieval,

@@ -8,8 +8,9 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from model.joint_conventions import OURS, convert_joints
 from service.bvh_cut import BvhCutError, cut_bvh
-from service.deps import BundleDep, require_read_key
+from service.deps import BundleDep, OutputLayout, require_read_key
 from service.errors import MAX_ECHO, NoSourceMotionError, NotFoundError, OutOfRangeError
 from service.pipeline import rounded_pose
 from service.responses import json_response
@@ -33,13 +34,14 @@ def _bvh_source(bundle, clip: str) -> bytes | None:
 
 
 # The motion route comes first: a clip name may hold slashes (ingested clips are relative paths).
-@router.get("/{clip:path}/motion", summary="A clip's motion over a time range, as h36m17 JSON or its source BVH",
+@router.get("/{clip:path}/motion", summary="A clip's motion over a time range, as JSON poses or its source BVH",
             response_model=ClipMotion, responses=error_responses(401, 404, 409, 422, 503))
 async def clip_motion(clip: str, bundle: BundleDep, start: Seconds = None, end: Seconds = None,
-                      format: Literal["json", "bvh"] = "json") -> Response:
+                      format: Literal["json", "bvh"] = "json", layout: OutputLayout = "h36m17") -> Response:
     """The frames of `clip` whose time lies in [`start`, `end`] seconds (default: the whole clip). JSON: the
     indexed h36m17 poses (mm, root-relative, world Y-up) at the bundle's frame rate. BVH: the same range cut from
-    the source file (same rig and channels, its own frame rate); 409 when the bundle does not keep it as BVH."""
+    the source file (same rig and channels, its own frame rate); 409 when the bundle does not keep it as BVH.
+    JSON poses come in the joint convention `layout` (the field's `h36m17` by default)."""
     index = _clip_index(bundle, clip)
     catalog = bundle.catalog
     rows = catalog.rows_of_clip(index)
@@ -70,8 +72,9 @@ async def clip_motion(clip: str, bundle: BundleDep, start: Seconds = None, end: 
     return await json_response({
         "model_version": bundle.model_version, "clip": catalog.clip_name[index], "fps": fps,
         "start": round(float(kept_times[0]), 6), "end": round(float(kept_times[-1]), 6),
-        "frames": catalog.frame[keep], "pose3d": rounded_pose(catalog.poses[keep].astype(np.float64)),
-        "layout": "h36m17", "units": "mm", "frame": "world_yup", "licence": bundle.licence,
+        "frames": catalog.frame[keep],
+        "pose3d": rounded_pose(convert_joints(catalog.poses[keep].astype(np.float64), OURS, layout)),
+        "layout": layout, "units": "mm", "frame": "world_yup", "licence": bundle.licence,
     })
 
 

@@ -6,8 +6,9 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from model.joint_conventions import OURS, convert_joints
 from service import pipeline
-from service.deps import LIFT_BODY, BundleDep, LiftBody, MetricsDep, SettingsDep, require_read_key
+from service.deps import LIFT_BODY, BundleDep, LiftBody, MetricsDep, OutputLayout, SettingsDep, require_read_key
 from service.openapi import body_doc
 from service.responses import json_response
 from service.schemas import READ_ERRORS, LiftResponse
@@ -18,18 +19,20 @@ router = APIRouter(tags=["lift3d"], dependencies=[Depends(require_read_key)])
 @router.post("/lift3d", summary="Lift a 2D pose or an image to 3D",
              response_model=LiftResponse, responses=READ_ERRORS, openapi_extra=body_doc(LIFT_BODY))
 async def lift3d(request: Request, req: LiftBody, bundle: BundleDep, settings: SettingsDep,
-                 metrics: MetricsDep) -> Response:
+                 metrics: MetricsDep, layout: OutputLayout = "h36m17") -> Response:
     """Encoder, then the 3D decoder: `pose3d` is (17, 3) mm, root-relative (pelvis at 0), in the real camera's
-    frame with OpenCV axes (x right, y down, z forward). 2D inputs are lifted in a virtual camera aimed at the
-    person (the perspective crop of their `camera`) and turned back into the real camera's frame; `camera` says
-    which intrinsics were assumed (null for 3D poses and embeddings). A body with `inputs` is a batch, answered
-    as `outputs`."""
+    frame with OpenCV axes (x right, y down, z forward), in the joint convention `layout` (the field's `h36m17`
+    by default; the decoder's `unihpr17` converted by `model.joint_conventions`). 2D inputs are lifted in a
+    virtual camera aimed at the person (the perspective crop of their `camera`) and turned back into the real
+    camera's frame; `camera` says which intrinsics were assumed (null for 3D poses and embeddings). A body with
+    `inputs` is a batch, answered as `outputs`."""
     prepared, embeddings, timings = await pipeline.embed_request(request, "/lift3d", req, bundle, settings, metrics)
     poses = await pipeline.lift(bundle, np.concatenate(embeddings), timings, pipeline.crops_of(prepared, embeddings))
+    poses = convert_joints(poses, OURS, layout)
     starts = np.cumsum([0, *(len(e) for e in embeddings)])
     outputs = []
     for item, p, row in zip(req.items, prepared, starts):
-        output: dict = {"pose3d": pipeline.rounded_pose(poses[row]), "units": "mm", "frame": "camera",
+        output: dict = {"pose3d": pipeline.rounded_pose(poses[row]), "units": "mm", "frame": "camera", "layout": layout,
                         "camera": None if p.camera is None else p.camera.as_json()}
         people = pipeline.people_of(item, p, lambda j, row=row: {"pose3d": pipeline.rounded_pose(poses[row + j])})
         if people is not None:

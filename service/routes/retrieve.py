@@ -10,7 +10,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from service import motion_search, pipeline
-from service.deps import RETRIEVE_BODY, BundleDep, MetricsDep, RetrieveBody, SettingsDep, require_read_key
+from service.deps import (
+    RETRIEVE_BODY,
+    BundleDep,
+    MetricsDep,
+    OutputLayout,
+    RetrieveBody,
+    SettingsDep,
+    require_read_key,
+)
 from service.errors import OutOfRangeError, ResultTooLargeError
 from service.openapi import body_doc
 from service.responses import json_response
@@ -24,7 +32,7 @@ STEP_RESULTS = 256  # results built between two passes through the event loop
 @router.post("/retrieve", summary="Find the database poses nearest to a query",
              response_model=RetrieveResponse, responses=READ_ERRORS, openapi_extra=body_doc(RETRIEVE_BODY))
 async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, settings: SettingsDep,
-                   metrics: MetricsDep) -> Response:
+                   metrics: MetricsDep, layout: OutputLayout = "h36m17") -> Response:
     """Top-k poses, one result per (clip, frame) (the best of its virtual views), or per clip with
     `group_by_clip`, ordered by `rank_score`: the 100 best by cosine `score` (k when larger) are re-ranked by how
     well each one's 3D explains the query (`fit_residual`: a camera fitted to a 2D query, a similarity to a 3D
@@ -33,8 +41,9 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
     keep the cosine order. `filters` restrict the search to clips by name or label. Each result's pose3d is in
     mm, root-relative, world Y-up by default or, with `align_to_query`, as the view that matched sees it, in the
     query's camera frame (it then faces like the query: for a 2D query, the matched view stands for the virtual
-    camera aimed at the person and is turned back into the query's real camera). A batch (`queries`) is answered
-    as `batches`. Every response carries the data licence of the poses it returns.
+    camera aimed at the person and is turned back into the query's real camera). Poses come in the joint
+    convention `layout` (the field's `h36m17` by default, converted from the library's `unihpr17`). A batch
+    (`queries`) is answered as `batches`. Every response carries the data licence of the poses it returns.
 
     Motion search: a `sequence` of poses (or a multipart `video` upload) is answered with the best-matching
     segments of library clips (`{id, clip, start, end, score, alignment, metadata}`, no two of one clip
@@ -55,7 +64,7 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
                                                       timings)
 
     crops = pipeline.crops_of(prepared, embeddings) if req.align_to_query else None
-    results = await hit_results(bundle, hits, req.align_to_query, req.include_pose3d, crops)  # one list per row
+    results = await hit_results(bundle, hits, req.align_to_query, req.include_pose3d, crops, layout)  # per row
     if req.group_by_clip:
         spans = await anyio.to_thread.run_sync(clip_segments, bundle, queries, hits)
         for row_results, row_spans in zip(results, spans):
@@ -75,22 +84,22 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
     else:
         body["batches"] = answers
     body.update(k=req.k, reranked=reranked, pose_frame="camera" if req.align_to_query else "world_yup",
-                licence=bundle.licence)
+                layout=layout, licence=bundle.licence)
     return await json_response(body)
 
 
 async def hit_results(bundle, hits: list[list], align_to_query: bool, include_pose3d: bool,
-                      crops: np.ndarray | None = None) -> list[list[dict]]:
+                      crops: np.ndarray | None = None, layout: str = "h36m17") -> list[list[dict]]:
     """The results of every row of hits, built on the event loop about STEP_RESULTS at a time with a pass through
     the loop between steps (see ``service.responses`` for why not in a thread).
 
     crops: (rows, 3, 3) each query row's perspective-crop rotation (aligned poses are turned back into the query's
-    real camera frame), or None for identity."""
+    real camera frame), or None for identity. layout: the joint convention of the poses."""
     out = []
     done = 0
     for i, row in enumerate(hits):
         crop = None if crops is None else crops[i]
-        out.append(bundle.catalog.results(row, align_to_query, include_pose3d, crop))
+        out.append(bundle.catalog.results(row, align_to_query, include_pose3d, crop, layout))
         done += len(row)
         if done >= STEP_RESULTS:
             done = 0

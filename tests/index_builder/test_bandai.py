@@ -86,6 +86,6 @@ def test_a_kept_source_is_the_file_byte_for_byte(bandai_bvh):
     from model.motion_sources import ClipSources
 
     raw = bandai_bvh.read_bytes()
-    name, _, _, blob = _bvh_to_poses(_RawClip(bandai_bvh.stem, "dataset-1", raw.decode("utf-8")), True)
+    name, _, _, _, blob = _bvh_to_poses(_RawClip(bandai_bvh.stem, "dataset-1", raw.decode("utf-8")), True)
     assert ClipSources.from_blobs(["bvh"], [blob]).text(0) == raw and len(blob) < len(raw) / 3
-    assert _bvh_to_poses(_RawClip(name, "dataset-1", raw.decode("utf-8")))[3] is None
+    assert _bvh_to_poses(_RawClip(name, "dataset-1", raw.decode("utf-8")))[4] is None

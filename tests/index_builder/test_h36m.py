@@ -18,6 +18,7 @@ from index_builder.h36m import (
 from index_builder.h36m_cameras import EXTRINSICS, INTRINSICS, h36m_camera, quaternion_to_matrix
 from index_builder.motion_database import MotionDatabase
 from model.cameras import project_world
+from model.joint_conventions import FIELD, OURS, convert_joints, with_derived
 from model.skeleton import H36M17
 
 J = H36M17.index
@@ -53,6 +54,11 @@ def standing_pose() -> np.ndarray:
     return pose
 
 
+def field_poses(db) -> np.ndarray:
+    """The loaded poses in the field's h36m17 convention, H36M's own joints: (N, 17, 3) float64 mm."""
+    return with_derived(db.poses.astype(np.float64), db.field_joints)
+
+
 # --- 3D ---------------------------------------------------------------------------------------------------------
 
 def test_known_32_joint_pose_becomes_h36m17_mm_in_our_y_up_frame(tmp_path):
@@ -65,9 +71,12 @@ def test_known_32_joint_pose_becomes_h36m17_mm_in_our_y_up_frame(tmp_path):
     # (x, y, z)_h36m mm = (k, 100 + k + t, 1000 + k)  ->  ours (x, z, -y) = (k, 1000 + k, -(100 + k + t)).
     for t in range(2):
         expected = np.array([[k, 1000 + k, -(100 + k + t)] for k in kept], dtype=np.float64)
-        np.testing.assert_allclose(db.poses[t], expected, atol=1e-3)
+        np.testing.assert_allclose(field_poses(db)[t], expected, atol=1e-3)
     # head top by hand: H36M joint 15 at (15, 100, 1015) mm in frame 0
-    np.testing.assert_allclose(db.poses[0, J("head_top")], [15.0, 1015.0, -115.0], atol=1e-3)
+    np.testing.assert_allclose(field_poses(db)[0, J("head_top")], [15.0, 1015.0, -115.0], atol=1e-3)
+    # the poses the encoders read are unihpr17: thorax at the mid-shoulders, exactly
+    shoulders = (db.poses[:, J("l_shoulder")] + db.poses[:, J("r_shoulder")]) / 2
+    np.testing.assert_allclose(db.poses[:, J("thorax")], shoulders, atol=1e-3)
 
 
 def test_units_and_axes_are_named_and_right_handed():
@@ -78,7 +87,7 @@ def test_units_and_axes_are_named_and_right_handed():
 
 def test_standing_person_keeps_height_and_left_side(tmp_path):
     db = load_h36m_3d(write_3d(tmp_path / "d.npz", {"S5": {"Directions": standing_pose()}}))
-    pose = db.poses[0].astype(np.float64)
+    pose = field_poses(db)[0]
     assert pose[J("head_top"), 1] - pose[J("pelvis"), 1] == pytest.approx(850.0, abs=1e-3)  # Y is up, in mm
     assert pose[J("pelvis"), 1] == pytest.approx(900.0, abs=1e-3)
     up = pose[J("head_top")] - pose[J("pelvis")]
@@ -203,7 +212,8 @@ def test_2d_file_is_keyed_by_subject_action_camera(tmp_path):
     kp = data.keypoints[("S1", "Walking 1", 2)]
     assert kp.shape == (3, 17, 2) and kp.dtype == np.float32
     np.testing.assert_array_equal(kp[1, 5], [205.0, 10.5])
-    np.testing.assert_array_equal(data.to_h36m17(("S1", "Walking 1", 2)), kp)  # H36M's own joints, as they are
+    # H36M's own joints are the field's h36m17: converted to unihpr17 as the service converts a request
+    np.testing.assert_allclose(data.to_unihpr17(("S1", "Walking 1", 2)), convert_joints(kp, FIELD, OURS))
 
 
 def test_2d_coco_layout_maps_through_the_shared_formulas(tmp_path):
@@ -211,7 +221,7 @@ def test_2d_coco_layout_maps_through_the_shared_formulas(tmp_path):
             "keypoints_symmetry": [[1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]]}
     data = load_h36m_2d(write_2d(tmp_path / "data_2d_h36m_detectron_pt_coco.npz", {"S1": {"Walking": views(1)}},
                                  meta))
-    h36m = data.to_h36m17(("S1", "Walking", 0))
+    h36m = data.to_unihpr17(("S1", "Walking", 0))
     # COCO hips are 11 and 12 at x = 11 and 12 px: pelvis = mid-hip = 11.5 px; nose (0) -> neck_nose.
     assert h36m[0, J("pelvis"), 0] == pytest.approx(11.5)
     assert h36m[0, J("neck_nose"), 0] == pytest.approx(0.0)

@@ -1,15 +1,17 @@
 """Training: the tiny config end to end, resuming, baselines, configs and the training views."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from index_builder.checkpoint import load_martinez, load_unihpr
+from index_builder.detector_noise import DetectorNoise
 from index_builder.errors import ArtifactError, ConfigError
 from index_builder.train_config import DEFAULT, TINY, config_from_dict, resolve_config
 from index_builder.training import evaluate_progress, train_martinez, train_unihpr
 from index_builder.training_data import AugmentConfig, TrainingViews, mirror, scale_bones, validation_views
-from index_builder.detector_noise import DetectorNoise
 from model.config import MartinezConfig
 from model.martinez import MartinezLifter
 from model.skeleton import H36M17
@@ -101,6 +103,46 @@ def test_bone_scaling_keeps_mirrored_bones_equal_and_mirror_swaps_sides(sample_d
     assert not np.allclose(ratio_l, 1.0)
     flipped = mirror(poses)
     np.testing.assert_allclose(flipped[:, H36M17.index("l_wrist"), 0], -poses[:, H36M17.index("r_wrist"), 0])
+
+
+def test_field_convention_inputs_are_converted_and_targets_stay_ours(sample_db):
+    """With the field's joints, the share of inputs made from them reaches the encoders as the service would
+    convert them; every target and detector feature stays unihpr17."""
+    from model.joint_conventions import DERIVED_INDEX
+
+    poses, field = sample_db.poses[:400].astype(np.float64), sample_db.field_joints[:400].astype(np.float64)
+    config = replace(AugmentConfig(), field_convention_fraction=1.0, neck_shift_mm=(0.0, 0.0), bone_scale=0.0,
+                     global_scale=0.0, noise_2d_prob=0.0, missing_2d_prob=0.0)
+    mixed = TrainingViews(poses, 3, config, DetectorNoise.load(), field).batch(64)
+    plain = TrainingViews(poses, 3, replace(config, field_convention_fraction=0.0), DetectorNoise.load(),
+                          field).batch(64)
+    np.testing.assert_allclose(mixed.pose3d, plain.pose3d, atol=1e-3)  # same poses and cameras, same targets
+    np.testing.assert_allclose(mixed.clean2d, plain.clean2d, atol=1e-5)
+    np.testing.assert_allclose(mixed.image, plain.image, atol=1e-5)
+    # the 3D input is the field pose converted: our thorax exactly, our nose on the field's head axis
+    inputs = mixed.pose3d_features.astype(np.float64)
+    shoulders = (inputs[:, H36M17.index("l_shoulder")] + inputs[:, H36M17.index("r_shoulder")]) / 2
+    np.testing.assert_allclose(inputs[:, H36M17.index("thorax")], shoulders, atol=1e-6)
+    assert np.abs(inputs - plain.pose3d_features).max() > 0.03  # 30 mm: the nose moved
+    limbs = [j for j in range(17) if j not in DERIVED_INDEX]
+    np.testing.assert_allclose(inputs[:, limbs], plain.pose3d_features[:, limbs], atol=1e-5)
+    assert not np.allclose(mixed.pose2d, plain.pose2d, atol=1e-3)  # the 2D inputs too
+
+
+def test_scaling_and_mirroring_carry_the_field_joints_along(sample_db):
+    from model.joint_conventions import SPINE_FRACTION
+
+    poses = np.concatenate([sample_db.poses[:50], sample_db.field_joints[:50]], axis=1).astype(np.float64)
+    scaled = scale_bones(poses, np.random.default_rng(0), 0.1, 0.1)
+    thorax, field_spine, field_thorax = H36M17.index("thorax"), 17, 18
+    before = np.linalg.norm(poses[:, 19:] - poses[:, thorax, None], axis=-1)
+    after = np.linalg.norm(scaled[:, 19:] - scaled[:, thorax, None], axis=-1)
+    ratio = after / before
+    np.testing.assert_allclose(ratio, ratio[:, :1].repeat(2, axis=1), rtol=1e-9)  # rigid with the thorax
+    np.testing.assert_allclose(scaled[:, field_spine],
+                               scaled[:, 0] + SPINE_FRACTION * (scaled[:, field_thorax] - scaled[:, 0]))
+    flipped = mirror(poses)
+    np.testing.assert_allclose(flipped[:, 17:, 0], -poses[:, 17:, 0])
 
 
 def test_progress_metrics_on_validation_views(tiny_run, sample_db):

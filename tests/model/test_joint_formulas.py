@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from model.joint_formulas import FORMULA_WEIGHTS, LANDMARKS, LAYOUT_LANDMARK_INDEX, landmarks_to_h36m17, layout_to_h36m17
+from model.joint_formulas import (
+    FORMULA_WEIGHTS,
+    LANDMARKS,
+    LAYOUT_LANDMARK_INDEX,
+    landmarks_to_h36m17,
+    layout_to_unihpr17,
+)
 from model.skeleton import H36M17
 
 
@@ -27,7 +33,7 @@ def coco_person() -> np.ndarray:
 
 def test_coco17_gives_the_documented_joints():
     kp = coco_person()
-    joints = layout_to_h36m17(kp, "coco17")
+    joints = layout_to_unihpr17(kp, "coco17")
     j = H36M17.index
     np.testing.assert_allclose(joints[j("pelvis")], [50, 100])
     np.testing.assert_allclose(joints[j("thorax")], [50, 40])
@@ -43,7 +49,7 @@ def test_blazepose33_and_coco17_agree_on_the_same_landmarks():
     blaze = np.full((33, 2), 999.0)  # joints the formulas do not use must not matter
     for landmark, (ci, bi) in enumerate(zip(LAYOUT_LANDMARK_INDEX["coco17"], LAYOUT_LANDMARK_INDEX["blazepose33"])):
         blaze[bi] = coco[ci]
-    np.testing.assert_allclose(layout_to_h36m17(blaze, "blazepose33"), layout_to_h36m17(coco, "coco17"))
+    np.testing.assert_allclose(layout_to_unihpr17(blaze, "blazepose33"), layout_to_unihpr17(coco, "coco17"))
 
 
 def test_a_missing_landmark_removes_exactly_the_joints_that_use_it():
@@ -51,7 +57,7 @@ def test_a_missing_landmark_removes_exactly_the_joints_that_use_it():
     conf = np.ones(17)
     conf[3] = 0.0  # l_ear unlabelled
     kp[3] = np.nan
-    joints, joint_conf = layout_to_h36m17(kp, "coco17", conf)
+    joints, joint_conf = layout_to_unihpr17(kp, "coco17", conf)
     missing = {H36M17.names[i] for i in np.nonzero(joint_conf == 0)[0]}
     assert missing == {"head_top"}
     assert np.isnan(joints[H36M17.index("head_top")]).all()
@@ -71,7 +77,7 @@ def test_joint_confidence_is_the_weakest_landmark_used():
 
 def test_unknown_layout_is_named():
     with pytest.raises(KeyError, match="unknown layout 'mpii16'"):
-        layout_to_h36m17(np.zeros((16, 2)), "mpii16")
+        layout_to_unihpr17(np.zeros((16, 2)), "mpii16")
 
 
 def test_mirror_permutation_swaps_sides_and_is_an_involution():

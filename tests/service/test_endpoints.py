@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from model.bundle_format import read_manifest
-from model.joint_formulas import layout_to_h36m17
+from model.joint_formulas import layout_to_unihpr17
 from tests.service.poses import COCO_STANDING, camera_pose, coco_to_blazepose, distinct_poses, project
 
 
@@ -74,11 +74,11 @@ def test_embed_pose2d_is_unit_length_with_the_bundle_dimension(client, manifest,
     assert "encoder;dur=" in r.headers["server-timing"]
 
 
-def test_coco17_blazepose33_and_h36m17_of_the_same_person_agree(client):
-    h36m = layout_to_h36m17(COCO_STANDING[None], "coco17")[0]
+def test_coco17_blazepose33_and_unihpr17_of_the_same_person_agree(client):
+    ours = layout_to_unihpr17(COCO_STANDING[None], "coco17")[0]
     coco = embed(client, {"keypoints": COCO_STANDING.tolist(), "layout": "coco17"})
     blaze = embed(client, {"keypoints": coco_to_blazepose(COCO_STANDING).tolist(), "layout": "blazepose33"})
-    direct = embed(client, {"keypoints": h36m.tolist(), "layout": "h36m17"})
+    direct = embed(client, {"keypoints": ours.tolist(), "layout": "unihpr17"})
     np.testing.assert_allclose(coco, blaze, atol=1e-5)
     np.testing.assert_allclose(coco, direct, atol=1e-5)
 
