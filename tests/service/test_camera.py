@@ -55,7 +55,7 @@ def scene(database):
 
 
 def pose2d(kp: np.ndarray, **fields) -> dict:
-    return {"modality": "pose2d", "keypoints": np.asarray(kp).tolist(), "layout": "h36m17", **fields}
+    return {"modality": "pose2d", "keypoints": np.asarray(kp).tolist(), "layout": "unihpr17", **fields}
 
 
 def embed(client, *inputs) -> np.ndarray:
@@ -138,7 +138,8 @@ def test_without_a_camera_the_default_fov_or_the_optical_axis_is_assumed(client,
     (in_pixels,) = lift(client, pose2d(scene["edge"], image_size=[SIZE, SIZE], camera=CAMERA))
     np.testing.assert_allclose(normalised["pose3d"], in_pixels["pose3d"], atol=0.01)
     # 3D poses carry no camera
-    (pose3d,) = lift(client, {"modality": "pose3d", "keypoints": (scene["body"] - scene["body"][0]).tolist()})
+    (pose3d,) = lift(client, {"modality": "pose3d", "keypoints": (scene["body"] - scene["body"][0]).tolist(),
+                              "layout": "unihpr17"})
     assert pose3d["camera"] is None
 
 

@@ -83,14 +83,14 @@ def test_clip_info_and_json_motion(client, database):
     assert info["clip"] == name and info["frames"] == len(rows) and info["motion_formats"] == ["json"]
     assert info["labels"]["content"] and "CC BY-NC 4.0" in info["licence"]
     fps = info["fps"]
-    r = client.get(f"/clips/{name}/motion", params={"start": 1.0, "end": 2.0})
+    r = client.get(f"/clips/{name}/motion", params={"start": 1.0, "end": 2.0, "layout": "unihpr17"})
     assert r.status_code == 200, r.text
     body = r.json()
     frames = metadata["frame"][rows]
     expected = rows[(frames / fps >= 1.0 - 1e-9) & (frames / fps <= 2.0 + 1e-9)]
     assert body["frames"] == metadata["frame"][expected].tolist()
     np.testing.assert_allclose(body["pose3d"], poses[expected], atol=0.006)
-    assert body["layout"] == "h36m17" and body["units"] == "mm" and body["frame"] == "world_yup"
+    assert body["layout"] == "unihpr17" and body["units"] == "mm" and body["frame"] == "world_yup"
     assert body["start"] == pytest.approx(1.0, abs=1 / fps) and body["end"] == pytest.approx(2.0, abs=1 / fps)
 
 
@@ -121,7 +121,7 @@ def test_bvh_motion_of_a_kept_source(sourced, real_bvh):
 
 def test_grouped_results_carry_their_matching_segment(client, database):
     poses, rotations, metadata = database
-    query = {"modality": "pose3d", "keypoints": (poses[10] @ rotations[0].T).tolist()}
+    query = {"modality": "pose3d", "keypoints": (poses[10] @ rotations[0].T).tolist(), "layout": "unihpr17"}
     body = client.post("/retrieve", json={"query": query, "k": 5, "group_by_clip": True}).json()
     for result in body["results"]:
         t = result["metadata"]["time"]

@@ -124,7 +124,8 @@ def test_embed_batch_matches_single_calls(client, probe):
 
 def test_retrieve_a_database_pose_by_its_own_3d_returns_it_first(client, probe, manifest):
     cam = camera_pose(probe["world"], probe["rotation"])
-    r = client.post("/retrieve", json={"query": {"modality": "pose3d", "keypoints": cam.tolist()}, "k": 5})
+    r = client.post("/retrieve", json={"query": {"modality": "pose3d", "keypoints": cam.tolist(), "layout": "unihpr17"},
+                                       "k": 5}, params={"layout": "unihpr17"})
     assert r.status_code == 200, r.text
     body = r.json()
     top = body["results"][0]

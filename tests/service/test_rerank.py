@@ -26,8 +26,8 @@ def probe(tiny_bundle, database):
 
 
 def query2d(probe, **extra) -> dict:
-    return {"keypoints": project(probe["world"], probe["rotation"]).tolist(), "image_size": [1000, 1000],
-            "camera": CAMERA, **extra}
+    return {"keypoints": project(probe["world"], probe["rotation"]).tolist(), "layout": "unihpr17",
+            "image_size": [1000, 1000], "camera": CAMERA, **extra}
 
 
 def retrieve(client: httpx.Client, **body) -> dict:
@@ -87,11 +87,13 @@ def test_rerank_false_gives_the_cosine_order_without_fit(client, probe):
 
 
 def test_2d_without_image_geometry_and_3d_queries_are_reranked(client, probe):
-    on_axis = retrieve(client, query={"keypoints": project(probe["world"], probe["rotation"]).tolist()}, k=5)
+    on_axis = retrieve(client, query={"keypoints": project(probe["world"], probe["rotation"]).tolist(),
+                                      "layout": "unihpr17"}, k=5)
     assert on_axis["reranked"] and on_axis["results"][0]["id"] == probe["id"]
     assert on_axis["results"][0]["fit_residual"] < 0.02  # weak perspective of a pinhole view: small, not zero
     cam = camera_pose(probe["world"], probe["rotation"])
-    three_d = retrieve(client, query={"modality": "pose3d", "keypoints": cam.tolist()}, k=5)["results"]
+    three_d = retrieve(client, query={"modality": "pose3d", "keypoints": cam.tolist(), "layout": "unihpr17"},
+                       k=5)["results"]
     assert three_d[0]["id"] == probe["id"] and three_d[0]["fit_residual"] < 0.01  # PA-MPJPE of itself, mm
     assert all(x["fit_residual"] > 0.01 for x in three_d[1:])
     residuals = [x["fit_residual"] for x in three_d]
