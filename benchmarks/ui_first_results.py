@@ -5,7 +5,8 @@
 It starts the service (``create_app`` on uvicorn, loopback, a free port) in a child process, opens the page at
 ``/`` in headless Chromium (Debian's chromium + chromium-driver through Selenium, as the tests:
 ``tests/service/browser.py``), waits until the page has read ``/info``, then uploads the photo ``--uploads`` times
-(after two warm-up uploads) through the page's file input, as a person picking a file does. For each upload:
+(after two warm-up uploads) through the page's file input, as a person picking a file does (``--screenshots DIR``:
+then saves the photo search, a skeleton search and a playing clip as PNGs). For each upload:
 
 - page: the page's own measure, from the file input's ``change`` event to the cards rendered
   (``performance.now()``; ``data-last-search-ms`` on the results section);
@@ -56,6 +57,24 @@ def upload(driver, image: Path) -> tuple[float, float]:
     return page, wall
 
 
+def screenshots(driver, folder: Path) -> None:
+    """The photo search just measured, the skeleton search (Wave right preset) and a clip playing, as PNGs."""
+    from tests.service.browser import wait_for
+
+    folder.mkdir(parents=True, exist_ok=True)
+    time.sleep(1.0)  # the 3D view of the last upload
+    driver.save_screenshot(str(folder / "photo-search.png"))
+    driver.find_element("id", "tab-skeleton").click()
+    driver.find_element("css selector", "#presets button[data-preset='Wave right']").click()
+    wait_for(driver, "document.getElementById('query-caption').textContent.startsWith('Your skeleton')")
+    time.sleep(1.0)
+    driver.save_screenshot(str(folder / "skeleton-search.png"))
+    driver.find_element("css selector", "#cards .card button.play").click()
+    wait_for(driver, "/\\d s/.test(document.getElementById('player-time').textContent)")
+    time.sleep(1.0)
+    driver.save_screenshot(str(folder / "clip-player.png"))
+
+
 def run(args: argparse.Namespace) -> None:
     from service_latency import start_server
 
@@ -73,6 +92,8 @@ def run(args: argparse.Namespace) -> None:
             upload(driver, args.image)
         results = [upload(driver, args.image) for _ in range(args.uploads)]
         cards = len(driver.find_elements("css selector", "#cards .card"))
+        if args.screenshots:
+            screenshots(driver, args.screenshots)
     finally:
         driver.quit()
         proc.terminate()
@@ -92,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "bundles" / "default")
     parser.add_argument("--uploads", type=int, default=15)
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="a JPEG/PNG with a person")
+    parser.add_argument("--screenshots", type=Path, default=None,
+                        help="afterwards, save screenshots of the photo and skeleton searches and a clip here")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -2,7 +2,8 @@
 bundle: upload a labelled photo, see the people drawn over it, the result cards and the 3D view; choose another
 person; drag a skeleton's joint and see the results change; play a clip; read an error; use it at phone width;
 and /docs and /redoc render with every host name but loopback unresolvable. Screenshots of each view go to
-reports/ui/. Every test ends by checking that no request left the server's origin.
+reports/ui/test-run/ (the committed ones in reports/ui/ come from these tests and from the benchmark
+``benchmarks/ui_first_results.py --screenshots reports/ui`` on the default bundle). Every test ends by checking that no request left the server's origin.
 
 Skips without Debian's chromium + chromium-driver (``.ci/run`` installs them) or without ../shared/data/pose-images.
 """
@@ -24,7 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGES = REPO_ROOT.parent / "shared" / "data" / "pose-images"
 PHOTO = IMAGES / "mpii" / "052475643.jpg"  # two people; the labelled one (largest) on the left, 854 x 480
 NO_PERSON_PHOTO = IMAGES / "crowdpose" / "103319.jpg"  # a real photo in which BlazePose finds nobody
-SCREENSHOTS = REPO_ROOT / "reports" / "ui"
+SCREENSHOTS = REPO_ROOT / "reports" / "ui" / "test-run"  # ignored by git; reports/ui/ holds the committed ones
 DEFAULT_K = 12  # the page's default number of results
 CHOSEN_BOX = (250, 204, 21)  # #facc15: the chosen person's box on the photo
 PAGE_ASSET_BUDGET = 1_500_000  # bytes the page itself loads (its own files and three.js)
@@ -271,6 +272,7 @@ def test_errors_are_shown_in_the_services_words(page, server, client):
     assert shown.is_displayed() and shown.get_attribute("role") == "alert"
     assert shown.text == f"{message} ({expected.json()['error']['field']})"
     assert page.find_element("id", "status").text == "No results."
+    assert not page.find_elements("css selector", "#cards .card")  # the previous photo's results are gone
     page.save_screenshot(str(SCREENSHOTS / "error.png"))
     stayed_on_origin(page, server.url)
 

@@ -33,6 +33,8 @@ function showError(err) {
   const box = $('error');
   box.textContent = describeError(err);
   box.hidden = false;
+  $('cards').replaceChildren(); // no stale results under an error
+  $('licence').textContent = '';
   $('status').textContent = 'No results.';
   $('results').dataset.state = 'error';
 }
@@ -125,6 +127,7 @@ async function searchPhoto(file, { lift = true } = {}) {
     state.photo = { file, people: [], lifted: null };
     state.selected = 0;
     $('photo-stage').hidden = false;
+    queryView?.clear();
     await overlay.show(file);
     api.liftImage(file, signal).then((answer) => {
       if (state.photo?.file !== file) return;
