@@ -302,6 +302,52 @@ def test_phone_width_and_keyboard(page, server, photo):
     stayed_on_origin(page, server.url)
 
 
+def still_video(photo: Path, frames: int = 20, fps: int = 10) -> bytes:
+    """A WebM (VP8) of the photo panned a few pixels a frame: a person holding a pose for frames / fps seconds."""
+    import io
+
+    import av
+    from PIL import Image
+
+    image = np.asarray(Image.open(photo).convert("RGB"))
+    height, width = 360, 640
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="webm") as out:
+        stream = out.add_stream("libvpx", rate=fps)
+        stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
+        for i in range(frames):
+            crop = np.ascontiguousarray(image[60:60 + height, 40 + 4 * i:40 + 4 * i + width])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(crop, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def test_motion_search_with_a_video(page, server, photo, tmp_path):
+    video = tmp_path / "still.webm"
+    video.write_bytes(still_video(photo["path"]))
+    page.find_element("id", "tab-motion").click()
+    before = searches(page)
+    page.find_element("id", "video-input").send_keys(str(video))
+    wait_for_search(page, before)
+    assert "library motions" in page.find_element("id", "status").text
+    shown = cards(page)
+    assert shown and all(re.match(r"^\d+\.\d s–\d+\.\d s$", c["time"]) for c in shown), shown
+    assert all(c["score"] is not None and c["tags"] for c in shown)
+    first_card = page.find_element("css selector", "#cards .card canvas")
+    chromium.wait_for(page, "(() => { const c = document.querySelector('#cards .card canvas');"
+                            " return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some(v => v); })()")
+    assert drawn_fraction(chromium.canvas_image(page, first_card), background=(0, 0, 0))[0] > 0.01
+    page.find_element("css selector", "#cards .card button.play").click()
+    chromium.wait_for(page, "/\\d s/.test(document.getElementById('player-time').textContent)")
+    assert shown[0]["clip"] in page.find_element("id", "player-title").text
+    page.save_screenshot(str(SCREENSHOTS / "motion-search.png"))
+    page.find_element("id", "player-close").click()
+    page.find_element("id", "tab-photo").click()
+    stayed_on_origin(page, server.url)
+
+
 @pytest.mark.parametrize("path, rendered", [
     ("/docs", "document.querySelectorAll('.opblock').length >= 5"),
     ("/redoc", "document.querySelectorAll('[data-section-id^=\"operation/\"]').length >= 5"),

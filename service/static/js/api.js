@@ -64,6 +64,14 @@ export class Api {
     }, signal);
   }
 
+  // motion search: the video's largest person against library clips; answers segments {clip, start, end, ...}
+  retrieveVideo(file, options, signal) {
+    return this.postForm('retrieve', {
+      video: file, k: String(options.k), group_by_clip: String(Boolean(options.group_by_clip)),
+      filters: options.filters ? JSON.stringify(options.filters) : null,
+    }, signal);
+  }
+
   lift(input, signal) { return this.postJson('lift3d', input, signal); }
 
   liftImage(file, signal) { return this.postForm('lift3d', { image: file, all_people: 'true' }, signal); }

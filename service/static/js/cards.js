@@ -76,8 +76,9 @@ function element(tag, className, text) {
   return node;
 }
 
-// results: /retrieve results with pose3d already Y up; onPlay(result) opens the clip around the hit
-export function renderCards(list, skeleton, results, onPlay) {
+// results: /retrieve results with pose3d already Y up, or motion-search segments (no pose3d: loadPose(result)
+// resolves to the pose to draw); onPlay(result) opens the clip around the hit
+export function renderCards(list, skeleton, results, onPlay, loadPose = null) {
   list.replaceChildren();
   results.forEach((result, rank) => {
     const meta = result.metadata;
@@ -93,6 +94,11 @@ export function renderCards(list, skeleton, results, onPlay) {
     canvas.setAttribute('aria-label', `Result ${rank + 1}: ${meta.labels.content || 'pose'} from ${meta.clip}; `
       + 'drag or use the arrow keys to turn it');
     if (result.pose3d) turnable(canvas, (azimuth) => drawPose(canvas, skeleton, result.pose3d, azimuth));
+    else if (loadPose) {
+      loadPose(result).then((pose) => {
+        if (pose) turnable(canvas, (azimuth) => drawPose(canvas, skeleton, pose, azimuth));
+      }).catch(() => {});
+    }
     card.append(canvas);
 
     const body = element('div', 'card-body');
@@ -106,9 +112,11 @@ export function renderCards(list, skeleton, results, onPlay) {
     }
     body.append(score);
     body.append(element('p', 'card-clip', meta.clip));
-    const when = result.start !== undefined && result.start !== null
-      ? `${formatTime(result.start)}–${formatTime(result.end)} (best ${formatTime(meta.time)})`
-      : `at ${formatTime(meta.time)}, frame ${meta.frame}`;
+    let when = `at ${formatTime(meta.time)}, frame ${meta.frame}`;
+    if (result.start !== undefined && result.start !== null) {
+      when = `${formatTime(result.start)}–${formatTime(result.end)}`;
+      if (meta.time !== undefined) when += ` (best ${formatTime(meta.time)})`;
+    }
     body.append(element('p', 'card-time', when));
     const labels = element('p', 'card-labels');
     for (const [field, value] of Object.entries(meta.labels)) {
@@ -119,7 +127,7 @@ export function renderCards(list, skeleton, results, onPlay) {
     body.append(labels);
     const play = element('button', 'play', 'Play clip');
     play.type = 'button';
-    play.setAttribute('aria-label', `Play ${meta.clip} around ${formatTime(meta.time)}`);
+    play.setAttribute('aria-label', `Play ${meta.clip} around ${formatTime(meta.time ?? result.start)}`);
     play.addEventListener('click', () => onPlay(result));
     body.append(play);
     card.append(body);

@@ -11,6 +11,7 @@ import { SkeletonView, webglAvailable } from './view3d.js';
 
 const EDIT_DEBOUNCE_MS = 150;
 const MAX_K = 100;
+const TABS = ['photo', 'skeleton', 'motion'];
 const $ = (id) => document.getElementById(id);
 
 const api = new Api();
@@ -18,6 +19,7 @@ const state = {
   mode: 'photo',
   skeleton: H36M17,
   photo: null, // {file, people, lifted}
+  video: null, // the last video searched
   selected: 0,
   searches: 0,
   abort: null,
@@ -50,17 +52,26 @@ function setModelVersion(version) {
 
 function yUp(pose, frame) { return frame === 'camera' ? cameraToYUp(pose) : pose; }
 
+// a segment's middle frame, for its card (world Y-up)
+async function segmentPose(segment) {
+  const middle = (segment.start + segment.end) / 2;
+  const motion = await api.clipMotion(segment.clip, middle, segment.end);
+  return motion.pose3d[0];
+}
+
 function showResults(results, answer, started) {
   const poses = results.map((r) => ({ ...r, pose3d: r.pose3d && yUp(r.pose3d, answer.pose_frame) }));
-  renderCards($('cards'), state.skeleton, poses, (result) => player.open(result));
+  const segments = answer.sequence !== undefined;
+  renderCards($('cards'), state.skeleton, poses, (result) => player.open(result), segments ? segmentPose : null);
   const elapsed = performance.now() - started;
   const section = $('results');
   state.searches += 1;
   section.dataset.state = 'done';
   section.dataset.searches = String(state.searches);
   section.dataset.lastSearchMs = elapsed.toFixed(1);
+  const what = segments ? 'library motions' : 'library poses';
   $('status').textContent = results.length
-    ? `${results.length} library poses, best first (${Math.round(elapsed)} ms).`
+    ? `${results.length} ${what}, best first (${Math.round(elapsed)} ms).`
     : 'Nothing in the library matches these filters.';
   $('licence').textContent = answer.licence || '';
   setModelVersion(answer.model_version);
@@ -184,9 +195,27 @@ async function searchSkeleton() {
   }
 }
 
+// ---------------------------------------------------------------- motion search (a video)
+
+async function searchVideo(file) {
+  const started = performance.now();
+  const signal = begin();
+  state.video = file;
+  queryView?.clear();
+  $('query-caption').textContent = 'Motion search: each result is a stretch of a library clip; play it.';
+  $('status').textContent = 'Tracking the person and searching the library…';
+  try {
+    const answer = await api.retrieveVideo(file, searchOptions(), signal);
+    if (state.video === file) showResults(answer.results, answer, started);
+  } catch (err) {
+    failed(err);
+  }
+}
+
 // the current query again, with new options
 function rerun() {
   if (state.mode === 'skeleton') scheduleSkeletonSearch();
+  else if (state.mode === 'motion') { if (state.video) searchVideo(state.video); }
   else if (state.photo) searchPhoto(state.photo.file, { lift: false });
 }
 
@@ -194,7 +223,7 @@ function rerun() {
 
 function selectTab(mode) {
   state.mode = mode;
-  for (const name of ['photo', 'skeleton']) {
+  for (const name of TABS) {
     const tab = $(`tab-${name}`);
     const active = name === mode;
     tab.setAttribute('aria-selected', String(active));
@@ -202,6 +231,7 @@ function selectTab(mode) {
     $(`panel-${name}`).hidden = !active;
   }
   if (mode === 'skeleton') scheduleSkeletonSearch();
+  else if (mode === 'motion') { if (state.video) searchVideo(state.video); }
   else if (state.photo) {
     searchPhoto(state.photo.file, { lift: false });
     showLifted();
@@ -209,7 +239,7 @@ function selectTab(mode) {
 }
 
 function setUpTabs() {
-  const tabs = ['photo', 'skeleton'];
+  const tabs = TABS;
   tabs.forEach((name, i) => {
     const tab = $(`tab-${name}`);
     tab.addEventListener('click', () => selectTab(name));
@@ -222,11 +252,10 @@ function setUpTabs() {
   });
 }
 
-function setUpUpload() {
-  const input = $('photo-input');
-  const drop = $('drop');
+// a file input inside a drop zone: picking or dropping a file of `kind` ('image' or 'video') calls search(file)
+function setUpUpload(input, drop, kind, search) {
   input.addEventListener('change', () => {
-    if (input.files.length) searchPhoto(input.files[0]);
+    if (input.files.length) search(input.files[0]);
     input.value = ''; // the same file again is a new search
   });
   drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
@@ -234,9 +263,8 @@ function setUpUpload() {
   drop.addEventListener('drop', (e) => {
     e.preventDefault();
     drop.classList.remove('over');
-    const file = [...e.dataTransfer.files].find((f) => f.type.startsWith('image/'));
-    if (file) searchPhoto(file);
-    else showError(new Error('that is not an image: drop a JPEG or PNG photo'));
+    const file = [...e.dataTransfer.files].find((f) => f.type.startsWith(`${kind}/`)) || e.dataTransfer.files[0];
+    if (file) search(file);
   });
 }
 
@@ -247,6 +275,10 @@ async function loadInfo() {
     if (info.joints?.names && info.joints?.parents) state.skeleton = new Skeleton(info.joints.names, info.joints.parents);
     buildFilters(info.labels);
     if (info.limits?.k) $('k').max = String(Math.min(MAX_K, info.limits.k[1]));
+    if (info.limits?.max_video_seconds) {
+      $('video-limits').textContent = `${info.limits.video_formats.join(', ')}; up to `
+        + `${info.limits.max_video_seconds} s`;
+    }
     return true;
   } catch (err) {
     showError(err);
@@ -263,7 +295,8 @@ async function start() {
   else $('query-caption').textContent = 'This browser has no WebGL: the 3D view is off (the results still work).';
   player = new ClipPlayer($('player'), api, state.skeleton);
   setUpTabs();
-  setUpUpload();
+  setUpUpload($('photo-input'), $('drop'), 'image', searchPhoto);
+  setUpUpload($('video-input'), $('drop-video'), 'video', searchVideo);
   $('filters').addEventListener('submit', (e) => { e.preventDefault(); rerun(); });
   $('k').addEventListener('change', rerun);
   $('group-by-clip').addEventListener('change', rerun);

@@ -4,6 +4,7 @@ import { describeError } from './api.js';
 import { SkeletonView } from './view3d.js';
 
 const AROUND = 1.5; // seconds each side of the hit
+const SEGMENT_CONTEXT = 0.5; // seconds before and after a motion-search segment
 
 export class ClipPlayer {
   constructor(dialog, api, skeleton) {
@@ -26,10 +27,15 @@ export class ClipPlayer {
     this.seek.addEventListener('input', () => { this.pause(); this.show(Number(this.seek.value)); });
   }
 
+  // result: a pose result (metadata.time, metadata.frame) or a motion-search segment (start, end)
   async open(result) {
     const { clip, time } = result.metadata;
-    const hit = time ?? 0;
-    this.title.textContent = `${clip} around ${hit.toFixed(1)} s`;
+    const segment = time === undefined && result.start !== undefined;
+    const hit = segment ? result.start : (time ?? 0);
+    const [from, to] = segment ? [result.start - SEGMENT_CONTEXT, result.end + SEGMENT_CONTEXT]
+      : [hit - AROUND, hit + AROUND];
+    this.title.textContent = segment ? `${clip}, ${result.start.toFixed(1)}–${result.end.toFixed(1)} s`
+      : `${clip} around ${hit.toFixed(1)} s`;
     this.time.textContent = 'loading…';
     this.dialog.showModal();
     if (!this.view) this.view = new SkeletonView(this.viewElement, this.skeleton);
@@ -37,13 +43,14 @@ export class ClipPlayer {
     this.abort?.abort();
     this.abort = new AbortController();
     try {
-      this.motion = await this.api.clipMotion(clip, Math.max(0, hit - AROUND), hit + AROUND, this.abort.signal);
+      this.motion = await this.api.clipMotion(clip, Math.max(0, from), to, this.abort.signal);
     } catch (err) {
       if (err.name === 'AbortError') return;
       this.time.textContent = describeError(err);
       return;
     }
-    this.hitFrame = Math.max(0, this.motion.frames.indexOf(result.metadata.frame));
+    const hitFrame = segment ? result.metadata.first_frame : result.metadata.frame;
+    this.hitFrame = Math.max(0, this.motion.frames.indexOf(hitFrame));
     this.seek.max = String(this.motion.pose3d.length - 1);
     this.view.framed = false;
     this.show(this.hitFrame);
@@ -55,7 +62,7 @@ export class ClipPlayer {
     this.seek.value = String(i);
     this.view.setPose(this.motion.pose3d[i]);
     const t = this.motion.start + (this.motion.frames[i] - this.motion.frames[0]) / this.motion.fps;
-    this.time.textContent = `${t.toFixed(2)} s${i === this.hitFrame ? ' (the hit)' : ''}`;
+    this.time.textContent = `${t.toFixed(2)} s${i === this.hitFrame ? ' (the match)' : ''}`;
   }
 
   play() {
