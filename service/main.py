@@ -21,7 +21,8 @@ from service.routes import admin, clips, embed, health, lift, pages, retrieve
 
 DESCRIPTION = """Human-pose embeddings (UniHPR): one embedding space for images, 2D keypoints and 3D skeletons.
 
-A web page for searching poses is at `/`. Every route is also served under `/v1`. Errors have the body `{"error": {"code", "message", "field"}}`.
+A web page for searching poses is at `/`. Every route is also served under `/v1`. Errors have the body
+`{"error": {"code", "message", "field"}}`.
 Responses carry `model_version` and the `X-Model-Version` and `X-Request-ID` headers. Retrieval results are
 derived from their data set: see `licence` in each response and `/info`.
 

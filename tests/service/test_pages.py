@@ -55,7 +55,8 @@ def test_page_policy_keeps_styles_and_scripts_out_of_the_markup(client):
 
 def test_docs_use_the_vendored_libraries(client):
     docs, redoc = client.get("/docs").text, client.get("/redoc").text
-    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in docs and "/static/vendor/swagger-ui/swagger-ui.css" in docs
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in docs
+    assert "/static/vendor/swagger-ui/swagger-ui.css" in docs
     assert '"validatorUrl": null' in docs  # no badge from validator.swagger.io
     assert "/static/vendor/redoc/redoc.standalone.js" in redoc and "fonts.googleapis" not in redoc
     assert client.get("/docs/oauth2-redirect").status_code == 200
@@ -90,7 +91,8 @@ def test_page_assets_fit_the_budget():
 def test_package_data_ships_every_static_file():
     """A non-editable install (the Docker image) serves the page: pyproject's package-data covers every file."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-    patterns = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["service"]
+    setuptools = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = setuptools["package-data"]["service"]
     service = REPO_ROOT / "service"
     shipped = {p for pattern in patterns for p in service.glob(pattern) if p.is_file()}
     missing = [str(p.relative_to(service)) for p in STATIC_DIR.rglob("*") if p.is_file() and p not in shipped]

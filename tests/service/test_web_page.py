@@ -3,7 +3,8 @@ bundle: upload a labelled photo, see the people drawn over it, the result cards 
 person; drag a skeleton's joint and see the results change; play a clip; read an error; use it at phone width;
 and /docs and /redoc render with every host name but loopback unresolvable. Screenshots of each view go to
 reports/ui/test-run/ (the committed ones in reports/ui/ come from these tests and from the benchmark
-``benchmarks/ui_first_results.py --screenshots reports/ui`` on the default bundle). Every test ends by checking that no request left the server's origin.
+``benchmarks/ui_first_results.py --screenshots reports/ui`` on the default bundle). Every test ends by checking
+that no request left the server's origin.
 
 Skips without Debian's chromium + chromium-driver (``.ci/run`` installs them) or without ../shared/data/pose-images.
 """
@@ -62,7 +63,7 @@ def page(driver, server):
 
 def stayed_on_origin(driver, origin: str) -> None:
     urls = chromium.requested_urls(driver)
-    outside = [u for u in urls if not (u.startswith(f"{origin}/") or u.startswith(("blob:", "data:")))]
+    outside = [u for u in urls if not u.startswith((f"{origin}/", "blob:", "data:"))]
     assert not outside, outside
     errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"
               and "Failed to load resource: the server responded with a status of 422" not in e["message"]]
@@ -147,7 +148,7 @@ def test_photo_search_shows_people_results_and_3d(page, server, photo):
     loaded = page.execute_script(
         "return performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))"
         ".map(e => [e.name, e.encodedBodySize])")
-    assert all(name.startswith(f"{server.url}/") or name.startswith("blob:") for name, _ in loaded), loaded
+    assert all(name.startswith((f"{server.url}/", "blob:")) for name, _ in loaded), loaded
     assets = sum(size for name, size in loaded if name.startswith(f"{server.url}/static/")
                  or name == f"{server.url}/")
     assert 0 < assets < PAGE_ASSET_BUDGET, assets
