@@ -17,11 +17,12 @@ from service.lifecycle import lifespan
 from service.metrics import ServiceMetrics
 from service.middleware import RequestContextMiddleware
 from service.openapi import build_openapi
-from service.routes import admin, clips, embed, health, lift, retrieve
+from service.routes import admin, clips, embed, health, lift, pages, retrieve
 
 DESCRIPTION = """Human-pose embeddings (UniHPR): one embedding space for images, 2D keypoints and 3D skeletons.
 
-Every route is also served under `/v1`. Errors have the body `{"error": {"code", "message", "field"}}`.
+A web page for searching poses is at `/`. Every route is also served under `/v1`. Errors have the body
+`{"error": {"code", "message", "field"}}`.
 Responses carry `model_version` and the `X-Model-Version` and `X-Request-ID` headers. Retrieval results are
 derived from their data set: see `licence` in each response and `/info`.
 
@@ -34,7 +35,8 @@ y down, z forward), mm, unless they say `"frame": "world_yup"` or `"units": "m"`
 def create_app(settings: Settings | None = None) -> FastAPI:
     """An app serving ``settings.bundle_path`` (the environment's settings when none are given)."""
     settings = settings or get_settings()
-    app = FastAPI(title="UniHPR pose embedding service", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="UniHPR pose embedding service", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # served by service.routes.pages with local assets
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     app.state.bundle = None
@@ -48,5 +50,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, embed, retrieve, lift, clips, admin):
         app.include_router(module.router)
         app.include_router(module.router, prefix="/v1", include_in_schema=False)
+    pages.mount(app)  # the web page at /, /docs and /redoc, and service/static
     app.openapi = lambda: build_openapi(app, BODIES)
     return app

@@ -1,1 +1,2 @@
-"""One APIRouter per resource: embed, retrieve, lift, health (probes, metrics, info), admin."""
+"""One APIRouter per resource: embed, retrieve, lift, clips, health (probes, metrics, info), admin, and pages
+(the web page and the docs)."""
