@@ -77,8 +77,10 @@ class MilvusTarget:
 
 
 def collection_name(model_version: str) -> str:
-    """The collection of a bundle version: letters, digits and underscores, starting with a letter."""
-    return "unihpr_" + re.sub(r"[^0-9A-Za-z_]", "_", model_version)[:240]
+    """The collection of a bundle version: letters, digits and underscores, starting with "unihpr"
+    ("unihpr-default-20261126005127+lib1" -> "unihpr_default_20261126005127_lib1")."""
+    name = re.sub(r"[^0-9A-Za-z_]", "_", model_version)[:240]
+    return name if name.startswith("unihpr") else f"unihpr_{name}"
 
 
 def milvus_index(info: fmt.IndexInfo) -> tuple[str, dict[str, int], dict[str, int]]:
