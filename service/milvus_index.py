@@ -50,13 +50,15 @@ class MilvusIndex:
     max_k = MAX_TOPK
 
     def __init__(self, client: MilvusClient, collection: str, alias: str, kind: str, views: int, ntotal: int,
-                 nlist: int, nprobe: int, ef_search: int, clip_of_pose: np.ndarray, timeout: float):
+                 nlist: int, nprobe: int, ef_search: int, clip_of_pose: np.ndarray, timeout: float,
+                 exact_fraction: float = 0.05):
         self.client, self.collection, self.alias = client, collection, alias
         self._kind = kind
         self.views, self.ntotal, self.poses = views, ntotal, ntotal // views
         self.nlist, self.nprobe, self.ef_search = nlist, nprobe if kind == "ivf" else 0, ef_search or 64
         self.clip_of_pose = clip_of_pose
         self.timeout = timeout
+        self.exact_fraction = exact_fraction
         self.subsets = SubsetCache(SUBSET_CACHE_BYTES)
 
     @classmethod
@@ -85,7 +87,8 @@ class MilvusIndex:
                  info.backend.index_type)
         return cls(client, name, settings.milvus_alias, info.type, manifest.database.views, info.ntotal,
                    int(info.params.get("nlist", 0)), point.nprobe, point.ef_search,
-                   verified.metadata["clip"].astype(np.int64), settings.milvus_timeout_s)
+                   verified.metadata["clip"].astype(np.int64), settings.milvus_timeout_s,
+                   settings.exact_filter_fraction)
 
     @property
     def kind(self) -> str:
@@ -127,6 +130,11 @@ class MilvusIndex:
         if expr is None and vec_mask is not None:
             expr = self.mask_expression(vec_mask)
         limit = min(k, MAX_TOPK)
+        if vec_mask is not None and vec_mask.sum() < self.exact_fraction * self.ntotal:
+            # as FAISS searches small subsets exactly: every IVF list (HNSW: a pool as large as the subset), else
+            # a selective filter leaves the probed lists nearly empty
+            effort = max(effort, self.nlist / max(1, self.nprobe) if self._kind == "ivf" else
+                         min(MAX_TOPK, int(vec_mask.sum())) / max(1, self.ef_search))
         try:
             found = self.client.search(self.collection, data=np.asarray(queries, np.float32).tolist(), limit=limit,
                                        filter=expr or "", output_fields=[], timeout=self.timeout,
