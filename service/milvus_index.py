@@ -82,11 +82,12 @@ class MilvusIndex:
         if count != info.ntotal:
             raise BundleError(f"{verified.path}: Milvus collection {name} holds {count} vectors, the manifest "
                               f"{info.ntotal}", "index.ntotal")
-        point = info.operating_point
+        point, search = info.operating_point, info.backend.search_params  # the builder's Milvus operating point
         LOG.info("bundle %s searches Milvus collection %s at %s (%s)", manifest.model_version, name, host,
                  info.backend.index_type)
         return cls(client, name, settings.milvus_alias, info.type, manifest.database.views, info.ntotal,
-                   int(info.params.get("nlist", 0)), point.nprobe, point.ef_search,
+                   int(info.params.get("nlist", 0)), search.get("nprobe", point.nprobe),
+                   search.get("ef", point.ef_search),
                    verified.metadata["clip"].astype(np.int64), settings.milvus_timeout_s,
                    settings.exact_filter_fraction)
 

@@ -20,9 +20,9 @@ from index_builder.milvus_collection import (
     collection_name,
     milvus_index,
     public_uri,
+    publish,
     read_vectors,
     search_collection,
-    write_collection,
 )
 from tests.index_builder.test_library import new_clips
 
@@ -59,14 +59,16 @@ def test_the_faiss_plan_reaches_the_target_recall_in_milvus(milvus_uri, clustere
     index_type, build, search = milvus_index(info)
     assert index_type == ("IVF_FLAT" if plan.ivf else "HNSW")
     assert search == ({"nprobe": point.nprobe} if plan.ivf else {"ef": point.ef_search})
-    name = collection_name(f"synthetic-{kind}")
     target = MilvusTarget(milvus_uri)
-    write_collection(target, name, vectors, VIEWS, metadata, info)
+    backend = publish(target, f"synthetic-{kind}", vectors, VIEWS, metadata, info, queries)
+    name, search = backend.collection, backend.search_params
+    key = "nprobe" if plan.ivf else "ef"
+    assert search[key] >= (point.nprobe if plan.ivf else point.ef_search)  # from FAISS's point, up if needed
     truth = exact_top_k(vectors, queries, 10, progress=False)
     client = target.client()
     found = search_collection(client, name, queries, 10, search)
     recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
-    assert recall >= 0.95, recall
+    assert recall >= 0.95 and recall == pytest.approx(backend.recall_at_10, abs=1e-3), (recall, backend)
     # filters as expressions: only walking clips (labels normalised), and a clip excluded
     walk = search_collection(client, name, queries[:20], 10, search, 'content in ["walk"] and not (clip in [1])')
     clip_of = metadata["clip"][walk[walk >= 0] // VIEWS]
