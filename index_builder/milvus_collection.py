@@ -227,17 +227,13 @@ def measure_recall(target: MilvusTarget, name: str, vectors: np.ndarray, queries
         client.close()
 
 
-def publish(target: MilvusTarget, model_version: str, vectors: np.ndarray, views: int,
-            metadata: dict[str, np.ndarray], info: fmt.IndexInfo, queries: np.ndarray) -> fmt.MilvusInfo:
-    """Write the collection of bundle version ``model_version`` and measure its recall@10 on ``queries`` (Q, D);
-    returns the manifest's ``index.backend`` section."""
+def operating_point(target: MilvusTarget, name: str, vectors: np.ndarray, queries: np.ndarray, index_type: str,
+                    build: dict[str, int], search: dict[str, int]) -> tuple[dict[str, int], float]:
+    """Milvus trains its own IVF lists (HNSW graph): from the FAISS operating point ``search``, the next nprobe
+    (ef) steps of ``index_builder.indexing`` until recall@10 reaches the target; (search params, recall@10)."""
     from index_builder.indexing import EF_SEARCH_CANDIDATES, TARGET_RECALL, nprobe_candidates
 
-    name = collection_name(model_version)
-    write_collection(target, name, vectors, views, metadata, info)
-    index_type, build, search = milvus_index(info)
     recall = measure_recall(target, name, vectors, queries, search)
-    # Milvus trains its own IVF lists (HNSW graph): from FAISS's operating point, more effort until the target
     key, steps = (("nprobe", nprobe_candidates(build["nlist"])) if index_type == "IVF_FLAT" else
                   ("ef", list(EF_SEARCH_CANDIDATES)) if index_type == "HNSW" else (None, []))
     for effort in (s for s in steps if key and s > search[key]):
@@ -245,6 +241,17 @@ def publish(target: MilvusTarget, model_version: str, vectors: np.ndarray, views
             break
         search = {key: effort}
         recall = measure_recall(target, name, vectors, queries, search)
+    return search, recall
+
+
+def publish(target: MilvusTarget, model_version: str, vectors: np.ndarray, views: int,
+            metadata: dict[str, np.ndarray], info: fmt.IndexInfo, queries: np.ndarray) -> fmt.MilvusInfo:
+    """Write the collection of bundle version ``model_version`` and measure its recall@10 on ``queries`` (Q, D);
+    returns the manifest's ``index.backend`` section."""
+    name = collection_name(model_version)
+    write_collection(target, name, vectors, views, metadata, info)
+    index_type, build, search = milvus_index(info)
+    search, recall = operating_point(target, name, vectors, queries, index_type, build, search)
     LOG.info("Milvus collection %s: recall@10 %.3f at %s", name, recall, search or "exact search")
     return fmt.MilvusInfo(collection=name, uri=public_uri(target.uri), index_type=index_type, index_params=build,
                           search_params=search, recall_at_10=round(recall, 4))
