@@ -27,6 +27,7 @@ from index_builder.indexing import (
     plan_index,
     write_index,
 )
+from index_builder.milvus_collection import MilvusTarget, publish
 from index_builder.motion_database import MotionDatabase
 from index_builder.onnx_export import INPUT_NAME, OUTPUT_NAME, cpu_session, export_model
 from index_builder.progress import progress_bar
@@ -175,9 +176,12 @@ def write_bundle_sources(folder: Path, names: list[str], sources: ClipSources | 
 def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Path, blazepose: BlazePoseFiles,
                  views: int = DEFAULT_VIEWS, evaluation: dict | None = None, progress: bool = True,
                  index_kind: str = "auto", fps: float | None = None,
-                 timings: dict[str, float] | None = None) -> fmt.Manifest:
+                 timings: dict[str, float] | None = None, milvus: MilvusTarget | None = None) -> fmt.Manifest:
     """Export, embed, index and write the bundle at ``out`` atomically; returns its manifest.
 
+    milvus: when given, the vectors go into a Milvus collection of this bundle version
+    (``index_builder.milvus_collection``, same plan and operating point) instead of index.faiss; the FAISS index
+    is still built in memory to choose the operating point and calibrate re-ranking.
     index_kind: see ``indexing.plan_index``. fps: index each clip at about this rate (``frames_at_rate``); None:
     every frame. timings: when given, receives the seconds of the stages "export", "embedding", "index" (plan,
     k-means, add, operating point, write) and "rerank" (the re-ranking weights and confidence calibration).
@@ -210,7 +214,8 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
         stage = time.perf_counter()
         queries = run_encoder(cpu_session(tmp / fmt.ENCODERS["pose2d"], threads=2), parity.pose2d)
         plan, index, point = index_vectors(vectors, queries, index_kind, progress)
-        write_index(index, tmp / fmt.INDEX)
+        if milvus is None:
+            write_index(index, tmp / fmt.INDEX)
         timings["index"] = time.perf_counter() - stage
         LOG.info("index %s built, measured and written in %.1f s", plan.factory, timings["index"])
         stage = time.perf_counter()
@@ -226,11 +231,17 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
             shutil.copyfile(source, tmp / name)
         sources = write_bundle_sources(tmp, db.clips.name.tolist(), db.sources)
         history = fmt.IndexHistory(trained_vectors=index.ntotal, recall_at_10=point.recall_at_10)
+        model_version = f"unihpr-{config.name}-{datetime.now(timezone.utc):%Y%m%d%H%M%S}"
+        index_info = fmt.IndexInfo(**describe(plan, point, index.ntotal), history=history)
+        if milvus is not None:
+            metadata = dict(np.load(tmp / fmt.METADATA, allow_pickle=False))
+            backend = publish(milvus, model_version, vectors, views, metadata, index_info, queries)
+            index_info = index_info.model_copy(update={"backend": backend})
         manifest = fmt.Manifest(
             schema_version=fmt.SCHEMA_VERSION,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             code_version=code_version(),
-            model_version=f"unihpr-{config.name}-{datetime.now(timezone.utc):%Y%m%d%H%M%S}",
+            model_version=model_version,
             builder=fmt.BuilderInfo(python=platform.python_version(),
                                     build_seconds=round(time.perf_counter() - started, 1)),
             joints=fmt.JointsInfo(layout="h36m17", names=list(H36M17.names), parents=list(H36M17.parents),
@@ -240,7 +251,7 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
             graphs={g.name: fmt.GraphInfo(input=list(g.input_shape), output=list(g.output_shape),
                                           parity_max_abs_diff=g.max_abs_diff, parity_samples=PARITY_SAMPLES)
                     for g in graphs},
-            index=fmt.IndexInfo(**describe(plan, point, index.ntotal), history=history),
+            index=index_info,
             database=fmt.DatabaseInfo(
                 poses=len(db), views=views, clips=len(db.clips), source=db.source,
                 fps=rates, contents=sorted(set(db.clips.content.tolist())),
@@ -250,9 +261,9 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
             blazepose=fmt.BlazePoseInfo(licence="Apache-2.0", source="mediapipe==0.10.21 wheel"),
             model={"config": config.to_dict()},
             evaluation=evaluation or {},
-            files=fmt.file_entries(tmp, (*fmt.REQUIRED_FILES, *([SOURCES] if sources else []))),
             sources=sources,
             rerank=rerank,
         )
+        manifest = manifest.model_copy(update={"files": fmt.file_entries(tmp, fmt.required_files(manifest))})
         fmt.write_manifest(tmp, manifest)
     return manifest

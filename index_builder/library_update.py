@@ -47,10 +47,11 @@ from index_builder.indexing import (
     recall_at_effort,
     search_kind,
 )
+from index_builder.milvus_collection import MilvusTarget, publish, read_vectors as read_collection
 from index_builder.motion_database import MotionDatabase
 from index_builder.onnx_export import cpu_session
 from model.joint_formulas import FORMULAS_VERSION
-from model.motion_sources import SOURCES, ClipSources, SourceStore
+from model.motion_sources import ClipSources, SourceStore
 from model.normalization import root_relative
 
 RECALL_QUERIES = 1000
@@ -160,6 +161,20 @@ class _Library:
     sources: ClipSources
 
 
+def _vectors_index(verified: fmt.VerifiedBundle, milvus: MilvusTarget | None) -> faiss.Index:
+    """The bundle's FAISS index; for a bundle whose vectors are in Milvus, an exact in-memory index holding them
+    (read back from its collection at ``milvus``), which ``_write`` turns into the new version's collection."""
+    info = verified.manifest.index
+    if info.backend is None:
+        return verified.index
+    if milvus is None:
+        raise ConfigError(f"{verified.path}: its vectors are in Milvus collection {info.backend.collection} (written "
+                          f"to {info.backend.uri}): give --milvus-uri")
+    index = faiss.IndexFlatIP(verified.manifest.embedding.dim)
+    add_vectors(index, read_collection(milvus, info.backend.collection, info.ntotal, index.d))
+    return index
+
+
 def _load(bundle: Path) -> tuple[fmt.VerifiedBundle, _Library]:
     try:
         verified = fmt.verify_bundle(bundle, load_models=False)
@@ -223,21 +238,33 @@ def _queries(folder: Path, poses: np.ndarray) -> np.ndarray:
 
 def _write(bundle: Path, out: Path, verified: fmt.VerifiedBundle, library: _Library, index: faiss.Index,
            history: fmt.IndexHistory, licence: str, started: float,
-           fps: list[float]) -> tuple[fmt.Manifest, float]:
+           fps: list[float], milvus: MilvusTarget | None = None) -> tuple[fmt.Manifest, float]:
     """Write the changed library as a new bundle at ``out`` (verified before it is renamed into place); ``fps``:
-    the indexed frame rates (a bundle built with ``--fps`` indexes its clips below their own rates)."""
+    the indexed frame rates (a bundle built with ``--fps`` indexes its clips below their own rates).
+
+    milvus: the new version's vectors go into a Milvus collection of their own there (``index`` is then an exact
+    index of them, see ``_vectors_index``), the old version's collection stays as it was."""
     old = verified.manifest
     meta = library.metadata
+    base, revision = _revision(old.model_version)
     with atomic_directory(out) as tmp:
         for name in COPIED:
             shutil.copyfile(bundle / name, tmp / name)
         point = old.index.operating_point
-        recall = measure_recall(index, point.nprobe, _queries(tmp, library.poses), ef_search=point.ef_search)
-        faiss.write_index(index, str(tmp / fmt.INDEX))
+        queries = _queries(tmp, library.poses)
+        backend = None
+        if milvus is None:
+            recall = measure_recall(index, point.nprobe, queries, ef_search=point.ef_search)
+            faiss.write_index(index, str(tmp / fmt.INDEX))
+        else:
+            vectors = read_vectors(index, np.arange(index.ntotal, dtype=np.int64))
+            backend = publish(milvus, f"{base}+lib{revision + 1}", vectors, old.database.views, meta,
+                              old.index.model_copy(update={"ntotal": int(index.ntotal)}), queries)
+            recall = backend.recall_at_10
+            del vectors
         np.save(tmp / fmt.POSES, library.poses)
         np.savez(tmp / fmt.METADATA, **meta)
         sources = write_bundle_sources(tmp, meta["clip_name"].tolist(), library.sources)
-        base, revision = _revision(old.model_version)
         history = history.model_copy(update={"recall_at_10": recall})
         clip_sources = sorted(set(meta["clip_source"].tolist()))
         manifest = old.model_copy(update={
@@ -246,7 +273,8 @@ def _write(bundle: Path, out: Path, verified: fmt.VerifiedBundle, library: _Libr
             "model_version": f"{base}+lib{revision + 1}",
             "builder": fmt.BuilderInfo(python=platform.python_version(),
                                        build_seconds=round(time.perf_counter() - started, 1)),
-            "index": old.index.model_copy(update={"ntotal": int(index.ntotal), "history": history}),
+            "index": old.index.model_copy(update={"ntotal": int(index.ntotal), "history": history,
+                                                  "backend": backend}),
             "database": old.database.model_copy(update={
                 "poses": len(library.poses), "clips": len(meta["clip_name"]),
                 "source": ", ".join(clip_sources),
@@ -254,9 +282,9 @@ def _write(bundle: Path, out: Path, verified: fmt.VerifiedBundle, library: _Libr
                 "contents": sorted(set(meta["clip_content"].tolist())),
                 "styles": sorted(set(meta["clip_style"].tolist()))}),
             "licence": licence,
-            "files": fmt.file_entries(tmp, (*fmt.REQUIRED_FILES, *([SOURCES] if sources else []))),
             "sources": sources,
         })
+        manifest = manifest.model_copy(update={"files": fmt.file_entries(tmp, fmt.required_files(manifest))})
         fmt.write_manifest(tmp, manifest)
         try:
             fmt.verify_bundle(tmp)
@@ -271,9 +299,11 @@ def _history(manifest: fmt.Manifest) -> fmt.IndexHistory:
                                                       recall_at_10=manifest.index.operating_point.recall_at_10)
 
 
-def add_clips(bundle: Path, db: MotionDatabase, out: Path | None = None, progress: bool = True) -> LibraryChange:
+def add_clips(bundle: Path, db: MotionDatabase, out: Path | None = None, progress: bool = True,
+              milvus: MilvusTarget | None = None) -> LibraryChange:
     """A new bundle at ``out`` (default ``default_out``) with every clip of ``db`` appended.
 
+    milvus: the server of a bundle whose vectors are in Milvus (the new version gets a collection of its own).
     db: poses (N, 17, 3) float32 mm, world frame, Y up (the frame the bundle's database is in).
     Raises LibraryError when a clip name of ``db`` is already in the bundle.
     """
@@ -292,7 +322,7 @@ def add_clips(bundle: Path, db: MotionDatabase, out: Path | None = None, progres
     poses = root_relative(db.poses.astype(np.float64))  # (N, 17, 3) mm, world frame
     session = cpu_session(bundle / fmt.ENCODERS["pose3d"], threads=2)
     vectors = embed_poses(session, poses, verified.rotations, desc="embedding new poses" if progress else None)
-    index = verified.index
+    index = _vectors_index(verified, milvus)
     add_vectors(index, vectors)
 
     clips_before = len(meta["clip_name"])
@@ -312,14 +342,17 @@ def add_clips(bundle: Path, db: MotionDatabase, out: Path | None = None, progres
     history = history.model_copy(update={"added_vectors": history.added_vectors + len(vectors)})
     licence = old.licence if db.licence in old.licence else f"{old.licence}\n\n{db.licence}"
     fps = sorted(set(old.database.fps) | {float(f) for f in db.clips.fps})  # new clips come at their own rate
-    manifest, recall = _write(bundle, out, verified, library, index, history, licence, started, fps)
+    manifest, recall = _write(bundle, out, verified, library, index, history, licence, started, fps,
+                              _target(old, milvus))
     return LibraryChange(out, manifest, names, len(vectors), recall, retrain_reasons(manifest.index),
                          time.perf_counter() - started)
 
 
-def remove_clips(bundle: Path, clips: list[str], out: Path | None = None) -> LibraryChange:
+def remove_clips(bundle: Path, clips: list[str], out: Path | None = None,
+                 milvus: MilvusTarget | None = None) -> LibraryChange:
     """A new bundle at ``out`` (default ``default_out``) without the named clips; the rest keep their order.
 
+    milvus: the server of a bundle whose vectors are in Milvus (the new version gets a collection of its own).
     Raises LibraryError naming clips the bundle does not have, or when nothing would be left.
     """
     started = time.perf_counter()
@@ -336,7 +369,7 @@ def remove_clips(bundle: Path, clips: list[str], out: Path | None = None) -> Lib
     if not keep_pose.any():
         raise LibraryError(f"{bundle}: removing {len(set(clips))} clip(s) would leave no poses")
     views = old.database.views
-    index = verified.index
+    index = _vectors_index(verified, milvus)
     compact(index, np.repeat(keep_pose, views))
 
     new_clip = (np.cumsum(~drop_clip) - 1).astype(meta["clip"].dtype)
@@ -348,6 +381,26 @@ def remove_clips(bundle: Path, clips: list[str], out: Path | None = None) -> Lib
     history = _history(old)
     history = history.model_copy(update={"removed_vectors": history.removed_vectors + removed})
     manifest, recall = _write(bundle, out, verified, library, index, history, old.licence, started,
-                              old.database.fps)
+                              old.database.fps, _target(old, milvus))
     return LibraryChange(out, manifest, sorted(set(clips)), removed, recall, retrain_reasons(manifest.index),
+                         time.perf_counter() - started)
+
+
+def _target(manifest: fmt.Manifest, milvus: MilvusTarget | None) -> MilvusTarget | None:
+    """Where the new version's vectors go: Milvus when the bundle's are there, else index.faiss."""
+    return milvus if manifest.index.backend is not None else None
+
+
+def copy_to_milvus(bundle: Path, milvus: MilvusTarget, out: Path | None = None) -> LibraryChange:
+    """A new version of a FAISS bundle with the same library whose vectors are in a Milvus collection (read from
+    its index.faiss, indexed by the same plan and operating point) instead of index.faiss."""
+    started = time.perf_counter()
+    bundle = Path(bundle)
+    verified, library, out = _open(bundle, out)
+    old = verified.manifest
+    if old.index.backend is not None:
+        raise ConfigError(f"{bundle}: its vectors are already in Milvus collection {old.index.backend.collection}")
+    manifest, recall = _write(bundle, out, verified, library, verified.index, _history(old), old.licence, started,
+                              old.database.fps, milvus)
+    return LibraryChange(out, manifest, [], int(old.index.ntotal), recall, retrain_reasons(manifest.index),
                          time.perf_counter() - started)

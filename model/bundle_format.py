@@ -5,7 +5,8 @@ A bundle is a directory:
     manifest.sha256        sha256 of manifest.json, so a changed byte in the manifest is caught too
     encoder_{image,pose2d,pose3d}.onnx, decoder3d.onnx (metres), decoder2d.onnx   (the ``GRAPHS`` table)
     pose_detection.tflite, pose_landmark_full.tflite   (BlazePose, Apache-2.0)
-    index.faiss            vector id = pose * views + view
+    index.faiss            vector id = pose * views + view (absent when ``index.backend`` names a Milvus collection
+                           that holds the vectors under the same ids)
     poses.npy              (N, 17, 3) float32 mm, root-relative, world frame (Y up)
     view_rotations.npy     (V, 3, 3) float64 world -> camera of the virtual views
     metadata.npz           per pose: clip, frame; per clip: name, dataset, content, style, source, fps
@@ -148,6 +149,22 @@ class IndexHistory(_Section):
                                                          "point, measured after the last change")
 
 
+class MilvusInfo(_Section):
+    """Where a bundle's vectors live when a Milvus collection holds them instead of index.faiss: one collection
+    per bundle version; primary key = vector id (pose * views + view), scalar fields pose, view, clip, frame and
+    the clip's name and labels (``index_builder.milvus_collection``)."""
+
+    kind: Literal["milvus"] = "milvus"
+    collection: str = Field(description="the collection of this bundle version")
+    uri: str = Field(description="the server the builder wrote to, credentials left out (the service connects to "
+                                 "its own UNIHPR_MILVUS_URI)")
+    index_type: str = Field(description="Milvus index type: FLAT, IVF_FLAT or HNSW, from the same plan as FAISS")
+    index_params: dict[str, int] = Field(default_factory=dict, description="build parameters (nlist, M, ...)")
+    search_params: dict[str, int] = Field(default_factory=dict, description="operating point (nprobe, ef)")
+    recall_at_10: float | None = Field(None, description="recall@10 of the collection at search_params against "
+                                                         "exact search, on the queries of the operating point")
+
+
 class IndexInfo(_Section):
     type: Literal["flat", "ivf", "hnsw"]
     factory: str
@@ -156,6 +173,7 @@ class IndexInfo(_Section):
     params: dict[str, int]
     operating_point: OperatingPointInfo
     history: IndexHistory | None = None
+    backend: MilvusInfo | None = Field(None, description="absent: the vectors are in index.faiss (FAISS, embedded)")
 
 
 class DatabaseInfo(_Section):
@@ -250,6 +268,15 @@ class Manifest(_Section):
         return json.dumps(self.model_dump(mode="json", exclude_none=True), indent=2, sort_keys=True)
 
 
+def required_files(manifest: Manifest | None = None) -> tuple[str, ...]:
+    """The files a bundle must list: ``REQUIRED_FILES``, less index.faiss when a Milvus collection holds the
+    vectors, plus the sources file when the manifest keeps one."""
+    if manifest is None:
+        return REQUIRED_FILES
+    files = [f for f in REQUIRED_FILES if f != INDEX or manifest.index.backend is None]
+    return (*files, *([manifest.sources.file] if manifest.sources is not None else []))
+
+
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -312,7 +339,8 @@ class VerifiedBundle:
     """What ``verify_bundle`` checked, loaded once: serve these, not a second read of the files.
 
     poses: (N, J, 3) float32 mm, root-relative, world Y-up. rotations: (V, 3, 3) world -> camera.
-    metadata: the arrays of metadata.npz. index: the FAISS index (N * V vectors of dimension D).
+    metadata: the arrays of metadata.npz. index: the FAISS index (N * V vectors of dimension D); None when a
+    Milvus collection holds the vectors (``manifest.index.backend``), which ``verify_bundle`` does not contact.
     sessions: graph name -> ONNX Runtime session, each run once on a probe batch; None without ``load_models``.
     """
 
@@ -328,7 +356,7 @@ class VerifiedBundle:
 def verify_files(folder: Path, manifest: Manifest) -> None:
     """Every required file is listed and present with the listed size and sha256; BlazePose files are the
     published models."""
-    required = [*REQUIRED_FILES, *([manifest.sources.file] if manifest.sources is not None else [])]
+    required = required_files(manifest)
     missing = [name for name in required if name not in manifest.files]
     if missing:
         raise BundleError(f"{folder / MANIFEST}: does not list {missing}", "files")
@@ -418,6 +446,6 @@ def verify_bundle(folder: Path, load_models: bool = True, session_options=None, 
     manifest = read_manifest(folder)
     verify_files(folder, manifest)
     poses, rotations, metadata = load_arrays(folder, manifest)
-    index = load_index(folder, manifest, mmap=mmap_index)
+    index = load_index(folder, manifest, mmap=mmap_index) if manifest.index.backend is None else None
     sessions = load_sessions(folder, manifest, session_options, providers) if load_models else None
     return VerifiedBundle(folder, manifest, poses, rotations, metadata, index, sessions)

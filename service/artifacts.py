@@ -28,7 +28,7 @@ from service.config import Settings
 from service.device import Device
 from service.encoder import OnnxModels, session_options
 from service.images import DetectorPool
-from service.index import PoseIndex
+from service.index_backend import VectorIndex, open_index
 from service.pose_search import Reranking
 
 LOG = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Bundle:
     path: Path
     manifest: Manifest
     models: OnnxModels
-    index: PoseIndex
+    index: VectorIndex
     catalog: PoseCatalog
     detectors: DetectorPool
     world_to_camera: np.ndarray
@@ -84,10 +84,7 @@ def load_bundle(path: Path, settings: Settings, device: Device,
     path, manifest = verified.path, verified.manifest
     if manifest.joints.names != list(H36M17.names):
         raise BundleError(f"{path}: joint order {manifest.joints.names} is not h36m17", "joints.names")
-    point = manifest.index.operating_point
-    pose_index = PoseIndex(verified.index, manifest.database.views, nprobe=point.nprobe, ef_search=point.ef_search,
-                           exact_fraction=settings.exact_filter_fraction, threads=settings.faiss_threads,
-                           use_gpu=device.faiss_gpu)
+    pose_index = open_index(verified, settings, device.faiss_gpu)
     models = OnnxModels(verified.sessions, len(manifest.joints.names), manifest.embedding.dim, settings.microbatch,
                         settings.microbatch_max_rows, on_batch)
     catalog = PoseCatalog(verified.poses, verified.rotations, verified.metadata, manifest.database.view_azimuths_deg)
@@ -100,8 +97,9 @@ def load_bundle(path: Path, settings: Settings, device: Device,
     bundle = Bundle(path=path, manifest=manifest, models=models, index=pose_index, catalog=catalog,
                     detectors=detectors, world_to_camera=verified.rotations[0].copy(), sources=sources,
                     reranking=Reranking.of(manifest.rerank))
-    LOG.info("loaded bundle %s (%s): %d poses x %d views, %s index, D=%d, in %.2f s", path, bundle.model_version,
-             len(catalog), bundle.views, pose_index.kind, bundle.dim, time.perf_counter() - started)
+    pose_index.activate()  # last: a bundle that fails anything before does not take the Milvus alias
+    LOG.info("loaded bundle %s (%s): %d poses x %d views, %s %s index, D=%d, in %.2f s", path, bundle.model_version,
+             len(catalog), bundle.views, pose_index.backend, pose_index.kind, bundle.dim, time.perf_counter() - started)
     return bundle
 
 
@@ -115,7 +113,8 @@ def bundle_info(bundle: Bundle) -> dict:
         "schema_version": m.schema_version,
         "bundle": bundle.path.name,
         **m.model_dump(mode="json", include={"joints", "embedding", "normalisation", "evaluation", "blazepose"}),
-        "index": {**m.index.model_dump(mode="json"), "kind": bundle.index.kind, "nprobe": bundle.index.nprobe},
+        "index": {**m.index.model_dump(mode="json"), "kind": bundle.index.kind, "nprobe": bundle.index.nprobe,
+                  "served_by": bundle.index.backend},
         "database": m.database.model_dump(mode="json"),
         "rerank": None if m.rerank is None else m.rerank.model_dump(mode="json"),
         "labels": bundle.catalog.known,

@@ -7,6 +7,7 @@ so it is stable across rebuilds of the same data (unlike FAISS row numbers).
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -105,6 +106,30 @@ class PoseCatalog:
         if filters.exclude is not None:
             keep &= ~self._clip_mask(filters.exclude, "exclude", False)
         return keep[self.clip]
+
+    def expression(self, filters: Filters | None) -> str | None:
+        """The filters as a Milvus boolean expression over the collection's scalar fields
+        (``index_builder.milvus_collection``: clip_name and the normalised labels), or None for no filtering.
+        The same selection as ``pose_mask``, which validates the labels: call that first."""
+        if filters is None or (filters.include is None and filters.exclude is None):
+            return None
+
+        def terms(which: FilterSet) -> list[str]:
+            out = []
+            for name in ("clip", *LABEL_FIELDS):
+                values = getattr(which, name)
+                if values is None:
+                    continue
+                values = values if name == "clip" else [normalise_label(v) for v in values]
+                literal = json.dumps(sorted(set(values)), ensure_ascii=False)  # Milvus string literals are JSON's
+                out.append(f"{'clip_name' if name == 'clip' else name} in {literal}")
+            return out
+
+        parts = terms(filters.include) if filters.include is not None else []
+        excluded = terms(filters.exclude) if filters.exclude is not None else []
+        if excluded:
+            parts.append(f"not ({' or '.join(excluded)})")
+        return " and ".join(parts) or None
 
     def results(self, hits: list, align_to_query: bool, include_pose3d: bool,
                 crop: np.ndarray | None = None, layout: str = FIELD) -> list[dict]:

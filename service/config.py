@@ -10,7 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1 << 20
@@ -32,6 +34,18 @@ class Settings(BaseSettings):
     require_bundle: bool = Field(
         True, description="refuse to start when the bundle fails to load (False: start not ready, /readyz 503, "
                           "until POST /admin/reload loads one)")
+
+    # --- the index backend (service.index_backend)
+    index_backend: Literal["faiss", "milvus"] = Field(
+        "faiss", description="faiss: the bundle's index.faiss, in process; milvus: the bundle's Milvus collection "
+                             "(bundles built with --backend milvus) at milvus_uri")
+    milvus_uri: str | None = Field(None, description="Milvus server for index_backend=milvus, e.g. "
+                                                     "http://milvus:19530 (credentials go in milvus_token)")
+    milvus_token: SecretStr | None = Field(None, description="Milvus token, user:password or an API key; never "
+                                                             "logged")
+    milvus_alias: str = Field("unihpr_serving", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$",
+                              description="Milvus alias pointed at the served bundle's collection on every (re)load")
+    milvus_timeout_s: float = Field(5.0, gt=0, description="deadline of one Milvus call (a search, a health check)")
 
     # --- access
     api_keys: Annotated[list[str], NoDecode] = Field(
@@ -111,6 +125,18 @@ class Settings(BaseSettings):
         if key is not None and not key.strip():
             raise ValueError("the admin key is blank: leave UNIHPR_ADMIN_KEY unset to turn administration off")
         return None if key is None else key.strip()
+
+    @model_validator(mode="after")
+    def _backend_is_configured(self) -> Settings:
+        if self.index_backend == "milvus":
+            if not self.milvus_uri:
+                raise ValueError("UNIHPR_INDEX_BACKEND=milvus needs UNIHPR_MILVUS_URI (e.g. http://milvus:19530)")
+            parts = urlsplit(self.milvus_uri)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("UNIHPR_MILVUS_URI must be http://HOST:PORT or https://HOST:PORT")
+            if parts.username or parts.password:
+                raise ValueError("UNIHPR_MILVUS_URI must not carry credentials: put them in UNIHPR_MILVUS_TOKEN")
+        return self
 
     @property
     def reload_root(self) -> Path:

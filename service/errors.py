@@ -154,6 +154,12 @@ class IndexNotReadyError(UnihprError):
     status_code, code = 503, "not_ready"
 
 
+class IndexUnavailableError(UnihprError):
+    """The index backend (a Milvus server) does not answer: the request may be retried later."""
+
+    status_code, code = 503, "index_unavailable"
+
+
 class BundleRejectedError(UnihprError):
     """A bundle offered to /admin/reload failed verification; the loaded one keeps serving."""
 

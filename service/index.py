@@ -39,13 +39,16 @@ def _gpu_copy(index: faiss.Index):
 
 
 class PoseIndex:
-    """A loaded FAISS index over N poses x V views.
+    """A loaded FAISS index over N poses x V views: the embedded backend of ``service.index_backend.VectorIndex``.
 
     index: a Flat, IVF or HNSW index with inner-product metric. views: V. nprobe: the IVF operating point
     (recall@10 >= 0.95 as chosen by the builder; ignored for other types). ef_search: HNSW operating point.
     exact_fraction: filters selecting less than this fraction of the vectors are searched exactly.
     threads: FAISS OpenMP threads per search.
     """
+
+    backend = "faiss"
+    max_k = 1 << 40  # FAISS has no limit on k
 
     def __init__(self, index: faiss.Index, views: int, nprobe: int = 0, ef_search: int = 0,
                  exact_fraction: float = 0.05, use_gpu: bool = True, threads: int = 1):
@@ -111,15 +114,26 @@ class PoseIndex:
             return int(self.ef_search * effort) * 32  # efSearch candidates, each with its M neighbours
         return self.ntotal
 
-    def vectors(self, ids: np.ndarray) -> np.ndarray:
-        """(M, D) float32 stored vectors of the ids (M,) int64, through the subset cache."""
+    def vectors(self, ids: np.ndarray, cache: bool = True) -> np.ndarray:
+        """(M, D) float32 stored vectors of the ids (M,) int64, through the subset cache unless ``cache`` is off."""
+        if not cache:
+            return self.index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
         return self.subsets.get(ids, self.index.reconstruct_batch)
 
+    def health(self) -> str | None:
+        """None: ready (an in-process index is always); else what is wrong."""
+        return None
+
+    def activate(self) -> None:
+        """Called once the bundle is about to be served; nothing to do in process."""
+
     def search(self, queries: np.ndarray, k: int, vec_mask: np.ndarray | None = None,
-               effort: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+               effort: float = 1.0, expr: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k vectors per query, over all vectors or those ``vec_mask`` keeps.
 
         queries: (Q, D) float32, L2-normalised. vec_mask: (ntotal,) bool or None. effort: multiplies nprobe / ef.
+        expr: the filter as a Milvus expression (``service.catalog.PoseCatalog.expression``); FAISS filters by the
+        mask, which says the same.
         returns: D (Q, k) float32 cosines and I (Q, k) int64 vector ids, best first; -1 where fewer than k
             vectors were found (filters may select fewer).
         """

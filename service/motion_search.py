@@ -147,7 +147,7 @@ def query_shape(features: np.ndarray, graphs: list[str | None], present: np.ndar
 
 def run_search(bundle: Bundle, embeddings: np.ndarray, times: np.ndarray, present: np.ndarray,
                pose_mask: np.ndarray | None, effort: float, k: int, group_by_clip: bool,
-               shape: QueryShape | None = None) -> tuple[list[Segment], SearchStats]:
+               shape: QueryShape | None = None, expr: str | None = None) -> tuple[list[Segment], SearchStats]:
     """``model.motion_search.search_motion`` on the bundle's index, verified geometrically against the bundle's
     poses when ``shape`` is given (blocking: run it in a worker thread)."""
     index, views = bundle.index, bundle.views
@@ -157,10 +157,10 @@ def run_search(bundle: Bundle, embeddings: np.ndarray, times: np.ndarray, presen
     def search(queries: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
         if selected == 0:
             return np.full((len(queries), 1), -np.inf, np.float32), np.full((len(queries), 1), -1, np.int64)
-        return index.search(queries, min(kk, selected), vec_mask, effort)
+        return index.search(queries, min(kk, selected, index.max_k), vec_mask, effort, expr=expr)
 
     def vectors(ids: np.ndarray) -> np.ndarray:
-        return index.index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
+        return index.vectors(ids, cache=False)
 
     stats = SearchStats()
     poses = bundle.catalog.poses
@@ -241,6 +241,7 @@ async def answer(request: Request, req, bundle: Bundle, settings: Settings, metr
         raise OutOfRangeError(f"k = {req.k}: a sequence or video query answers at most "
                               f"{min(MAX_SEGMENTS, settings.max_results)} segments", "k")
     pose_mask = bundle.catalog.pose_mask(req.filters)
+    expr = bundle.catalog.expression(req.filters)
     video_info = None
     if req.video is not None:
         embeddings, times, present, video_info, query_frames, shape = await _video_embeddings(
@@ -250,7 +251,7 @@ async def answer(request: Request, req, bundle: Bundle, settings: Settings, metr
                                                                        timings)
         query_frames = np.arange(len(times))
     segments, stats = await anyio.to_thread.run_sync(run_search, bundle, embeddings, times, present, pose_mask,
-                                                     req.search_effort, req.k, req.group_by_clip, shape)
+                                                     req.search_effort, req.k, req.group_by_clip, shape, expr)
     for name, ms in stats.timings.items():
         pipeline.add_timing(timings, name, ms)
     results = [segment_result(bundle, s, query_frames) for s in segments]

@@ -250,21 +250,22 @@ async def lift(bundle: Bundle, embeddings: np.ndarray, timings: dict[str, float]
 
 
 async def search(bundle: Bundle, queries: np.ndarray, k: int, pose_mask: np.ndarray | None, effort: float,
-                 group_by_clip: bool, timings: dict[str, float]) -> list[list[Hit]]:
-    """queries: (Q, D) -> per query at most k hits (poses de-duplicated by (clip, frame), or one per clip)."""
+                 group_by_clip: bool, timings: dict[str, float], expr: str | None = None) -> list[list[Hit]]:
+    """queries: (Q, D) -> per query at most k hits (poses de-duplicated by (clip, frame), or one per clip).
+    expr: the filter of ``pose_mask`` as a Milvus expression (``PoseCatalog.expression``)."""
     started = time.perf_counter()
     group = bundle.catalog.clip if group_by_clip else None
     if pose_mask is None and group is None and len(queries) * bundle.index.visited(effort) <= INLINE_SEARCH_VECTORS:
         hits = search_poses(bundle.index, queries, k, None, effort, None)  # cheaper than a thread hop
     else:
-        hits = await anyio.to_thread.run_sync(search_poses, bundle.index, queries, k, pose_mask, effort, group)
+        hits = await anyio.to_thread.run_sync(search_poses, bundle.index, queries, k, pose_mask, effort, group, expr)
     add_timing(timings, "search", (time.perf_counter() - started) * 1e3)
     return hits
 
 
 async def search_and_rerank(bundle: Bundle, queries: np.ndarray, geometry: list[QueryGeometry], k: int,
                             pose_mask: np.ndarray | None, effort: float, group_by_clip: bool, rerank_on: bool,
-                            timings: dict[str, float]) -> tuple[list[list[Hit]], bool]:
+                            timings: dict[str, float], expr: str | None = None) -> tuple[list[list[Hit]], bool]:
     """Top-k hits per query row, geometrically re-ranked (``service.pose_search.rerank``) when ``rerank_on`` and
     the bundle is calibrated for it: ``candidate_count(k)`` candidates searched, fitted, k kept.
 
@@ -272,9 +273,9 @@ async def search_and_rerank(bundle: Bundle, queries: np.ndarray, geometry: list[
     """
     reranking = bundle.reranking if rerank_on else None
     if reranking is None:
-        return await search(bundle, queries, k, pose_mask, effort, group_by_clip, timings), False
+        return await search(bundle, queries, k, pose_mask, effort, group_by_clip, timings, expr), False
     hits = await search(bundle, queries, candidate_count(k, reranking.candidates), pose_mask, effort, group_by_clip,
-                        timings)
+                        timings, expr)
     started = time.perf_counter()
     poses, rotations = bundle.catalog.poses, bundle.catalog.rotations
 

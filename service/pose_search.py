@@ -20,7 +20,7 @@ import numpy as np
 
 from model.bundle_format import RerankInfo
 from model.rerank import ErrorCurve, first_per_key, fit_residuals, rank_order, rank_scores
-from service.index import PoseIndex
+from service.index_backend import VectorIndex
 
 GROWTH = 4  # candidate pool growth when grouping leaves fewer than k groups
 
@@ -59,26 +59,30 @@ def best_per_pose(scores: np.ndarray, ids: np.ndarray, views: int, k: int,
     return Hits(*first_per_key(scores, ids, views, k, group_of_pose))
 
 
-def search_poses(index: PoseIndex, queries: np.ndarray, k: int, pose_mask: np.ndarray | None = None,
-                 effort: float = 1.0, group_of_pose: np.ndarray | None = None) -> list[list[Hit]]:
+def search_poses(index: VectorIndex, queries: np.ndarray, k: int, pose_mask: np.ndarray | None = None,
+                 effort: float = 1.0, group_of_pose: np.ndarray | None = None,
+                 expr: str | None = None) -> list[list[Hit]]:
     """Top-k poses per query.
 
-    queries: (Q, D) float32, L2-normalised. pose_mask: (N,) bool, the poses a filter keeps (None = all).
-    group_of_pose: (N,) int; when given, at most one hit per group, up to k groups.
+    queries: (Q, D) float32, L2-normalised. pose_mask: (N,) bool, the poses a filter keeps (None = all); expr: the
+    same filter as a Milvus expression, for backends that filter by expressions.
+    group_of_pose: (N,) int; when given, at most one hit per group, up to k groups. Asks the backend for at most
+    ``index.max_k`` vectors a query (Milvus: 16,384).
     returns: per query a list of at most k hits, best first; scores are cosines.
     """
     vec_mask = None if pose_mask is None else np.repeat(pose_mask, index.views)
     selected = index.ntotal if vec_mask is None else int(vec_mask.sum())
     if selected == 0 or len(queries) == 0:
         return [[] for _ in range(len(queries))]
-    kk = min(selected, k * index.views)
+    limit = min(selected, index.max_k)
+    kk = min(limit, k * index.views)
     while True:
-        scores, ids = index.search(queries, kk, vec_mask, effort)
+        scores, ids = index.search(queries, kk, vec_mask, effort, expr=expr)
         hits = [best_per_pose(s, i, index.views, k, group_of_pose) for s, i in zip(scores, ids)]
-        exhausted = kk >= selected or all((i < 0).any() for i in ids)  # nothing more to find
+        exhausted = kk >= limit or all((i < 0).any() for i in ids)  # nothing more to find
         if group_of_pose is None or exhausted or all(len(h) >= k for h in hits):
             return hits
-        kk = min(selected, kk * GROWTH)
+        kk = min(limit, kk * GROWTH)
 
 
 @dataclass(frozen=True)

@@ -79,3 +79,22 @@ def tiny_bundle(tiny_run, sample_db, blazepose_files, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     build_bundle(model, config, sample_db.select_clips(keep), out, blazepose_files, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory):
+    """One milvus-lite server (real Milvus gRPC protocol) on 127.0.0.1 for the whole session, stopped at its end."""
+    from tests.milvus_lite_server import milvus_lite_server
+
+    with milvus_lite_server(tmp_path_factory.mktemp("milvus")) as (uri, _):
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def milvus_bundle(tiny_bundle, milvus_uri, tmp_path_factory):
+    """The tiny bundle with its vectors moved into a collection on the session's Milvus (no index.faiss)."""
+    from index_builder.library_update import copy_to_milvus
+    from index_builder.milvus_collection import MilvusTarget
+
+    out = tmp_path_factory.mktemp("milvus_bundles") / "tiny-milvus"
+    return copy_to_milvus(tiny_bundle, MilvusTarget(milvus_uri), out).out

@@ -31,13 +31,46 @@ def test_docker_images_install_with_the_script_ci_runs():
     assert "download.pytorch.org/whl/cpu" in images["builder"]
 
 
+def compose_config(*profiles: str) -> str:
+    extra = [arg for p in profiles for arg in ("--profile", p)]
+    result = subprocess.run(["docker-compose", "-f", str(REPO / "docker-compose.yml"), *extra, "config"],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_compose_file_is_valid():
     if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose not installed (.ci/run installs it)")
-    for extra in ([], ["--profile", "gpu"]):
-        result = subprocess.run(["docker-compose", "-f", str(REPO / "docker-compose.yml"), *extra, "config"],
-                                capture_output=True, text=True, cwd=REPO)
-        assert result.returncode == 0, result.stderr
-    config = result.stdout
+    compose_config()
+    config = compose_config("gpu")
     assert "service_completed_successfully" in config and "/readyz" in config
     assert "driver: nvidia" in config and "bundles:" in config
+
+
+def test_compose_scale_and_milvus_profiles():
+    """Replicas without host ports behind nginx (so `--scale` works), Milvus Standalone with etcd and MinIO at
+    pinned versions with health checks, and the Milvus API replicas depending on them and ready on /readyz."""
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose not installed (.ci/run installs it)")
+    yaml = pytest.importorskip("yaml")
+    services = yaml.safe_load(compose_config("scale", "milvus"))["services"]
+    for name in ("api-replica", "api-milvus"):
+        assert "ports" not in services[name], f"{name} publishes a host port: --scale would clash"
+        assert "/readyz" in " ".join(services[name]["healthcheck"]["test"])
+    assert services["proxy"]["environment"]["UPSTREAM"] == "api-replica:8000"
+    assert services["proxy-milvus"]["environment"]["UPSTREAM"] == "api-milvus:8000"
+    for name in ("etcd", "minio", "milvus", "proxy", "proxy-milvus"):
+        image = services[name]["image"]
+        assert ":" in image and not image.endswith(":latest"), f"{name}: {image} is not pinned"
+    for name in ("etcd", "minio", "milvus"):
+        assert services[name]["healthcheck"]["test"], name
+    assert services["milvus"]["depends_on"] == {"etcd": {"condition": "service_healthy"},
+                                                "minio": {"condition": "service_healthy"}}
+    api = services["api-milvus"]
+    assert api["environment"]["UNIHPR_INDEX_BACKEND"] == "milvus"
+    assert api["environment"]["UNIHPR_MILVUS_URI"] == "http://milvus:19530"
+    assert api["depends_on"]["milvus"] == {"condition": "service_healthy"}
+    assert "--backend milvus" in " ".join(services["builder-milvus"]["command"])
+    template = (REPO / "deploy" / "nginx.conf.template").read_text()
+    assert "resolver 127.0.0.11" in template and "${UPSTREAM}" in template

@@ -15,6 +15,7 @@ from index_builder.checkpoint import float16_change_mm, load_unihpr, save_weight
 from index_builder.config import DEFAULT_WEIGHTS, get_paths
 from index_builder.errors import ArtifactError, ConfigError
 from index_builder.indexing import KINDS, plan_reason
+from index_builder.commands.milvus_options import BackendOpt, MilvusTokenOpt, MilvusUriOpt, milvus_target
 from index_builder.model_card import write_model_card
 from index_builder.motion_database import MotionDatabase
 from index_builder.reranking import validation_line
@@ -38,10 +39,15 @@ def index(
                                                             "second (default: every frame)")] = None,
     index_kind: Annotated[str, typer.Option(help=f"FAISS index: auto (by size) or one of "
                                                  f"{', '.join(KINDS)}")] = "auto",
+    backend: BackendOpt = "faiss",
+    milvus_uri: MilvusUriOpt = None,
+    milvus_token: MilvusTokenOpt = None,
 ) -> None:
-    """Export the model to ONNX, embed the pose database under virtual views, index it and write the bundle."""
+    """Export the model to ONNX, embed the pose database under virtual views, index it and write the bundle
+    (with --backend milvus the vectors go into a Milvus collection named after the bundle version)."""
     if index_kind not in ("auto", *KINDS):
         raise ConfigError(f"--index-kind {index_kind}: one of auto, {', '.join(KINDS)}")
+    milvus = milvus_target(backend, milvus_uri, milvus_token)
     torch.set_num_threads(threads)
     if not weights.is_file():
         raise ArtifactError(f"{weights}: no such model; train one with `unihpr-build train`")
@@ -58,13 +64,16 @@ def index(
     metrics = json.loads(evaluation.read_text()) if evaluation else None
     timings: dict[str, float] = {}
     manifest = build_bundle(model, config, db, out, fetch_blazepose_models(), views=views, evaluation=metrics,
-                            index_kind=index_kind, fps=fps, timings=timings)
+                            index_kind=index_kind, fps=fps, timings=timings, milvus=milvus)
     info, point = manifest.index, manifest.index.operating_point
     effort = f"efSearch {point.ef_search}" if info.type == "hnsw" else f"nprobe {point.nprobe}"
     typer.echo(f"{out}: {info.ntotal} vectors at {', '.join(f'{r:g}' for r in manifest.database.fps)} fps, "
                f"{info.factory} ({plan_reason(info)}), {effort} (recall@10 {point.recall_at_10:.3f}), built in "
                f"{manifest.builder.build_seconds} s: export {timings['export']:.0f} s, embedding "
                f"{timings['embedding']:.0f} s, index {timings['index']:.0f} s, re-ranking {timings['rerank']:.0f} s")
+    if info.backend is not None:
+        typer.echo(f"  vectors in Milvus collection {info.backend.collection} at {info.backend.uri}: "
+                   f"{info.backend.index_type} {info.backend.index_params}, recall@10 {info.backend.recall_at_10}")
     for method, entry in (manifest.rerank.methods if manifest.rerank is not None else {}).items():
         typer.echo(f"  {validation_line(method, entry)}")
 

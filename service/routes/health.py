@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from service.artifacts import bundle_info
 from service.deps import BundleDep, MetricsDep, SettingsDep, require_read_key
-from service.errors import IndexNotReadyError, error_response
+from service.errors import IndexNotReadyError, IndexUnavailableError, error_response
 from service.motion_search import motion_limits
 from service.schemas import MAX_K, error_responses
 
+LOG = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 
@@ -20,12 +24,18 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "model_version": bundle.model_version if bundle else None})
 
 
-@router.get("/readyz", summary="Readiness: a bundle is loaded", responses=error_responses(503))
+@router.get("/readyz", summary="Readiness: a bundle is loaded and its index backend answers",
+            responses=error_responses(503))
 async def readyz(request: Request) -> JSONResponse:
     bundle = request.app.state.bundle
     if bundle is None:
         return error_response(request, IndexNotReadyError("no bundle is loaded yet"))
-    return JSONResponse({"status": "ready", "model_version": bundle.model_version})
+    index = bundle.index
+    problem = None if index.backend == "faiss" else await anyio.to_thread.run_sync(index.health)
+    if problem is not None:
+        LOG.warning("not ready: %s", problem)  # the details stay in the log: the probe is open
+        return error_response(request, IndexUnavailableError(f"the {index.backend} index does not answer"))
+    return JSONResponse({"status": "ready", "model_version": bundle.model_version, "index_backend": index.backend})
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

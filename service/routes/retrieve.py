@@ -54,6 +54,7 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
         raise OutOfRangeError(f"search_effort is at most {settings.max_search_effort:g}", "search_effort")
     check_result_count(req.k, len(req.items), settings.max_results)
     pose_mask = bundle.catalog.pose_mask(req.filters)
+    expr = bundle.catalog.expression(req.filters)
     prepared, embeddings, timings = await pipeline.embed_request(request, "/retrieve", req, bundle, settings,
                                                                  metrics)
     rows = sum(len(e) for e in embeddings)  # images with all_people add a query per person
@@ -61,7 +62,7 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
     queries = np.concatenate(embeddings)
     hits, reranked = await pipeline.search_and_rerank(bundle, queries, pipeline.geometry_of(prepared), req.k,
                                                       pose_mask, req.search_effort, req.group_by_clip, req.rerank,
-                                                      timings)
+                                                      timings, expr)
 
     crops = pipeline.crops_of(prepared, embeddings) if req.align_to_query else None
     results = await hit_results(bundle, hits, req.align_to_query, req.include_pose3d, crops, layout)  # per row

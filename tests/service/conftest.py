@@ -25,9 +25,20 @@ def keyed_server(tiny_bundle):
         yield live
 
 
+@pytest.fixture(scope="session")
+def milvus_server(milvus_bundle, milvus_uri):
+    """An open server over the tiny bundle's Milvus copy (same poses, metadata and vectors), searching Milvus."""
+    with serve(create_app(make_settings(milvus_bundle, index_backend="milvus", milvus_uri=milvus_uri))) as live:
+        yield live
+
+
 @pytest.fixture()
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=60) as c:
+def client(request):
+    """A client of the open server; of the Milvus-backed one for tests marked ``BOTH_BACKENDS`` (param
+    "milvus")."""
+    backend = getattr(request, "param", "faiss")
+    live = request.getfixturevalue("server" if backend == "faiss" else "milvus_server")
+    with httpx.Client(base_url=live.url, timeout=60) as c:
         yield c
 
 

@@ -16,12 +16,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import uvicorn
 
 from model.bundle_format import METADATA, file_entries, read_manifest, write_manifest
 from service.config import Settings
 
 READ_KEY, ADMIN_KEY = "read-key-1", "admin-key-1"
+# the `client` fixture of each index backend in turn: FAISS in process, Milvus through a milvus-lite server
+BOTH_BACKENDS = pytest.mark.parametrize("client", ["faiss", "milvus"], indirect=True)
 
 
 class LiveServer(uvicorn.Server):

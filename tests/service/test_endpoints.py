@@ -1,4 +1,6 @@
-"""Every endpoint over real HTTP (uvicorn on loopback) with the tiny bundle: values, shapes and headers."""
+"""Every endpoint over real HTTP (uvicorn on loopback) with the tiny bundle: values, shapes and headers. The
+retrieval tests run against both index backends (``BOTH_BACKENDS``: FAISS in process, Milvus on a milvus-lite gRPC
+server)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pytest
 
 from model.bundle_format import read_manifest
 from model.joint_formulas import layout_to_unihpr17
+from tests.service.live_server import BOTH_BACKENDS
 from tests.service.poses import COCO_STANDING, camera_pose, coco_to_blazepose, distinct_poses, project
 
 
@@ -122,6 +125,7 @@ def test_embed_batch_matches_single_calls(client, probe):
     np.testing.assert_allclose(batch, singles, atol=1e-5)
 
 
+@BOTH_BACKENDS
 def test_retrieve_a_database_pose_by_its_own_3d_returns_it_first(client, probe, manifest):
     cam = camera_pose(probe["world"], probe["rotation"])
     r = client.post("/retrieve", json={"query": {"modality": "pose3d", "keypoints": cam.tolist(), "layout": "unihpr17"},
@@ -147,6 +151,7 @@ def test_retrieve_a_database_pose_by_its_own_3d_returns_it_first(client, probe, 
     np.testing.assert_allclose(aligned["results"][0]["pose3d"], cam, atol=0.01)
 
 
+@BOTH_BACKENDS
 def test_retrieve_world_frame_query_matches_view0(client, probe):
     r = client.post("/retrieve", json={"query": {"modality": "pose3d", "keypoints": probe["world"].tolist(),
                                                  "frame": "world_yup"}, "k": 1})
@@ -154,6 +159,7 @@ def test_retrieve_world_frame_query_matches_view0(client, probe):
     assert top["id"] == probe["id"] and top["metadata"]["view"] == 0 and top["score"] > 0.9999
 
 
+@BOTH_BACKENDS
 def test_retrieve_by_embedding_equals_retrieve_by_pose(client, probe):
     query = {"keypoints": project(probe["world"], probe["rotation"]).tolist()}
     # the cosine order (an embedding has no geometry to re-rank by: tests/service/test_rerank.py)
@@ -164,6 +170,7 @@ def test_retrieve_by_embedding_equals_retrieve_by_pose(client, probe):
     np.testing.assert_allclose([x["score"] for x in by_pose], [x["score"] for x in by_vector], atol=1e-5)
 
 
+@BOTH_BACKENDS
 def test_results_are_deduplicated_sorted_and_grouped_by_clip(client, probe):
     """In the cosine order (`rerank: false`; the re-ranked order: tests/service/test_rerank.py)."""
     query = {"keypoints": project(probe["world"], probe["rotation"]).tolist()}
@@ -185,6 +192,7 @@ def test_results_are_deduplicated_sorted_and_grouped_by_clip(client, probe):
             assert x["score"] == pytest.approx(best_per_clip[x["metadata"]["clip"]], abs=1e-6)
 
 
+@BOTH_BACKENDS
 def test_filters_are_respected(client, probe, database):
     _, _, meta = database
     query = {"keypoints": project(probe["world"], probe["rotation"]).tolist()}
@@ -209,6 +217,7 @@ def test_filters_are_respected(client, probe, database):
     assert ask({"include": {"clip": ["no-such-clip"]}}) == []
 
 
+@BOTH_BACKENDS
 def test_retrieve_batch(client, probe):
     cam = camera_pose(probe["world"], probe["rotation"])
     queries = [{"modality": "pose3d", "keypoints": cam.tolist()},
