@@ -20,11 +20,13 @@ from service.artifacts import Bundle
 from service.body import RequestBody, validate
 from service.config import Settings
 from service.errors import (
+    MAX_ECHO,
     ForbiddenError,
     IndexNotReadyError,
     InvalidApiKeyError,
     MissingApiKeyError,
     NotFoundError,
+    UnknownFieldError,
 )
 from service.examples import EMBED_EXAMPLES, LIFT_EXAMPLES, RELOAD_EXAMPLES, RETRIEVE_EXAMPLES
 from service.metrics import ServiceMetrics
@@ -115,6 +117,39 @@ async def require_read_key(settings: SettingsDep, x_api_key: ApiKeyHeader = None
         raise MissingApiKeyError("this service needs an X-API-Key header", "X-API-Key")
     if not _matches(x_api_key, allowed):
         raise InvalidApiKeyError("the X-API-Key is not valid", "X-API-Key")
+
+
+def _query_names(route) -> frozenset[str]:
+    """The query parameters a route declares, its dependencies' included (read off FastAPI's dependant tree)."""
+    names: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(field.alias for field in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    return frozenset(names)
+
+
+_ROUTE_QUERIES: dict[int, frozenset[str]] = {}
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """A query parameter the route does not declare is a 422 naming it, as an unknown body field is: a typo such
+    as `?layuot=unihpr17` must not silently give the default."""
+    if not request.query_params:
+        return
+    route = request.scope["route"]
+    known = _ROUTE_QUERIES.get(id(route))
+    if known is None:
+        known = _ROUTE_QUERIES[id(route)] = _query_names(route)
+    for name in request.query_params.keys():
+        if name not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            raise UnknownFieldError(f"unknown query parameter {name[:MAX_ECHO]!r} (this route takes: {listed})",
+                                    name[:MAX_ECHO] or "query")
+
+
+READ_ROUTE = [Depends(require_read_key), Depends(reject_unknown_query)]  # every reading router's dependencies
 
 
 async def require_admin_key(request: Request, settings: SettingsDep, x_api_key: ApiKeyHeader = None) -> None:

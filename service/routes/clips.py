@@ -5,18 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from model.joint_conventions import OURS, convert_joints
 from service.bvh_cut import BvhCutError, cut_bvh
-from service.deps import BundleDep, OutputLayout, require_read_key
+from service.deps import READ_ROUTE, BundleDep, OutputLayout
 from service.errors import MAX_ECHO, NoSourceMotionError, NotFoundError, OutOfRangeError
 from service.pipeline import rounded_pose
 from service.responses import json_response
 from service.schemas import ClipInfo, ClipMotion, error_responses
 
-router = APIRouter(prefix="/clips", tags=["clips"], dependencies=[Depends(require_read_key)])
+router = APIRouter(prefix="/clips", tags=["clips"], dependencies=READ_ROUTE)
 Seconds = Annotated[float | None, Query(ge=0, le=1e7, description="seconds from the start of the clip's source "
                                                                   "(a result's `time`, `start` and `end`)")]
 

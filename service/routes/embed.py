@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service import pipeline
-from service.deps import EMBED_BODY, BundleDep, EmbedBody, MetricsDep, SettingsDep, require_read_key
+from service.deps import EMBED_BODY, READ_ROUTE, BundleDep, EmbedBody, MetricsDep, SettingsDep
 from service.openapi import body_doc
 from service.responses import json_response
 from service.schemas import READ_ERRORS, EmbedResponse
 
-router = APIRouter(tags=["embed"], dependencies=[Depends(require_read_key)])
+router = APIRouter(tags=["embed"], dependencies=READ_ROUTE)
 
 
 @router.post("/embed", summary="Embed 2D poses, 3D poses or images",

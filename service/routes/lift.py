@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from model.joint_conventions import OURS, convert_joints
 from service import pipeline
-from service.deps import LIFT_BODY, BundleDep, LiftBody, MetricsDep, OutputLayout, SettingsDep, require_read_key
+from service.deps import LIFT_BODY, READ_ROUTE, BundleDep, LiftBody, MetricsDep, OutputLayout, SettingsDep
 from service.openapi import body_doc
 from service.responses import json_response
 from service.schemas import READ_ERRORS, LiftResponse
 
-router = APIRouter(tags=["lift3d"], dependencies=[Depends(require_read_key)])
+router = APIRouter(tags=["lift3d"], dependencies=READ_ROUTE)
 
 
 @router.post("/lift3d", summary="Lift a 2D pose or an image to 3D",

@@ -6,18 +6,18 @@ import asyncio
 
 import anyio.to_thread
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service import motion_search, pipeline
 from service.deps import (
+    READ_ROUTE,
     RETRIEVE_BODY,
     BundleDep,
     MetricsDep,
     OutputLayout,
     RetrieveBody,
     SettingsDep,
-    require_read_key,
 )
 from service.errors import OutOfRangeError, ResultTooLargeError
 from service.openapi import body_doc
@@ -25,7 +25,7 @@ from service.responses import json_response
 from service.schemas import READ_ERRORS, RetrieveResponse
 from service.segments import clip_segments
 
-router = APIRouter(tags=["retrieve"], dependencies=[Depends(require_read_key)])
+router = APIRouter(tags=["retrieve"], dependencies=READ_ROUTE)
 STEP_RESULTS = 256  # results built between two passes through the event loop
 
 

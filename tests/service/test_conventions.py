@@ -103,3 +103,13 @@ def test_an_unknown_3d_convention_is_a_422_naming_the_field(client, both_convent
     r = client.post("/embed", json={"inputs": [{"modality": "pose3d", "keypoints": pose, "layout": "coco17"}]})
     assert r.status_code == 422, r.text
     assert r.json()["error"]["field"] == "inputs[0].layout"
+
+
+def test_a_misspelt_query_parameter_is_a_422_not_the_default(client, both_conventions):
+    """`?layuot=unihpr17` must not silently answer in h36m17."""
+    body = {"keypoints": project(both_conventions["ours"], both_conventions["rotation"]).tolist()}
+    r = client.post("/lift3d", json=body, params={"layuot": "unihpr17"})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == {"code": "unknown_field", "field": "layuot",
+                                 "message": "unknown query parameter 'layuot' (this route takes: layout)"}
+    assert client.get("/clips/no-such-clip/motion", params={"stat": 1}).status_code == 422

@@ -145,8 +145,9 @@ def test_retrieve_a_database_pose_by_its_own_3d_returns_it_first(client, probe, 
     assert body["model_version"] == r.headers["x-model-version"] and body["k"] == 5
     assert len(body["results"]) == 5
     # aligned: the matched view's camera frame, facing like the query
-    aligned = client.post("/retrieve", json={"query": {"modality": "pose3d", "keypoints": cam.tolist()}, "k": 1,
-                                             "align_to_query": True}).json()
+    query = {"modality": "pose3d", "keypoints": cam.tolist(), "layout": "unihpr17"}
+    aligned = client.post("/retrieve", json={"query": query, "k": 1, "align_to_query": True},
+                          params={"layout": "unihpr17"}).json()
     assert aligned["pose_frame"] == "camera"
     np.testing.assert_allclose(aligned["results"][0]["pose3d"], cam, atol=0.01)
 

@@ -147,7 +147,8 @@ def test_3d_sequences_dropped_frames_and_filters(client, database):
     name = str(metadata["clip_name"][clip])
     rows = clip_rows(database, clip)[2:32]
     world, _ = played(poses[rows].astype(np.float64), 1.0, 10.0)
-    frames = [{"modality": "pose3d", "keypoints": np.round(p, 1).tolist(), "frame": "world_yup"} for p in world]
+    frames = [{"modality": "pose3d", "keypoints": np.round(p, 1).tolist(), "frame": "world_yup", "layout": "unihpr17"}
+              for p in world]
     body = client.post("/retrieve", json={"sequence": {"frames": frames, "fps": 30}, "k": 3}).json()
     assert body["results"][0]["clip"] == name and body["results"][0]["fit_residual"] < 1.0  # mm: its own poses
 
