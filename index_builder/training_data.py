@@ -59,7 +59,7 @@ class AugmentConfig:
     noise_2d_prob: float = 0.5  # share of pose2d inputs with Gaussian noise
     noise_2d_sigma: float = 0.03  # its largest std, normalised units (drawn per pose from U(0, sigma))
     missing_2d_prob: float = 0.1  # share of pose2d inputs with 1-3 joints missing
-    field_convention_fraction: float = 0.3  # share of pose2d and pose3d inputs made from the field's h36m17 joints
+    field_convention_fraction: float = 0.15  # share of pose2d and pose3d inputs made from the field's h36m17 joints
     neck_shift_mm: tuple[float, float] = (-10.0, 50.0)  # their thorax and head moved up the head axis by U(a, b)
 
 

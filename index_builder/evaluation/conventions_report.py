@@ -52,7 +52,7 @@ def conventions_markdown(r: dict, plot: str | None) -> list[str]:
     out += table_lines(["query", "top-1 MPJPE", "top-1 limb PA-MPJPE"], retrieval) + [""]
     ratio = c["limb_ratio_h36m17_to_unihpr17"]
     out += table_lines(["target (issue #13)", "value", "threshold", "met"],
-                       [[f"limb PA-MPJPE, h36m17 / unihpr17, {SETUPS[s]}", ratio[s], LIMB_RATIO_TARGET,
+                       [[f"limb PA-MPJPE, h36m17 / unihpr17, {SETUPS[s]}", f"{ratio[s]:.3f}", f"{LIMB_RATIO_TARGET:g}",
                          "yes" if ratio[s] <= LIMB_RATIO_TARGET else "no"] for s in SETUPS]) + [""]
     if plot:
         out += [f"![per-joint errors in both conventions]({plot})", ""]
