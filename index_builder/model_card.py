@@ -55,7 +55,11 @@ def model_card(weights: Path, report: dict | None, db: MotionDatabase, float16_c
         f"with its camera's intrinsics, or with the default field of view for {config.augment.default_fov_fraction:.0%}"
         f"; bone lengths x U(1 +- {config.augment.bone_scale}) "
         f"and skeleton size x U(1 +- {config.augment.global_scale}); mirroring; image features with the detector "
-        "noise calibrated on the labelled photos (`index_builder/data/detector_noise.json`).",
+        "noise calibrated on the labelled photos (`index_builder/data/detector_noise.json`); "
+        f"{config.augment.field_convention_fraction:.0%} of the pose2d and pose3d inputs made from the field's "
+        "h36m17 joints and converted to unihpr17 as the service converts a request (`model/joint_conventions.py`), "
+        f"their neck base moved {config.augment.neck_shift_mm[0]:g} to {config.augment.neck_shift_mm[1]:g} mm "
+        "along the head axis.",
         "",
         "Reproduce:",
         "",
