@@ -387,13 +387,11 @@ def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundl
         print(f"\nimage split skipped: {args.image} not found")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_bundle_benchmark(parser: argparse.ArgumentParser, argv: list[str] | None, serve, run) -> None:
+    """Add the options every bundle benchmark shares to ``parser`` (``--bundle``; ``--serve`` and ``--port``: the
+    script's own server mode, which ``start_server`` starts), check the bundle, then ``serve(bundle, port)`` or
+    ``run(args)``."""
     parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "bundles" / "default")
-    parser.add_argument("--requests", type=int, default=300, help="sequential requests per scenario")
-    parser.add_argument("--concurrency", type=int, default=8, help="clients for the throughput runs")
-    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="a JPEG/PNG with a person")
-    parser.add_argument("--image-requests", type=int, default=30)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -403,6 +401,15 @@ def main(argv: list[str] | None = None) -> None:
         serve(args.bundle, args.port)
     else:
         run(args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=300, help="sequential requests per scenario")
+    parser.add_argument("--concurrency", type=int, default=8, help="clients for the throughput runs")
+    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="a JPEG/PNG with a person")
+    parser.add_argument("--image-requests", type=int, default=30)
+    run_bundle_benchmark(parser, argv, serve, run)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
-DEFAULT_IMAGE = REPO_ROOT.parent / "shared" / "data" / "pose-images" / "mpii" / "052475643.jpg"
+
+from benchmarks.service_latency import DEFAULT_IMAGE, run_bundle_benchmark, start_server  # noqa: E402
+
 WARMUP = 2
 TARGET_MS = 1000.0  # issue #20: first cards within 1 s of an upload on 2 cores
 
@@ -76,8 +78,6 @@ def screenshots(driver, folder: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from service_latency import start_server
-
     from tests.service.browser import available, chrome, wait_for
 
     reason = available()
@@ -110,20 +110,11 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "bundles" / "default")
     parser.add_argument("--uploads", type=int, default=15)
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="a JPEG/PNG with a person")
     parser.add_argument("--screenshots", type=Path, default=None,
                         help="afterwards, save screenshots of the photo and skeleton searches and a clip here")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if not (args.bundle / "manifest.json").is_file():
-        raise SystemExit(f"{args.bundle}: no bundle (build one with `unihpr-build index --sample --out ...`)")
-    if args.serve:
-        serve(args.bundle, args.port)
-    else:
-        run(args)
+    run_bundle_benchmark(parser, argv, serve, run)
 
 
 if __name__ == "__main__":
