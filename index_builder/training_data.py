@@ -163,11 +163,13 @@ def view_poses(world: np.ndarray, camera: Camera, rng: np.random.Generator, nois
     clean, centre, scale = normalize_2d(crop_2d)
     input_clean, input3d = clean, cam3d
     if field is not None and field[1].any():
-        field_world, use = field
-        field_rays = convert_joints(pixels_to_rays(pixels_of(field_world, camera), intrinsics)[0], FIELD, OURS)
-        input_clean = np.where(use[:, None, None], normalize_2d(rotate_rays(field_rays, crop))[0], clean)
-        field3d = convert_joints(np.einsum("nij,nkj->nki", crop, world_to_camera(field_world, camera)), FIELD, OURS)
-        input3d = np.where(use[:, None, None], field3d, cam3d)
+        rows = np.flatnonzero(field[1])  # only these poses' inputs come from the field's joints
+        field_world, seen_by = field[0][rows], camera[rows]
+        field_rays = convert_joints(pixels_to_rays(pixels_of(field_world, seen_by), intrinsics[rows])[0], FIELD, OURS)
+        input_clean, input3d = clean.copy(), cam3d.copy()
+        input_clean[rows] = normalize_2d(rotate_rays(field_rays, crop[rows]))[0]
+        input3d[rows] = convert_joints(np.einsum("nij,nkj->nki", crop[rows], world_to_camera(field_world, seen_by)),
+                                       FIELD, OURS)
 
     noisy = input_clean.astype(np.float64)
     sigma = np.where(rng.random(n) < augment.noise_2d_prob, rng.uniform(0, augment.noise_2d_sigma, n), 0.0)

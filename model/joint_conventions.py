@@ -29,8 +29,11 @@ joint is missing where any joint it uses is missing.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
+from model.joint_combinations import combine_points
 from model.skeleton import H36M17
 
 FIELD = "h36m17"
@@ -50,8 +53,8 @@ LIMB_INDEX = tuple(j for j in SHARED_INDEX if H36M17.names[j] != "pelvis")
 # that the others determine (the field's neck/nose lies on the thorax-head top line; our thorax is the
 # mid-shoulders), which would leave the fit without a unique answer. The field's head carries no facing direction,
 # so our nose is placed on the head axis; the shoulders could guess the facing from where the rig's neck joint
-# sits in front of them, but that amplifies the neck's placement, which differs between rigs and data sets, five
-# times (measured), so they are left out of that direction.
+# sits in front of them, but such a fit weights that small neck-to-shoulders offset about five times, so the
+# neck's placement, which differs between rigs and data sets, would move our nose five times as far.
 FIT_SOURCES = {
     FIELD: ("pelvis", "thorax", "head_top"),
     OURS: ("pelvis", "neck_nose", "head_top", "l_shoulder", "r_shoulder"),
@@ -128,19 +131,18 @@ def convert_joints(joints: np.ndarray, source: str, target: str, confidence: np.
     returns: joints (..., 17, C) float64 (NaN where a used joint is missing) and, when ``confidence`` is given,
         (..., 17): the smallest confidence among the joints each converted joint uses.
     """
-    matrix = conversion_matrix(source, target)
-    used = matrix != 0
-    finite = np.isfinite(joints).all(axis=-1)
+    present = np.isfinite(joints).all(axis=-1)
     if confidence is not None:
-        finite &= confidence > 0
-    filled = np.where(finite[..., None], joints, 0.0)
-    out = np.einsum("jk,...kc->...jc", matrix, filled)
-    ok = ~np.any(used & ~finite[..., None, :], axis=-1)
-    out = np.where(ok[..., None], out, np.nan)
-    if confidence is None:
-        return out
-    conf = np.where(used, confidence[..., None, :], np.inf).min(axis=-1)
-    return out, np.where(ok, conf, 0.0)
+        present &= confidence > 0
+    return combine_points(_matrix(source, target), joints, confidence, present)
+
+
+@lru_cache(maxsize=None)
+def _matrix(source: str, target: str) -> np.ndarray:
+    """``conversion_matrix`` with the module's rows, built once: conversions run on every request."""
+    matrix = conversion_matrix(source, target)
+    matrix.setflags(write=False)
+    return matrix
 
 
 def fit_conversion(source: np.ndarray, target: np.ndarray, source_convention: str,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.joint_combinations import combine_points
 from model.joint_conventions import FIELD, OURS, convert_joints
 from model.skeleton import H36M17
 
@@ -106,17 +107,8 @@ def landmarks_to_h36m17(landmarks: np.ndarray, confidence: np.ndarray | None = N
         given, (..., 17) float64: the smallest confidence among the landmarks each joint uses.
     """
     assert landmarks.shape[-2] == NUM_LANDMARKS, f"expected {NUM_LANDMARKS} landmarks, got {landmarks.shape}"
-    used = FORMULA_WEIGHTS != 0  # (17, 15)
-    finite = np.isfinite(landmarks).all(axis=-1)  # (..., 15)
-    filled = np.where(finite[..., None], landmarks, 0.0)
-    joints = np.einsum("jk,...kc->...jc", FORMULA_WEIGHTS, filled)
-    joint_ok = ~np.any(used & ~finite[..., None, :], axis=-1)  # (..., 17)
-    joints = np.where(joint_ok[..., None], joints, np.nan)
-    if confidence is None:
-        return joints
-    assert confidence.shape == landmarks.shape[:-1], "one confidence per landmark"
-    conf = np.where(used, confidence[..., None, :], np.inf).min(axis=-1)
-    return joints, np.where(joint_ok, conf, 0.0)
+    assert confidence is None or confidence.shape == landmarks.shape[:-1], "one confidence per landmark"
+    return combine_points(FORMULA_WEIGHTS, landmarks, confidence)
 
 
 def layout_to_unihpr17(keypoints: np.ndarray, layout: str, confidence: np.ndarray | None = None):

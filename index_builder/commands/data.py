@@ -137,6 +137,10 @@ def conventions(
     fitted = {OURS: fit_conversion(field, ours, FIELD, ("neck_nose", "head_top")),
               FIELD: fit_conversion(ours, field, OURS, ("thorax", "neck_nose", "head_top"))}
     val_ours, val_field = both("val", 1)
+    shoulders = (val_ours[:, H36M17.index("l_shoulder")] + val_ours[:, H36M17.index("r_shoulder")]) / 2
+    above = val_field[:, H36M17.index("thorax"), 1] - shoulders[:, 1]  # world Y up
+    typer.echo(f"field thorax (the rig's neck joint) above the shoulder line: median {np.median(above):.1f} mm, "
+               f"5-95th percentile {np.percentile(above, 5):.1f}-{np.percentile(above, 95):.1f} mm")
     given = {OURS: val_field, FIELD: val_ours}
     truth = {OURS: val_ours, FIELD: val_field}
     for target, rows in fitted.items():
