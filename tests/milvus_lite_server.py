@@ -52,10 +52,13 @@ def stop(process: subprocess.Popen) -> None:
 @contextlib.contextmanager
 def milvus_lite_server(data_dir: Path):
     """Yields (uri, process) of a milvus-lite server on 127.0.0.1."""
+    # Its log goes to a file: an unread pipe fills after some 64 KiB of log lines and then blocks the server,
+    # which stops answering mid-session.
+    log_path = data_dir.parent / f"{data_dir.name}-server.log"
     for _ in range(3):  # the free port may be taken between probing it and the server binding it
         port = _free_port()
-        process = subprocess.Popen(server_command(data_dir, port), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(server_command(data_dir, port), stdout=subprocess.DEVNULL, stderr=log)
         uri = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + STARTUP_S
         try:
@@ -71,4 +74,4 @@ def milvus_lite_server(data_dir: Path):
             stop(process)
             raise
         stop(process)
-    raise RuntimeError(f"milvus-lite did not start: {process.stderr.read()[-2000:] if process.stderr else ''}")
+    raise RuntimeError(f"milvus-lite did not start: {log_path.read_text()[-2000:]}")

@@ -27,8 +27,11 @@ def keyed_server(tiny_bundle):
 
 @pytest.fixture(scope="session")
 def milvus_server(milvus_bundle, milvus_uri):
-    """An open server over the tiny bundle's Milvus copy (same poses, metadata and vectors), searching Milvus."""
-    with serve(create_app(make_settings(milvus_bundle, index_backend="milvus", milvus_uri=milvus_uri))) as live:
+    """An open server over the tiny bundle's Milvus copy (same poses, metadata and vectors), searching Milvus.
+    milvus-lite is a single Python process: right after the collection is written it can take longer than the
+    5 s default deadline to accept a connection on a busy CI machine, hence a longer one here."""
+    settings = make_settings(milvus_bundle, index_backend="milvus", milvus_uri=milvus_uri, milvus_timeout_s=30.0)
+    with serve(create_app(settings)) as live:
         yield live
 
 
