@@ -70,7 +70,10 @@ class MilvusIndex:
         name, host = info.backend.collection, _host(settings.milvus_uri)
         token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
         try:
-            client = MilvusClient(uri=settings.milvus_uri, token=token, timeout=settings.milvus_timeout_s)
+            # dedicated: this index's own gRPC connection, not one pymilvus shares with other clients of the same
+            # server in the process (a shared one may have been closed by the server while idle)
+            client = MilvusClient(uri=settings.milvus_uri, token=token, timeout=settings.milvus_timeout_s,
+                                  dedicated=True)
             if not client.has_collection(name, timeout=settings.milvus_timeout_s):
                 raise BundleError(f"{verified.path}: Milvus at {host} has no collection {name}; write it with "
                                   "`unihpr-build index --backend milvus` or `to-milvus`", "index.backend.collection")
