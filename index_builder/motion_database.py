@@ -16,6 +16,7 @@ import numpy as np
 
 from index_builder.atomic_files import atomic_path
 from index_builder.errors import DataFileError
+from model.joint_conventions import DERIVED_INDEX, FIELD, OURS, convert_joints
 from model.joint_formulas import FORMULAS_VERSION
 from model.motion_sources import ClipSources
 from model.skeleton import NUM_JOINTS
@@ -173,6 +174,37 @@ class MotionDatabase:
         return cls(poses=poses, clip=arrays["clip"], frame=arrays["frame"], clips=clips,
                    source=str(arrays["source"]), licence=str(arrays["licence"]), sources=sources,
                    field_joints=field_joints)
+
+
+def combine_databases(dbs: list[MotionDatabase]) -> MotionDatabase:
+    """One database of several sources' clips, in the given order; sources' BVH texts are not kept.
+
+    Where some sources carry the field's joints and others do not, the others get them by the documented
+    conversion from their poses (``model.joint_conventions``), so training mixes them alike.
+    """
+    if len(dbs) == 1:
+        return dbs[0]
+    offsets = np.cumsum([0] + [len(db.clips) for db in dbs[:-1]])
+    starts = np.cumsum([0] + [len(db) for db in dbs[:-1]])
+    clips = ClipTable(**{f.name: np.concatenate([getattr(db.clips, f.name) for db in dbs]) for f in fields(ClipTable)})
+    clips = replace(clips, start=np.concatenate([db.clips.start + s for db, s in zip(dbs, starts)]))
+    field_joints = None
+    if any(db.field_joints is not None for db in dbs):
+        field_joints = np.concatenate([db.field_joints if db.field_joints is not None else _field_joints_of(db.poses)
+                                       for db in dbs])
+    return MotionDatabase(
+        poses=np.concatenate([db.poses for db in dbs]),
+        clip=np.concatenate([db.clip + o for db, o in zip(dbs, offsets)]).astype(np.int32),
+        frame=np.concatenate([db.frame for db in dbs]),
+        clips=clips,
+        source=" + ".join(db.source for db in dbs),
+        licence=" | ".join(dict.fromkeys(db.licence for db in dbs)),
+        field_joints=field_joints,
+    )
+
+
+def _field_joints_of(poses: np.ndarray) -> np.ndarray:
+    return convert_joints(poses, OURS, FIELD)[:, list(DERIVED_INDEX)].astype(np.float32)
 
 
 def name_hash_order(indices: list[int], names) -> list[int]:

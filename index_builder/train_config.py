@@ -10,7 +10,10 @@ import dataclasses
 import json
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
+
 from index_builder.errors import ConfigError
+from index_builder.pose_augmentation import ABLATION_ARMS
 from index_builder.training_data import AugmentConfig
 from model.config import DecoderConfig, EncoderConfig, MartinezConfig, ModelConfig
 
@@ -36,6 +39,11 @@ class TrainConfig:
     warmup_steps: int = 200
     frame_step: int = 3  # train on every 3rd frame: 30 fps -> 10 fps
     seed: int = 0
+    # The training poses: the Bandai cache's train split, less the clips of these contents (the unseen-motion
+    # protocol trains without them), plus the train split of these extra-mocap sources (``index_builder.extra_mocap``).
+    exclude_contents: tuple[str, ...] = ()
+    extra_data: tuple[str, ...] = ()
+    extra_share: float = 0.25  # about this share of the training poses drawn from extra_data (clips repeated)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     martinez: MartinezConfig = field(default_factory=MartinezConfig)
     martinez_batch_size: int = 256
@@ -50,6 +58,8 @@ class TrainConfig:
             raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.decode_mode not in DECODE_MODES:
             raise ConfigError(f"decode_mode must be one of {DECODE_MODES}, got {self.decode_mode!r}")
+        if not 0 <= self.extra_share < 1:
+            raise ConfigError(f"extra_share must be in [0, 1), got {self.extra_share}")
         if self.batch_size < 2:
             raise ConfigError("batch_size must be at least 2 (contrastive losses need negatives)")
 
@@ -107,8 +117,38 @@ TINY = replace(
 
 PRESETS = {c.name: c for c in (DEFAULT, STUDY, TINY)}
 
+# The generalisation study (issue 15): arms at the STUDY budget, each a list of overrides of the recipe. "baseline"
+# is the recipe as it is; the augmentation arms add one part of ``index_builder.pose_augmentation`` each ("all":
+# every part); "extra_mocap" adds the two CMU sources of extra-mocap (DeepMimic stays unseen); "unseen_motion"
+# leaves out the contents that only Bandai dataset-1 has (``unseen_motion_contents``).
+EXTRA_TRAINING_SOURCES = ("iclone-cmu", "dmgnn-cmu")
+MARTINEZ_ARMS = ("baseline", "unseen_motion")  # arms with a same-data Martinez: the protocols' baselines of record
+
+
+def _overrides(values: dict[str, object]) -> list[str]:
+    return [f"augment.{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in values.items()]
+
+
+def generalisation_arms(unseen_contents: tuple[str, ...]) -> dict[str, list[str]]:
+    """arm name -> config overrides on the STUDY preset."""
+    return {"baseline": [], **{name: _overrides(values) for name, values in ABLATION_ARMS.items()},
+            "extra_mocap": [f"extra_data={','.join(EXTRA_TRAINING_SOURCES)}"],
+            "unseen_motion": [f"exclude_contents={','.join(unseen_contents)}"]}
+
+
+def unseen_motion_contents(clips_dataset, clips_content, dataset: str = "dataset-1") -> tuple[str, ...]:
+    """The contents that only ``dataset`` has (the issue names them; computed so that the labels decide)."""
+    ours = set(np.asarray(clips_content)[np.asarray(clips_dataset) == dataset].tolist())
+    others = set(np.asarray(clips_content)[np.asarray(clips_dataset) != dataset].tolist())
+    return tuple(sorted(ours - others))
+
 
 def _parse_value(text: str, current):
+    if isinstance(current, tuple):  # comma-separated: names, or numbers where the default holds numbers
+        items = [v.strip() for v in text.split(",") if v.strip()]
+        if current and not isinstance(current[0], str):
+            return tuple(_parse_value(v, current[0]) for v in items)
+        return tuple(items)
     if isinstance(current, bool):
         if text.lower() not in ("true", "false", "1", "0"):
             raise ConfigError(f"expected true/false, got {text!r}")

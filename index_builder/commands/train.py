@@ -5,6 +5,7 @@ A run directory holds everything one evaluation reads:
     RUN/martinez_budget.pt              Martinez at UniHPR's budget (training poses drawn)
     RUN/martinez_converged.pt           Martinez trained to convergence with early stopping
     RUN/study/<loss>_seed<k>.pt         singular-value vs pairwise-only at the reduced STUDY budget
+    RUN/generalisation/<arm>.pt         the generalisation study's arms at the STUDY budget (and two Martinez)
     RUN/config.json                     the resolved TrainConfig of unihpr.pt
 Every command resumes: a finished checkpoint is kept, an unfinished UniHPR checkpoint continues.
 """
@@ -20,8 +21,16 @@ import typer
 
 from index_builder.atomic_files import atomic_path
 from index_builder.config import get_paths
+from index_builder.extra_mocap import training_databases
 from index_builder.sample import load_poses
-from index_builder.train_config import LOSSES, PRESETS, resolve_config
+from index_builder.train_config import (
+    LOSSES,
+    MARTINEZ_ARMS,
+    PRESETS,
+    generalisation_arms,
+    resolve_config,
+    unseen_motion_contents,
+)
 from index_builder.training import train_martinez, train_unihpr
 
 app = typer.Typer(no_args_is_help=True)
@@ -39,8 +48,12 @@ def _prepare(run: Path, preset: str, overrides: list[str] | None, threads: int, 
     torch.set_num_threads(threads)
     db, path = load_poses(get_paths(), prefer_cache=not use_sample)
     typer.echo(f"poses: {path} ({len(db.clips)} clips, {len(db)} frames)")
+    train_db, val_db = training_databases(config, db, get_paths())
+    if config.exclude_contents or config.extra_data:
+        typer.echo(f"training poses: {len(train_db.clips)} clips, {len(train_db)} frames ({train_db.source}; "
+                   f"contents left out: {', '.join(config.exclude_contents) or 'none'})")
     run.mkdir(parents=True, exist_ok=True)
-    return config, db.split("train"), db.split("val")
+    return config, train_db, val_db
 
 
 @app.command()
@@ -92,3 +105,30 @@ def study(run: RunOpt = Path("runs/default"), preset: PresetOpt = "study", set_:
             config = replace(base, name=f"{loss}_seed{seed}", loss=loss, seed=seed)
             result = train_unihpr(config, train_db, val_db, run / "study" / f"{loss}_seed{seed}.pt")
             typer.echo(f"{config.name}: {result.wall_seconds / 60:.1f} min")
+
+
+@app.command()
+def generalise(run: RunOpt = Path("runs/default"),
+               arms: Annotated[list[str] | None, typer.Option("--arm", help="train only these arms (repeatable); "
+                                                              "e.g. one per process")] = None,
+               use_sample: SampleOpt = False, threads: ThreadsOpt = 2) -> None:
+    """The generalisation study at the study budget (issue 15): one UniHPR per arm (the recipe, each augmentation
+    part, all parts, the extra mocap, the unseen-motion subset) into RUN/generalisation/<arm>.pt, and the Martinez
+    baseline at the same budget on the recipe's data and on the unseen-motion subset (<arm>_martinez.pt)."""
+    folder = run / "generalisation"
+    db, _ = load_poses(get_paths(), prefer_cache=not use_sample)
+    plan = generalisation_arms(unseen_motion_contents(db.clips.dataset, db.clips.content))
+    unknown = set(arms or ()) - set(plan)
+    if unknown:
+        raise typer.BadParameter(f"unknown arm(s) {', '.join(sorted(unknown))}; known: {', '.join(plan)}",
+                                 param_hint="--arm")
+    for name, overrides in plan.items():
+        if arms and name not in arms:
+            continue
+        config, train_db, val_db = _prepare(folder, "study", overrides, threads, use_sample)
+        config = replace(config, name=name)
+        result = train_unihpr(config, train_db, val_db, folder / f"{name}.pt")
+        typer.echo(f"{name}: {result.wall_seconds / 60:.1f} min")
+        if name in MARTINEZ_ARMS and not (out := folder / f"{name}_martinez.pt").exists():
+            result = train_martinez(config, train_db, val_db, out, budget_poses=config.poses_drawn, inputs="crop")
+            typer.echo(f"{out}: trained in {result.wall_seconds / 60:.1f} min")

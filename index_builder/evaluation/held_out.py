@@ -51,14 +51,23 @@ def _noisy(clean2d: np.ndarray, sigma: float, rng: np.random.Generator) -> np.nd
 
 def build_held_out(db: MotionDatabase, rows: np.ndarray, settings: EvalSettings, noise: DetectorNoise) -> HeldOut:
     """db: the test split; rows: the poses to view (world mm, Y up)."""
+    return view_held_out(db.poses[rows], db.clip[rows], db.clips.content[db.clip[rows]], settings, noise)
+
+
+def view_held_out(world: np.ndarray, clip: np.ndarray, content: np.ndarray, settings: EvalSettings,
+                  noise: DetectorNoise) -> HeldOut:
+    """Any held-out poses through the rig and the seeded random cameras, as ``build_held_out`` views the test split.
+
+    world: (N, 17, 3) mm, Y up; clip, content: (N,) each pose's clip row and content label.
+    """
     rng = np.random.default_rng([settings.seed, 1])
-    world = db.poses[rows].astype(np.float64)
+    world = world.astype(np.float64)
     pelvis = world[:, 0]
     ring = ring_cameras(pelvis, H36M_LIKE_RIG)
     rig = [view_poses(world, ring[:, c], rng, noise, NO_AUGMENT) for c in range(H36M_LIKE_RIG.num_cameras)]
     rand = view_poses(world, random_cameras(pelvis, rng), rng, noise, NO_AUGMENT)
     sigma = settings.noisy_2d_sigma
-    return HeldOut(clip=db.clip[rows], content=db.clips.content[db.clip[rows]], rig=rig, random=rand,
+    return HeldOut(clip=clip, content=content, rig=rig, random=rand,
                    noisy_rig=[_noisy(v.clean2d, sigma, rng) for v in rig],
                    noisy_random=_noisy(rand.clean2d, sigma, rng))
 

@@ -22,6 +22,13 @@ from index_builder.evaluation.alignment import alignment_recall
 from index_builder.evaluation.checkpoints import checkpoint_entry, unihpr_checkpoint
 from index_builder.evaluation.conventions import PROTOCOL as CONVENTIONS_PROTOCOL
 from index_builder.evaluation.conventions import joint_conventions
+from index_builder.evaluation.generalisation import PROTOCOL as GENERALISATION_PROTOCOL
+from index_builder.evaluation.generalisation import (
+    evaluate_protocols,
+    generalisation_study,
+    nearest_2d_lifter,
+    protocol_sets,
+)
 from index_builder.evaluation.held_out import alignment_views, build_held_out, subsample_rows
 from index_builder.evaluation.images import image_sections
 from index_builder.evaluation.lifting import lifting_errors, lifting_sets, summarise_lifting
@@ -133,6 +140,22 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
             rig_inputs["martinez_absolute"] = "rays: undistorted normalised image coordinates"
         real_rig = fixed_real_rig(rig_lifters, rig_inputs, test, rows, settings.real_rig_subject, settings.seed)
 
+    with timed("generalisation", timings):
+        if settings.generalisation_poses > 0:
+            paths = get_paths()
+            sets = protocol_sets(test, paths, settings, noise)
+            general_lifters = {"unihpr": lifters["unihpr"], "nn_2d": nearest_2d_lifter(
+                db.split("train").every_nth_frame(config.frame_step).poses, noise, settings.seed)}
+            if record:
+                general_lifters[record] = lifters[record]
+            general = evaluate_protocols(general_lifters, record, sets)
+            general["study"] = generalisation_study(run / "generalisation", db, sets, paths, settings, noise)
+            if general["study"]["status"] != "computed":
+                notes.append(general["study"]["note"])
+        else:
+            general = {"status": "skipped", "note": "generalisation not evaluated (generalisation_poses = 0)"}
+            notes.append(general["note"])
+
     with timed("retrieval_paper", timings):
         rng = np.random.default_rng([settings.seed, 3])
         q = n if settings.max_queries is None else min(settings.max_queries, n)
@@ -226,9 +249,11 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
                          "one seeded random camera each; query modality -> gallery modality recall@1",
             "motion_search": MOTION_PROTOCOL,
             "joint_conventions": CONVENTIONS_PROTOCOL,
+            "generalisation": GENERALISATION_PROTOCOL,
         },
         "lifting": lifting,
         "real_rig": real_rig,
+        "generalisation": general,
         "joint_conventions": conventions,
         "retrieval_paper": paper,
         "retrieval_prvipe": prvipe,

@@ -20,3 +20,4 @@ class EvalSettings:
     real_rig_subject: str = "S9"  # the fixed real rig: whose published H36M camera extrinsics
     motion_queries: int = 200  # motion search: queries per speed (0: the protocol is skipped)
     real_retrieval_queries: int = 300  # retrieval over the library: queries per set (validation, real rig, random)
+    generalisation_poses: int = 3000  # poses per generalisation protocol, evenly spaced (0: skipped)
