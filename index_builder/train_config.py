@@ -153,6 +153,11 @@ def _parse_value(text: str, current):
         if text.lower() not in ("true", "false", "1", "0"):
             raise ConfigError(f"expected true/false, got {text!r}")
         return text.lower() in ("true", "1")
+    if isinstance(current, tuple):  # comma-separated, as many values as the default, each of its element's type
+        parts = text.strip("()").split(",")
+        if len(parts) != len(current):
+            raise ConfigError(f"expected {len(current)} comma-separated values, got {text!r}")
+        return tuple(_parse_value(part.strip(), element) for part, element in zip(parts, current))
     try:
         return type(current)(text)
     except (TypeError, ValueError):

@@ -1,6 +1,7 @@
 """Views of mocap poses as the three modalities see them: the training and evaluation batches.
 
-A batch takes world poses, optionally changes their bone lengths and mirrors them, puts a camera in front of each
+A batch takes world poses, optionally changes their proportions, joint angles, upper bodies and tilt
+(``index_builder.pose_augmentation``) and mirrors them, puts a camera in front of each
 (a random camera aimed at the pelvis or turned so the person sits anywhere in the frame, a camera of the H36M-like
 ring, or a camera of a sampled studio rig with the subject somewhere on its floor; with or without lens
 distortion), projects the joints to pixels, and takes the perspective crop (``model.perspective_crop``) with the
@@ -22,7 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from index_builder.detector_noise import DetectorNoise
+from index_builder.errors import ConfigError
 from index_builder.motion_database import MotionDatabase
+from index_builder.pose_augmentation import (
+    NUM_EXTENDED,
+    mix_upper_bodies,
+    perturb_joint_angles,
+    scale_bones,
+    tilt_bodies,
+)
 from model.camera_rigs import (
     H36M_LIKE_RIG,
     RANDOM_CAMERAS,
@@ -61,13 +70,25 @@ class AugmentConfig:
     missing_2d_prob: float = 0.1  # share of pose2d inputs with 1-3 joints missing
     field_convention_fraction: float = 0.15  # share of pose2d and pose3d inputs made from the field's h36m17 joints
     neck_shift_mm: tuple[float, float] = (-10.0, 50.0)  # their thorax and head moved up the head axis by U(a, b)
+    # PoseAug-style parts (index_builder.pose_augmentation), all off until the ablation (ABLATION_ARMS) decides:
+    width_scale: tuple[float, float] = (1.0, 1.0)  # hip and shoulder widths further scaled by U(a, b) each
+    joint_angle_deg: float = 0.0  # largest turn of a limb segment or the head about its proximal joint
+    part_mix_fraction: float = 0.0  # share of poses offered the upper body of another pose of the batch
+    tilt_fraction: float = 0.0  # share of bodies turned about a horizontal axis through the pelvis
+    tilt_deg: float = 90.0  # their largest tilt
+
+    def __post_init__(self) -> None:
+        if len(self.width_scale) != 2 or not 0 < self.width_scale[0] <= self.width_scale[1]:
+            raise ConfigError(f"width_scale must be two factors 0 < a <= b, got {self.width_scale!r}")
+        if not (0 <= self.joint_angle_deg <= 180 and 0 <= self.tilt_deg <= 180):
+            raise ConfigError("joint_angle_deg and tilt_deg must lie in [0, 180]")
+        if not (0 <= self.part_mix_fraction <= 1 and 0 <= self.tilt_fraction <= 1):
+            raise ConfigError("part_mix_fraction and tilt_fraction must lie in [0, 1]")
 
 
 NO_AUGMENT = AugmentConfig(rig_fraction=0.0, fixed_rig_fraction=0.0, off_axis_fraction=0.0, distortion_fraction=0.0,
                            default_fov_fraction=0.0, bone_scale=0.0, global_scale=0.0, mirror=False,
                            noise_2d_prob=0.0, missing_2d_prob=0.0, field_convention_fraction=0.0)
-THORAX = H36M17.index("thorax")
-NUM_EXTENDED = H36M17.num_joints + len(DERIVED_INDEX)  # unihpr17 joints, then the field's four derived joints
 
 
 @dataclass(frozen=True)
@@ -93,27 +114,6 @@ class Views:
     rays: np.ndarray
     frame: np.ndarray | None = None
     image_frame: np.ndarray | None = None
-
-
-def scale_bones(poses: np.ndarray, rng: np.random.Generator, bone_scale: float, global_scale: float) -> np.ndarray:
-    """Rebuild each pose along the kinematic tree with random bone lengths, mirrored bones scaled alike.
-
-    poses: (N, 17, 3) mm, or (N, 21, 3) with the field's four derived joints after them (``NUM_EXTENDED``), which
-        move rigidly with the thorax, scaled as its bone. returns: the same shape, pelvis unchanged.
-    """
-    n = poses.shape[0]
-    factor = rng.uniform(1 - bone_scale, 1 + bone_scale, (n, H36M17.num_joints))
-    factor[:, list(H36M17.right)] = factor[:, list(H36M17.left)]
-    factor *= rng.uniform(1 - global_scale, 1 + global_scale, (n, 1))
-    out = poses.copy()
-    for parent, child in H36M17.bones:  # parents come first, so out[:, parent] is already rebuilt
-        out[:, child] = out[:, parent] + (poses[:, child] - poses[:, parent]) * factor[:, child, None]
-    if poses.shape[1] == NUM_EXTENDED:
-        extra = slice(H36M17.num_joints, None)
-        offset = poses[:, extra] - poses[:, THORAX, None]
-        out[:, extra] = out[:, THORAX, None] + offset * factor[:, THORAX, None, None]
-        out[:, H36M17.num_joints] = out[:, 0] + SPINE_FRACTION * (out[:, H36M17.num_joints + 1] - out[:, 0])
-    return out
 
 
 def mirror(poses: np.ndarray) -> np.ndarray:
@@ -195,10 +195,20 @@ def view_poses(world: np.ndarray, camera: Camera, rng: np.random.Generator, nois
 
 
 def augment_poses(world: np.ndarray, rng: np.random.Generator, augment: AugmentConfig) -> np.ndarray:
-    """Bone lengths and mirroring. world: (N, 17, 3) mm -> (N, 17, 3) mm."""
+    """Proportions and bone lengths, joint angles, upper bodies mixed within the batch, body tilt, then mirroring
+    (``index_builder.pose_augmentation``). A part that is off draws nothing, so the rest see the same random stream.
+
+    world: (N, J, 3) mm, J = 17 or 21 (``NUM_EXTENDED``) -> (N, J, 3) float64 mm.
+    """
     out = world.astype(np.float64)
-    if augment.bone_scale or augment.global_scale:
-        out = scale_bones(out, rng, augment.bone_scale, augment.global_scale)
+    if augment.bone_scale or augment.global_scale or tuple(augment.width_scale) != (1.0, 1.0):
+        out = scale_bones(out, rng, augment.bone_scale, augment.global_scale, augment.width_scale)
+    if augment.joint_angle_deg:
+        out = perturb_joint_angles(out, rng, augment.joint_angle_deg)
+    if augment.part_mix_fraction:
+        out = mix_upper_bodies(out, rng, augment.part_mix_fraction)
+    if augment.tilt_fraction:
+        out = tilt_bodies(out, rng, augment.tilt_fraction, augment.tilt_deg)
     if augment.mirror:
         flip = rng.random(len(out)) < 0.5
         out[flip] = mirror(out[flip])

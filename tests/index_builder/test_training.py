@@ -79,7 +79,9 @@ def test_martinez_has_the_published_size_and_trains(sample_db, tmp_path):
 def test_configs_round_trip_and_reject_bad_values():
     assert config_from_dict(DEFAULT.to_dict()) == DEFAULT
     assert resolve_config("default", ["model.encoder.width=256"]).model.encoder.width == 256
-    for bad in (["loss=triplet"], ["nope=1"], ["batch_size=abc"], ["model.encoder.nope=1"], ["decode_mode=x"]):
+    assert resolve_config("default", ["augment.width_scale=0.85,1.35"]).augment.width_scale == (0.85, 1.35)
+    for bad in (["loss=triplet"], ["nope=1"], ["batch_size=abc"], ["model.encoder.nope=1"], ["decode_mode=x"],
+                ["augment.width_scale=1.2"], ["augment.width_scale=1.3,0.9"], ["augment.tilt_fraction=2"]):
         with pytest.raises(ConfigError):
             resolve_config("default", bad)
 
