@@ -197,7 +197,7 @@ def combine_databases(dbs: list[MotionDatabase]) -> MotionDatabase:
         clip=np.concatenate([db.clip + o for db, o in zip(dbs, offsets)]).astype(np.int32),
         frame=np.concatenate([db.frame for db in dbs]),
         clips=clips,
-        source=" + ".join(db.source for db in dbs),
+        source=" + ".join(dict.fromkeys(db.source for db in dbs)),
         licence=" | ".join(dict.fromkeys(db.licence for db in dbs)),
         field_joints=field_joints,
     )

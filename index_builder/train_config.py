@@ -122,7 +122,8 @@ PRESETS = {c.name: c for c in (DEFAULT, STUDY, TINY)}
 # every part); "extra_mocap" adds the two CMU sources of extra-mocap (DeepMimic stays unseen); "unseen_motion"
 # leaves out the contents that only Bandai dataset-1 has (``unseen_motion_contents``).
 EXTRA_TRAINING_SOURCES = ("iclone-cmu", "dmgnn-cmu")
-MARTINEZ_ARMS = ("baseline", "unseen_motion")  # arms with a same-data Martinez: the protocols' baselines of record
+# Arms with a Martinez trained on the same poses and augmentation: the protocols' baselines of record.
+MARTINEZ_ARMS = ("baseline", "unseen_motion", "all")
 
 
 def _overrides(values: dict[str, object]) -> list[str]:
@@ -144,11 +145,8 @@ def unseen_motion_contents(clips_dataset, clips_content, dataset: str = "dataset
 
 
 def _parse_value(text: str, current):
-    if isinstance(current, tuple):  # comma-separated: names, or numbers where the default holds numbers
-        items = [v.strip() for v in text.split(",") if v.strip()]
-        if current and not isinstance(current[0], str):
-            return tuple(_parse_value(v, current[0]) for v in items)
-        return tuple(items)
+    if isinstance(current, tuple) and all(isinstance(v, str) for v in current):  # names: any number, comma-separated
+        return tuple(v.strip() for v in text.split(",") if v.strip())
     if isinstance(current, bool):
         if text.lower() not in ("true", "false", "1", "0"):
             raise ConfigError(f"expected true/false, got {text!r}")

@@ -72,6 +72,7 @@ class AugmentConfig:
     neck_shift_mm: tuple[float, float] = (-10.0, 50.0)  # their thorax and head moved up the head axis by U(a, b)
     # PoseAug-style parts (index_builder.pose_augmentation), all off until the ablation (ABLATION_ARMS) decides:
     width_scale: tuple[float, float] = (1.0, 1.0)  # hip and shoulder widths further scaled by U(a, b) each
+    body_fraction: float = 1.0  # share of poses given those widths (the rest keep the actors' hips and shoulders)
     joint_angle_deg: float = 0.0  # largest turn of a limb segment or the head about its proximal joint
     part_mix_fraction: float = 0.0  # share of poses offered the upper body of another pose of the batch
     tilt_fraction: float = 0.0  # share of bodies turned about a horizontal axis through the pelvis
@@ -80,6 +81,8 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         if len(self.width_scale) != 2 or not 0 < self.width_scale[0] <= self.width_scale[1]:
             raise ConfigError(f"width_scale must be two factors 0 < a <= b, got {self.width_scale!r}")
+        if not 0 <= self.body_fraction <= 1:
+            raise ConfigError(f"body_fraction must lie in [0, 1], got {self.body_fraction}")
         if not (0 <= self.joint_angle_deg <= 180 and 0 <= self.tilt_deg <= 180):
             raise ConfigError("joint_angle_deg and tilt_deg must lie in [0, 180]")
         if not (0 <= self.part_mix_fraction <= 1 and 0 <= self.tilt_fraction <= 1):
@@ -201,7 +204,12 @@ def augment_poses(world: np.ndarray, rng: np.random.Generator, augment: AugmentC
     world: (N, J, 3) mm, J = 17 or 21 (``NUM_EXTENDED``) -> (N, J, 3) float64 mm.
     """
     out = world.astype(np.float64)
-    if augment.bone_scale or augment.global_scale or tuple(augment.width_scale) != (1.0, 1.0):
+    widths = tuple(augment.width_scale) != (1.0, 1.0)
+    if widths and augment.body_fraction < 1:
+        wide = rng.random(len(out)) < augment.body_fraction
+        out[wide] = scale_bones(out[wide], rng, augment.bone_scale, augment.global_scale, augment.width_scale)
+        out[~wide] = scale_bones(out[~wide], rng, augment.bone_scale, augment.global_scale)
+    elif augment.bone_scale or augment.global_scale or widths:
         out = scale_bones(out, rng, augment.bone_scale, augment.global_scale, augment.width_scale)
     if augment.joint_angle_deg:
         out = perturb_joint_angles(out, rng, augment.joint_angle_deg)

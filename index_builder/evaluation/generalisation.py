@@ -190,7 +190,7 @@ def evaluate_protocols(lifters: dict[str, Lifter], record: str | None, sets: dic
                        progress: Callable[[str], None] = lambda stage: None) -> dict:
     """Every lifter on every protocol set. lifters: name -> lifter, ``"unihpr"`` among them; record: the Martinez
     baseline of record's name, or None."""
-    out = {"lifters": sorted(lifters), "baseline_of_record": record, "target_ratio": TARGET_RATIO,
+    out = {"status": "computed", "lifters": sorted(lifters), "baseline_of_record": record, "target_ratio": TARGET_RATIO,
            "conditions": list(CONDITIONS), "protocols": {}}
     for name, data in sets.items():
         progress(name)
@@ -201,7 +201,8 @@ def evaluate_protocols(lifters: dict[str, Lifter], record: str | None, sets: dic
 
 
 def study_lifters(folder: Path, names: list[str]) -> dict[str, Lifter]:
-    """The UniHPR arms and Martinez baselines of ``folder`` among ``names`` (checkpoint stems), as lifters."""
+    """The finished UniHPR arms and Martinez baselines of ``folder`` among ``names`` (checkpoint stems), as
+    lifters; an arm still training is left out."""
     lifters = {}
     for name in names:
         path = folder / f"{name}.pt"
@@ -210,8 +211,9 @@ def study_lifters(folder: Path, names: list[str]) -> dict[str, Lifter]:
         if name.endswith("_martinez"):
             model, _, _ = load_martinez(path)
             lifters[name] = martinez_lifter(model)
-        else:
-            model, _, _ = load_unihpr(path)
+            continue
+        model, _, state = load_unihpr(path)
+        if state.get("phase") == "done":
             lifters[name] = unihpr_lifter(model)
     return lifters
 
@@ -225,7 +227,7 @@ def generalisation_study(folder: Path, db: MotionDatabase, sets: dict[str, Proto
         return {"status": "skipped", "note": f"{folder}: no generalisation study (run `unihpr-build generalise`)"}
     contents = unseen_motion_contents(db.clips.dataset, db.clips.content)
     arms = list(generalisation_arms(contents))
-    lifters = study_lifters(folder, [a for a in arms if a != "unseen_motion"] + ["baseline_martinez"])
+    lifters = study_lifters(folder, [a for a in arms if a != "unseen_motion"] + ["baseline_martinez", "all_martinez"])
     if "baseline" not in lifters:
         return {"status": "skipped", "note": f"{folder}: the baseline arm is not trained"}
     train = db.split("train").every_nth_frame(STUDY.frame_step)

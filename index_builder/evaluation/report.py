@@ -22,6 +22,12 @@ from index_builder.evaluation.conventions_report import (
     conventions_sentence,
     plot_conventions,
 )
+from index_builder.evaluation.generalisation_report import (
+    GENERALISATION_PLOT,
+    generalisation_markdown,
+    generalisation_sentence,
+    plot_generalisation,
+)
 from index_builder.evaluation.motion_report import MOTION_PLOT, motion_markdown, motion_sentence, plot_motion  # noqa
 
 PLOTS = {
@@ -74,6 +80,9 @@ def write_report(result: dict, out: Path) -> list[Path]:
     if result.get("motion_search", {}).get("status") == "computed":
         plots["motion"] = out / MOTION_PLOT
         plot_motion(result["motion_search"], plots["motion"], _save)
+    if result.get("generalisation", {}).get("status") == "computed":
+        plots["generalisation"] = out / GENERALISATION_PLOT
+        plot_generalisation(result["generalisation"], plots["generalisation"], _save)
     if result.get("joint_conventions", {}).get("status") == "computed":
         plots["conventions"] = out / CONVENTIONS_PLOT
         plot_conventions(result["joint_conventions"], plots["conventions"], _save)
@@ -158,7 +167,8 @@ def summary_paragraph(r: dict) -> str:
     if consistency.get("status") == "computed":
         parts.append(_consistency_sentence(consistency))
     for sentence in (motion_sentence(r.get("motion_search", {})),
-                     conventions_sentence(r.get("joint_conventions", {}))):
+                     conventions_sentence(r.get("joint_conventions", {})),
+                     generalisation_sentence(r.get("generalisation", {}))):
         if sentence:
             parts.append(sentence)
     return " ".join(parts)
@@ -277,6 +287,7 @@ def render_markdown(r: dict, plots: dict[str, str]) -> str:
     out += [f"![lifting per content]({plots['content']})", ""]
     out += _real_rig_markdown(r, plots)
     out += conventions_markdown(r, plots.get("conventions"))
+    out += generalisation_markdown(r, plots.get("generalisation"))
 
     out += _library_markdown(r, plots)
     paper = r["retrieval_paper"]
@@ -313,11 +324,17 @@ def render_markdown(r: dict, plots: dict[str, str]) -> str:
     if "runs" not in study:
         out += [f"Skipped: {study['skipped']}.", ""]
     else:
-        out += [_table(["loss", "seed", "recall@1 (mean of 6 pairs)", "lifting MPJPE (GT 2D, rig)"],
-                       [[x["loss"], x["seed"], x["recall_at_1"], x["lifting_mpjpe_mm"]] for x in study["runs"]]), ""]
+        hit = "prvipe_hit_at_1" in study["runs"][0]  # studies evaluated before it was measured lack it
+        out += [_table(["loss", "seed", "recall@1 (mean of 6 pairs)", "lifting MPJPE (GT 2D, rig)",
+                        *(["Pr-VIPE Hit@1"] if hit else [])],
+                       [[x["loss"], x["seed"], x["recall_at_1"], x["lifting_mpjpe_mm"],
+                         *([x["prvipe_hit_at_1"]] if hit else [])] for x in study["runs"]]), ""]
         rows = [[loss, s["recall_at_1"]["seeds"], s["recall_at_1"]["mean"], s["recall_at_1"]["std"],
-                 s["lifting_mpjpe_mm"]["mean"], s["lifting_mpjpe_mm"]["std"]] for loss, s in study["per_loss"].items()]
-        out += [_table(["loss", "seeds", "recall@1 mean", "std", "MPJPE mean", "std"], rows), "",
+                 s["lifting_mpjpe_mm"]["mean"], s["lifting_mpjpe_mm"]["std"],
+                 *([s["prvipe_hit_at_1"]["mean"], s["prvipe_hit_at_1"]["std"]] if hit else [])]
+                for loss, s in study["per_loss"].items()]
+        out += [_table(["loss", "seeds", "recall@1 mean", "std", "MPJPE mean", "std",
+                        *(["Hit@1 mean", "std"] if hit else [])], rows), "",
                 f"Std: {study['std']}.", ""] + [f"- {v}" for v in study["verdict"]]
         out += [f"- {n}" for n in study["notes"]] + ["", f"![seed study]({plots['study']})", ""]
 

@@ -177,7 +177,8 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
                      "mean_recall_at_1": float(np.mean(list(recall.values())))}
 
     with timed("seed_study", timings):
-        study = seed_study(run / "study", sets, align, settings, progress)
+        study = seed_study(run / "study", sets, align, settings, progress, lambda m: retrieval_prvipe(
+            rig_embeddings(m, held)["pose2d"], held, query_rows, settings)["hit_at_k"]["unihpr"]["1"])
 
     with timed("image_lifting", timings):
         images = image_sections(model, pose_images, blazepose_files)

@@ -1,9 +1,11 @@
-"""The seed study (SPEC 6): singular-value loss vs pairwise-only, recall@1 and lifting MPJPE of every study
-checkpoint, mean and spread over seeds per loss, and a plain verdict."""
+"""The seed study (SPEC 6): singular-value loss vs pairwise-only, recall@1, lifting MPJPE and (where the caller
+gives the protocol) Pr-VIPE Hit@1 of every study checkpoint, mean and spread over seeds per loss, and a plain
+verdict. The spread says how far a retrain moves a row by chance."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,9 @@ from index_builder.evaluation.lifting import lifting_errors
 from index_builder.evaluation.settings import EvalSettings
 from index_builder.progress import progress_bar
 from index_builder.training_data import Views
+from model.networks import UniHPR
 
+STUDY_METRICS = ("recall_at_1", "lifting_mpjpe_mm", "prvipe_hit_at_1")
 STUDY_NAME = re.compile(r"^(?P<loss>.+)_seed(?P<seed>\d+)$")
 
 
@@ -60,9 +64,10 @@ def study_verdict(per_loss: dict[str, dict]) -> list[str]:
 
 
 def seed_study(study_dir: Path, sets: dict[str, dict], align: Views, settings: EvalSettings,
-               progress: bool = False) -> dict:
-    """Recall@1 (mean over the 6 ordered pairs) and GT-2D H36M-rig lifting MPJPE of every study checkpoint, and
-    per loss their mean and spread over seeds. A missing or empty study folder gives a ``skipped`` note."""
+               progress: bool = False, prvipe_hit1: Callable[[UniHPR], float] | None = None) -> dict:
+    """Recall@1 (mean over the 6 ordered pairs), GT-2D H36M-rig lifting MPJPE and ``prvipe_hit1(model)`` of every
+    study checkpoint, and per loss their mean and spread over seeds. A missing or empty study folder gives a
+    ``skipped`` note."""
     found = study_checkpoints(study_dir) if study_dir.is_dir() else []
     if not found:
         return {"skipped": f"no study checkpoints (<loss>_seed<k>.pt) in {study_dir}; run `unihpr-build study`"}
@@ -76,10 +81,11 @@ def seed_study(study_dir: Path, sets: dict[str, dict], align: Views, settings: E
         lifted = lifting_errors(unihpr_lifter(model), {"h36m_rig": sets["h36m_rig"]}, ("gt_2d",))
         runs.append({"loss": loss, "seed": seed, **checkpoint_entry(path, state),
                      "recall_at_1": float(np.mean(list(recall.values()))), "recall_at_1_pairs": recall,
-                     "lifting_mpjpe_mm": float(lifted["gt_2d/h36m_rig"]["mpjpe"].mean())})
+                     "lifting_mpjpe_mm": float(lifted["gt_2d/h36m_rig"]["mpjpe"].mean()),
+                     **({"prvipe_hit_at_1": prvipe_hit1(model)} if prvipe_hit1 else {})})
     per_loss = {}
     for loss in sorted({r["loss"] for r in runs}):
         mine = [r for r in runs if r["loss"] == loss]
-        per_loss[loss] = {metric: mean_std([r[metric] for r in mine]) for metric in ("recall_at_1", "lifting_mpjpe_mm")}
+        per_loss[loss] = {metric: mean_std([r[metric] for r in mine]) for metric in STUDY_METRICS if metric in mine[0]}
     return {"runs": runs, "per_loss": per_loss, "verdict": study_verdict(per_loss) if per_loss else [],
             "notes": notes, "std": "sample standard deviation over seeds (ddof = 1)"}

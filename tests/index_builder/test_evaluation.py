@@ -41,7 +41,7 @@ from model.metrics import mpjpe, np_mpjpe
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SECTIONS = ("run", "data", "settings", "lifting", "retrieval_paper", "retrieval_prvipe", "alignment", "seed_study",
-            "index_fidelity")
+            "generalisation", "index_fidelity")
 
 
 def unit_vectors(rng, n: int, d: int) -> np.ndarray:
@@ -224,8 +224,14 @@ def test_evaluate_command_writes_every_section(eval_run, tmp_path):
     assert library["rerank"]["weight"] in [float(w) for w in library["rerank"]["weights"]]
     assert "CC BY-NC" in report["data"]["licence"] and len(report["run"]["checkpoints"]["unihpr"]["sha256"]) == 64
 
+    general = report["generalisation"]  # other bodies and an unseen capture, next to the baselines
+    assert general["baseline_of_record"] == record and set(general["lifters"]) == {"unihpr", record, "nn_2d"}
+    assert {"bandai_held_out", "body_cmu", "unseen_capture"} <= set(general["protocols"])
+    assert general["protocols"]["unseen_capture"]["clips"] == 26 and general["study"]["status"] == "skipped"
+
     md = (out / "eval.md").read_text()
     assert "## What this shows" in md and f"{gt['unihpr']['mpjpe_mm']:.1f}" in md
+    assert "## Generalisation" in md and "other body: mocapbank" in md
     assert "## Retrieval from real cameras over the whole library" in md and "target (issue #16)" in md
     for name in PLOTS.values():
         assert f"]({name})" in md

@@ -219,12 +219,14 @@ def test_the_field_joints_stay_rigid_with_the_thorax_and_head(poses):
 
 
 def test_the_ablation_arms_are_augment_overrides_and_all_of_them_trains(poses):
-    assert set(ABLATION_ARMS) == {"proportions", "angles", "mixing", "tilt", "all"}
-    everything = {k: v for arm, values in ABLATION_ARMS.items() if arm != "all" for k, v in values.items()}
+    parts = ("proportions", "angles", "mixing", "tilt")
+    assert set(ABLATION_ARMS) == {*parts, "all", "proportions_half", "all_half"}
+    everything = {k: v for arm in parts for k, v in ABLATION_ARMS[arm].items()}
     assert ABLATION_ARMS["all"] == everything
+    assert ABLATION_ARMS["all_half"] == {**everything, "bone_scale": AugmentConfig().bone_scale, "body_fraction": 0.5}
     for values in ABLATION_ARMS.values():
         assert replace(AugmentConfig(), **values) != AugmentConfig()
-    config = replace(AugmentConfig(), **ABLATION_ARMS["all"])
+    config = replace(AugmentConfig(), **ABLATION_ARMS["all_half"])
     views = TrainingViews(poses[:, :17], 0, config, DetectorNoise.load(), poses[:, 17:]).batch(64)
     for name in ("pose3d", "clean2d", "pose2d", "image", "pose3d_features", "crop", "rays"):
         value = getattr(views, name)
