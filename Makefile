@@ -31,6 +31,7 @@ model: setup
 	$(BIN)/unihpr-build train --run $(RUN)
 	$(BIN)/unihpr-build baselines --run $(RUN)
 	$(BIN)/unihpr-build study --run $(RUN)
+	$(BIN)/unihpr-build generalise --run $(RUN)
 	$(BIN)/unihpr-build evaluate --run $(RUN)
 	$(BIN)/unihpr-build weights --run $(RUN) --report reports/eval.json
 

@@ -11,11 +11,12 @@ from index_builder.checkpoint import load_checkpoint
 from index_builder.motion_database import MotionDatabase
 from model.bundle_format import sha256_of
 
-COMMANDS = """make model        # = the commands below, about two and a half hours on 2 idle CPU cores
+COMMANDS = """make model        # = the commands below, about three and a half hours on 2 idle CPU cores
 unihpr-build cache                      # the pose cache from ../shared/data/bandai-namco-motion
 unihpr-build train --run runs/default   # UniHPR, preset `default`
 unihpr-build baselines --run runs/default   # 3 Martinez lifters (--only NAME: one per process)
 unihpr-build study --run runs/default   # singular-value vs pairwise-only, 3 seeds, preset `study`
+unihpr-build generalise --run runs/default   # the generalisation study's arms, preset `study` (--arm NAME)
 unihpr-build evaluate --run runs/default
 unihpr-build weights --run runs/default --report reports/eval.json"""
 

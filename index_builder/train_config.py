@@ -123,7 +123,9 @@ PRESETS = {c.name: c for c in (DEFAULT, STUDY, TINY)}
 # leaves out the contents that only Bandai dataset-1 has (``unseen_motion_contents``).
 EXTRA_TRAINING_SOURCES = ("iclone-cmu", "dmgnn-cmu")
 # Arms with a Martinez trained on the same poses and augmentation: the protocols' baselines of record.
-MARTINEZ_ARMS = ("baseline", "unseen_motion", "all")
+MARTINEZ_ARMS = ("baseline", "unseen_motion", "all", "combined")
+# The parts that paid for themselves in the first round of the study, on the extra mocap: the candidate recipe.
+COMBINED_AUGMENT = ("augment.joint_angle_deg=20", "augment.width_scale=0.9,2.1", "augment.body_fraction=0.5")
 
 
 def _overrides(values: dict[str, object]) -> list[str]:
@@ -134,6 +136,7 @@ def generalisation_arms(unseen_contents: tuple[str, ...]) -> dict[str, list[str]
     """arm name -> config overrides on the STUDY preset."""
     return {"baseline": [], **{name: _overrides(values) for name, values in ABLATION_ARMS.items()},
             "extra_mocap": [f"extra_data={','.join(EXTRA_TRAINING_SOURCES)}"],
+            "combined": [f"extra_data={','.join(EXTRA_TRAINING_SOURCES)}", *COMBINED_AUGMENT],
             "unseen_motion": [f"exclude_contents={','.join(unseen_contents)}"]}
 
 

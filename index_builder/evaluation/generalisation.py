@@ -28,7 +28,7 @@ from index_builder.evaluation.settings import EvalSettings
 from index_builder.extra_mocap import extra_database
 from index_builder.ingest import IngestConfig, ingest
 from index_builder.motion_database import MotionDatabase
-from index_builder.train_config import STUDY, generalisation_arms, unseen_motion_contents
+from index_builder.train_config import MARTINEZ_ARMS, STUDY, generalisation_arms, unseen_motion_contents
 from index_builder.training_data import AugmentConfig, TrainingViews
 from model.skeleton import H36M17
 
@@ -227,7 +227,8 @@ def generalisation_study(folder: Path, db: MotionDatabase, sets: dict[str, Proto
         return {"status": "skipped", "note": f"{folder}: no generalisation study (run `unihpr-build generalise`)"}
     contents = unseen_motion_contents(db.clips.dataset, db.clips.content)
     arms = list(generalisation_arms(contents))
-    lifters = study_lifters(folder, [a for a in arms if a != "unseen_motion"] + ["baseline_martinez", "all_martinez"])
+    seen = [a for a in arms if a != "unseen_motion"]  # the arms that trained on every content
+    lifters = study_lifters(folder, seen + [f"{a}_martinez" for a in MARTINEZ_ARMS if a in seen])
     if "baseline" not in lifters:
         return {"status": "skipped", "note": f"{folder}: the baseline arm is not trained"}
     train = db.split("train").every_nth_frame(STUDY.frame_step)

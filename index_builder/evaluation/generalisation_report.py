@@ -16,6 +16,7 @@ KEYS = {"gt_2d/h36m_rig": "GT 2D, rig", "gt_2d/random": "GT 2D, random", "noisy_
 LIFTER_NAMES = {"unihpr": "UniHPR", "nn_2d": "2D nearest neighbour", "baseline_martinez": "Martinez (same budget)",
                 "unseen_motion_martinez": "Martinez (same subset)",
                 "all_martinez": "Martinez (same budget, every augmentation)",
+                "combined_martinez": "Martinez (same budget, combined recipe)",
                 "martinez_budget": "Martinez (same budget)", "martinez_converged": "Martinez (converged)"}
 
 
@@ -92,12 +93,11 @@ def _study_markdown(s: dict, target: float) -> list[str]:
            "its overrides only (`unihpr-build generalise`). `extra_mocap` trains on the CMU skeleton's bodies, so "
            "`other body: cmu` is not unseen for it.", ""]
     protocols = list(s["errors"])
-    lifters = [*s["arms"], *(x for x in ("baseline_martinez", "all_martinez", "nn_2d")
-                             if x in s["errors"][protocols[0]][next(iter(KEYS))])]
+    lifters = [*s["arms"], *(x for x in s["errors"][protocols[0]][next(iter(KEYS))] if x not in s["arms"])]
     rows = [[_name(lifter) if lifter not in s["arms"] else f"`{lifter}`",
              *(mean_pa(s["errors"][p], lifter) for p in protocols)] for lifter in lifters]
     out += table_lines(["arm", *(_protocol_name(p) for p in protocols)], rows) + [""]
-    baselines = [b for b in ("baseline_martinez", "all_martinez") if b in lifters]
+    baselines = [b for b in lifters if b.endswith("_martinez")]
     if baselines:
         ratio_rows = [[f"`{arm}`", _name(b), *(f"{mean_pa(e, arm) / mean_pa(e, b):.2f}"
                                                for e in (s["errors"][p] for p in protocols))]
@@ -130,14 +130,17 @@ def plot_generalisation(g: dict, path: Path, save) -> None:
         table = {name: x["errors"] for name, x in g["protocols"].items()}
     protocols = list(table)
     lifters = list(table[protocols[0]][next(iter(KEYS))])
-    fig, ax = plt.subplots(figsize=(11, 4))
+    fig, ax = plt.subplots(figsize=(12, 4.5))
     width = 0.8 / len(lifters)
     x = np.arange(len(protocols))
+    colours = plt.get_cmap("tab20")(np.linspace(0, 1, 20))
     for i, lifter in enumerate(lifters):
+        baseline = lifter == "nn_2d" or lifter.endswith("_martinez") or lifter.startswith("martinez")
         ax.bar(x + (i - (len(lifters) - 1) / 2) * width, [mean_pa(table[p], lifter) for p in protocols], width,
-               label=_name(lifter))
-    ax.set_xticks(x, [_protocol_name(p) for p in protocols], rotation=20, ha="right")
-    ax.set_ylabel("PA-MPJPE, mm (mean of GT/noisy 2D, rig/random)")
-    ax.set_title("Lifting on bodies, captures and motion the training never saw")
-    ax.legend(fontsize=7, ncol=2)
+               label=_name(lifter), color=colours[i % 20], hatch="//" if baseline else None, edgecolor="white")
+    ax.set_xticks(x, [_protocol_name(p) for p in protocols], rotation=15, ha="right")
+    ax.set_ylabel("mean PA-MPJPE, mm")
+    ax.set_title("Lifting on bodies and a capture the training never saw (mean of GT / noisy 2D, rig / random "
+                 "cameras; hatched: baselines)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     save(fig, path)

@@ -95,7 +95,8 @@ def test_training_data_selection(sample_db, paths):
     extra = len(mixed) - len(sample_db.split("train"))
     assert 0.35 < extra / len(mixed) < 0.65  # repeated to about half the poses
     arms = generalisation_arms(contents)
-    assert {"baseline", "proportions", "angles", "mixing", "tilt", "all", "extra_mocap", "unseen_motion"} == set(arms)
+    assert {"baseline", "proportions", "angles", "mixing", "tilt", "all", "proportions_half", "all_half",
+            "extra_mocap", "combined", "unseen_motion"} == set(arms)
     for overrides in arms.values():
         resolve_config("study", overrides)
 
