@@ -143,13 +143,13 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
     with timed("generalisation", timings):
         if settings.generalisation_poses > 0:
             paths = get_paths()
-            sets = protocol_sets(test, paths, settings, noise)
+            unseen = protocol_sets(test, paths, settings, noise)
             general_lifters = {"unihpr": lifters["unihpr"], "nn_2d": nearest_2d_lifter(
                 db.split("train").every_nth_frame(config.frame_step).poses, noise, settings.seed)}
             if record:
                 general_lifters[record] = lifters[record]
-            general = evaluate_protocols(general_lifters, record, sets)
-            general["study"] = generalisation_study(run / "generalisation", db, sets, paths, settings, noise)
+            general = evaluate_protocols(general_lifters, record, unseen)
+            general["study"] = generalisation_study(run / "generalisation", db, unseen, paths, settings, noise)
             if general["study"]["status"] != "computed":
                 notes.append(general["study"]["note"])
         else:
