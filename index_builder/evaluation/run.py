@@ -49,6 +49,7 @@ from index_builder.evaluation.retrieval_prvipe import retrieval_prvipe
 from index_builder.evaluation.retrieval_real import CANDIDATES, GALLERY_FPS, retrieval_real
 from index_builder.evaluation.seed_study import seed_study
 from index_builder.evaluation.settings import EvalSettings
+from index_builder.extra_mocap import training_databases
 from index_builder.labelled_photos import photos_present
 from index_builder.motion_database import MotionDatabase
 from index_builder.progress import progress_bar
@@ -144,8 +145,9 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
         if settings.generalisation_poses > 0:
             paths = get_paths()
             unseen = protocol_sets(test, paths, settings, noise)
-            general_lifters = {"unihpr": lifters["unihpr"], "nn_2d": nearest_2d_lifter(
-                db.split("train").every_nth_frame(config.frame_step).poses, noise, settings.seed)}
+            trained_on = training_databases(config, db, paths)[0].every_nth_frame(config.frame_step)
+            general_lifters = {"unihpr": lifters["unihpr"], "nn_2d": nearest_2d_lifter(trained_on.poses, noise,
+                                                                                       settings.seed)}
             if record:
                 general_lifters[record] = lifters[record]
             general = evaluate_protocols(general_lifters, record, unseen)
