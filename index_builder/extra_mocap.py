@@ -91,10 +91,11 @@ def training_databases(config: TrainConfig, db: MotionDatabase, paths: BuildPath
     """The train and val splits a config trains on: ``db``'s, less the clips of ``config.exclude_contents``, plus
     the same splits of each ``config.extra_data`` source. Training draws poses uniformly, so the extra train
     clips are repeated until they make about ``config.extra_share`` of the poses (they are some 6% as they are)."""
+    sources = [extra_database(paths, name) for name in config.extra_data]
     out = []
     for split in ("train", "val"):
         main = db.split(split)
-        extras = [extra_database(paths, name).split(split) for name in config.extra_data]
+        extras = [source.split(split) for source in sources]
         if config.exclude_contents:
             main, *extras = [p.select_clips(~np.isin(p.clips.content, config.exclude_contents))
                              for p in (main, *extras)]

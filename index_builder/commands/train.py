@@ -42,12 +42,18 @@ SampleOpt = Annotated[bool, typer.Option("--sample", help="train on the shipped 
 ThreadsOpt = Annotated[int, typer.Option(min=1, help="torch CPU threads")]
 
 
-def _prepare(run: Path, preset: str, overrides: list[str] | None, threads: int, use_sample: bool):
-    """The resolved config and the train / val poses; creates the run directory."""
-    config = resolve_config(preset, overrides or [])
-    torch.set_num_threads(threads)
+def _load(use_sample: bool):
     db, path = load_poses(get_paths(), prefer_cache=not use_sample)
     typer.echo(f"poses: {path} ({len(db.clips)} clips, {len(db)} frames)")
+    return db
+
+
+def _prepare(run: Path, preset: str, overrides: list[str] | None, threads: int, use_sample: bool, db=None):
+    """The resolved config and the train / val poses (of ``db``, else of the cache or sample); creates the run
+    directory."""
+    config = resolve_config(preset, overrides or [])
+    torch.set_num_threads(threads)
+    db = db if db is not None else _load(use_sample)
     train_db, val_db = training_databases(config, db, get_paths())
     if config.exclude_contents or config.extra_data:
         typer.echo(f"training poses: {len(train_db.clips)} clips, {len(train_db)} frames ({train_db.source}; "
@@ -116,7 +122,7 @@ def generalise(run: RunOpt = Path("runs/default"),
     part, all parts, the extra mocap, the unseen-motion subset) into RUN/generalisation/<arm>.pt, and the Martinez
     baseline at the same budget on the recipe's data and on the unseen-motion subset (<arm>_martinez.pt)."""
     folder = run / "generalisation"
-    db, _ = load_poses(get_paths(), prefer_cache=not use_sample)
+    db = _load(use_sample)
     plan = generalisation_arms(unseen_motion_contents(db.clips.dataset, db.clips.content))
     unknown = set(arms or ()) - set(plan)
     if unknown:
@@ -125,7 +131,7 @@ def generalise(run: RunOpt = Path("runs/default"),
     for name, overrides in plan.items():
         if arms and name not in arms:
             continue
-        config, train_db, val_db = _prepare(folder, "study", overrides, threads, use_sample)
+        config, train_db, val_db = _prepare(folder, "study", overrides, threads, use_sample, db)
         config = replace(config, name=name)
         result = train_unihpr(config, train_db, val_db, folder / f"{name}.pt")
         typer.echo(f"{name}: {result.wall_seconds / 60:.1f} min")

@@ -218,8 +218,8 @@ def study_lifters(folder: Path, names: list[str]) -> dict[str, Lifter]:
     return lifters
 
 
-def generalisation_study(folder: Path, db: MotionDatabase, sets: dict[str, ProtocolSet], paths: BuildPaths,
-                         settings: EvalSettings, noise: DetectorNoise,
+def generalisation_study(folder: Path, db: MotionDatabase, sets: dict[str, ProtocolSet], settings: EvalSettings,
+                         noise: DetectorNoise,
                          progress: Callable[[str], None] = lambda stage: None) -> dict:
     """The study's arms (``unihpr-build generalise``) on every protocol, each next to the same-budget Martinez and
     the 2D nearest neighbour trained on the same poses; the unseen-motion arm on the contents it never saw."""
@@ -232,7 +232,7 @@ def generalisation_study(folder: Path, db: MotionDatabase, sets: dict[str, Proto
     if "baseline" not in lifters:
         return {"status": "skipped", "note": f"{folder}: the baseline arm is not trained"}
     train = db.split("train").every_nth_frame(STUDY.frame_step)
-    lifters["nn_2d"] = nearest_2d_lifter(train.poses, noise)
+    lifters["nn_2d"] = nearest_2d_lifter(train.poses, noise, settings.seed)
     errors = {}
     for name, data in sets.items():
         progress(f"study: {name}")
@@ -240,11 +240,12 @@ def generalisation_study(folder: Path, db: MotionDatabase, sets: dict[str, Proto
     out = {"status": "computed", "budget": {"align_steps": STUDY.align_steps, "decode_steps": STUDY.decode_steps,
                                             "batch_size": STUDY.batch_size},
            "arms": [a for a in arms if a in lifters], "errors": errors}
-    unseen = study_lifters(folder, ["unseen_motion", "unseen_motion_martinez", "baseline"])
+    unseen = study_lifters(folder, ["unseen_motion", "unseen_motion_martinez"])
     if "unseen_motion" in unseen:
         progress("study: unseen motion")
+        unseen["baseline"] = lifters["baseline"]  # the recipe's arm, which saw these contents: the reference
         subset_train = train.select_clips(~np.isin(train.clips.content, contents))
-        unseen["nn_2d"] = nearest_2d_lifter(subset_train.poses, noise)
+        unseen["nn_2d"] = nearest_2d_lifter(subset_train.poses, noise, settings.seed)
         motion = unseen_motion_set(db, contents, settings, noise)
         out["unseen_motion"] = {**motion.facts, "poses": int(len(motion.held.clip)),
                                 "errors": protocol_errors(unseen, motion.held)}

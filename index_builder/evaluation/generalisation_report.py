@@ -62,7 +62,11 @@ def generalisation_markdown(r: dict, plot: str | None) -> list[str]:
     out = ["## Generalisation: other bodies, an unseen capture, unseen motion", ""]
     if not g or g.get("status") == "skipped":
         return out + [(g or {}).get("note", "Not evaluated in this run."), ""]
-    out += [r["protocols"]["generalisation"] + ".", ""]
+    out += [r["protocols"]["generalisation"] + ".", "",
+            "What shaped these numbers: every view comes from our cameras (the H36M-like ring and random cameras, "
+            "not the published real rig); every rig's joints are mapped to ours by our joint formulas; the other "
+            "bodies move as Bandai's held-out motion does, only their bone lengths are real. Real cameras with "
+            "these bodies, and real photos of other people, were not measured here.", ""]
     lifters = ["unihpr", *([g["baseline_of_record"]] if g["baseline_of_record"] else []), "nn_2d"]
     header = ["protocol", "poses", "lifter", *(f"PA-MPJPE {v}" for v in KEYS.values()), "mean"]
     out += ["The default model (PA-MPJPE, mm):", ""] + table_lines(header, _protocol_rows(g["protocols"], lifters))

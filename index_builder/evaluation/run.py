@@ -151,7 +151,7 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
             if record:
                 general_lifters[record] = lifters[record]
             general = evaluate_protocols(general_lifters, record, unseen)
-            general["study"] = generalisation_study(run / "generalisation", db, unseen, paths, settings, noise)
+            general["study"] = generalisation_study(run / "generalisation", db, unseen, settings, noise)
             if general["study"]["status"] != "computed":
                 notes.append(general["study"]["note"])
         else:
@@ -180,7 +180,8 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
 
     with timed("seed_study", timings):
         study = seed_study(run / "study", sets, align, settings, progress, lambda m: retrieval_prvipe(
-            rig_embeddings(m, held)["pose2d"], held, query_rows, settings)["hit_at_k"]["unihpr"]["1"])
+            np.stack([encode(m, v.pose2d, "pose2d") for v in held.rig]), held, query_rows,
+            settings)["hit_at_k"]["unihpr"]["1"])
 
     with timed("image_lifting", timings):
         images = image_sections(model, pose_images, blazepose_files)

@@ -127,7 +127,7 @@ def test_protocols_and_their_report(paths, sample_db, tmp_path):
     # a lifter trained on Bandai bodies is further off on other bodies than on its own
     own = mean_pa(result["protocols"]["bandai_held_out"]["errors"], "unihpr")
     assert all(mean_pa(result["protocols"][f"body_{b}"]["errors"], "unihpr") > own for b in ("mixamo_freebvh", "cmu"))
-    result["study"] = generalisation_study(tmp_path / "none", sample_db, sets, paths, settings, noise)
+    result["study"] = generalisation_study(tmp_path / "none", sample_db, sets, settings, noise)
     assert result["study"]["status"] == "skipped"
     md = "\n".join(generalisation_markdown({"generalisation": result, "protocols": {"generalisation": "protocol"}},
                                            "plot.png"))
