@@ -16,7 +16,7 @@ are timed from outside by wrapping ``BlazePose._detect_rois``, ``BlazePose._land
 - outside: the rest of ``run`` (input checks, ``to_planes`` where the implementation has it, ROIs, sorting).
 
 pre/post = total - detector - landmarks (the service's ``blazepose_prepost``), and its share of total. Each cell is
-the median over the repeats, in ms. With ``--before REV`` the ``model/blazepose.py`` and ``model/blazepose_anchors.py``
+the median over the repeats, in ms. With ``--before REV`` the ``model/runtime/blazepose.py`` and ``model/runtime/blazepose_anchors.py``
 of git revision REV are loaded as a second implementation and timed in the same run, interleaved call by call with
 the working tree's, so both see the same machine load.
 """
@@ -40,24 +40,24 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-import model.blazepose as current
-from index_builder.blazepose_assets import fetch_blazepose_models
+import model.runtime.blazepose as current
+from index_builder.bundle.blazepose_assets import fetch_blazepose_models
 
 DEFAULT_IMAGE = REPO_ROOT.parent / "shared" / "data" / "pose-images" / "mpii" / "052475643.jpg"
 STAGES = ("letterbox", "detector", "decode+NMS", "ROI warp", "landmarks", "refine+project", "outside")
 
 
 def load_revision(rev: str, into: Path) -> ModuleType:
-    """``model/blazepose.py`` of git revision ``rev`` as a module, importing that revision's anchors module."""
+    """``model/runtime/blazepose.py`` of git revision ``rev`` as a module, importing that revision's anchors module."""
     def show(path: str) -> str:
         return subprocess.run(["git", "show", f"{rev}:{path}"], cwd=REPO_ROOT, check=True, capture_output=True,
                               text=True).stdout
 
     tag = f"_bench_{rev.replace('~', '_').replace('^', '_')}"
-    anchors_src = show("model/blazepose_anchors.py")
-    source = show("model/blazepose.py")
-    assert source.count("from model.blazepose_anchors import") == 1, "the revision imports its anchors differently"
-    source = source.replace("from model.blazepose_anchors import", f"from {tag}_anchors import")
+    anchors_src = show("model/runtime/blazepose_anchors.py")
+    source = show("model/runtime/blazepose.py")
+    assert source.count("from model.runtime.blazepose_anchors import") == 1, "the revision imports its anchors differently"
+    source = source.replace("from model.runtime.blazepose_anchors import", f"from {tag}_anchors import")
     modules = {}
     for name, text in ((f"{tag}_anchors", anchors_src), (tag, source)):
         path = into / f"{name}.py"

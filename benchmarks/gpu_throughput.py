@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from index_builder.detector_noise import DetectorNoise
-from index_builder.motion_database import MotionDatabase
-from index_builder.train_config import DEFAULT
-from index_builder.training import train_unihpr
-from index_builder.training_data import NO_AUGMENT, TrainingViews
-from model.networks import UniHPR
+from index_builder.datasets.motion_database import MotionDatabase
+from index_builder.training.batches import NO_AUGMENT, TrainingViews
+from index_builder.training.config import DEFAULT
+from index_builder.training.detector_noise import DetectorNoise
+from index_builder.training.loop import train_unihpr
+from model.nn.networks import UniHPR
 
 SAMPLE = Path(__file__).resolve().parents[1] / "index_builder" / "data" / "bandai_sample.npz"
 
@@ -73,7 +73,7 @@ def onnx_encode_rates(features: np.ndarray, repeat: int) -> dict[str, float]:
     try:
         import onnxruntime as ort
 
-        from index_builder.onnx_export import _export_one, graphs_of
+        from model.nn.onnx_export import _export_one, graphs_of
     except ImportError as err:
         print(f"ONNX Runtime: not installed ({err})")
         return {}

@@ -27,21 +27,21 @@ import faiss
 import numpy as np
 import torch
 
-from index_builder.blazepose_assets import fetch_blazepose_models
-from index_builder.bundle import (
+from index_builder.bundle.blazepose_assets import fetch_blazepose_models
+from index_builder.bundle.indexing import exact_top_k, recall_at_effort
+from index_builder.bundle.writer import (
     PARITY_SAMPLES,
     build_bundle,
     held_out_views,
     index_vectors,
     run_encoder,
 )
-from index_builder.checkpoint import load_unihpr
 from index_builder.config import DEFAULT_WEIGHTS, get_paths
-from index_builder.indexing import exact_top_k, recall_at_effort
-from index_builder.motion_database import MotionDatabase
-from index_builder.onnx_export import cpu_session
+from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.progress import stage_lines
-from model.bundle_format import ENCODERS, INDEX, METADATA, read_manifest
+from index_builder.training.checkpoint import load_unihpr
+from model.nn.onnx_export import cpu_session
+from model.runtime.bundle_format import ENCODERS, INDEX, METADATA, read_manifest
 from service.index import PoseIndex
 from service.pose_search import search_poses
 

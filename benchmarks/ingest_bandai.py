@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.bandai import LICENCE, SOURCE, build_bandai_database
 from index_builder.cli import main as cli_main
 from index_builder.config import get_paths
-from index_builder.motion_database import MotionDatabase
+from index_builder.datasets.bandai import LICENCE, SOURCE, build_bandai_database
+from index_builder.datasets.motion_database import MotionDatabase
 
 
 def _by_name(db: MotionDatabase) -> dict[str, np.ndarray]:

@@ -26,17 +26,17 @@ import faiss
 import numpy as np
 import torch
 
-import model.bundle_format as fmt
-from index_builder.blazepose_assets import fetch_blazepose_models
-from index_builder.bundle import build_bundle, random_views, run_encoder
-from index_builder.checkpoint import load_unihpr
+import model.runtime.bundle_format as fmt
+from index_builder.bundle.blazepose_assets import fetch_blazepose_models
+from index_builder.bundle.indexing import set_search_effort
+from index_builder.bundle.library_update import add_clips, measure_recall, remove_clips
+from index_builder.bundle.writer import build_bundle, random_views, run_encoder
 from index_builder.config import DEFAULT_WEIGHTS, get_paths
-from index_builder.indexing import set_search_effort
-from index_builder.library_update import add_clips, measure_recall, remove_clips
-from index_builder.motion_database import MotionDatabase, name_hash_order
-from index_builder.onnx_export import cpu_session
+from index_builder.datasets.motion_database import MotionDatabase, name_hash_order
 from index_builder.progress import stage_lines
-from model.normalization import root_relative
+from index_builder.training.checkpoint import load_unihpr
+from model.nn.onnx_export import cpu_session
+from model.pose.normalization import root_relative
 
 K = 10
 ADDED_EVERY = 10  # every tenth clip in hash order is added later: 10%

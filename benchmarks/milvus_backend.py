@@ -73,9 +73,9 @@ def milvus(uri: str | None, work: Path):
 
 
 def run(args: argparse.Namespace) -> None:
-    from index_builder.library_update import copy_to_milvus
-    from index_builder.milvus_collection import MilvusTarget
-    from model.bundle_format import read_manifest
+    from index_builder.bundle.library_update import copy_to_milvus
+    from index_builder.bundle.milvus_collection import MilvusTarget
+    from model.runtime.bundle_format import read_manifest
 
     manifest = read_manifest(args.bundle)
     kp = inputs_from_bundle(args.bundle)

@@ -42,8 +42,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from service_latency import start_server  # noqa: E402  (benchmarks/ is the script's folder)
 
-from model.cameras import look_at  # noqa: E402
-from model.motion_search import QueryShape  # noqa: E402
+from model.pose.cameras import look_at  # noqa: E402
+from model.retrieval.motion_search import QueryShape  # noqa: E402
 
 DEFAULT_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 QUERY_FPS = 30.0

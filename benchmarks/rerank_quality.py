@@ -9,7 +9,7 @@ clean 2D of test poses through the fixed real rig and through random cameras, th
 gallery and included; the weight chosen on validation queries (random cameras) with 100 candidates. For each
 candidate count: the mean re-ranked top-1 PA-MPJPE, its ratio to the oracle floor (clip excluded), the share
 within 10 mm, the best of the candidates (what a perfect re-ranker would return), and the time of the fit of one
-query's candidates (``model.rerank.fit_residuals``, median of 200 calls, this process, one thread). Then, at 100
+query's candidates (``model.retrieval.rerank.fit_residuals``, median of 200 calls, this process, one thread). Then, at 100
 candidates, the pinhole fit (``pose2d``: the crop's rays) against the weak-perspective fit of the same normalised
 2D (``pose2d_on_axis``), each at its own weight chosen on the validation queries.
 
@@ -26,9 +26,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from index_builder.bundle import DEFAULT_VIEWS, frames_at_rate
-from index_builder.checkpoint import load_unihpr
+from index_builder.bundle.reranking import Gallery, choose_weight, exact_search_of, score_queries
+from index_builder.bundle.writer import DEFAULT_VIEWS, frames_at_rate
 from index_builder.config import get_paths
+from index_builder.datasets.sample import load_poses
 from index_builder.evaluation.retrieval_real import (
     GALLERY_FPS,
     embed_gallery,
@@ -37,12 +38,11 @@ from index_builder.evaluation.retrieval_real import (
     real_rig_set,
     split_rows,
 )
-from index_builder.reranking import Gallery, choose_weight, exact_search_of, score_queries
-from index_builder.sample import load_poses
-from model.camera_rigs import NOMINAL_PELVIS_HEIGHT_MM, VIRTUAL_VIEW_DISTANCE_MM, virtual_view_rotations
-from model.cameras import look_at
-from model.normalization import root_relative
-from model.rerank import fit_residuals
+from index_builder.training.checkpoint import load_unihpr
+from model.pose.camera_rigs import NOMINAL_PELVIS_HEIGHT_MM, VIRTUAL_VIEW_DISTANCE_MM, virtual_view_rotations
+from model.pose.cameras import look_at
+from model.pose.normalization import root_relative
+from model.retrieval.rerank import fit_residuals
 
 
 def fit_ms(queries, gallery: Gallery, count: int, repeats: int = 200) -> float:

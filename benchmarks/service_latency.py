@@ -11,7 +11,7 @@ service's middleware. Then, in this process:
 - HTTP: a keep-alive httpx client, sequential requests for p50/p99 latency; ``--concurrency`` threads with one
   client each for throughput. Scenarios: both floors (with the single-pose body), /embed with one pose2d,
   /embed with a batch of 64, /retrieve with k = 10 (re-ranked, the default).
-- direct: the same inputs through ``model.features`` + ONNX Runtime (one intra-op thread, spinning off, as the
+- direct: the same inputs through ``model.pose.features`` + ONNX Runtime (one intra-op thread, spinning off, as the
   service) + FAISS (the bundle's operating point, k x views candidates), in this process.
 - re-ranking: /retrieve k = 10 with and without it (``rerank: false``) in one interleaved loop (request pairs, so
   load changes on the machine hit both alike), for 2D without image geometry (the weak-perspective fit) and with
@@ -229,7 +229,7 @@ class Direct:
         import faiss
         import onnxruntime as ort
 
-        from model.bundle_format import read_manifest
+        from model.runtime.bundle_format import read_manifest
         from service.encoder import session_options
 
         manifest = read_manifest(bundle)
@@ -244,7 +244,7 @@ class Direct:
         self.params = faiss.SearchParametersIVF(nprobe=nprobe) if nprobe else None
 
     def embed(self, keypoints: np.ndarray) -> np.ndarray:
-        from model.features import pose2d_features
+        from model.pose.features import pose2d_features
 
         return self.encoder.run(None, {self.input: pose2d_features(keypoints)})[0]
 
@@ -336,7 +336,7 @@ def image_split(url: str, args: argparse.Namespace, direct: Direct) -> dict:
 
 def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundle: Path,
            rerank: dict[str, dict[str, float]] | None = None) -> None:
-    from model.bundle_format import read_manifest
+    from model.runtime.bundle_format import read_manifest
 
     manifest = read_manifest(bundle)
     index = manifest.index

@@ -8,13 +8,19 @@ import sys
 
 import typer
 
-from index_builder.commands import bundle, data, evaluate, ingest, library, train
+from index_builder.bundle import commands as bundle_commands
+from index_builder.bundle import library_commands
+from index_builder.datasets import commands as dataset_commands
 from index_builder.errors import BuildError
+from index_builder.evaluation import commands as evaluation_commands
+from index_builder.ingest import commands as ingest_commands
 from index_builder.progress import stage_lines
+from index_builder.training import commands as training_commands
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Build UniHPR pose caches, models and bundles.")
-for group in (data, ingest, train, evaluate, bundle, library):
+for group in (dataset_commands, ingest_commands, training_commands, evaluation_commands, bundle_commands,
+              library_commands):
     app.registered_commands.extend(group.app.registered_commands)
 
 

@@ -1,6 +1,6 @@
 """Load an artifact bundle into one immutable ``Bundle``: verified, cross-checked, ready to serve.
 
-``load_bundle`` runs ``model.bundle_format.verify_bundle`` (manifest sidecar hash and fields, every file's sha256
+``load_bundle`` runs ``model.runtime.bundle_format.verify_bundle`` (manifest sidecar hash and fields, every file's sha256
 and size, array shapes, view rotations, the index's size, dimension and metric, every ONNX graph's shapes on a
 probe batch, the published BlazePose files) and serves exactly what it loaded: the sessions, index and arrays are
 read once. It adds what only the service relies on (h36m17 joint order) and the BlazePose pool. Any failure raises
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model.bundle_format import BundleError, Manifest, verify_bundle
-from model.motion_sources import SourceStore
-from model.skeleton import H36M17
+from model.pose.skeleton import H36M17
+from model.runtime.bundle_format import BundleError, Manifest, verify_bundle
+from model.runtime.motion_sources import SourceStore
 from service.catalog import PoseCatalog
 from service.config import Settings
 from service.device import Device

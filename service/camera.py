@@ -1,7 +1,7 @@
 """The camera behind each 2D input: the intrinsics of its perspective crop, and what the answer says was assumed.
 
 Every 2D input (keypoints or an image's detected joints) is undistorted with its camera's intrinsics and seen from
-a virtual camera aimed at the centre of the person's box (``model.perspective_crop``), so the same body embeds
+a virtual camera aimed at the centre of the person's box (``model.pose.perspective_crop``), so the same body embeds
 alike wherever it stands in the frame. The rules, in pixels (x right, y down), as the README's API section says:
 
 - focal length: ``camera.focal``; else from ``fov_deg`` (horizontal, degrees) over the image width; else, for
@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from model.perspective_crop import DEFAULT_FOV_DEG, Intrinsics, focal_from_35mm, focal_from_fov
+from model.pose.perspective_crop import DEFAULT_FOV_DEG, Intrinsics, focal_from_35mm, focal_from_fov
 from service.errors import InvalidCameraError, UnihprError, subfield
 from service.schemas import CameraInput, ImageInput, Pose2DInput
 
@@ -178,7 +178,7 @@ def image_camera(item: ImageInput, size: tuple[int, int], focal_35mm: float | No
 
 
 def intrinsics_of(choices: list[CameraChoice]) -> Intrinsics:
-    """N cameras (none on the axis) -> the N-row Intrinsics of ``model.perspective_crop``."""
+    """N cameras (none on the axis) -> the N-row Intrinsics of ``model.pose.perspective_crop``."""
     return Intrinsics(np.stack([c.focal for c in choices]), np.stack([c.principal_point for c in choices]),
                       np.stack([c.distortion for c in choices]))
 

@@ -8,23 +8,16 @@ so it is stable across rebuilds of the same data (unlike FAISS row numbers).
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 
-from model.joint_conventions import FIELD, OURS, convert_joints
+from model.pose.joint_conventions import FIELD, OURS, convert_joints
+from model.runtime.labels import LABEL_FIELDS, normalise_label
 from service.errors import MAX_ECHO, UnknownLabelError
 from service.schemas import Filters, FilterSet
 
-LABEL_FIELDS = ("content", "style", "dataset", "source")
 POSE_DECIMALS = 2  # mm in responses: 0.01 mm
 ERROR_DECIMALS = 1  # expected error, mm
-
-
-def normalise_label(value: str) -> str:
-    """Case, surrounding space, and spaces / underscores as separators do not matter: "Walk Turn_Left" ->
-    "walk-turn-left" (the builder already maps the two Bandai datasets' label spellings onto one vocabulary)."""
-    return re.sub(r"[\s_]+", "-", value.strip().lower())
 
 
 class PoseCatalog:
@@ -109,7 +102,7 @@ class PoseCatalog:
 
     def expression(self, filters: Filters | None) -> str | None:
         """The filters as a Milvus boolean expression over the collection's scalar fields
-        (``index_builder.milvus_collection``: clip_name and the normalised labels), or None for no filtering.
+        (``index_builder.bundle.milvus_collection``: clip_name and the normalised labels), or None for no filtering.
         The same selection as ``pose_mask``, which validates the labels: call that first."""
         if filters is None or (filters.include is None and filters.exclude is None):
             return None

@@ -13,7 +13,7 @@ import anyio.to_thread
 import numpy as np
 import onnxruntime as ort
 
-from model.bundle_format import GRAPHS
+from model.runtime.bundle_format import GRAPHS
 from service.batching import MicroBatcher
 
 INLINE_ROWS = 8  # idle batcher: this many rows run on the event loop (well under a millisecond), not in a thread
@@ -34,7 +34,7 @@ def session_options(threads: int) -> ort.SessionOptions:
 class OnnxModels:
     """The five graphs of a bundle, each behind its micro-batcher.
 
-    sessions: graph name -> verified ONNX Runtime session (``model.bundle_format.verify_bundle``).
+    sessions: graph name -> verified ONNX Runtime session (``model.runtime.bundle_format.verify_bundle``).
     joints: J (17). dim: D. on_batch(graph, rows, requests): metrics callback per merged call.
     """
 

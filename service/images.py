@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from model.blazepose import BlazePose, Person
-from model.features import cropped_image_features
-from model.joint_formulas import layout_to_unihpr17
-from model.perspective_crop import UNDISTORT_TOLERANCE, pixels_to_rays
+from model.pose.features import cropped_image_features
+from model.pose.joint_formulas import layout_to_unihpr17
+from model.pose.perspective_crop import UNDISTORT_TOLERANCE, pixels_to_rays
+from model.runtime.blazepose import BlazePose, Person
 from service.camera import CameraChoice, distortion_error, exif_focal_35mm, image_camera, intrinsics_of
 from service.errors import ImageTooLargeError, InvalidImageError, NoPersonError, UnsupportedImageFormatError
 from service.schemas import ImageInput
@@ -159,7 +159,7 @@ class DetectedPeople:
     features: (P, 17, 3) float32 image-encoder input (of the perspective crop). people: JSON-ready dicts (box,
     keypoints, visibility, score; pixels of the upright image). timings: ms of decode, the detector and landmark
     models' invocations, and BlazePose's pre/post. crop: (P, 3, 3) real -> virtual camera rotations. camera: the
-    camera assumed (``service.camera``). frames: (P, 3) the crops' frames (``model.features``: the rays of the
+    camera assumed (``service.camera``). frames: (P, 3) the crops' frames (``model.pose.features``: the rays of the
     virtual camera are the features' x, y * scale + centre), what re-ranking fits a pinhole camera to.
     """
 

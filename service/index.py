@@ -6,7 +6,7 @@ of L2-normalised vectors, i.e. cosine similarities. ``service.pose_search`` turn
 Filters arrive as a boolean mask over vectors. Above ``exact_fraction`` of the index they become a FAISS
 ``IDSelectorBitmap`` inside the search (``SearchParametersIVF`` / ``SearchParameters``), so the approximate search
 only ever visits selected vectors; below it the selected vectors are reconstructed (IVF bundles keep a direct map)
-and searched exactly (``model.exact_search``), which is both faster and exact for small subsets; their vectors
+and searched exactly (``model.retrieval.exact_search``), which is both faster and exact for small subsets; their vectors
 are kept in a ``SubsetCache``.
 """
 
@@ -18,8 +18,8 @@ import threading
 import faiss
 import numpy as np
 
-from model.bundle_format import BundleError
-from model.exact_search import exact_search
+from model.retrieval.exact_search import exact_search
+from model.runtime.bundle_format import BundleError
 from service.subset_cache import SubsetCache
 
 LOG = logging.getLogger(__name__)

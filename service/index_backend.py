@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from model.bundle_format import BundleError, VerifiedBundle
+from model.runtime.bundle_format import BundleError, VerifiedBundle
 from service.config import Settings
 
 

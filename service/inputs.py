@@ -1,7 +1,7 @@
 """User poses and embeddings -> the encoders' inputs, validated with errors that name the field.
 
-Features are made exactly as the builder made them for training (``model.features``): 2D in any supported layout
-goes to unihpr17 (``model.joint_formulas.layout_to_unihpr17``: the shared joint formulas for coco17 and
+Features are made exactly as the builder made them for training (``model.pose.features``): 2D in any supported layout
+goes to unihpr17 (``model.pose.joint_formulas.layout_to_unihpr17``: the shared joint formulas for coco17 and
 blazepose33, the convention conversion for the field's h36m17), then the perspective crop with the input's camera
 (``service.camera``) and the box normalisation with one confidence per joint; 3D goes root-relative, camera frame,
 metres. Each pose is parsed and checked on its own (so an error names its field);
@@ -14,11 +14,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from model.features import MM_PER_M, cropped_pose2d_features, pose2d_features, pose3d_features
-from model.joint_conventions import CONVENTIONS, OURS, convert_joints
-from model.joint_formulas import LAYOUT_SIZE, layout_to_unihpr17
-from model.perspective_crop import UNDISTORT_TOLERANCE
-from model.skeleton import NUM_JOINTS, ROOT
+from model.pose.features import MM_PER_M, cropped_pose2d_features, pose2d_features, pose3d_features
+from model.pose.joint_conventions import CONVENTIONS, OURS, convert_joints
+from model.pose.joint_formulas import LAYOUT_SIZE, layout_to_unihpr17
+from model.pose.perspective_crop import UNDISTORT_TOLERANCE
+from model.pose.skeleton import NUM_JOINTS, ROOT
 from service.camera import CameraChoice, distortion_error, pose2d_cameras
 from service.errors import InvalidEmbeddingError, InvalidPoseError, UnihprError, UnknownSkeletonError, subfield
 from service.schemas import EmbeddingInput, Pose2DInput, Pose3DInput
@@ -126,9 +126,9 @@ def _parse_uniform(items: list[Pose2DInput]) -> list[tuple[np.ndarray, np.ndarra
 class Pose2DBatch(NamedTuple):
     """2D poses ready for the pose2d encoder.
 
-    features: (N, 17, 3) float32 of the perspective crop (``model.features``). crop: (N, 3, 3) real -> virtual
+    features: (N, 17, 3) float32 of the perspective crop (``model.pose.features``). crop: (N, 3, 3) real -> virtual
     camera rotation (identity for poses on the optical axis). cameras: per pose, what was assumed. frames: (N, 3)
-    the crop's frame (``model.features``: its rays are the features' x, y * scale + centre), NaN for poses on the
+    the crop's frame (``model.pose.features``: its rays are the features' x, y * scale + centre), NaN for poses on the
     optical axis (no image geometry: no rays).
     """
 

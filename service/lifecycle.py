@@ -20,7 +20,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from PIL import Image
 
-from model.bundle_format import BundleError
+from model.runtime.bundle_format import BundleError
 from service.artifacts import Bundle, load_bundle
 from service.config import Settings
 from service.device import choose_device

@@ -1,6 +1,6 @@
 """The Milvus backend of ``service.index_backend.VectorIndex``: a bundle's collection on a Milvus server.
 
-The collection (``index_builder.milvus_collection``) holds vector id = pose * V + view as its primary key, the
+The collection (``index_builder.bundle.milvus_collection``) holds vector id = pose * V + view as its primary key, the
 vector, and scalar fields pose, view, clip, frame, clip_name and the labels. A search asks for the top-k ids with
 the bundle's operating point (nprobe / ef, times the request's effort) and the filter as a boolean expression
 (``PoseCatalog.expression``; a bare vector mask becomes ``clip in [...]`` or ``pose in [...]``). De-duplication
@@ -24,7 +24,7 @@ import numpy as np
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
-from model.bundle_format import BundleError, VerifiedBundle
+from model.runtime.bundle_format import BundleError, VerifiedBundle
 from service.config import Settings
 from service.errors import IndexUnavailableError
 from service.subset_cache import SubsetCache

@@ -2,7 +2,7 @@
 
 The request's frames become per-frame embeddings (pose2d / pose3d frames through their encoders exactly as single
 queries; a video through ``service.video``: sampled frames, one tracked person, the image encoder), and
-``model.motion_search.search_motion`` finds the best distinct segments of library clips (its docstring has the
+``model.retrieval.motion_search.search_motion`` finds the best distinct segments of library clips (its docstring has the
 design: anchor frames search the index, subsequence DTW on the candidate windows only). The answer's results are
 segments ``{id, clip, start, end, score, alignment, metadata}``; ``sequence`` says how the query was read, and for
 videos ``video`` describes the file and the tracked person.
@@ -25,8 +25,8 @@ import numpy as np
 from fastapi import Request
 from fastapi.responses import Response
 
-from model.features import MM_PER_M
-from model.motion_search import ClipLayout, QueryShape, SearchStats, Segment, search_motion
+from model.pose.features import MM_PER_M
+from model.retrieval.motion_search import ClipLayout, QueryShape, SearchStats, Segment, search_motion
 from service import pipeline
 from service.artifacts import Bundle
 from service.catalog import PoseCatalog
@@ -148,7 +148,7 @@ def query_shape(features: np.ndarray, graphs: list[str | None], present: np.ndar
 def run_search(bundle: Bundle, embeddings: np.ndarray, times: np.ndarray, present: np.ndarray,
                pose_mask: np.ndarray | None, effort: float, k: int, group_by_clip: bool,
                shape: QueryShape | None = None, expr: str | None = None) -> tuple[list[Segment], SearchStats]:
-    """``model.motion_search.search_motion`` on the bundle's index, verified geometrically against the bundle's
+    """``model.retrieval.motion_search.search_motion`` on the bundle's index, verified geometrically against the bundle's
     poses when ``shape`` is given (blocking: run it in a worker thread)."""
     index, views = bundle.index, bundle.views
     vec_mask = _vector_mask(pose_mask, views)

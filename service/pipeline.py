@@ -18,9 +18,9 @@ import anyio.to_thread
 import numpy as np
 from fastapi import Request
 
-from model.perspective_crop import to_real_camera
-from model.rerank import candidate_count, method_of
-from model.skeleton import ROOT
+from model.pose.perspective_crop import to_real_camera
+from model.pose.skeleton import ROOT
+from model.retrieval.rerank import candidate_count, method_of
 from service.artifacts import Bundle
 from service.camera import CameraChoice
 from service.config import Settings
@@ -49,10 +49,10 @@ class Prepared:
     rows: (P, 17, 3) float32 features, or (P, D) float32 embeddings; P > 1 only for images with all_people.
     people: for images, the detected people (JSON-ready), aligned with the rows.
     crop: for 2D inputs, (P, 3, 3) the perspective crops' rotations (real -> virtual camera): what the encoder
-        saw is in the virtual camera, ``model.perspective_crop.to_real_camera`` takes a pose back. None for 3D
+        saw is in the virtual camera, ``model.pose.perspective_crop.to_real_camera`` takes a pose back. None for 3D
         poses and embeddings (their frame is the one they were given in: identity).
     camera: for 2D inputs, the camera assumed (``CameraChoice.as_json`` says it in an answer); None otherwise.
-    frames: for 2D inputs, (P, 3) the crops' frames (``model.features``; NaN rows on the optical axis: no rays);
+    frames: for 2D inputs, (P, 3) the crops' frames (``model.pose.features``; NaN rows on the optical axis: no rays);
     None otherwise.
     """
 

@@ -6,7 +6,7 @@ The index holds every database pose under V virtual views (vector id = pose * V 
 for enough vectors, keeps the first view of each pose, and asks again with a larger pool when grouping left fewer
 than k groups.
 
-Re-ranking (``rerank``, ``model.rerank``): the route asks ``search_poses`` for ``model.rerank.candidate_count(k)``
+Re-ranking (``rerank``, ``model.retrieval.rerank``): the route asks ``search_poses`` for ``model.retrieval.rerank.candidate_count(k)``
 poses (groups), fits each candidate's 3D, as its matched view sees it, to the query, orders them by the rank score
 (cosine - weight * residual, the bundle's weight for the query's method) and keeps k; each kept hit carries its
 residual, rank score and expected error (the bundle's calibration).
@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from model.bundle_format import RerankInfo
-from model.rerank import ErrorCurve, first_per_key, fit_residuals, rank_order, rank_scores
+from model.retrieval.rerank import ErrorCurve, first_per_key, fit_residuals, rank_order, rank_scores
+from model.runtime.bundle_format import RerankInfo
 from service.index_backend import VectorIndex
 
 GROWTH = 4  # candidate pool growth when grouping leaves fewer than k groups
@@ -51,7 +51,7 @@ class Hits(list):
 
 def best_per_pose(scores: np.ndarray, ids: np.ndarray, views: int, k: int,
                   group_of_pose: np.ndarray | None = None) -> Hits:
-    """One query's vector hits -> at most k pose hits, best first (``model.rerank.first_per_key``).
+    """One query's vector hits -> at most k pose hits, best first (``model.retrieval.rerank.first_per_key``).
 
     scores, ids: (kk,) one row of ``(D, I)``, best first; -1 placeholders are dropped.
     group_of_pose: (N,) int; when given, at most one hit per group (its best pose).
@@ -106,7 +106,7 @@ class Reranking:
 
 @dataclass(frozen=True)
 class QueryGeometry:
-    """What a query row is fitted with: method (``model.rerank.METHODS``, None: no geometry, e.g. an embedding),
+    """What a query row is fitted with: method (``model.retrieval.rerank.METHODS``, None: no geometry, e.g. an embedding),
     features (17, 3) its encoder features, frame (3,) its crop's frame or None."""
 
     method: str | None

@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from model.perspective_crop import DEFAULT_FOV_DEG
+from model.pose.perspective_crop import DEFAULT_FOV_DEG
 
 MAX_K = 1000
 MAX_CAMERA_PX = 1e7  # focal lengths and principal points beyond this many pixels are refused

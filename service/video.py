@@ -21,7 +21,7 @@ most area summed over its frames (a person near the camera and in view longest, 
 first). A sampled frame without that person is a *missing* frame: motion search steps over it. No one in any frame
 is a 422 ``no_person``.
 
-Features are those of an image query (``model.features.cropped_image_features`` through the perspective crop of
+Features are those of an image query (``model.pose.features.cropped_image_features`` through the perspective crop of
 the video's camera: ``camera`` / ``fov_deg``, else a 60 degree horizontal field of view over the frame width).
 """
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.features import cropped_image_features
+from model.pose.features import cropped_image_features
 from service.camera import CameraChoice, image_camera, intrinsics_of
 from service.errors import NoPersonError, OutOfRangeError, UnihprError
 from service.images import DetectorPool, person_to_h36m17

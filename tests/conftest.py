@@ -7,7 +7,7 @@ import time
 import pytest
 
 from index_builder.config import SAMPLE_PATH, BuildPaths
-from index_builder.motion_database import MotionDatabase
+from index_builder.datasets.motion_database import MotionDatabase
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +26,7 @@ def bandai_archives(build_paths):
 @pytest.fixture(scope="session")
 def full_bandai(bandai_archives, tmp_path_factory) -> MotionDatabase:
     """Every Bandai clip, built from the archives once per test session."""
-    from index_builder.bandai import build_bandai_database
+    from index_builder.datasets.bandai import build_bandai_database
 
     start = time.perf_counter()
     db = build_bandai_database(bandai_archives, workers=2)
@@ -44,8 +44,8 @@ def tiny_run(sample_db, tmp_path_factory):
     """A tiny UniHPR trained on the shipped sample (seconds): the model behind every bundle the tests build."""
     import torch
 
-    from index_builder.train_config import TINY
-    from index_builder.training import train_unihpr
+    from index_builder.training.config import TINY
+    from index_builder.training.loop import train_unihpr
 
     torch.set_num_threads(2)
     path = tmp_path_factory.mktemp("tiny_run") / "unihpr.pt"
@@ -57,7 +57,7 @@ def tiny_run(sample_db, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def blazepose_files():
-    from index_builder.blazepose_assets import fetch_blazepose_models
+    from index_builder.bundle.blazepose_assets import fetch_blazepose_models
 
     try:
         return fetch_blazepose_models()
@@ -70,8 +70,8 @@ def tiny_bundle(tiny_run, sample_db, blazepose_files, tmp_path_factory):
     """A bundle of the tiny model over 40 clips of the sample (exact index), built once per session."""
     import numpy as np
 
-    from index_builder.bundle import build_bundle
-    from index_builder.checkpoint import load_unihpr
+    from index_builder.bundle.writer import build_bundle
+    from index_builder.training.checkpoint import load_unihpr
 
     model, config, _ = load_unihpr(tiny_run)
     keep = np.zeros(len(sample_db.clips), dtype=bool)
@@ -93,8 +93,8 @@ def milvus_uri(tmp_path_factory):
 @pytest.fixture(scope="session")
 def milvus_bundle(tiny_bundle, milvus_uri, tmp_path_factory):
     """The tiny bundle with its vectors moved into a collection on the session's Milvus (no index.faiss)."""
-    from index_builder.library_update import copy_to_milvus
-    from index_builder.milvus_collection import MilvusTarget
+    from index_builder.bundle.library_update import copy_to_milvus
+    from index_builder.bundle.milvus_collection import MilvusTarget
 
     out = tmp_path_factory.mktemp("milvus_bundles") / "tiny-milvus"
     return copy_to_milvus(tiny_bundle, MilvusTarget(milvus_uri), out).out

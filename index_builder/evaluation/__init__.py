@@ -18,7 +18,7 @@
     run.py               evaluate_run: every section into one dict
     report.py            eval.json, eval.md and the plots
 
-Exact search is ``model.exact_search.exact_search``. A new protocol is one more module, called from ``run.py``.
+Exact search is ``model.retrieval.exact_search.exact_search``. A new protocol is one more module, called from ``run.py``.
 Units: 3D errors in mm, NP-MPJPE unitless, 2D in normalised units (the pose box's longer half-side is 1).
 """
 

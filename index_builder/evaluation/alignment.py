@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from index_builder.evaluation.adapters import encode
-from index_builder.training_data import Views
-from model.config import MODALITIES
-from model.exact_search import exact_search
-from model.networks import UniHPR
+from index_builder.training.batches import Views
+from model.nn.config import MODALITIES
+from model.nn.networks import UniHPR
+from model.retrieval.exact_search import exact_search
 
 
 def recall_at_1(queries: np.ndarray, gallery: np.ndarray, chunk: int = 1024) -> float:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from index_builder.config import portable_path
 from index_builder.errors import ArtifactError
-from model.bundle_format import sha256_of
+from model.runtime.bundle_format import sha256_of
 
 
 def unihpr_checkpoint(run: Path) -> Path:

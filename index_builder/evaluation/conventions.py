@@ -3,7 +3,7 @@ convention, next to the same poses in our ``unihpr17`` convention, per joint.
 
 The held-out test poses exist in both conventions (``MotionDatabase.field_joints``, from the rig's neck and head
 joints). Each is projected through the same cameras (the H36M-like rig and one seeded random camera per pose);
-``h36m17`` 2D goes through the service's path: converted to ``unihpr17`` (``model.joint_conventions``), then the
+``h36m17`` 2D goes through the service's path: converted to ``unihpr17`` (``model.pose.joint_conventions``), then the
 perspective crop and the encoder; the lifted pose is converted back to ``h36m17`` and compared with the field
 ground truth. A third arm sends the ``h36m17`` 2D as if it were ``unihpr17``: what a client that mixes the two up
 gets, and what the conversion buys. Limb errors are measured after Procrustes on the 13 joints the conventions
@@ -16,16 +16,16 @@ from collections.abc import Callable
 
 import numpy as np
 
+from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.evaluation.settings import EvalSettings
-from index_builder.motion_database import MotionDatabase
-from model.camera_rigs import H36M_LIKE_RIG, intrinsics_of, pixels_of, random_cameras, ring_cameras
-from model.cameras import Camera, world_to_camera
-from model.exact_search import exact_search
-from model.features import pose2d_features, pose3d_features
-from model.joint_conventions import DERIVED, FIELD, LIMB_INDEX, OURS, SHARED_INDEX, convert_joints, with_derived
-from model.metrics import mpjpe, pa_mpjpe, procrustes_align
-from model.perspective_crop import crop_rays, pixels_to_rays
-from model.skeleton import H36M17, ROOT
+from model.pose.camera_rigs import H36M_LIKE_RIG, intrinsics_of, pixels_of, random_cameras, ring_cameras
+from model.pose.cameras import Camera, world_to_camera
+from model.pose.features import pose2d_features, pose3d_features
+from model.pose.joint_conventions import DERIVED, FIELD, LIMB_INDEX, OURS, SHARED_INDEX, convert_joints, with_derived
+from model.pose.metrics import mpjpe, pa_mpjpe, procrustes_align
+from model.pose.perspective_crop import crop_rays, pixels_to_rays
+from model.pose.skeleton import H36M17, ROOT
+from model.retrieval.exact_search import exact_search
 
 Encoder = Callable[[np.ndarray, str], np.ndarray]  # (features (N, 17, 3), modality) -> (N, D) unit vectors
 Decoder = Callable[[np.ndarray], np.ndarray]  # (N, D) -> (N, 17, 3) mm, unihpr17

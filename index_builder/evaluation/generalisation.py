@@ -17,20 +17,20 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from index_builder.checkpoint import load_martinez, load_unihpr
 from index_builder.config import BuildPaths
-from index_builder.detector_noise import DetectorNoise
+from index_builder.datasets.extra_mocap import extra_database
+from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.evaluation.adapters import Lifter, martinez_lifter, unihpr_lifter
 from index_builder.evaluation.held_out import HeldOut, subsample_rows, view_held_out
 from index_builder.evaluation.lifting import lifting_errors, lifting_sets
 from index_builder.evaluation.pose_errors import summary
 from index_builder.evaluation.settings import EvalSettings
-from index_builder.extra_mocap import extra_database
 from index_builder.ingest import IngestConfig, ingest
-from index_builder.motion_database import MotionDatabase
-from index_builder.train_config import MARTINEZ_ARMS, STUDY, generalisation_arms, unseen_motion_contents
-from index_builder.training_data import AugmentConfig, TrainingViews
-from model.skeleton import H36M17
+from index_builder.training.batches import AugmentConfig, TrainingViews
+from index_builder.training.checkpoint import load_martinez, load_unihpr
+from index_builder.training.config import MARTINEZ_ARMS, STUDY, generalisation_arms, unseen_motion_contents
+from index_builder.training.detector_noise import DetectorNoise
+from model.pose.skeleton import H36M17
 
 UNSEEN_CAPTURE = "deepmimic"  # never trained on: the extra-mocap training additions are the two CMU sources
 CMU_SKELETON = "dmgnn-cmu"  # its clips carry the CMU skeleton's proportions

@@ -1,7 +1,7 @@
 """Image -> lift3d on the real labelled photos, and the detector's error statistics, for the evaluation report.
 
 Every labelled person of ``../shared/data/pose-images`` that BlazePose finds (the calibration's own loading and
-one-to-one IoU >= 0.5 matching: ``index_builder.labelled_photos``) is featurised as the service does
+one-to-one IoU >= 0.5 matching: ``index_builder.datasets.labelled_photos``) is featurised as the service does
 (33 landmarks -> h36m17 by ``layout_to_unihpr17(kp, "blazepose33", visibility)``, in pixels -> the perspective crop
 with the photo's intrinsics as the service takes them (``photo_intrinsics``: the EXIF focal length where present,
 else the default field of view of the width) -> ``cropped_image_features``), lifted by the UniHPR image encoder
@@ -41,10 +41,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from index_builder.blazepose_assets import BlazePoseFiles
+from index_builder.bundle.blazepose_assets import BlazePoseFiles
 from index_builder.config import portable_path
-from index_builder.detector_calibration import REPORT_PATH, estimate
-from index_builder.labelled_photos import (
+from index_builder.datasets.labelled_photos import (
     DATASET_TITLES,
     DATASETS,
     FOUND_IOU,
@@ -53,11 +52,12 @@ from index_builder.labelled_photos import (
     people_per_dataset,
     photos_present,
 )
-from model.features import cropped_image_features
-from model.networks import UniHPR
-from model.normalization import normalize_2d
-from model.perspective_crop import Intrinsics, default_intrinsics, focal_from_35mm, to_real_camera
-from model.skeleton import H36M17
+from index_builder.training.detector_calibration import REPORT_PATH, estimate
+from model.nn.networks import UniHPR
+from model.pose.features import cropped_image_features
+from model.pose.normalization import normalize_2d
+from model.pose.perspective_crop import Intrinsics, default_intrinsics, focal_from_35mm, to_real_camera
+from model.pose.skeleton import H36M17
 
 LOG = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ def evaluate_images(model: UniHPR, pose_images: Path, blazepose_files: BlazePose
     _, report = estimate(matches)
     report["people_labelled"] = labelled
     committed = json.loads(REPORT_PATH.read_text()) if REPORT_PATH.is_file() else None
-    errors = detector_errors(report, "recomputed by index_builder.detector_calibration.estimate on the matches "
+    errors = detector_errors(report, "recomputed by index_builder.training.detector_calibration.estimate on the matches "
                                      "of this run")
     errors["agrees_with_committed_calibration"] = bool(committed and committed["source"] == report["source"])
     lifting = {

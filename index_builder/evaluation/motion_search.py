@@ -5,15 +5,15 @@ Queries. For each speed (0.5x, 1x, 2x) ``queries_per_speed`` segments of held-ou
 of the source (uniform, seeded; clips shorter than 2 s are not used), resampled to 30 fps at the new speed (0.5x:
 twice as many frames over the same motion; joint positions interpolated linearly between the source's frames),
 seen by one random camera per query that keeps its azimuth, elevation, distance, focal length and roll for the
-whole segment while following the subject (``model.camera_rigs.RANDOM_CAMERAS`` ranges), as clean projected 2D
+whole segment while following the subject (``model.pose.camera_rigs.RANDOM_CAMERAS`` ranges), as clean projected 2D
 (pose2d encoder) and as simulated detector features (image encoder, the calibrated noise model, per frame).
 
 Library. The training clips at 10 fps, every pose under the bundle's 8 virtual views, embedded with the run's
-pose3d encoder and indexed as ``unihpr-build index`` indexes (``index_builder.indexing``: exact below 100k
+pose3d encoder and indexed as ``unihpr-build index`` indexes (``index_builder.bundle.indexing``: exact below 100k
 vectors, else IVF with float16 vectors at the nprobe reaching recall@10 >= 0.95 on these queries' frames).
 
 Methods, each returning up to 10 segments (clip, first frame, last frame):
-- ``unihpr``: the service's motion search, ``model.motion_search.search_motion``, on this index, with the geometric
+- ``unihpr``: the service's motion search, ``model.retrieval.motion_search.search_motion``, on this index, with the geometric
   verification on the query's 2D (the perspective crop's normalised 2D and its scale; the clean 2D's weights are 1,
   the detector features' are their visibilities);
 - ``voting``: per-frame retrieval with voting (no time model): every query frame on the 10 fps grid retrieves its
@@ -53,19 +53,19 @@ import faiss
 import numpy as np
 
 from index_builder.atomic_files import atomic_path
-from index_builder.detector_noise import DetectorNoise
+from index_builder.bundle.indexing import build_index, choose_operating_point, plan_index, search_kind
+from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.evaluation.adapters import encode
-from index_builder.indexing import build_index, choose_operating_point, plan_index, search_kind
-from index_builder.motion_database import MotionDatabase
 from index_builder.progress import progress_bar
-from index_builder.training_data import NO_AUGMENT, view_poses
-from model.camera_rigs import BODY_EXTENT_MM, RANDOM_CAMERAS, virtual_view_rotations
-from model.cameras import Camera, look_at
-from model.features import pose3d_features
-from model.motion_search import ClipLayout, QueryShape, anchor_hits, overlaps, search_motion
-from model.normalization import normalize_2d
-from model.perspective_crop import crop_rays
-from model.sequence_alignment import (
+from index_builder.training.batches import NO_AUGMENT, view_poses
+from index_builder.training.detector_noise import DetectorNoise
+from model.pose.camera_rigs import BODY_EXTENT_MM, RANDOM_CAMERAS, virtual_view_rotations
+from model.pose.cameras import Camera, look_at
+from model.pose.features import pose3d_features
+from model.pose.normalization import normalize_2d
+from model.pose.perspective_crop import crop_rays
+from model.retrieval.motion_search import ClipLayout, QueryShape, anchor_hits, overlaps, search_motion
+from model.retrieval.sequence_alignment import (
     MAX_HOLD,
     MAX_STEP,
     ColumnLayout,
@@ -214,7 +214,7 @@ def at_rate(db: MotionDatabase, fps: float) -> MotionDatabase:
 
 
 class IndexSearch:
-    """``model.motion_search.SearchFn`` over the library index, restricted to allowed poses (a FAISS selector)."""
+    """``model.retrieval.motion_search.SearchFn`` over the library index, restricted to allowed poses (a FAISS selector)."""
 
     def __init__(self, index: faiss.Index, views: int, nprobe: int, allowed: np.ndarray | None):
         self.index, self.nprobe = index, nprobe

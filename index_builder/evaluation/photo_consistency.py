@@ -2,7 +2,7 @@
 rotation of a real photo must rotate the lifted camera-frame pose alike.
 
 For each labelled person of ``../shared/data/pose-images`` that BlazePose finds in the photo (one-to-one, IoU >=
-``FOUND_IOU`` with the label box, as ``index_builder.labelled_photos``), the photo is warped with the homography
+``FOUND_IOU`` with the label box, as ``index_builder.datasets.labelled_photos``), the photo is warped with the homography
 ``H = K R K^-1`` of a camera rotation R (Pillow, bicubic): what a camera turned by R about its centre sees. K is the
 photo's intrinsics as the service takes them (``images.photo_intrinsics``: the EXIF FocalLengthIn35mmFilm where
 the photo has one, else the default field of view of its width; the principal point at the centre). R turns by
@@ -31,18 +31,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from index_builder.blazepose_assets import BlazePoseFiles
+from index_builder.bundle.blazepose_assets import BlazePoseFiles
 from index_builder.config import portable_path
+from index_builder.datasets.labelled_photos import FOUND_IOU, LabelledPerson, load_labelled_people
 from index_builder.evaluation.images import lift_camera_frame, photo_intrinsics
 from index_builder.evaluation.real_cameras import stable_seed
-from index_builder.labelled_photos import FOUND_IOU, LabelledPerson, load_labelled_people
-from model.blazepose import BlazePose, Person
-from model.blazepose_anchors import box_iou
-from model.features import image_features
-from model.joint_formulas import layout_to_unihpr17
-from model.networks import UniHPR
-from model.perspective_crop import Intrinsics
-from model.skeleton import ROOT
+from model.nn.networks import UniHPR
+from model.pose.features import image_features
+from model.pose.joint_formulas import layout_to_unihpr17
+from model.pose.perspective_crop import Intrinsics
+from model.pose.skeleton import ROOT
+from model.runtime.blazepose import BlazePose, Person
+from model.runtime.blazepose_anchors import box_iou
 
 LOG = logging.getLogger(__name__)
 

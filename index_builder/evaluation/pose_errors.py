@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from index_builder.progress import progress_bar
-from model.metrics import mpjpe, pa_mpjpe
+from model.pose.metrics import mpjpe, pa_mpjpe
 
 
 def nearest_by_mpjpe(queries: np.ndarray, gallery: np.ndarray, query_groups: np.ndarray | None = None,

@@ -31,16 +31,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from index_builder.datasets.h36m import NUM_CAMERAS
+from index_builder.datasets.h36m_cameras import H36mCamera, h36m_camera
+from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.evaluation.adapters import Lifter, martinez_lifter
-from index_builder.h36m import NUM_CAMERAS
-from index_builder.h36m_cameras import H36mCamera, h36m_camera
-from index_builder.motion_database import MotionDatabase
-from model.camera_rigs import NOMINAL_PELVIS_HEIGHT_MM, disc, inside_image, pixels_of
-from model.cameras import Camera, world_to_camera
-from model.features import cropped_pose2d_features
-from model.metrics import mpjpe, pa_mpjpe
-from model.perspective_crop import Intrinsics, default_intrinsics, off_axis_deg, pixels_to_rays, to_real_camera
-from model.skeleton import ROOT
+from model.pose.camera_rigs import NOMINAL_PELVIS_HEIGHT_MM, disc, inside_image, pixels_of
+from model.pose.cameras import Camera, world_to_camera
+from model.pose.features import cropped_pose2d_features
+from model.pose.metrics import mpjpe, pa_mpjpe
+from model.pose.perspective_crop import Intrinsics, default_intrinsics, off_axis_deg, pixels_to_rays, to_real_camera
+from model.pose.skeleton import ROOT
 
 OFFSET_RADIUS_MM = 1000.0  # each clip's pelvis offset from the floor centre: uniform in this disc
 TRAJECTORY_WINDOW_S = 3.0  # the clip's horizontal trajectory is taken relative to this centred moving average
@@ -116,7 +116,7 @@ def rig_cameras(subject: str) -> list[H36mCamera]:
 
 
 def camera_batch(camera: H36mCamera, n: int, lens: bool = True) -> Camera:
-    """``n`` copies of ``camera`` as a batched ``model.cameras.Camera`` (with its lens distortion when ``lens``)."""
+    """``n`` copies of ``camera`` as a batched ``model.pose.cameras.Camera`` (with its lens distortion when ``lens``)."""
     def rep(x):
         return np.broadcast_to(np.asarray(x, dtype=np.float64), (n,) + np.shape(x)).copy()
     return Camera(rotation=rep(camera.rotation), position=rep(camera.translation), focal=rep(camera.focal),

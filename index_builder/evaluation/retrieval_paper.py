@@ -10,7 +10,7 @@ from index_builder.evaluation.held_out import HeldOut
 from index_builder.evaluation.pose_errors import nearest_by_mpjpe, summary, top1_errors
 from index_builder.evaluation.settings import EvalSettings
 from index_builder.progress import progress_bar
-from model.exact_search import exact_search
+from model.retrieval.exact_search import exact_search
 
 
 def retrieval_paper(emb: dict[str, np.ndarray], held: HeldOut, query_rows: np.ndarray, query_cams: np.ndarray,

@@ -9,8 +9,8 @@ import numpy as np
 from index_builder.evaluation.held_out import HeldOut
 from index_builder.evaluation.settings import EvalSettings
 from index_builder.progress import progress_bar
-from model.exact_search import exact_search
-from model.metrics import np_mpjpe
+from model.pose.metrics import np_mpjpe
+from model.retrieval.exact_search import exact_search
 
 
 def hit_rates(errors: np.ndarray, threshold: float) -> np.ndarray:

@@ -2,9 +2,9 @@
 the library holds, with and without geometric re-ranking, and how well the predicted error says so.
 
 Gallery. The whole database (every split: the library a user indexes) at about ``GALLERY_FPS`` frames per second
-(``index_builder.bundle.frames_at_rate``), every pose under the bundle's ``DEFAULT_VIEWS`` virtual views
-(``model.camera_rigs.virtual_view_rotations``), embedded by the run's pose3d encoder and searched exactly
-(``model.exact_search``, one ``faiss.knn`` call per chunk of queries: ``index_builder.reranking.exact_search_of``).
+(``index_builder.bundle.writer.frames_at_rate``), every pose under the bundle's ``DEFAULT_VIEWS`` virtual views
+(``model.pose.camera_rigs.virtual_view_rotations``), embedded by the run's pose3d encoder and searched exactly
+(``model.retrieval.exact_search``, one ``faiss.knn`` call per chunk of queries: ``index_builder.bundle.reranking.exact_search_of``).
 
 Queries: clean 2D of test-split poses that the gallery holds, each seen once by
 - ``real_rig``: the fixed real rig of ``real_cameras`` (the four published H36M calibrations of
@@ -15,7 +15,7 @@ Queries: clean 2D of test-split poses that the gallery holds, each seen once by
 Each with the query's clip excluded from the gallery (a pose like, not in, the library) and included (the pose
 itself is there).
 
-Re-ranking as the service does it (``index_builder.reranking``, ``model.rerank``): the ``CANDIDATES`` best poses by
+Re-ranking as the service does it (``index_builder.bundle.reranking``, ``model.retrieval.rerank``): the ``CANDIDATES`` best poses by
 cosine, each fitted in its matched view's camera frame (``pose2d``: pinhole fit in the crop's camera), ordered by
 cosine - weight * residual. The weight and the expected-error curve are chosen on validation queries (random
 cameras, the validation split, clip excluded and included), never on these test queries.
@@ -34,14 +34,7 @@ import time
 
 import numpy as np
 
-from index_builder.bundle import DEFAULT_VIEWS, frames_at_rate
-from index_builder.detector_noise import DetectorNoise
-from index_builder.evaluation.adapters import encode
-from index_builder.evaluation.real_cameras import place_on_floor, rig_cameras, rig_views
-from index_builder.evaluation.settings import EvalSettings
-from index_builder.motion_database import MotionDatabase
-from index_builder.progress import progress_bar
-from index_builder.reranking import (
+from index_builder.bundle.reranking import (
     CALIBRATION_TOP,
     FAR_QUANTILE,
     Gallery,
@@ -53,12 +46,19 @@ from index_builder.reranking import (
     score_queries,
     top1_mean,
 )
-from model.camera_rigs import random_cameras, virtual_view_rotations
-from model.features import cropped_pose2d_features, pose3d_features
-from model.metrics import pa_mpjpe
-from model.networks import UniHPR
-from model.normalization import root_relative
-from model.rerank import CANDIDATES, ErrorCurve
+from index_builder.bundle.writer import DEFAULT_VIEWS, frames_at_rate
+from index_builder.datasets.motion_database import MotionDatabase
+from index_builder.evaluation.adapters import encode
+from index_builder.evaluation.real_cameras import place_on_floor, rig_cameras, rig_views
+from index_builder.evaluation.settings import EvalSettings
+from index_builder.progress import progress_bar
+from index_builder.training.detector_noise import DetectorNoise
+from model.nn.networks import UniHPR
+from model.pose.camera_rigs import random_cameras, virtual_view_rotations
+from model.pose.features import cropped_pose2d_features, pose3d_features
+from model.pose.metrics import pa_mpjpe
+from model.pose.normalization import root_relative
+from model.retrieval.rerank import CANDIDATES, ErrorCurve
 
 LOG = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def _signed_nuclear(h: np.ndarray) -> np.ndarray:
 def procrustes_sq(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
     """(Q, G) the sum of squared joint distances after the best similarity (rotation, scale, translation) of each
     gallery pose onto each query, in closed form: |t|^2 - (s1 + s2 + sign s3)^2 / |p|^2 for the centred query t and
-    gallery pose p, s the singular values of p^T t (as ``model.metrics.pa_mpjpe`` aligns, but squared distances).
+    gallery pose p, s the singular values of p^T t (as ``model.pose.metrics.pa_mpjpe`` aligns, but squared distances).
 
     queries: (Q, J, 3) mm; gallery: (G, J, 3) mm (small: ``oracle_floor`` runs it in blocks, in float32)."""
     return _procrustes_sq(*_centred(queries), *_centred(gallery))
@@ -206,7 +206,7 @@ def _target(text: str, short: str, value: float | None, threshold: float, at_lea
 
 def embed_gallery(model: UniHPR, poses: np.ndarray, rotations: np.ndarray, progress: bool = False) -> np.ndarray:
     """(N * V, D) float32 pose3d embeddings of ``poses`` (N, 17, 3) world mm under every view (vector pose * V +
-    view), as ``index_builder.bundle.embed_poses`` makes them with the ONNX encoder."""
+    view), as ``index_builder.bundle.writer.embed_poses`` makes them with the ONNX encoder."""
     viewed = np.einsum("vij,nkj->nvki", rotations, poses).reshape(-1, poses.shape[1], 3)
     chunks = range(0, len(viewed), EMBED_CHUNK)
     return np.concatenate([encode(model, pose3d_features(viewed[i : i + EMBED_CHUNK]), "pose3d")
@@ -216,7 +216,7 @@ def embed_gallery(model: UniHPR, poses: np.ndarray, rotations: np.ndarray, progr
 def random_camera_set(model: UniHPR, gallery_db: MotionDatabase, poses: np.ndarray, rows: np.ndarray,
                       rng: np.random.Generator) -> QuerySet:
     """Clean 2D of the gallery poses ``rows``, one random camera each, through the perspective crop."""
-    from index_builder.training_data import NO_AUGMENT, view_poses
+    from index_builder.training.batches import NO_AUGMENT, view_poses
 
     world = gallery_db.poses[rows].astype(np.float64)
     v = view_poses(world, random_cameras(world[:, 0], rng), rng, DetectorNoise(), NO_AUGMENT)
@@ -307,7 +307,7 @@ def scattered_probe(model: UniHPR, gallery: Gallery, curve: ErrorCurve, weight: 
                     rng: np.random.Generator) -> dict:
     """Queries far from everything: 2D 'poses' of joints scattered uniformly in a box (no body makes them): how
     many does the top result flag ``far_from_library``."""
-    from model.features import box_frame, pose2d_features
+    from model.pose.features import box_frame, pose2d_features
 
     rays = rng.uniform(-0.2, 0.2, (count, 17, 2))
     features = pose2d_features(rays)
@@ -393,7 +393,7 @@ def retrieval_real(model: UniHPR, db: MotionDatabase, settings: EvalSettings, pr
         "status": "computed",
         "gallery": {"poses": int(len(poses)), "views": DEFAULT_VIEWS, "vectors": int(len(vectors)),
                     "fps": GALLERY_FPS, "clips": int(len(gallery_db.clips)),
-                    "search": "exact (model.exact_search: faiss.knn)"},
+                    "search": "exact (model.retrieval.exact_search: faiss.knn)"},
         "candidates": CANDIDATES,
         "queries_per_set": {"validation": len(val), **{n: len(test_sets[n]) for n in SETS}},
         "real_rig": rig_info,

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.blazepose_assets import BlazePoseFiles
-from index_builder.checkpoint import load_martinez, load_unihpr
+from index_builder.bundle.blazepose_assets import BlazePoseFiles
 from index_builder.config import get_paths, portable_path
-from index_builder.detector_noise import DetectorNoise
+from index_builder.datasets.extra_mocap import training_databases
+from index_builder.datasets.labelled_photos import photos_present
+from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.errors import ArtifactError
 from index_builder.evaluation.adapters import decode3d, encode, martinez_lifter, rig_embeddings, unihpr_lifter
 from index_builder.evaluation.alignment import alignment_recall
@@ -49,10 +50,9 @@ from index_builder.evaluation.retrieval_prvipe import retrieval_prvipe
 from index_builder.evaluation.retrieval_real import CANDIDATES, GALLERY_FPS, retrieval_real
 from index_builder.evaluation.seed_study import seed_study
 from index_builder.evaluation.settings import EvalSettings
-from index_builder.extra_mocap import training_databases
-from index_builder.labelled_photos import photos_present
-from index_builder.motion_database import MotionDatabase
 from index_builder.progress import progress_bar
+from index_builder.training.checkpoint import load_martinez, load_unihpr
+from index_builder.training.detector_noise import DetectorNoise
 
 LOG = logging.getLogger(__name__)
 

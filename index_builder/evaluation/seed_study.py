@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.checkpoint import load_unihpr
 from index_builder.evaluation.adapters import unihpr_lifter
 from index_builder.evaluation.alignment import alignment_recall
 from index_builder.evaluation.checkpoints import checkpoint_entry
 from index_builder.evaluation.lifting import lifting_errors
 from index_builder.evaluation.settings import EvalSettings
 from index_builder.progress import progress_bar
-from index_builder.training_data import Views
-from model.networks import UniHPR
+from index_builder.training.batches import Views
+from index_builder.training.checkpoint import load_unihpr
+from model.nn.networks import UniHPR
 
 STUDY_METRICS = ("recall_at_1", "lifting_mpjpe_mm", "prvipe_hit_at_1")
 STUDY_NAME = re.compile(r"^(?P<loss>.+)_seed(?P<seed>\d+)$")

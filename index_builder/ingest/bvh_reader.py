@@ -1,6 +1,6 @@
 """BVH files of any recognised rig -> ``MotionClip``.
 
-Parsing and forward kinematics are ``index_builder.bvh``; the rig family (``rigs``) says which joints are the
+Parsing and forward kinematics are ``index_builder.ingest.bvh``; the rig family (``rigs``) says which joints are the
 landmarks; the unit comes from ``--units`` or the leg length (``units``), measured by a forward kinematics pass
 over the first frame at scale 1.
 """
@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.bvh import BvhClip, JointTransforms, forward_kinematics, read_bvh
 from index_builder.errors import ClipCheckError
+from index_builder.ingest.bvh import BvhClip, JointTransforms, forward_kinematics, read_bvh
 from index_builder.ingest.config import UNIT_TO_MM, IngestConfig
+from index_builder.ingest.mocap_skeletons import mocap_landmarks
 from index_builder.ingest.motion_clip import MotionClip
 from index_builder.ingest.rigs import RigFamily, recognise_rig
 from index_builder.ingest.units import detect_unit, leg_length
-from index_builder.mocap_skeletons import mocap_landmarks
-from model.joint_formulas import landmarks_to_h36m17
+from model.pose.joint_formulas import landmarks_to_h36m17
 
 
 def _joints(transforms: JointTransforms, names: tuple[str, ...], family: RigFamily) -> np.ndarray:

@@ -8,7 +8,7 @@
   is the nose ahead of the thorax, up is the spine (pelvis to thorax). Below ``LEFT_RIGHT_MIN_SCORE`` the clip is
   skipped.
 - Standing height: ankle to head top, the median over the standing frames
-  (``index_builder.pose_checks.standing_mask``); a clip without any (a walk rarely has both knees straight) takes the
+  (``index_builder.datasets.pose_checks.standing_mask``); a clip without any (a walk rarely has both knees straight) takes the
   ``UPRIGHT_HEIGHT_PERCENTILE`` percentile over its upright frames. Outside ``PLAUSIBLE_HEIGHT_MM`` the clip is
   skipped (wrong unit, broken rig); a clip with no upright frame (floor work) has no height and passes.
 - Rigid bones (SPEC section 4): thigh, shin, upper arm, forearm and the hip pair keep their length within
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index_builder.datasets.pose_checks import RIGID_BONES, angle_deg, bone_name, standing_heights, standing_mask
 from index_builder.errors import ClipCheckError
-from index_builder.pose_checks import RIGID_BONES, angle_deg, bone_name, standing_heights, standing_mask
-from model.skeleton import H36M17
+from model.pose.skeleton import H36M17
 
 LEFT_RIGHT_MIN_SCORE = 0.25
 PLAUSIBLE_HEIGHT_MM = (1000.0, 2300.0)  # a person from a child to a very tall adult

@@ -17,7 +17,7 @@ from index_builder.ingest.config import IngestConfig
 from index_builder.ingest.file_formats import READERS
 from index_builder.ingest.resampling import resample
 from index_builder.ingest.units import detect_up_axis, to_y_up
-from model.motion_sources import compress_source
+from model.runtime.motion_sources import compress_source
 
 SOURCE_FORMATS = ("bvh",)  # formats whose file is kept as the clip's source (the service cuts segments from it)
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.bvh import JointTransforms, chain_transforms
 from index_builder.errors import DataFileError
+from index_builder.ingest.bvh import JointTransforms, chain_transforms
 from index_builder.ingest.config import UNIT_TO_MM, IngestConfig
+from index_builder.ingest.mocap_skeletons import FACE_OFFSETS_MM, HeadFrame, MocapMapping, limb_joints, mocap_landmarks
 from index_builder.ingest.motion_clip import MotionClip
-from index_builder.mocap_skeletons import FACE_OFFSETS_MM, HeadFrame, MocapMapping, limb_joints, mocap_landmarks
-from index_builder.rotations import expmap_to_matrix
-from model.joint_formulas import landmarks_to_h36m17
+from index_builder.ingest.rotations import expmap_to_matrix
+from model.pose.joint_formulas import landmarks_to_h36m17
 
 SKELETON_FILE = "dmgnn-cmu-skeleton.json"
 ROOT_COLUMNS = 3

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from index_builder.bvh import CM_TO_MM
 from index_builder.errors import ConfigError
+from index_builder.ingest.bvh import CM_TO_MM
 from index_builder.ingest.rigs import RigFamily
 
 DEFAULT_FPS = 30.0  # the database rate: the Bandai capture rate, so Bandai clips are kept frame for frame

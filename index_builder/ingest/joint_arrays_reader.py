@@ -5,7 +5,7 @@
 =========  =====================================================================================================
 key        meaning
 =========  =====================================================================================================
-poses      (T, 17, 3) float, h36m17 joints in ``model.skeleton.H36M17`` order, world frame (not root-relative)
+poses      (T, 17, 3) float, h36m17 joints in ``model.pose.skeleton.H36M17`` order, world frame (not root-relative)
 fps        scalar, frames per second (default: ``--array-fps``)
 units      ``mm``, ``cm``, ``m``, ``inch`` or ``cmu`` (default: ``--units``, else detected from the leg length)
 up         ``y`` or ``z``: the up axis of a right-handed frame (default: ``--up``, else detected)
@@ -25,7 +25,7 @@ from index_builder.errors import DataFileError
 from index_builder.ingest.config import UNIT_TO_MM, UP_AXES, IngestConfig
 from index_builder.ingest.motion_clip import MotionClip
 from index_builder.ingest.units import detect_unit, leg_length
-from model.skeleton import NUM_JOINTS
+from model.pose.skeleton import NUM_JOINTS
 
 POSES_KEY = "poses"
 

@@ -12,7 +12,7 @@ Labels (dataset, content, style), first found wins:
    stem, or path relative to the CSV's folder), ``content``, ``style``, optionally ``dataset``;
 3. folder names: content is the clip's folder (relative to the input folder), dataset the input folder's name.
 Missing values are ``unlabelled``; every value is normalised like the Bandai labels (lower case, spaces to ``_``,
-``dataset-N_`` prefixes and style aliases removed: ``index_builder.bandai.normalise_label``).
+``dataset-N_`` prefixes and style aliases removed: ``canonical_label``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from index_builder.bandai import normalise_label
 from index_builder.errors import ConfigError, DataFileError
 from index_builder.ingest.clip_steps import FileTask
 from index_builder.ingest.file_formats import motion_format
@@ -33,6 +32,20 @@ UNLABELLED = "unlabelled"
 LABELS_CSV = "labels.csv"
 LABEL_KEYS = ("dataset", "content", "style")
 BANDAI_LABEL_FILES = {"content": "content_label.txt", "style": "style_label.txt"}
+
+# Dataset 1 and dataset 2 name the same styles differently; dataset 2's names are kept.
+STYLE_ALIASES = {
+    "masculinity": "masculine",
+    "old": "elderly",
+    "tired": "exhausted",
+    "childish": "youthful",
+}
+
+
+def canonical_label(raw: str) -> str:
+    """The Bandai vocabulary: 'dataset-1_masculinity' -> 'masculine'; 'dataset-2_walk' -> 'walk'."""
+    name = raw.strip().split("_", 1)[-1] if raw.strip().startswith("dataset-") else raw.strip()
+    return STYLE_ALIASES.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,7 @@ class ClipLabels:
 def label_text(raw: object) -> str:
     """'Dataset-1_Walk Left ' -> 'walk_left'; empty -> ``UNLABELLED``."""
     text = re.sub(r"\s+", "_", str(raw).strip().lower())
-    return (normalise_label(text) or UNLABELLED) if text else UNLABELLED
+    return (canonical_label(text) or UNLABELLED) if text else UNLABELLED
 
 
 def find_clips(inputs: list[Path]) -> list[tuple[FileTask, Path]]:

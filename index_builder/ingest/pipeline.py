@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from index_builder.datasets.motion_database import ClipTable, MotionDatabase, assign_splits
 from index_builder.errors import DataFileError
 from index_builder.ingest.clip_steps import FileTask, IngestedClip, SkippedClip, ingest_file
 from index_builder.ingest.config import IngestConfig
 from index_builder.ingest.labels import ClipLabels, clip_labels, find_clips
-from index_builder.motion_database import ClipTable, MotionDatabase, assign_splits
 from index_builder.progress import progress_bar
-from model.motion_sources import ClipSources
+from model.runtime.motion_sources import ClipSources
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """BVH rig families: recognised by their joint names and hierarchy, each mapped to the shared landmarks.
 
-A family is a ``MocapMapping`` (``index_builder.mocap_skeletons``: limbs, head joint and its frame) plus what
+A family is a ``MocapMapping`` (``index_builder.ingest.mocap_skeletons``: limbs, head joint and its frame) plus what
 recognition needs: a name prefix some exporters add (``mixamorig:``) and the toe joints that show where each foot
 points (for the left/right check). The built-in families are tried in ``BUILTIN_FAMILIES`` order after any user
 family (``index_builder.ingest.user_mapping``); the first whose joints are all present, with every limb chain
@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from index_builder.bvh import BvhSkeleton
 from index_builder.errors import UnknownRigError
-from index_builder.mocap_skeletons import BANDAI, CMU, ICLONE, MOCAPBANK, MocapMapping
+from index_builder.ingest.bvh import BvhSkeleton
+from index_builder.ingest.mocap_skeletons import BANDAI, CMU, ICLONE, MOCAPBANK, MocapMapping
 
 LIMB_CHAINS = tuple((f"{s}_hip", f"{s}_knee", f"{s}_ankle") for s in "lr") + tuple(
     (f"{s}_shoulder", f"{s}_elbow", f"{s}_wrist") for s in "lr"

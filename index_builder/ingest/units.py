@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from index_builder.datasets.h36m import ZUP_TO_YUP
 from index_builder.errors import DataFileError
-from index_builder.h36m import ZUP_TO_YUP
 from index_builder.ingest.config import UNIT_TO_MM
-from model.skeleton import H36M17
+from model.pose.skeleton import H36M17
 
 ADULT_LEG_MM = 850.0  # hip to knee to ankle of an adult of about 1.7 m
 PLAUSIBLE_LEG_MM = (450.0, 1300.0)  # outside this, no unit fits and the clip is skipped

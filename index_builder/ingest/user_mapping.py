@@ -4,7 +4,7 @@
 name = "studio-2019"        # shown in reports
 prefix = "Character1_"      # optional: removed from the start of every joint name (a regular expression)
 head = "Head"               # the joint at the skull base: the nose and ears are placed in its frame, and the head
-                            # top follows from the ears (model.joint_formulas), as for every source
+                            # top follows from the ears (model.pose.joint_formulas), as for every source
 skull_base_above_head_mm = 0.0   # optional: when ``head`` is lower (a neck joint), how far up the skull base is
 toes = ["LeftToe", "RightToe"]   # optional: where the feet point; default: each ankle's end site
 
@@ -22,15 +22,15 @@ l_hip = "LeftThigh"
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
 from index_builder.errors import ConfigError
+from index_builder.ingest.mocap_skeletons import FACE_OFFSETS_MM, HeadFrame, MocapMapping
 from index_builder.ingest.rigs import RigFamily
-from index_builder.mocap_skeletons import FACE_OFFSETS_MM, HeadFrame, MocapMapping
-from model.joint_formulas import LANDMARKS
+from model.pose.joint_formulas import LANDMARKS
 
 LIMB_LANDMARKS = tuple(name for name in LANDMARKS if name not in FACE_OFFSETS_MM)
 KNOWN_KEYS = {"name", "prefix", "head", "skull_base_above_head_mm", "toes", "head_frame", "joints"}

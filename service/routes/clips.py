@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from model.joint_conventions import OURS, convert_joints
+from model.pose.joint_conventions import OURS, convert_joints
 from service.bvh_cut import BvhCutError, cut_bvh
 from service.deps import READ_ROUTE, BundleDep, OutputLayout
 from service.errors import MAX_ECHO, NoSourceMotionError, NotFoundError, OutOfRangeError

@@ -6,7 +6,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from model.joint_conventions import OURS, convert_joints
+from model.pose.joint_conventions import OURS, convert_joints
 from service import pipeline
 from service.deps import LIFT_BODY, READ_ROUTE, BundleDep, LiftBody, MetricsDep, OutputLayout, SettingsDep
 from service.openapi import body_doc
@@ -22,7 +22,7 @@ async def lift3d(request: Request, req: LiftBody, bundle: BundleDep, settings: S
                  metrics: MetricsDep, layout: OutputLayout = "h36m17") -> Response:
     """Encoder, then the 3D decoder: `pose3d` is (17, 3) mm, root-relative (pelvis at 0), in the real camera's
     frame with OpenCV axes (x right, y down, z forward), in the joint convention `layout` (the field's `h36m17`
-    by default; the decoder's `unihpr17` converted by `model.joint_conventions`). 2D inputs are lifted in a
+    by default; the decoder's `unihpr17` converted by `model.pose.joint_conventions`). 2D inputs are lifted in a
     virtual camera aimed at the person (the perspective crop of their `camera`) and turned back into the real
     camera's frame; `camera` says which intrinsics were assumed (null for 3D poses and embeddings). A body with
     `inputs` is a batch, answered as `outputs`."""

@@ -4,9 +4,10 @@ from collections import Counter
 
 import numpy as np
 
-from index_builder.bandai import LICENCE, normalise_label
-from index_builder.pose_checks import FLEXIBLE_BONES, bone_ranges, standing_heights, standing_mask
-from model.skeleton import H36M17
+from index_builder.datasets.bandai import LICENCE
+from index_builder.datasets.pose_checks import FLEXIBLE_BONES, bone_ranges, standing_heights, standing_mask
+from index_builder.ingest.labels import canonical_label
+from model.pose.skeleton import H36M17
 
 RIGID_TOLERANCE_MM = 1.0
 
@@ -58,8 +59,8 @@ def test_left_is_left_on_a_known_frame(full_bandai):
 
 
 def test_labels_are_normalised_across_the_two_datasets(full_bandai):
-    assert normalise_label("dataset-1_masculinity") == "masculine"
-    assert normalise_label("dataset-2_walk") == "walk"
+    assert canonical_label("dataset-1_masculinity") == "masculine"
+    assert canonical_label("dataset-2_walk") == "walk"
     styles = Counter(full_bandai.clips.style.tolist())
     assert "masculinity" not in styles and "old" not in styles and "tired" not in styles
     both = {s for s in styles if {"dataset-1", "dataset-2"} <= set(full_bandai.clips.dataset[full_bandai.clips.style == s])}
@@ -82,8 +83,8 @@ def test_split_is_by_clip_stratified_and_deterministic(full_bandai):
 
 
 def test_a_kept_source_is_the_file_byte_for_byte(bandai_bvh):
-    from index_builder.bandai import _bvh_to_poses, _RawClip
-    from model.motion_sources import ClipSources
+    from index_builder.datasets.bandai import _bvh_to_poses, _RawClip
+    from model.runtime.motion_sources import ClipSources
 
     raw = bandai_bvh.read_bytes()
     name, _, _, _, blob = _bvh_to_poses(_RawClip(bandai_bvh.stem, "dataset-1", raw.decode("utf-8")), True)

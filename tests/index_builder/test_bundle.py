@@ -14,10 +14,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-import model.bundle_format as fmt
-from index_builder.bundle import held_out_views
-from index_builder.checkpoint import load_unihpr
+import model.runtime.bundle_format as fmt
+from index_builder.bundle.writer import held_out_views
 from index_builder.cli import main
+from index_builder.training.checkpoint import load_unihpr
 
 torch.set_num_threads(2)
 

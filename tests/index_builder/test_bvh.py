@@ -4,8 +4,8 @@ convention and cannot catch a convention error)."""
 import numpy as np
 import pytest
 
-from index_builder.bvh import forward_kinematics, parse_bvh, read_bvh
 from index_builder.errors import BvhParseError
+from index_builder.ingest.bvh import forward_kinematics, parse_bvh, read_bvh
 
 
 def chain_bvh(root_channels: str, a_channels: str, b_block: str, motion: str) -> str:

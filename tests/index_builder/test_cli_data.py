@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from index_builder.cli import main
-from index_builder.motion_database import MotionDatabase
+from index_builder.datasets.motion_database import MotionDatabase
 
 
 def test_cache_sample_show_on_dataset_1(bandai_archives, tmp_path, capsys, monkeypatch):

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index_builder.coco_keypoints import (
+from index_builder.datasets.coco_keypoints import (
     COCO17_NAMES,
     CROWDPOSE14_NAMES,
     annotation_to_h36m17,
@@ -14,7 +14,7 @@ from index_builder.coco_keypoints import (
     load_coco_keypoints,
 )
 from index_builder.errors import DataFileError
-from model.skeleton import H36M17
+from model.pose.skeleton import H36M17
 
 J = H36M17.index
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The detector noise calibration (index_builder/detector_calibration.py, `unihpr-build calibrate`) and the noise
+"""The detector noise calibration (index_builder/training/detector_calibration.py, `unihpr-build calibrate`) and the noise
 model it fits.
 
 The estimators are checked on synthetic matches with known noise (no photos needed); the calibration itself runs
@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index_builder.blazepose_assets import fetch_blazepose_models
+from index_builder.bundle.blazepose_assets import fetch_blazepose_models
 from index_builder.cli import main
 from index_builder.config import BuildPaths
-from index_builder.detector_calibration import MIRROR, REPORT_PATH, calibrate, estimate
-from index_builder.detector_noise import CALIBRATION_PATH, DetectorNoise
+from index_builder.datasets.labelled_photos import LabelledPerson, Match
 from index_builder.errors import ArtifactError
-from index_builder.labelled_photos import LabelledPerson, Match
-from model.skeleton import H36M17
+from index_builder.training.detector_calibration import MIRROR, REPORT_PATH, calibrate, estimate
+from index_builder.training.detector_noise import CALIBRATION_PATH, DetectorNoise
+from model.pose.skeleton import H36M17
 
 J = H36M17.index
 LIMBS = [n for n in H36M17.names if n[:2] in ("l_", "r_")]

@@ -19,24 +19,24 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from index_builder.checkpoint import load_unihpr
-from index_builder.commands.evaluate import app
 from index_builder.config import SAMPLE_PATH
-from index_builder.detector_noise import DetectorNoise
 from index_builder.errors import ArtifactError
 from index_builder.evaluation import EvalSettings, evaluate_run
 from index_builder.evaluation.adapters import rig_embeddings
 from index_builder.evaluation.alignment import recall_at_1
+from index_builder.evaluation.commands import app
 from index_builder.evaluation.held_out import build_held_out, spaced_rows, subsample_rows
 from index_builder.evaluation.pose_errors import nearest_by_mpjpe, top1_errors
 from index_builder.evaluation.report import PLOTS
 from index_builder.evaluation.retrieval_paper import retrieval_paper
 from index_builder.evaluation.retrieval_prvipe import hit_rates
 from index_builder.evaluation.seed_study import study_verdict
-from index_builder.train_config import TINY
-from index_builder.training import train_martinez, train_unihpr
-from model.exact_search import exact_search
-from model.metrics import mpjpe, np_mpjpe
+from index_builder.training.checkpoint import load_unihpr
+from index_builder.training.config import TINY
+from index_builder.training.detector_noise import DetectorNoise
+from index_builder.training.loop import train_martinez, train_unihpr
+from model.pose.metrics import mpjpe, np_mpjpe
+from model.retrieval.exact_search import exact_search
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

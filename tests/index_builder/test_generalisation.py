@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from index_builder.cli import app
 from index_builder.config import BuildPaths
-from index_builder.detector_noise import DetectorNoise
+from index_builder.datasets.extra_mocap import extra_database, training_databases
+from index_builder.datasets.motion_database import combine_databases
 from index_builder.evaluation.generalisation import (
     bone_lengths,
     evaluate_protocols,
@@ -23,12 +24,11 @@ from index_builder.evaluation.generalisation import (
 )
 from index_builder.evaluation.generalisation_report import generalisation_markdown, mean_pa
 from index_builder.evaluation.settings import EvalSettings
-from index_builder.extra_mocap import extra_database, training_databases
-from index_builder.motion_database import combine_databases
-from index_builder.train_config import TINY, generalisation_arms, resolve_config, unseen_motion_contents
-from index_builder.training_data import AugmentConfig, TrainingViews
-from model.joint_conventions import DERIVED_INDEX, FIELD, OURS, convert_joints
-from model.skeleton import H36M17
+from index_builder.training.batches import AugmentConfig, TrainingViews
+from index_builder.training.config import TINY, generalisation_arms, resolve_config, unseen_motion_contents
+from index_builder.training.detector_noise import DetectorNoise
+from model.pose.joint_conventions import DERIVED_INDEX, FIELD, OURS, convert_joints
+from model.pose.skeleton import H36M17
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
-from index_builder.errors import DataFileError
-from index_builder.h36m import (
+from index_builder.datasets.h36m import (
     H36M32_TO_H36M17,
     LICENCE,
     M_TO_MM,
@@ -15,11 +14,12 @@ from index_builder.h36m import (
     load_h36m_2d,
     load_h36m_3d,
 )
-from index_builder.h36m_cameras import EXTRINSICS, INTRINSICS, h36m_camera, quaternion_to_matrix
-from index_builder.motion_database import MotionDatabase
-from model.cameras import project_world
-from model.joint_conventions import FIELD, OURS, convert_joints, with_derived
-from model.skeleton import H36M17
+from index_builder.datasets.h36m_cameras import EXTRINSICS, INTRINSICS, h36m_camera, quaternion_to_matrix
+from index_builder.datasets.motion_database import MotionDatabase
+from index_builder.errors import DataFileError
+from model.pose.cameras import project_world
+from model.pose.joint_conventions import FIELD, OURS, convert_joints, with_derived
+from model.pose.skeleton import H36M17
 
 J = H36M17.index
 
@@ -325,7 +325,7 @@ def test_yup_cameras_see_converted_points_the_same():
                                    atol=1e-6)
         assert yup.translation[1] == pytest.approx(h36m.translation[2])  # height is Y in ours
         assert yup.rotation[1, 1] < -0.9
-        # The same pixels through the shared pinhole code (model.cameras), which assumes a Y-up world.
+        # The same pixels through the shared pinhole code (model.pose.cameras), which assumes a Y-up world.
         in_camera = h36m.world_to_camera(points)
         expected = h36m.focal * in_camera[:, :2] / in_camera[:, 2:] + h36m.center
         np.testing.assert_allclose(project_world(points @ ZUP_TO_YUP.T, yup.as_camera()), expected, atol=1e-6)

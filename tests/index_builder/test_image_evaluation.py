@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from index_builder.blazepose_assets import fetch_blazepose_models
+from index_builder.bundle.blazepose_assets import fetch_blazepose_models
 from index_builder.config import BuildPaths
-from index_builder.detector_calibration import REPORT_PATH
+from index_builder.datasets.labelled_photos import DATASETS, LabelledPerson, Match, photos_present
 from index_builder.errors import ArtifactError
 from index_builder.evaluation.images import (
     PCK_FRACTIONS,
@@ -29,11 +29,11 @@ from index_builder.evaluation.images import (
     score_matches,
 )
 from index_builder.evaluation.report import _image_markdown
-from index_builder.labelled_photos import DATASETS, LabelledPerson, Match, photos_present
-from index_builder.train_config import TINY
-from index_builder.training import train_unihpr
-from model.features import image_features
-from model.skeleton import H36M17
+from index_builder.training.config import TINY
+from index_builder.training.detector_calibration import REPORT_PATH
+from index_builder.training.loop import train_unihpr
+from model.pose.features import image_features
+from model.pose.skeleton import H36M17
 
 J = H36M17.index
 # a standing person in normalised units (x right, y down)
@@ -128,7 +128,7 @@ def photos_and_models():
 @pytest.fixture(scope="module")
 def tiny_model(sample_db, tmp_path_factory):
     """A tiny UniHPR on the shipped sample, one torch thread (seconds)."""
-    from index_builder.checkpoint import load_unihpr
+    from index_builder.training.checkpoint import load_unihpr
 
     previous = torch.get_num_threads()
     torch.set_num_threads(1)

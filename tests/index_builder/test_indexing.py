@@ -4,9 +4,8 @@ import faiss
 import numpy as np
 import pytest
 
-import model.bundle_format as fmt
-from index_builder.bundle import frames_at_rate, indexed_rates
-from index_builder.indexing import (
+import model.runtime.bundle_format as fmt
+from index_builder.bundle.indexing import (
     FLAT_LIMIT,
     MIN_POINTS_PER_LIST,
     TRAIN_POINTS_PER_LIST,
@@ -20,12 +19,13 @@ from index_builder.indexing import (
     set_search_effort,
     training_sample,
 )
-from index_builder.library_update import (
+from index_builder.bundle.library_update import (
     compact,
     measure_recall,
     read_vectors,
     retrain_reasons,
 )
+from index_builder.bundle.writer import frames_at_rate, indexed_rates
 
 
 def clustered(n, dim=32, clusters=200, seed=0, centre_seed=0):

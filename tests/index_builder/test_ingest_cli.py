@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from index_builder.cli import main
-from index_builder.motion_database import MotionDatabase
-from model.bundle_format import verify_bundle
+from index_builder.datasets.motion_database import MotionDatabase
+from model.runtime.bundle_format import verify_bundle
 from tests.index_builder.ingest_fixtures import CMU_BVH, copy_into
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from index_builder.errors import DataFileError
 from index_builder.ingest import IngestConfig
 from index_builder.ingest.clip_steps import FileTask, IngestedClip, SkippedClip, ingest_file
 from index_builder.ingest.config import CMU_UNIT_TO_MM, UNIT_TO_MM
 from index_builder.ingest.file_formats import motion_format
 from index_builder.ingest.resampling import resample
 from index_builder.ingest.units import ADULT_LEG_MM, detect_unit, detect_up_axis, to_y_up
-from index_builder.errors import DataFileError
 from tests.index_builder.test_ingest_rigs import ADULT_HEIGHT_MM
 
 CONFIG = IngestConfig(source="test", licence="test fixtures", workers=1)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index_builder.bvh import read_bvh
 from index_builder.errors import ConfigError, UnknownRigError
 from index_builder.ingest import IngestConfig, load_user_mapping, recognise_rig
+from index_builder.ingest.bvh import read_bvh
 from index_builder.ingest.clip_steps import FileTask, IngestedClip, ingest_file
 from tests.index_builder.ingest_fixtures import CMU_BVH
 
@@ -59,8 +59,8 @@ def test_iclone(extra_mocap):
 
 
 def test_bandai_through_the_generic_path_matches_the_loader(bandai_bvh):
-    from index_builder.bvh import CM_TO_MM
-    from index_builder.mocap_skeletons import BANDAI, clip_to_h36m17
+    from index_builder.ingest.bvh import CM_TO_MM
+    from index_builder.ingest.mocap_skeletons import BANDAI, clip_to_h36m17
 
     clip = ingest_one(bandai_bvh)
     assert_plausible(clip, "bandai", "cm", 30.0)

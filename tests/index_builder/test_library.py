@@ -9,15 +9,15 @@ import faiss
 import numpy as np
 import pytest
 
-import model.bundle_format as fmt
-from index_builder.bundle import random_views, run_encoder
+import model.runtime.bundle_format as fmt
+from index_builder.bundle.indexing import IndexPlan, set_search_effort
+from index_builder.bundle.library_update import add_clips, compact, read_vectors, remove_clips
+from index_builder.bundle.writer import random_views, run_encoder
 from index_builder.cli import main
-from index_builder.indexing import IndexPlan, set_search_effort
 from index_builder.ingest import IngestConfig, ingest
-from index_builder.library_update import add_clips, compact, read_vectors, remove_clips
-from index_builder.onnx_export import cpu_session
-from model.features import pose3d_features
-from model.motion_sources import SOURCES, SourceStore
+from model.nn.onnx_export import cpu_session
+from model.pose.features import pose3d_features
+from model.runtime.motion_sources import SOURCES, SourceStore
 from tests.index_builder.ingest_fixtures import CMU_BVH
 
 K = 10
@@ -182,9 +182,9 @@ def test_compaction_of_an_ivf_index_keeps_lists_and_vectors():
 @pytest.fixture(scope="module")
 def ivf_bundle(tiny_run, sample_db, blazepose_files, tmp_path_factory):
     """A 2-view bundle of 60 sample clips with a forced 16-list IVF index."""
-    import index_builder.bundle as bundle_module
-    from index_builder.bundle import build_bundle
-    from index_builder.checkpoint import load_unihpr
+    import index_builder.bundle.writer as bundle_module
+    from index_builder.bundle.writer import build_bundle
+    from index_builder.training.checkpoint import load_unihpr
 
     model, config, _ = load_unihpr(tiny_run)
     keep = np.zeros(len(sample_db.clips), dtype=bool)

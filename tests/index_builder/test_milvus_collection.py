@@ -11,20 +11,20 @@ import faiss
 import numpy as np
 import pytest
 
-import model.bundle_format as fmt
-from index_builder.cli import main
-from index_builder.indexing import build_index, choose_operating_point, describe, exact_top_k, plan_index
-from index_builder.library_update import read_vectors as faiss_vectors
-from index_builder.milvus_collection import (
+import model.runtime.bundle_format as fmt
+from index_builder.bundle.indexing import build_index, choose_operating_point, describe, exact_top_k, plan_index
+from index_builder.bundle.library_update import read_vectors as faiss_vectors
+from index_builder.bundle.milvus_collection import (
     MilvusTarget,
     collection_name,
     milvus_index,
-    public_uri,
     operating_point,
+    public_uri,
     publish,
     read_vectors,
     search_collection,
 )
+from index_builder.cli import main
 from tests.index_builder.test_library import new_clips
 
 POSES, VIEWS, DIM, CLUSTERS = 2500, 4, 16, 40

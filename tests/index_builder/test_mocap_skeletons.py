@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from index_builder.bvh import CM_TO_MM, parse_bvh
-from index_builder.mocap_skeletons import BANDAI, CMU, FACE_OFFSETS_MM, clip_to_h36m17, detect_mapping
-from model.skeleton import H36M17
+from index_builder.ingest.bvh import CM_TO_MM, parse_bvh
+from index_builder.ingest.mocap_skeletons import BANDAI, CMU, FACE_OFFSETS_MM, clip_to_h36m17, detect_mapping
+from model.pose.skeleton import H36M17
 
 # name, parent, offset (cm); a T-pose with identity joint frames, Y up, facing +Z, the character's left at +X.
 CMU_JOINTS = [

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from index_builder.config import SAMPLE_PATH
+from index_builder.datasets.motion_database import MotionDatabase, assign_splits
+from index_builder.datasets.sample import make_sample
 from index_builder.errors import DataFileError
-from index_builder.motion_database import MotionDatabase, assign_splits
-from index_builder.sample import make_sample
-from model.motion_sources import ClipSources, compress_source
+from model.runtime.motion_sources import ClipSources, compress_source
 
 
 def test_shipped_sample_is_small_labelled_and_licensed(sample_db):

@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image
 
-from index_builder.checkpoint import load_unihpr
 from index_builder.evaluation.motion_report import MOTION_PLOT, motion_markdown, plot_motion
 from index_builder.evaluation.motion_search import (
     PROTOCOL,
@@ -24,6 +23,7 @@ from index_builder.evaluation.motion_search import (
     yaw_free_costs,
 )
 from index_builder.evaluation.report import _save
+from index_builder.training.checkpoint import load_unihpr
 
 
 def test_yaw_free_costs_bound_every_rotation_and_best_yaw_recovers_one():

@@ -7,8 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from index_builder.detector_noise import DetectorNoise
-from index_builder.pose_augmentation import (
+from index_builder.ingest.rotations import expmap_to_matrix
+from index_builder.training.batches import AugmentConfig, TrainingViews, augment_poses, mirror
+from index_builder.training.detector_noise import DetectorNoise
+from index_builder.training.pose_augmentation import (
     ABLATION_ARMS,
     FLEXION_LIMIT_DEG,
     HINGES,
@@ -18,10 +20,8 @@ from index_builder.pose_augmentation import (
     scale_bones,
     tilt_bodies,
 )
-from index_builder.rotations import expmap_to_matrix
-from index_builder.training_data import AugmentConfig, TrainingViews, augment_poses, mirror
-from model.joint_conventions import SPINE_FRACTION
-from model.skeleton import H36M17
+from model.pose.joint_conventions import SPINE_FRACTION
+from model.pose.skeleton import H36M17
 
 J = H36M17.index
 HEAD_CHAIN = [J("thorax"), J("neck_nose"), J("head_top"), 18, 19, 20]  # ours, then the field's thorax, nose, top

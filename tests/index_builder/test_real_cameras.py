@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from index_builder.config import SAMPLE_PATH, BuildPaths
+from index_builder.datasets.labelled_photos import LabelledPerson, Match, photos_present
 from index_builder.evaluation import EvalSettings, evaluate_run, write_report
 from index_builder.evaluation.held_out import subsample_rows
 from index_builder.evaluation.images import detection_pixels, photo_intrinsics
@@ -43,14 +44,13 @@ from index_builder.evaluation.real_cameras import (
     trajectory_residual,
 )
 from index_builder.evaluation.report import PLOTS
-from index_builder.labelled_photos import LabelledPerson, Match, photos_present
-from index_builder.train_config import TINY
-from index_builder.training import train_martinez, train_unihpr
-from model.camera_rigs import pixels_of
-from model.cameras import world_to_camera
-from model.normalization import normalize_2d
-from model.perspective_crop import pixels_to_rays
-from model.skeleton import ROOT
+from index_builder.training.config import TINY
+from index_builder.training.loop import train_martinez, train_unihpr
+from model.pose.camera_rigs import pixels_of
+from model.pose.cameras import world_to_camera
+from model.pose.normalization import normalize_2d
+from model.pose.perspective_crop import pixels_to_rays
+from model.pose.skeleton import ROOT
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -322,8 +322,8 @@ def test_photo_consistency_on_the_labelled_photos(rig_run):
     pose_images = BuildPaths().pose_images
     if not photos_present(pose_images):
         pytest.skip(f"labelled photos not found at {pose_images}")
-    from index_builder.blazepose_assets import fetch_blazepose_models
-    from index_builder.checkpoint import load_unihpr
+    from index_builder.bundle.blazepose_assets import fetch_blazepose_models
+    from index_builder.training.checkpoint import load_unihpr
 
     try:
         files = fetch_blazepose_models()

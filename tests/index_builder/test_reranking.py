@@ -1,4 +1,4 @@
-"""Choosing the re-ranking weight and calibrating the expected error (index_builder/reranking.py), and the helpers
+"""Choosing the re-ranking weight and calibrating the expected error (index_builder/bundle/reranking.py), and the helpers
 of retrieval over the library (index_builder/evaluation/retrieval_real.py), on hand-made cases with known answers."""
 
 from __future__ import annotations
@@ -7,15 +7,7 @@ import faiss
 import numpy as np
 import pytest
 
-from index_builder.evaluation.retrieval_real import (
-    _signed_nuclear,
-    oracle_floor,
-    procrustes_sq,
-    rankdata,
-    reliability,
-    spearman,
-)
-from index_builder.reranking import (
+from index_builder.bundle.reranking import (
     Gallery,
     QuerySet,
     Scored,
@@ -27,9 +19,17 @@ from index_builder.reranking import (
     score_queries,
     top1_mean,
 )
-from model.camera_rigs import virtual_view_rotations
-from model.features import box_frame
-from model.metrics import pa_mpjpe, procrustes_align
+from index_builder.evaluation.retrieval_real import (
+    _signed_nuclear,
+    oracle_floor,
+    procrustes_sq,
+    rankdata,
+    reliability,
+    spearman,
+)
+from model.pose.camera_rigs import virtual_view_rotations
+from model.pose.features import box_frame
+from model.pose.metrics import pa_mpjpe, procrustes_align
 
 
 def unit(rng, n: int, d: int = 16) -> np.ndarray:

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from index_builder.checkpoint import load_martinez, load_unihpr
-from index_builder.detector_noise import DetectorNoise
 from index_builder.errors import ArtifactError, ConfigError
-from index_builder.train_config import DEFAULT, TINY, config_from_dict, resolve_config
-from index_builder.training import evaluate_progress, train_martinez, train_unihpr
-from index_builder.training_data import AugmentConfig, TrainingViews, mirror, scale_bones, validation_views
-from model.config import MartinezConfig
-from model.martinez import MartinezLifter
-from model.skeleton import H36M17
+from index_builder.training.batches import AugmentConfig, TrainingViews, mirror, scale_bones, validation_views
+from index_builder.training.checkpoint import load_martinez, load_unihpr
+from index_builder.training.config import DEFAULT, TINY, config_from_dict, resolve_config
+from index_builder.training.detector_noise import DetectorNoise
+from index_builder.training.loop import evaluate_progress, train_martinez, train_unihpr
+from model.nn.config import MartinezConfig
+from model.nn.martinez import MartinezLifter
+from model.pose.skeleton import H36M17
 
 torch.set_num_threads(2)
 
@@ -33,7 +33,7 @@ def test_tiny_config_trains_and_learns(tiny_run, sample_db):
 
 
 def test_resume_from_a_mid_run_checkpoint_matches_an_uninterrupted_run(sample_db, tmp_path, monkeypatch):
-    import index_builder.training as training
+    import index_builder.training.loop as training
 
     config = resolve_config("tiny", ["align_steps=20", "decode_steps=10", "checkpoint_every=10", "validate_every=10"])
     train_db, val_db = sample_db.split("train"), sample_db.split("val")
@@ -110,7 +110,7 @@ def test_bone_scaling_keeps_mirrored_bones_equal_and_mirror_swaps_sides(sample_d
 def test_field_convention_inputs_are_converted_and_targets_stay_ours(sample_db):
     """With the field's joints, the share of inputs made from them reaches the encoders as the service would
     convert them; every target and detector feature stays unihpr17."""
-    from model.joint_conventions import DERIVED_INDEX
+    from model.pose.joint_conventions import DERIVED_INDEX
 
     poses, field = sample_db.poses[:400].astype(np.float64), sample_db.field_joints[:400].astype(np.float64)
     config = replace(AugmentConfig(), field_convention_fraction=1.0, neck_shift_mm=(0.0, 0.0), bone_scale=0.0,
@@ -132,7 +132,7 @@ def test_field_convention_inputs_are_converted_and_targets_stay_ours(sample_db):
 
 
 def test_scaling_and_mirroring_carry_the_field_joints_along(sample_db):
-    from model.joint_conventions import SPINE_FRACTION
+    from model.pose.joint_conventions import SPINE_FRACTION
 
     poses = np.concatenate([sample_db.poses[:50], sample_db.field_joints[:50]], axis=1).astype(np.float64)
     scaled = scale_bones(poses, np.random.default_rng(0), 0.1, 0.1)

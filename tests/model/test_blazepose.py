@@ -1,4 +1,4 @@
-"""BlazePose (model/blazepose.py) against the labelled photos in ../shared/data/pose-images.
+"""BlazePose (model/runtime/blazepose.py) against the labelled photos in ../shared/data/pose-images.
 
 A labelled person counts as found when a detected person's box overlaps its label box with IoU >= 0.5 (one-to-one,
 greedy by IoU). PCK@0.1: a labelled, visible joint of a found person is correct when the BlazePose joint lies
@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import index_builder.blazepose_assets as assets
-import model.blazepose as blazepose_module
-from index_builder.blazepose_assets import fetch_blazepose_models
+import index_builder.bundle.blazepose_assets as assets
+import model.runtime.blazepose as blazepose_module
+from index_builder.bundle.blazepose_assets import fetch_blazepose_models
 from index_builder.errors import ArtifactError
-from model.blazepose import (
+from model.runtime.blazepose import (
     BLAZEPOSE33,
     LANDMARK_INPUT,
     BlazePose,
@@ -30,7 +30,7 @@ from model.blazepose import (
     roi_from_detection,
     warp_roi,
 )
-from model.blazepose_anchors import NUM_ANCHORS, box_iou, ssd_anchor_centres
+from model.runtime.blazepose_anchors import NUM_ANCHORS, box_iou, ssd_anchor_centres
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POSE_IMAGES = REPO_ROOT.parent / "shared" / "data" / "pose-images"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from model.camera_rigs import BODY_EXTENT_MM, H36M_LIKE_RIG, RANDOM_CAMERAS, random_cameras, ring_cameras
-from model.cameras import Camera, camera_to_world, look_at, project_to_pixels, project_world, world_to_camera
+from model.pose.camera_rigs import BODY_EXTENT_MM, H36M_LIKE_RIG, RANDOM_CAMERAS, random_cameras, ring_cameras
+from model.pose.cameras import Camera, camera_to_world, look_at, project_to_pixels, project_world, world_to_camera
 
 
 def camera_at_origin_looking_along_z(focal=1000.0) -> Camera:

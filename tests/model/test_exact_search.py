@@ -1,4 +1,4 @@
-"""Exact k-NN search (model/exact_search.py): parity with faiss IndexFlatIP / IndexFlatL2 on seeded data, group
+"""Exact k-NN search (model/retrieval/exact_search.py): parity with faiss IndexFlatIP / IndexFlatL2 on seeded data, group
 exclusion with the -1 placeholder, and k larger than the gallery."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import faiss
 import numpy as np
 import pytest
 
-from model.exact_search import exact_search
+from model.retrieval.exact_search import exact_search
 
 
 def unit_vectors(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

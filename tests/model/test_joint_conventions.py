@@ -1,11 +1,11 @@
-"""The two joint conventions and the conversion between them (``model.joint_conventions``)."""
+"""The two joint conventions and the conversion between them (``model.pose.joint_conventions``)."""
 
 import numpy as np
 import pytest
 
 from index_builder.config import SAMPLE_PATH
-from index_builder.motion_database import MotionDatabase
-from model.joint_conventions import (
+from index_builder.datasets.motion_database import MotionDatabase
+from model.pose.joint_conventions import (
     DERIVED,
     FIELD,
     NECK_NOSE_TO_HEAD_TOP_MM,
@@ -19,7 +19,7 @@ from model.joint_conventions import (
     fit_conversion,
     with_derived,
 )
-from model.skeleton import H36M17
+from model.pose.skeleton import H36M17
 
 J = H36M17.index
 

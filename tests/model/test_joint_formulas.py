@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from model.joint_formulas import (
+from model.pose.joint_formulas import (
     FORMULA_WEIGHTS,
     LANDMARKS,
     LAYOUT_LANDMARK_INDEX,
     landmarks_to_h36m17,
     layout_to_unihpr17,
 )
-from model.skeleton import H36M17
+from model.pose.skeleton import H36M17
 
 
 def test_every_formula_is_an_affine_combination():

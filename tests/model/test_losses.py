@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.losses import (
+from model.nn.losses import (
     DecoderLoss,
     PairwiseInfoNCE,
     SingularValueLoss,

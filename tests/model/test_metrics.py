@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from model.metrics import mpjpe, n_mpjpe, np_mpjpe, pa_mpjpe, pck_2d, procrustes_align, unit_rms_scale
-from model.normalization import denormalize_2d, normalize_2d
+from model.pose.metrics import mpjpe, n_mpjpe, np_mpjpe, pa_mpjpe, pck_2d, procrustes_align, unit_rms_scale
+from model.pose.normalization import denormalize_2d, normalize_2d
 
 
 def random_rotation(rng) -> np.ndarray:

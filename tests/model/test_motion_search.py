@@ -1,4 +1,4 @@
-"""Motion search on synthetic embeddings (``model.motion_search``) and the one-camera fit (``model.sequence_fit``):
+"""Motion search on synthetic embeddings (``model.retrieval.motion_search``) and the one-camera fit (``model.retrieval.sequence_fit``):
 candidates only from the index, windows, distinct segments, speeds, and the fitted camera."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.motion_search import (
+from model.retrieval.motion_search import (
     MAX_STEP,
     ClipLayout,
     QueryShape,
@@ -15,7 +15,13 @@ from model.motion_search import (
     overlaps,
     search_motion,
 )
-from model.sequence_fit import camera_rotations, fit_rotation_2d, fit_sequence, pair_costs_2d, weak_perspective_sums
+from model.retrieval.sequence_fit import (
+    camera_rotations,
+    fit_rotation_2d,
+    fit_sequence,
+    pair_costs_2d,
+    weak_perspective_sums,
+)
 
 VIEWS, DIM = 2, 16
 

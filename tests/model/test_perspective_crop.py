@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from index_builder.detector_noise import DetectorNoise
-from index_builder.training_data import AugmentConfig, TrainingViews, real_cameras
-from model.camera_rigs import fixed_rig_cameras, inside_image, off_axis, random_cameras
-from model.cameras import world_to_camera
-from model.perspective_crop import (
+from index_builder.training.batches import AugmentConfig, TrainingViews, real_cameras
+from index_builder.training.detector_noise import DetectorNoise
+from model.pose.camera_rigs import fixed_rig_cameras, inside_image, off_axis, random_cameras
+from model.pose.cameras import world_to_camera
+from model.pose.perspective_crop import (
     Intrinsics,
     crop_rotation,
     default_intrinsics,

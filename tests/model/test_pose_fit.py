@@ -1,4 +1,4 @@
-"""Geometric re-ranking (model/pose_fit.py, model/rerank.py): the fits recover known cameras on noiseless data and
+"""Geometric re-ranking (model/pose/pose_fit.py, model/retrieval/rerank.py): the fits recover known cameras on noiseless data and
 rank the true pose first among distractors; Procrustes; the expected-error curve; the crop's frame."""
 
 from __future__ import annotations
@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index_builder.detector_noise import DetectorNoise
-from index_builder.training_data import NO_AUGMENT, view_poses
-from model.camera_rigs import random_cameras, virtual_view_rotations
-from model.features import box_frame
-from model.metrics import pa_mpjpe
-from model.perspective_crop import rotate_rays
-from model.pose_fit import perspective_fit, procrustes_residual, rodrigues, weak_perspective_fit
-from model.rerank import (
+from index_builder.training.batches import NO_AUGMENT, view_poses
+from index_builder.training.detector_noise import DetectorNoise
+from model.pose.camera_rigs import random_cameras, virtual_view_rotations
+from model.pose.features import box_frame
+from model.pose.metrics import pa_mpjpe
+from model.pose.perspective_crop import rotate_rays
+from model.pose.pose_fit import perspective_fit, procrustes_residual, rodrigues, weak_perspective_fit
+from model.retrieval.rerank import (
     ErrorCurve,
     candidate_count,
     first_per_key,

@@ -1,4 +1,4 @@
-"""Subsequence DTW (``model.sequence_alignment``): planted segments at other speeds, missing frames, separators,
+"""Subsequence DTW (``model.retrieval.sequence_alignment``): planted segments at other speeds, missing frames, separators,
 the optimum against brute force, back-pointers re-derived, and the query's grid."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from model.sequence_alignment import (
+from model.retrieval.sequence_alignment import (
     MAX_HOLD,
     MAX_STEP,
     ColumnLayout,

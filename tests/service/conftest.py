@@ -6,7 +6,7 @@ import httpx
 import numpy as np
 import pytest
 
-from model.bundle_format import METADATA
+from model.runtime.bundle_format import METADATA
 from service.main import create_app
 from tests.service.live_server import READ_KEY, keyed_settings, make_settings, serve
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import uvicorn
 
-from model.bundle_format import METADATA, file_entries, read_manifest, write_manifest
+from model.runtime.bundle_format import METADATA, file_entries, read_manifest, write_manifest
 from service.config import Settings
 
 READ_KEY, ADMIN_KEY = "read-key-1", "admin-key-1"

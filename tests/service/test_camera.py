@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.perspective_crop import Intrinsics, focal_from_fov, perspective_crop, rays_to_pixels
+from model.pose.perspective_crop import Intrinsics, focal_from_fov, perspective_crop, rays_to_pixels
 from tests.service.poses import COCO_STANDING
 
 EXAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "service" / "data" / "example_person.jpg"

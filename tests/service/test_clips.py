@@ -11,9 +11,9 @@ import httpx
 import numpy as np
 import pytest
 
-from index_builder.bvh import parse_bvh
-from model.bundle_format import SourcesInfo, file_entries, read_manifest, write_manifest
-from model.motion_sources import SOURCES, ClipSources, compress_source, write_sources
+from index_builder.ingest.bvh import parse_bvh
+from model.runtime.bundle_format import SourcesInfo, file_entries, read_manifest, write_manifest
+from model.runtime.motion_sources import SOURCES, ClipSources, compress_source, write_sources
 from service.bvh_cut import cut_bvh
 from service.main import create_app
 from service.segments import segment_around

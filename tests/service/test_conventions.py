@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from index_builder.config import SAMPLE_PATH
-from index_builder.motion_database import MotionDatabase
-from model.joint_conventions import FIELD, OURS, SHARED_INDEX, convert_joints, with_derived
-from model.skeleton import H36M17
+from index_builder.datasets.motion_database import MotionDatabase
+from model.pose.joint_conventions import FIELD, OURS, SHARED_INDEX, convert_joints, with_derived
+from model.pose.skeleton import H36M17
 from tests.service.poses import camera_pose, project
 
 J = H36M17.index

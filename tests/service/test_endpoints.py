@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 import pytest
 
-from model.bundle_format import read_manifest
-from model.joint_formulas import layout_to_unihpr17
+from model.pose.joint_formulas import layout_to_unihpr17
+from model.runtime.bundle_format import read_manifest
 from tests.service.live_server import BOTH_BACKENDS
 from tests.service.poses import COCO_STANDING, camera_pose, coco_to_blazepose, distinct_poses, project
 

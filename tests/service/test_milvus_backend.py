@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from index_builder.library_update import copy_to_milvus, remove_clips
-from index_builder.milvus_collection import MilvusTarget, normalise_label
-from model.bundle_format import read_manifest
-from service.catalog import normalise_label as service_normalise_label
+from index_builder.bundle.library_update import copy_to_milvus, remove_clips
+from index_builder.bundle.milvus_collection import MilvusTarget
+from model.runtime.bundle_format import read_manifest
 from service.config import Settings
 from service.main import create_app
 from tests.milvus_lite_server import milvus_lite_server
@@ -68,11 +67,6 @@ def test_readyz_and_info_name_the_backend(milvus_server, milvus_bundle):
     assert info["index"]["served_by"] == "milvus" and info["index"]["backend"]["collection"] == \
         manifest.index.backend.collection
     assert not (milvus_bundle / "index.faiss").exists()
-
-
-def test_label_normalisation_agrees_between_builder_and_service():
-    for label in ("Walk Turn_Left", "  wave_left hand ", "dataset-2"):
-        assert normalise_label(label) == service_normalise_label(label)
 
 
 def test_bad_backend_configuration_fails_at_start(tiny_bundle, milvus_bundle, milvus_uri):

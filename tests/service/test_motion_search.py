@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from model.cameras import look_at
+from model.pose.cameras import look_at
 from service.main import create_app
 from tests.service.live_server import make_settings, serve
 from tests.service.poses import CENTRE_PX, DISTANCE_MM, FOCAL_PX

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from model.bundle_format import read_manifest
+from model.runtime.bundle_format import read_manifest
 from service.main import create_app
 from tests.service.live_server import ADMIN_KEY, READ_KEY, copy_bundle, make_settings, serve
 from tests.service.poses import COCO_STANDING

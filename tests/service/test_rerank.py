@@ -7,8 +7,8 @@ import httpx
 import numpy as np
 import pytest
 
-from model.bundle_format import MANIFEST, parse_manifest, read_manifest, write_manifest
-from model.rerank import CANDIDATES, METHODS
+from model.retrieval.rerank import CANDIDATES, METHODS
+from model.runtime.bundle_format import MANIFEST, parse_manifest, read_manifest, write_manifest
 from service.main import create_app
 from tests.service.live_server import copy_bundle, make_settings, serve
 from tests.service.poses import camera_pose, distinct_poses, project

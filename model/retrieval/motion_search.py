@@ -1,0 +1,391 @@
+"""Motion search: a sequence of per-frame embeddings in, the best-matching segments of library clips out.
+
+The service (``service.motion_search``) and the evaluation (``index_builder.evaluation.motion_search``) run this
+same function; they differ only in how they search vectors and read them back (the two callables).
+
+Design, and why:
+
+1. **Per-frame embeddings on the library's frame grid.** The query's frames (any rate, with gaps) are resampled by
+   nearest frame onto the library's frame rate (``model.retrieval.sequence_alignment.grid_frames``), so one step of the
+   alignment is one library frame whatever the query's rate; grid points without a frame are *missing*.
+2. **Candidates from the index, not the library.** A few *anchor* frames (``ANCHORS``, evenly spread over the
+   query) each ask the index for their ``ANCHOR_POSES`` best poses (all virtual views, so any camera azimuth finds
+   them). A hit on pose p of a clip for anchor i says the query may sit on the clip around p; with speeds bounded
+   by the alignment's slope limits (``MAX_STEP``), the whole query then lies within ``[p - MAX_STEP * i,
+   p + MAX_STEP * (M - 1 - i)]`` of that clip: a *window*. Windows of one clip are merged, ranked by the sum over
+   anchors of their best hit score (a window several anchors agree on comes first), and kept up to a column
+   budget. The library is only ever touched through the index and these windows, so the cost grows with the
+   candidates, not with the library's size.
+3. **Subsequence DTW over cosine distances** (``model.retrieval.sequence_alignment``) on the windows, each aligned once per
+   view among the ``VIEWS_PER_WINDOW`` virtual views its anchor hits came from, the view fixed along the path: a
+   fixed camera sees the whole motion from one side (the person turning is part of the motion, and the library
+   clip turns alike). Letting the view change per frame was measured worse (held-out content hit@1 0.63 -> 0.73
+   on the sample at 1x) and aligning all 8 views costs 4x the vectors read for views the query never matched.
+   Free start and end inside each window; speeds from 1/3x to 3x; missing frames cost nothing. A segment's
+   ``score`` is the mean cosine along its path over the present query frames, in [-1, 1] like single-pose scores.
+4. **Distinct segments.** Candidate ends are the local minima of the end cost within each window, best first;
+   they are traced back (all at once) and a segment that overlaps one already kept from the same clip is dropped
+   (with ``group_by_clip``, any second segment of a clip), so a clip's neighbouring frames, which end paths of
+   almost the same cost, do not crowd the list. Distinct cycles of periodic motion (steps of a walk) do not
+   overlap and stay.
+5. **Geometric verification** (when the caller gives the query's 2D or 3D and the library's poses): the best
+   ``VERIFY`` segments by score are each fitted with one camera (``model.retrieval.sequence_fit``), re-aligned under it in
+   their clip (grown by ``VERIFY_MARGIN``), and ordered by the fit's residual. Per-frame embeddings tell a
+   held-out pose from similar ones only coarsely across viewpoints (on the sample, a query frame's own library
+   pose ranks about 50th among 14k by cosine), while one camera for a whole motion is a strong constraint: on the
+   sample this took the own-clip top-1 from 0.53 / 0.60 / 0.33 to 0.87 / 0.93 / 0.63 at 0.5x / 1x / 2x (clean
+   2D, 30 queries each) and the held-out aligned 3D error from 47 to 29-36 mm.
+
+Cost per query, M grid frames (library rate x duration): ``ANCHORS`` searches of the index (fixed), then
+(M x columns) for the cosines (D multiply-adds each) and the DTW (about ten numpy operations per row over the
+columns), where the columns are the windows' frames times their views, the windows' frames at most
+max(``MIN_COLUMNS``, ``COLUMNS_PER_FRAME`` x M); so the alignment grows about as M^2 for long queries and the index
+search does not grow with M; the verification is ``VERIFY`` fits of M frames. Measured in
+``benchmarks/motion_search.py`` (``benchmarks/README.md``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from model.retrieval.sequence_alignment import (
+    MAX_HOLD,
+    MAX_STEP,
+    ColumnLayout,
+    backtrack_many,
+    grid_frames,
+    local_minima,
+    subsequence_dtw,
+)
+from model.retrieval.sequence_fit import REALIGNMENTS, fit_sequences
+
+ANCHORS = 8  # query frames that search the index
+ANCHOR_POSES = 64  # poses (best view each) every anchor asks for
+WINDOW_MARGIN = 2  # library frames added on both sides of a window
+MIN_COLUMNS = 4096  # library frames the alignment may visit per query, at least ...
+COLUMNS_PER_FRAME = 48  # ... or this many per grid frame of the query (about 16 windows of 3M frames)
+ENDS_PER_RESULT = 20  # candidate ends traced per requested result, at most
+VIEWS_PER_WINDOW = 2  # virtual views a window is aligned in (those its anchor hits scored best in)
+SCREEN = 60  # candidate segments screened by a quick camera fit on their paths, at least k ...
+VERIFY = 20  # ... of which the best by that fit are verified fully (re-aligned, perspective), at least k
+VERIFY_MARGIN = 0.25  # frames a verified segment may grow by on each side, as a fraction of its length (>= 2)
+
+PosesFn = Callable[[np.ndarray], np.ndarray]  # pose rows (n,) -> (n, J, 3) mm root-relative, world Y-up
+SearchFn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]  # (queries (A, D), k) -> (scores, vector ids)
+VectorsFn = Callable[[np.ndarray], np.ndarray]  # vector ids (n,) -> (n, D) float32
+
+
+@dataclass(frozen=True)
+class ClipLayout:
+    """Where every indexed pose sits in its clip.
+
+    clip: (N,) clip of each pose row; rows: (N,) pose rows clip by clip, each clip's in frame order; bounds: (C + 1,)
+    clip c is rows[bounds[c]:bounds[c + 1]]; position: (N,) a pose row's rank in its clip's frame order; rate: (C,)
+    the rate the clip is *indexed* at, frames per second: its fps over the step between its indexed frame numbers
+    (a bundle indexed at 10 fps from 30 fps clips keeps frames 0, 3, 6, ... at fps 30: rate 10).
+    """
+
+    clip: np.ndarray
+    rows: np.ndarray
+    bounds: np.ndarray
+    position: np.ndarray
+    rate: np.ndarray
+
+    @classmethod
+    def of(cls, clip: np.ndarray, frame: np.ndarray, fps: np.ndarray) -> ClipLayout:
+        clip = np.asarray(clip, dtype=np.int64)
+        frame = np.asarray(frame, dtype=np.int64)
+        rows = np.lexsort((frame, clip))
+        bounds = np.searchsorted(clip[rows], np.arange(len(fps) + 1))
+        position = np.empty(len(clip), np.int64)
+        position[rows] = np.arange(len(clip)) - bounds[clip[rows]]
+        steps = np.diff(frame[rows])  # clip c's own steps: steps[bounds[c]:bounds[c + 1] - 1]
+        step = np.ones(len(fps))
+        for c in np.flatnonzero(np.diff(bounds) > 1):
+            step[c] = max(1.0, float(np.median(steps[bounds[c] : bounds[c + 1] - 1])))
+        return cls(clip, rows, bounds, position, np.asarray(fps, dtype=np.float64) / step)
+
+    def length(self, clip: int) -> int:
+        return int(self.bounds[clip + 1] - self.bounds[clip])
+
+    def row(self, clip: int, position) -> np.ndarray:
+        """Pose rows of positions (array) in a clip."""
+        return self.rows[self.bounds[clip] + np.asarray(position)]
+
+    @property
+    def primary_rate(self) -> float:
+        """The rate most poses are indexed at: the grid anchors are chosen on."""
+        rates, counts = np.unique(self.rate[self.clip], return_counts=True)
+        return float(rates[np.argmax(counts)]) if len(rates) else 1.0
+
+
+@dataclass(frozen=True)
+class Window:
+    clip: int
+    lo: int  # first position in the clip (inclusive)
+    hi: int  # last position (inclusive)
+    priority: float
+    views: tuple[int, ...] = (0,)  # the virtual views aligned, best first
+
+
+@dataclass
+class Segment:
+    """One matching segment.
+
+    clip: clip index; first, last: positions in the clip's frame order of the first and last present query frame's
+    library frames; score: mean cosine along the path over present frames. grid: (M,) the query frame of each grid
+    point (-1: missing); positions: (M,) the clip position of each grid point on the path; views: (M,) the best view
+    at each. rate: the grid's frames per second (the clip's).
+    """
+
+    clip: int
+    first: int
+    last: int
+    score: float
+    grid: np.ndarray
+    positions: np.ndarray
+    views: np.ndarray
+    rate: float
+    residual: float | None = None  # the geometric verification's residual (``model.retrieval.sequence_fit``), when verified
+
+    @property
+    def pairs(self) -> np.ndarray:
+        """(P, 2) int: [query frame, clip position] for every present grid point, in order."""
+        keep = self.grid >= 0
+        return np.stack([self.grid[keep], self.positions[keep]], axis=1)
+
+    @property
+    def view(self) -> int:
+        """The view that matched most present frames."""
+        views = self.views[self.grid >= 0]
+        return int(np.bincount(views).argmax()) if len(views) else 0
+
+
+@dataclass(frozen=True)
+class QueryShape:
+    """What the geometric verification fits: points (F, J, 2) normalised 2D per query frame with weights (F, J)
+    (confidence or visibility), or points (F, J, 3) camera-frame mm with weights None; rows of missing frames are
+    ignored."""
+
+    points: np.ndarray
+    weights: np.ndarray | None = None
+    scales: np.ndarray | None = None  # (F,) 2D from a perspective crop: its box half-side in ray units (NaN: none)
+
+
+@dataclass
+class SearchStats:
+    anchors: int = 0
+    hits: int = 0
+    windows: int = 0
+    columns: int = 0
+    grid_frames: int = 0
+    present_frames: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # ms: candidates, alignment
+
+
+def choose_anchors(grid: np.ndarray, count: int = ANCHORS) -> np.ndarray:
+    """Up to ``count`` grid rows with a frame, evenly spread from the first to the last."""
+    rows = np.flatnonzero(grid >= 0)
+    if len(rows) <= count:
+        return rows
+    return rows[np.unique(np.round(np.linspace(0, len(rows) - 1, count)).astype(np.int64))]
+
+
+def anchor_hits(scores: np.ndarray, ids: np.ndarray, views: int,
+                poses: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per anchor its best ``poses`` poses (best view each): (pose rows, scores, views), best first."""
+    out = []
+    for s, i in zip(scores, ids):
+        keep = i >= 0
+        s, pose, view = s[keep], i[keep] // views, i[keep] % views
+        first = np.sort(np.unique(pose, return_index=True)[1])[:poses]
+        out.append((pose[first], s[first], view[first]))
+    return out
+
+
+def candidate_windows(hits: list[tuple[np.ndarray, np.ndarray, np.ndarray]], anchor_rows: np.ndarray,
+                      layout: ClipLayout, grid_length: Callable[[float], int], primary_rate: float,
+                      budget: int) -> list[Window]:
+    """Merged windows of the clips the anchors hit, best first, within ``budget`` columns in all; each with the
+    ``VIEWS_PER_WINDOW`` views its hits scored best in.
+
+    hits: per anchor (pose rows, scores, views); anchor_rows: (A,) the anchors' grid rows on the primary grid;
+    grid_length(rate): the query's grid length M at a clip rate.
+    """
+    spans: dict[int, list[tuple[int, int, int, float, int]]] = {}
+    for a, ((rows, scores, views), i_a) in enumerate(zip(hits, anchor_rows.tolist())):
+        for row, score, view in zip(rows.tolist(), scores.tolist(), views.tolist()):
+            c = int(layout.clip[row])
+            rate = float(layout.rate[c])
+            m = grid_length(rate)
+            i = min(m - 1, int(round(i_a * rate / primary_rate)))
+            p = int(layout.position[row])
+            lo = max(0, p - MAX_STEP * i - WINDOW_MARGIN)
+            hi = min(layout.length(c) - 1, p + MAX_STEP * (m - 1 - i) + WINDOW_MARGIN)
+            spans.setdefault(c, []).append((lo, hi, a, score, view))
+    windows = []
+    for c, items in spans.items():
+        items.sort()
+        groups: list[list] = []  # [lo, hi, {anchor: best score}, {view: best score}]
+        for lo, hi, a, score, view in items:
+            if not (groups and lo <= groups[-1][1] + 1):
+                groups.append([lo, hi, {}, {}])
+            group = groups[-1]
+            group[1] = max(group[1], hi)
+            group[2][a] = max(group[2].get(a, -np.inf), score)
+            group[3][view] = max(group[3].get(view, -np.inf), score)
+        for lo, hi, best, views in groups:
+            chosen = tuple(sorted(views, key=lambda v: -views[v])[:VIEWS_PER_WINDOW])
+            windows.append(Window(c, lo, hi, float(sum(best.values())), chosen))
+    windows.sort(key=lambda w: (-w.priority, w.clip, w.lo))
+    kept, used = [], 0
+    for w in windows:
+        width = w.hi - w.lo + 1
+        if used + width <= budget:
+            kept.append(w)
+            used += width
+    return kept
+
+
+def _extent(segment) -> tuple[int, int, int]:
+    return (segment.clip, segment.first, segment.last) if isinstance(segment, Segment) else tuple(segment)
+
+
+def overlaps(segment, kept: list, group_by_clip: bool = False) -> bool:
+    """Whether ``segment`` shares frames with a kept segment of its clip (any kept segment of its clip with
+    ``group_by_clip``). Segments are ``Segment`` or (clip, first, last) tuples."""
+    clip, first, last = _extent(segment)
+    for other in kept:
+        o_clip, o_first, o_last = _extent(other)
+        if o_clip == clip and (group_by_clip or (first <= o_last and o_first <= last)):
+            return True
+    return False
+
+
+def align_windows(embeddings: np.ndarray, grid: np.ndarray, windows: list[Window], layout: ClipLayout, views: int,
+                  vectors: VectorsFn, rate: float, k: int, group_by_clip: bool) -> list[Segment]:
+    """Subsequence DTW of the query (its frames on the grid) over the windows, each once per view of the window,
+    the view fixed along a path (a fixed camera sees the clip from one side); at most k distinct segments."""
+    present = grid >= 0
+    present_rows = np.flatnonzero(present)
+    pairs = [(w, v) for w in windows for v in w.views]  # the sequences: (window, view)
+    lengths = np.array([w.hi - w.lo + 1 for w, _ in pairs], np.int64)
+    rows = np.concatenate([layout.row(w.clip, np.arange(w.lo, w.hi + 1)) for w, _ in pairs])
+    view_of = np.repeat([v for _, v in pairs], lengths)
+    library = vectors(rows * views + view_of)  # (n, D): only the views the windows' hits came from
+    cost = np.zeros((len(grid), len(rows)), np.float32)  # missing rows: 0 (``subsequence_dtw`` ignores them)
+    cost[present_rows] = 1.0 - embeddings[grid[present_rows]] @ library.T
+    columns = ColumnLayout.of(lengths)
+    alignment = subsequence_dtw(columns.place(cost), present, MAX_STEP, MAX_HOLD)
+    end_cost = alignment.mean_end_cost
+    out: list[Segment] = []
+    ends = local_minima(end_cost, columns.sequence)[: ENDS_PER_RESULT * k]
+    for end, path in zip(ends.tolist(), backtrack_many(alignment, ends)):
+        w, view = pairs[int(columns.sequence[end])]
+        positions = w.lo + columns.offset[path]
+        segment = Segment(w.clip, int(positions[present_rows[0]]), int(positions[present_rows[-1]]),
+                          float(1.0 - end_cost[end]), grid, positions, np.full(len(grid), view, np.int64), rate)
+        if not overlaps(segment, out, group_by_clip):
+            out.append(segment)
+            if len(out) >= k:
+                break
+    return out
+
+
+def verify(segments: list[Segment], shape: QueryShape, layout: ClipLayout, poses: PosesFn,
+           realignments: int = REALIGNMENTS, perspective: bool = True) -> list[Segment]:
+    """Each segment fitted with one camera (``model.retrieval.sequence_fit.fit_sequences``) and re-aligned under it within
+    its clip, grown by ``VERIFY_MARGIN`` on each side; returned ordered by the fit's residual (best first).
+    With ``realignments=0`` and ``perspective=False``: the quick screen (the camera fitted to the paths found)."""
+    segments = [s for s in segments if (s.grid >= 0).any()]
+    if not segments:
+        return []
+    grid = segments[0].grid  # every segment of one rate group shares the grid; groups are verified apart
+    out = []
+    for rate in sorted({s.rate for s in segments}):
+        group = [s for s in segments if s.rate == rate]
+        grid = group[0].grid
+        present = grid >= 0
+        rows = np.where(present, grid, 0)
+        regions, libraries, starts = [], [], []
+        need = -(-len(grid) // (MAX_HOLD + 1))  # the fewest library frames a path over the grid can use
+        for s in group:
+            margin = max(2, int(round(VERIFY_MARGIN * (s.last - s.first + 1))))
+            margin = max(margin, -(-(need - (s.last - s.first + 1)) // 2))
+            lo, hi = max(0, s.first - margin), min(layout.length(s.clip) - 1, s.last + margin)
+            regions.append(lo)
+            libraries.append(poses(layout.row(s.clip, np.arange(lo, hi + 1))))
+            starts.append(np.clip(s.positions - lo, 0, hi - lo))
+        weights = None if shape.weights is None else shape.weights[rows]
+        scales = None if shape.scales is None or not perspective else shape.scales[rows]
+        fits = fit_sequences(shape.points[rows], weights, present, libraries, starts, scales, realignments)
+        keep = np.flatnonzero(present)
+        for s, lo, fit in zip(group, regions, fits):
+            positions = np.where(present, lo + fit.path, s.positions)
+            out.append(Segment(s.clip, int(positions[keep[0]]), int(positions[keep[-1]]), s.score, s.grid,
+                               positions, s.views, s.rate, fit.residual))
+    out.sort(key=lambda s: s.residual)
+    return out
+
+
+def search_motion(embeddings: np.ndarray, times: np.ndarray, present: np.ndarray, layout: ClipLayout, views: int,
+                  search: SearchFn, vectors: VectorsFn, k: int, group_by_clip: bool = False,
+                  stats: SearchStats | None = None, shape: QueryShape | None = None,
+                  poses: PosesFn | None = None) -> list[Segment]:
+    """The k best distinct segments for a query sequence.
+
+    embeddings: (F, D) float32 L2-normalised, one row per query frame (rows of missing frames are ignored);
+    times: (F,) seconds, increasing; present: (F,) bool. search(queries, kk): the index's top kk vectors (scores,
+    ids; -1 for none) for each query, already restricted to the poses a filter keeps; vectors(ids): stored vectors.
+    shape, poses: the query's 2D or 3D and the library's poses, for the geometric verification of the best
+    ``max(k, VERIFY)`` segments (without them: no verification).
+    returns: at most k segments, best first (by the verification's residual, else by score).
+    """
+    stats = stats if stats is not None else SearchStats()
+    started = time.perf_counter()
+    primary = layout.primary_rate
+    grids: dict[float, np.ndarray] = {}
+
+    def grid_at(rate: float) -> np.ndarray:
+        if rate not in grids:
+            grids[rate] = grid_frames(times, present, rate)
+        return grids[rate]
+
+    grid = grid_at(primary)
+    anchor_rows = choose_anchors(grid)
+    stats.grid_frames, stats.present_frames, stats.anchors = len(grid), int((grid >= 0).sum()), len(anchor_rows)
+    if len(anchor_rows) == 0:
+        return []
+    scores, ids = search(np.ascontiguousarray(embeddings[grid[anchor_rows]], dtype=np.float32),
+                         ANCHOR_POSES * views)
+    hits = anchor_hits(scores, ids, views, ANCHOR_POSES)
+    stats.hits = int(sum(len(h[0]) for h in hits))
+    budget = max(MIN_COLUMNS, COLUMNS_PER_FRAME * len(grid))
+    windows = candidate_windows(hits, anchor_rows, layout, lambda r: len(grid_at(r)), primary, budget)
+    stats.windows, stats.columns = len(windows), int(sum(w.hi - w.lo + 1 for w in windows))
+    aligned = time.perf_counter()
+    stats.timings["candidates"] = (aligned - started) * 1e3
+    verifying = shape is not None and poses is not None
+    wanted = max(k, SCREEN) if verifying else k
+    segments: list[Segment] = []
+    for rate in sorted({float(layout.rate[w.clip]) for w in windows}):
+        group = [w for w in windows if float(layout.rate[w.clip]) == rate]
+        segments += align_windows(embeddings, grid_at(rate), group, layout, views, vectors, rate, wanted,
+                                  group_by_clip)
+    segments.sort(key=lambda s: -s.score)
+    segments = segments[:wanted]
+    stats.timings["alignment"] = (time.perf_counter() - aligned) * 1e3
+    if verifying:
+        verified = time.perf_counter()
+        kept: list[Segment] = []
+        screened = verify(segments, shape, layout, poses, realignments=0, perspective=False)[: max(k, VERIFY)]
+        for segment in verify(screened, shape, layout, poses):  # re-aligned segments may now overlap
+            if not overlaps(segment, kept, group_by_clip):
+                kept.append(segment)
+        segments = kept
+        stats.timings["verification"] = (time.perf_counter() - verified) * 1e3
+    return segments[:k]

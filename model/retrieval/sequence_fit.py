@@ -1,0 +1,309 @@
+"""One camera for a whole motion: how well a library segment's 3D explains a query sequence (numpy only).
+
+Motion search (``model.retrieval.motion_search``) finds candidate segments by embedding similarity, which tells poses apart
+only coarsely across viewpoints (a held-out frame's own pose is rarely the single nearest embedding). A real query
+comes from *one* camera: one rotation relative to the moving body's world for every frame. So each candidate is
+verified geometrically: find the one camera rotation under which the segment's 3D poses, projected, explain the
+query's 2D in every aligned frame at once (per frame only a scale and a shift: weak perspective, right for 2D
+that went through the perspective crop, whose virtual camera looks at the person), re-align the frames under that
+camera (subsequence DTW over the per-pair 2D residuals), and refit. The residual (RMS over the visible joints and
+the aligned frames, in the query's normalised units: half the longer side of the person box = 1) orders the
+candidates. For 3D queries the same is done with one 3D rotation (Kabsch over all aligned frames), residual in mm.
+
+Rotations: the world is Y up; a camera is parameterised by its azimuth and elevation around the subject and its
+roll (``model.pose.cameras.look_at``): a grid (``AZIMUTHS`` x ``ELEVATIONS``, no roll), then a finer grid around the
+best (``REFINE_STEPS``), so the fit is global over the plausible cameras and needs no starting point.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from model.pose.cameras import look_at
+from model.retrieval.sequence_alignment import ColumnLayout, backtrack_many, subsequence_dtw
+
+AZIMUTHS = 24  # 15 degree steps
+ELEVATIONS = (-10.0, 0.0, 10.0, 20.0, 30.0, 40.0, 50.0)
+REFINE_STEPS = ((7.5, 5.0, 5.0), (3.75, 2.5, 2.5), (1.875, 1.25, 1.25))  # (azimuth, elevation, roll) half-steps
+REALIGNMENTS = 1
+PERSPECTIVE_ITERATIONS = 1
+SUBFRAME = (-0.5, -0.25, 0.0, 0.25, 0.5)  # library frames an aligned query frame may sit off its path frame
+MIN_WEIGHT = 1e-6
+
+
+def camera_rotations(azimuth_deg: np.ndarray, elevation_deg: np.ndarray, roll_deg: np.ndarray) -> np.ndarray:
+    """(n, 3, 3) world -> camera rotations (OpenCV axes) of cameras at these azimuths and elevations around the
+    origin, looking at it, with these rolls (each argument (n,))."""
+    az, el = np.deg2rad(azimuth_deg), np.deg2rad(elevation_deg)
+    position = np.stack([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)], -1)
+    return look_at(position, np.zeros_like(position), roll_deg)
+
+
+def _grid(centre: tuple[float, float, float] | None, half: tuple[float, float, float] | None) -> np.ndarray:
+    """(n, 3) azimuth, elevation, roll (degrees): the coarse grid, or 3 x 3 x 3 around ``centre``."""
+    if centre is None:
+        az, el = np.meshgrid(np.arange(AZIMUTHS) * 360.0 / AZIMUTHS, np.asarray(ELEVATIONS), indexing="ij")
+        return np.stack([az.ravel(), el.ravel(), np.zeros(az.size)], -1)
+    steps = np.array([-1.0, 0.0, 1.0])
+    a, e, r = np.meshgrid(*(centre[i] + steps * half[i] for i in range(3)), indexing="ij")
+    return np.stack([a.ravel(), np.clip(e.ravel(), -89.0, 89.0), r.ravel()], -1)
+
+
+def weak_perspective_sums(points2d: np.ndarray, weights: np.ndarray, projected: np.ndarray) -> np.ndarray:
+    """Per frame the weighted squared residual of the best scale (>= 0) and shift taking ``projected`` onto
+    ``points2d`` (the direct form; ``fit_rotation_2d`` and ``pair_costs_2d`` compute the same from moments).
+
+    points2d: (..., J, 2) query; weights: (..., J) >= 0; projected: (..., J, 2) x, y of the posed 3D in the camera
+    (any leading dimensions broadcasting together). returns: (...) sum over joints of w |s p + t - x|^2.
+    """
+    w = weights[..., None]
+    total = np.maximum(weights.sum(-1), MIN_WEIGHT)[..., None, None]
+    x = points2d - (w * points2d).sum(-2, keepdims=True) / total
+    p = projected - (w * projected).sum(-2, keepdims=True) / total
+    xx = (w * x * x).sum((-2, -1))
+    xp = (w * x * p).sum((-2, -1))
+    pp = np.maximum((w * p * p).sum((-2, -1)), MIN_WEIGHT)
+    return np.maximum(xx - np.maximum(xp, 0.0) ** 2 / pp, 0.0)
+
+
+@dataclass(frozen=True)
+class SequenceFit:
+    """rotation: (3, 3) world -> camera; residual: RMS over the weighted joints of the aligned frames (2D:
+    normalised units; 3D: mm); path: (M,) the library frame of every query frame (within the sequence fitted)."""
+
+    rotation: np.ndarray
+    residual: float
+    path: np.ndarray
+
+
+def _centred(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    total = np.maximum(weights.sum(-1), MIN_WEIGHT)[..., None, None]
+    return points - (weights[..., None] * points).sum(-2, keepdims=True) / total
+
+
+@lru_cache(maxsize=1)
+def _coarse_rotations() -> tuple[np.ndarray, np.ndarray]:
+    grid = _grid(None, None)
+    return grid, camera_rotations(grid[:, 0], grid[:, 1], grid[:, 2])
+
+
+def _local_grid(centres: np.ndarray, half: tuple[float, float, float]) -> np.ndarray:
+    """(C, 27, 3) azimuth, elevation, roll around each of the centres (C, 3)."""
+    steps = np.stack(np.meshgrid(*([np.array([-1.0, 0.0, 1.0])] * 3), indexing="ij"), -1).reshape(-1, 3)
+    grid = centres[:, None, :] + steps[None] * np.asarray(half)
+    grid[..., 1] = np.clip(grid[..., 1], -89.0, 89.0)
+    return grid
+
+
+def fit_rotations_2d(points2d: np.ndarray, weights: np.ndarray, poses: np.ndarray, sequence: np.ndarray,
+                     count: int, refine: tuple = REFINE_STEPS) -> tuple[np.ndarray, np.ndarray]:
+    """The camera rotation explaining each sequence's aligned pairs best, all sequences at once.
+
+    points2d: (P, J, 2) normalised query 2D of every aligned pair, weights (P, J), poses (P, J, 3) world
+    root-relative mm; sequence: (P,) which of ``count`` sequences each pair belongs to, non-decreasing;
+    refine: the local grids after the coarse one. returns: (count, 3, 3) rotations and (count,) mean squared
+    residuals per unit weight.
+
+    Per frame the weak-perspective residual is xx - max(xp, 0)^2 / pp with xx = sum w |x_c|^2, xp = sum w x_c .
+    (R2 Y) = <R2, C> (C = sum w x_c Y^T) and pp = sum w |R2 Y_c|^2 = <R2^T R2, S> (S = sum w Y_c Y_c^T), where R2 is
+    the rotation's first two rows and _c means centred: every rotation of a grid is scored by small matrix
+    products over the frames' moments.
+    """
+    x = _centred(points2d, weights)
+    y = poses.astype(np.float64)
+    w = weights[..., None]
+    xx = (w * x * x).sum((1, 2))  # (P,)
+    moments_c = np.matmul((w * x).transpose(0, 2, 1), y).reshape(len(x), 6)  # C^T flattened like R2: (P, 6)
+    yc = _centred(y, weights)
+    moments_s = np.matmul((w * yc).transpose(0, 2, 1), yc).reshape(len(x), 9)  # (P, 9)
+    starts = np.searchsorted(sequence, np.arange(count))
+    totals = np.maximum(np.add.reduceat(weights.sum(1), starts), MIN_WEIGHT)  # (count,)
+
+    def residuals(xp: np.ndarray, pp: np.ndarray) -> np.ndarray:  # (P, n) -> (count, n)
+        per_frame = np.maximum(xx[:, None] - np.maximum(xp, 0.0) ** 2 / np.maximum(pp, MIN_WEIGHT), 0.0)
+        return np.add.reduceat(per_frame, starts, axis=0)
+
+    grid, rotations = _coarse_rotations()
+    r2 = rotations[:, :2]
+    sums = residuals(moments_c @ r2.reshape(len(r2), 6).T,
+                     moments_s @ np.einsum("nab,nac->nbc", r2, r2).reshape(len(r2), 9).T)  # (count, n)
+    best_i = sums.argmin(1)
+    best, centres, out = sums[np.arange(count), best_i], grid[best_i], rotations[best_i]
+    for half in refine:
+        local = _local_grid(centres, half)  # (count, 27, 3)
+        rot = camera_rotations(*local.reshape(-1, 3).T).reshape(count, -1, 3, 3)
+        r2 = rot[:, :, :2]
+        q = np.einsum("knab,knac->knbc", r2, r2).reshape(count, -1, 9)
+        sums = residuals(np.einsum("pk,pnk->pn", moments_c, r2.reshape(count, -1, 6)[sequence]),
+                         np.einsum("pk,pnk->pn", moments_s, q[sequence]))  # (count, 27)
+        i = sums.argmin(1)
+        better = sums[np.arange(count), i] < best
+        best = np.where(better, sums[np.arange(count), i], best)
+        centres = np.where(better[:, None], local[np.arange(count), i], centres)
+        out = np.where(better[:, None, None], rot[np.arange(count), i], out)
+    return out, best / totals
+
+
+def fit_rotation_2d(points2d: np.ndarray, weights: np.ndarray, poses: np.ndarray) -> tuple[np.ndarray, float]:
+    """``fit_rotations_2d`` of one sequence: (3, 3) rotation and mean squared residual per unit weight."""
+    rotations, residuals = fit_rotations_2d(points2d, weights, poses, np.zeros(len(points2d), np.int64), 1)
+    return rotations[0], float(residuals[0])
+
+
+def pair_costs_2d(points2d: np.ndarray, weights: np.ndarray, poses: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """(M, n) mean squared residual per unit weight of every query frame (M, J, 2) against every library pose
+    (n, J, 3) under ``rotation`` (the moments of ``fit_rotation_2d``, with the projected pose centred by each
+    query frame's own weights)."""
+    projected = poses.astype(np.float64) @ rotation[:2].T  # (n, J, 2)
+    x = _centred(points2d, weights)
+    total = np.maximum(weights.sum(-1), MIN_WEIGHT)  # (M,)
+    xx = (weights[..., None] * x * x).sum((1, 2))  # (M,)
+    xp = (weights[..., None] * x).reshape(len(x), -1) @ projected.reshape(len(projected), -1).T  # (M, n)
+    mean = np.stack([weights @ projected[..., a].T for a in range(2)], -1) / total[:, None, None]  # (M, n, 2)
+    pp = weights @ (projected ** 2).sum(-1).T - total[:, None] * (mean ** 2).sum(-1)
+    sums = np.maximum(xx[:, None] - np.maximum(xp, 0.0) ** 2 / np.maximum(pp, MIN_WEIGHT), 0.0)
+    return sums / total[:, None]
+
+
+def fit_rotation_3d(query: np.ndarray, poses: np.ndarray) -> tuple[np.ndarray, float]:
+    """The rotation R (world -> query camera) minimising sum |query - poses R^T|^2 over aligned root-relative
+    pairs (P, J, 3) mm (Kabsch); returns R and the mean squared joint distance."""
+    h = np.einsum("pji,pjk->ik", poses, query)  # sum poses^T query
+    u, _, vt = np.linalg.svd(h)
+    d = np.sign(np.linalg.det(vt.T @ u.T))
+    rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    diff = query - poses @ rotation.T
+    return rotation, float((diff * diff).sum(-1).mean())
+
+
+def pair_costs_3d(query: np.ndarray, poses: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """(M, n) mean squared joint distance of every query frame (M, J, 3) to every library pose (n, J, 3) turned
+    by ``rotation``."""
+    turned = poses @ rotation.T
+    q = query.reshape(len(query), -1)
+    t = turned.reshape(len(turned), -1)
+    out = (q * q).sum(1)[:, None] + (t * t).sum(1)[None] - 2.0 * q @ t.T
+    return np.maximum(out, 0.0) / query.shape[1]
+
+
+def perspective_sums(points2d: np.ndarray, weights: np.ndarray, posed: np.ndarray, scales: np.ndarray,
+                     iterations: int = PERSPECTIVE_ITERATIONS) -> np.ndarray:
+    """Per frame the weighted squared residual of the best scale and shift taking the *perspective* projection of
+    ``posed`` onto ``points2d``.
+
+    points2d: (P, J, 2) normalised 2D of a perspective crop, whose box half-side is ``scales`` (P,) in ray units
+    (x / z of the crop's virtual camera); posed: (P, J, 3) camera-frame mm, root-relative. The weak-perspective
+    scale s (normalised units per mm) puts the root at depth D = 1 / (s * scale), and each joint at depth z in
+    front of or behind it projects by D / (D + z); the scale is refitted with those factors (``iterations``
+    times). Frames with a non-finite scale keep the weak-perspective residual.
+    """
+    x = _centred(points2d, weights)
+    w = weights[..., None]
+    xx = (w * x * x).sum((1, 2))
+    known = np.isfinite(scales)
+    scales = np.where(known, scales, 0.0)
+    projected = posed[..., :2]
+    for step in range(iterations + 1):
+        p = _centred(projected, weights)
+        xp = (w * x * projected).sum((1, 2))  # = sum w x_c . p_c, as sum w x_c = 0
+        pp = np.maximum((w * p * p).sum((1, 2)), MIN_WEIGHT)
+        if step == iterations:
+            break
+        depth_scale = np.maximum(xp, 0.0) / pp * scales  # s * scale = 1 / D per frame
+        factor = 1.0 / np.maximum(1.0 + posed[..., 2] * depth_scale[:, None], 0.1)
+        projected = np.where(known[:, None, None], posed[..., :2] * factor[..., None], posed[..., :2])
+    return np.maximum(xx - np.maximum(xp, 0.0) ** 2 / pp, 0.0)
+
+
+def fit_sequences(query: np.ndarray, weights: np.ndarray | None, present: np.ndarray, poses: list[np.ndarray],
+                  paths: list[np.ndarray], scales: np.ndarray | None = None,
+                  realignments: int = REALIGNMENTS) -> list[SequenceFit]:
+    """Fit one camera to a query aligned to each library sequence, re-align under it, refit (module docstring);
+    every sequence at once.
+
+    query: (M, J, 2) normalised 2D (with ``weights`` (M, J)) or (M, J, 3) camera-frame mm (``weights`` None);
+    present: (M,) bool; poses: per sequence (n_s, J, 3) world root-relative mm, the library frames its path may
+    use; paths: per sequence (M,) the starting alignment (indices into its poses). scales: (M,) for 2D from a
+    perspective crop, its box half-side in ray units (NaN or None: unknown): the final residual then projects
+    with perspective (``perspective_sums``), the search for the camera stays weak-perspective. realignments: how
+    often to re-align under the fitted camera and refit (0: fit the given paths only, as a quick screen).
+    """
+    two_d = query.shape[-1] == 2
+    rows = np.flatnonzero(present)
+    count = len(poses)
+    columns = ColumnLayout.of([len(p) for p in poses])
+    sequence = np.repeat(np.arange(count), len(rows))
+    fits: list[SequenceFit | None] = [None] * count
+    for step in range(realignments + 1):
+        aligned = np.concatenate([p[path[rows]] for p, path in zip(poses, paths)])  # (count * P, J, 3)
+        if two_d:
+            rotations, mean_sq = fit_rotations_2d(np.tile(query[rows], (count, 1, 1)),
+                                                  np.tile(weights[rows], (count, 1)), aligned, sequence, count,
+                                                  REFINE_STEPS if realignments else REFINE_STEPS[:1])
+        else:
+            pairs = [fit_rotation_3d(query[rows], aligned[s * len(rows) : (s + 1) * len(rows)]) for s in range(count)]
+            rotations, mean_sq = np.stack([r for r, _ in pairs]), np.array([m for _, m in pairs])
+        for s in range(count):
+            if fits[s] is None or mean_sq[s] < fits[s].residual ** 2:
+                fits[s] = SequenceFit(rotations[s], math.sqrt(max(float(mean_sq[s]), 0.0)), paths[s])
+        if step == realignments:
+            break
+        cost = np.zeros((len(query), columns.width), np.float32)
+        for s, p in enumerate(poses):  # each sequence's costs under its own camera
+            block = (pair_costs_2d(query[rows], weights[rows], p, rotations[s]) if two_d
+                     else pair_costs_3d(query[rows], p, rotations[s]))
+            cost[np.ix_(rows, columns.starts[s] + np.arange(len(p)))] = block
+        separators = columns.sequence < 0
+        cost[:, separators] = np.inf
+        alignment = subsequence_dtw(cost, present)
+        end_cost = alignment.end_cost
+        ends = [columns.starts[s] + int(np.argmin(end_cost[columns.starts[s] : columns.starts[s] + len(p)]))
+                for s, p in enumerate(poses)]
+        traced = columns.offset[backtrack_many(alignment, np.array(ends))]
+        # a sequence too short for the query under the step limits has no path: it keeps the one it had
+        paths = [traced[s] if np.isfinite(end_cost[end]) else paths[s] for s, end in enumerate(ends)]
+    if realignments > 0:  # the full fit: perspective and sub-frame timing for the final residual
+        fits = _final_residuals(query, weights, rows, poses, fits, scales)
+    return fits  # type: ignore[return-value]
+
+
+def _final_residuals(query: np.ndarray, weights: np.ndarray | None, rows: np.ndarray, poses: list[np.ndarray],
+                     fits: list[SequenceFit], scales: np.ndarray | None) -> list[SequenceFit]:
+    """The residual of each fit with every aligned frame free to sit up to half a library frame early or late
+    (``SUBFRAME``: the library's poses interpolated linearly), under the fitted camera: a query rarely samples the
+    motion in phase with the library's frames, and the true segment should not pay for that against a take
+    that happens to be in phase. 2D projects with perspective where the scale is known (``perspective_sums``)."""
+    count, p_rows = len(poses), len(rows)
+    posed_by_offset = []
+    for offset in SUBFRAME:
+        posed = []
+        for fit, p in zip(fits, poses):
+            position = np.clip(fit.path[rows] + offset, 0, len(p) - 1)
+            lo = np.floor(position).astype(np.int64)
+            hi = np.minimum(lo + 1, len(p) - 1)
+            frac = (position - lo)[:, None, None]
+            posed.append((p[lo] * (1 - frac) + p[hi] * frac) @ fit.rotation.T)
+        posed_by_offset.append(np.concatenate(posed))  # (count * P, J, 3)
+    if query.shape[-1] == 2:  # every offset of every sequence in one call
+        offsets = len(SUBFRAME) * count
+        points = np.tile(query[rows], (offsets, 1, 1))
+        w = np.tile(weights[rows], (offsets, 1))
+        scale = np.tile(scales[rows] if scales is not None else np.full(p_rows, np.nan), offsets)
+        per_frame = perspective_sums(points, w, np.concatenate(posed_by_offset), scale).reshape(len(SUBFRAME), -1)
+        total = max(float(weights[rows].sum()), MIN_WEIGHT)
+    else:
+        target = np.tile(query[rows], (count, 1, 1))
+        per_frame = np.stack([((posed - target) ** 2).sum(-1).mean(-1) for posed in posed_by_offset])
+        total = float(p_rows)
+    best = per_frame.min(axis=0).reshape(count, p_rows).sum(1) / total
+    return [SequenceFit(fit.rotation, math.sqrt(max(float(b), 0.0)), fit.path) for fit, b in zip(fits, best)]
+
+
+def fit_sequence(query: np.ndarray, weights: np.ndarray | None, present: np.ndarray, poses: np.ndarray,
+                 path: np.ndarray, scales: np.ndarray | None = None) -> SequenceFit:
+    """``fit_sequences`` of one sequence."""
+    return fit_sequences(query, weights, present, [poses], [path], scales)[0]
