@@ -14,11 +14,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from model.pose.features import MM_PER_M, cropped_pose2d_features, pose2d_features, pose3d_features
+from model.pose.features import cropped_pose2d_features, pose2d_features, pose3d_features
 from model.pose.joint_conventions import CONVENTIONS, OURS, convert_joints
-from model.pose.joint_formulas import LAYOUT_SIZE, layout_to_unihpr17
+from model.pose.joint_formulas import layout_to_unihpr17
+from model.pose.joint_layouts import LAYOUTS, REQUEST_LAYOUTS_2D
 from model.pose.perspective_crop import UNDISTORT_TOLERANCE
 from model.pose.skeleton import NUM_JOINTS, ROOT
+from model.pose.units import MM_PER_M
 from service.camera import CameraChoice, distortion_error, pose2d_cameras
 from service.errors import InvalidEmbeddingError, InvalidPoseError, UnihprError, UnknownSkeletonError, subfield
 from service.schemas import EmbeddingInput, Pose2DInput, Pose3DInput
@@ -77,9 +79,9 @@ def parse_keypoints(keypoints: list, widths: tuple[int, ...], field: str,
 def _parse_pose2d(item: Pose2DInput, field: str) -> tuple[np.ndarray, np.ndarray]:
     """(K, 2) pixels (NaN where missing) and (K,) confidence in the item's own layout."""
     kp_field = subfield(field, "keypoints")
-    if item.layout not in LAYOUT_SIZE:
+    if item.layout not in REQUEST_LAYOUTS_2D:
         raise UnknownSkeletonError(f"unknown layout {item.layout!r}", subfield(field, "layout"))
-    expected = LAYOUT_SIZE[item.layout]
+    expected = LAYOUTS[item.layout].size
     if len(item.keypoints) != expected:
         raise InvalidPoseError(f"{item.layout} has {expected} keypoints, got {len(item.keypoints)}", kp_field)
     rows, present = parse_keypoints(item.keypoints, (2, 3), kp_field, allow_missing=True)
@@ -101,13 +103,13 @@ def _parse_uniform(items: list[Pose2DInput]) -> list[tuple[np.ndarray, np.ndarra
     one layout, every keypoint given as [x, y] or every one as [x, y, c], finite, in range, confidences in
     [0, 1], image sizes in range. None otherwise: the per-item path then finds the fault and names its field."""
     layout = items[0].layout
-    if layout not in LAYOUT_SIZE or any(item.layout != layout for item in items):
+    if layout not in REQUEST_LAYOUTS_2D or any(item.layout != layout for item in items):
         return None
     try:
         rows = np.array([item.keypoints for item in items], dtype=np.float64)  # (n, K, W)
     except (ValueError, TypeError):  # ragged, or a null joint
         return None
-    if rows.ndim != 3 or rows.shape[1] != LAYOUT_SIZE[layout] or rows.shape[2] not in (2, 3):
+    if rows.ndim != 3 or rows.shape[1] != LAYOUTS[layout].size or rows.shape[2] not in (2, 3):
         return None
     conf = rows[..., 2] if rows.shape[2] == 3 else np.ones(rows.shape[:2])
     if not np.isfinite(rows).all() or (np.abs(rows) > MAX_ABS_COORDINATE).any() or ((conf < 0) | (conf > 1)).any():
@@ -156,7 +158,7 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
                 parsed.append(_parse_pose2d(item, field))
             except UnihprError as err:
                 errors.append((i, err))
-                parsed.append((np.full((LAYOUT_SIZE.get(item.layout, NUM_JOINTS), 2), np.nan), None))
+                parsed.append((np.full((LAYOUTS[item.layout].size if item.layout in LAYOUTS else NUM_JOINTS, 2), np.nan), None))
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
     joints = np.empty((len(items), NUM_JOINTS, 2))

@@ -25,7 +25,7 @@ import numpy as np
 from fastapi import Request
 from fastapi.responses import Response
 
-from model.pose.features import MM_PER_M
+from model.pose.units import MM_PER_M
 from model.retrieval.motion_search import ClipLayout, QueryShape, SearchStats, Segment, search_motion
 from service import pipeline
 from service.artifacts import Bundle

@@ -44,10 +44,11 @@ from index_builder.training.detector_noise import DetectorNoise
 from model.nn.networks import UniHPR
 from model.nn.onnx_export import INPUT_NAME, OUTPUT_NAME, cpu_session, export_model
 from model.pose.camera_rigs import virtual_view_rotations
-from model.pose.features import MM_PER_M, pose3d_features
+from model.pose.features import pose3d_features
 from model.pose.joint_formulas import FORMULAS_VERSION
 from model.pose.normalization import root_relative
 from model.pose.skeleton import H36M17
+from model.pose.units import MM_PER_M
 from model.runtime.motion_sources import SOURCES, ClipSources, write_sources
 
 LOG = logging.getLogger(__name__)

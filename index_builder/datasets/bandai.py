@@ -17,10 +17,11 @@ import numpy as np
 
 from index_builder.datasets.motion_database import ClipTable, MotionDatabase, assign_splits
 from index_builder.errors import DataFileError
-from index_builder.ingest.bvh import CM_TO_MM, parse_bvh
+from index_builder.ingest.bvh import parse_bvh
 from index_builder.ingest.labels import canonical_label
 from index_builder.ingest.mocap_skeletons import BANDAI, clip_to_conventions
 from index_builder.progress import progress_bar
+from model.pose.units import MM_PER_CM
 from model.runtime.motion_sources import ClipSources, compress_source
 
 SOURCE = "bandai-namco-motion"
@@ -42,7 +43,7 @@ def _bvh_to_poses(raw: _RawClip, keep_source: bool = False):
     clip = parse_bvh(raw.text, source=raw.name)
     source = compress_source(raw.text.encode("utf-8")) if keep_source else None  # the file's bytes (UTF-8 read)
     # Frame Time is written to 6 digits (0.0333333): round the rate so 30 fps reads as 30.
-    return (raw.name, *clip_to_conventions(clip, CM_TO_MM, BANDAI), round(clip.fps, 3), source)
+    return (raw.name, *clip_to_conventions(clip, MM_PER_CM, BANDAI), round(clip.fps, 3), source)
 
 
 def _read_archive(path: Path) -> tuple[Iterator[_RawClip], dict]:

@@ -11,7 +11,6 @@ Two layouts:
 - ``crowdpose14``: shoulders, elbows, wrists, hips, knees, ankles (left before right), then head (top) and neck.
   It has no nose or ears, so h36m17's neck_nose and head_top come out missing; CrowdPose's own head and neck points
   stay in ``keypoints`` but are not mapped, because they are defined differently from the formulas' head joints.
-  This layout lives here, not in ``model.pose.joint_formulas``: the service never receives it.
 
 The layout is read from the category's keypoint names unless the caller names it.
 """
@@ -25,22 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from index_builder.errors import DataFileError
-from model.pose.joint_formulas import LANDMARKS, landmarks_to_h36m17, layout_to_unihpr17
+from model.pose.joint_formulas import layout_to_unihpr17
+from model.pose.joint_layouts import LAYOUTS
 
-COCO17_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
-    "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
-    "right_ankle",
-)
-CROWDPOSE14_NAMES = (
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
-    "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "head", "neck",
-)
-LAYOUT_NAMES = {"coco17": COCO17_NAMES, "crowdpose14": CROWDPOSE14_NAMES}
-
-# For each shared landmark (``LANDMARKS`` order), its index in a CrowdPose-14 array; None: CrowdPose lacks it.
-_CROWDPOSE14_LANDMARK_INDEX = (None, None, None, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
-assert LANDMARKS[3:] == tuple(n.replace("left_", "l_").replace("right_", "r_") for n in CROWDPOSE14_NAMES[:12])
+# The layouts COCO-format files come in (``model.pose.joint_layouts``); the service accepts only coco17 of them.
+FILE_LAYOUTS = ("coco17", "crowdpose14")
 
 
 @dataclass(frozen=True)
@@ -84,7 +72,8 @@ def _infer_layout(path: Path, categories: object) -> str:
             names.append(tuple(category["keypoints"]))
     if not names:
         raise DataFileError(str(path), "no category lists keypoint names: pass layout= ('coco17' or 'crowdpose14')")
-    for layout, layout_names in LAYOUT_NAMES.items():
+    for layout in FILE_LAYOUTS:
+        layout_names = LAYOUTS[layout].keypoints
         # Human-Art's category lists 4 more names after COCO's 17; its 'keypoints' still holds 17.
         if all(n[: len(layout_names)] == layout_names for n in names):
             return layout
@@ -109,8 +98,8 @@ def load_coco_keypoints(path: str | Path, layout: str | None = None) -> Keypoint
         missing from 'images'.
     """
     path = Path(path)
-    if layout is not None and layout not in LAYOUT_NAMES:
-        raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUT_NAMES)}")
+    if layout is not None and layout not in FILE_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; known: {', '.join(FILE_LAYOUTS)}")
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
@@ -124,7 +113,7 @@ def load_coco_keypoints(path: str | Path, layout: str | None = None) -> Keypoint
         raise DataFileError(str(path), "no 'annotations' list")
     if layout is None:
         layout = _infer_layout(path, data.get("categories"))
-    num_keypoints = len(LAYOUT_NAMES[layout])
+    num_keypoints = LAYOUTS[layout].size
 
     images: dict[int, tuple[str, tuple[int, int]]] = {}
     for i, image in enumerate(data.get("images") or []):
@@ -177,21 +166,12 @@ def keypoints_to_h36m17(keypoints: np.ndarray, visibility: np.ndarray, layout: s
         crowdpose14, always for neck_nose and head_top); confidence (..., 17) float64, 1 where the joint is
         labelled, 0 where it is missing.
     """
-    assert layout in LAYOUT_NAMES, f"unknown layout {layout!r}"
-    assert keypoints.shape[-2:] == (len(LAYOUT_NAMES[layout]), 2), keypoints.shape
+    assert layout in FILE_LAYOUTS, f"unknown layout {layout!r}"
+    assert keypoints.shape[-2:] == (LAYOUTS[layout].size, 2), keypoints.shape
     assert visibility.shape == keypoints.shape[:-1], (visibility.shape, keypoints.shape)
     labelled = visibility > 0
     points = np.where(labelled[..., None], keypoints.astype(np.float64), np.nan)  # unlabelled (0, 0) -> NaN
-    confidence = labelled.astype(np.float64)
-    if layout == "coco17":
-        return layout_to_unihpr17(points, "coco17", confidence)
-    landmarks = np.full(points.shape[:-2] + (len(LANDMARKS), 2), np.nan)  # (..., 15, 2)
-    landmark_conf = np.zeros(points.shape[:-2] + (len(LANDMARKS),))
-    for k, source in enumerate(_CROWDPOSE14_LANDMARK_INDEX):
-        if source is not None:
-            landmarks[..., k, :] = points[..., source, :]
-            landmark_conf[..., k] = confidence[..., source]
-    return landmarks_to_h36m17(landmarks, landmark_conf)
+    return layout_to_unihpr17(points, layout, labelled.astype(np.float64))
 
 
 def annotation_to_h36m17(annotation: KeypointAnnotation) -> tuple[np.ndarray, np.ndarray]:

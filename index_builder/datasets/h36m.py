@@ -21,7 +21,7 @@ nose and head top estimated on the head axis) and keep the field's four trunk an
 segment near the mid-hip where ours is exactly the mid-hip, and its limb joints are joint centres from markers
 where ours are labelled or detected points; these agree up to the usual marker/label offsets.
 
-Frames and units. Metres become millimetres (``M_TO_MM``) and the H36M world frame (Z up) becomes our Y-up world
+Frames and units. Metres become millimetres (``MM_PER_M``) and the H36M world frame (Z up) becomes our Y-up world
 frame with ``ZUP_TO_YUP``: ``(x, y, z)_ours = (x, z, -y)_h36m``, a rotation of -90 degrees about x (determinant +1,
 so the frame stays right-handed and the poses are not mirrored). The published camera extrinsics are in the H36M
 frame; ``index_builder.datasets.h36m_cameras`` gives them in either frame.
@@ -42,6 +42,7 @@ from index_builder.errors import DataFileError
 from model.pose.joint_conventions import DERIVED_INDEX, FIELD, OURS, convert_joints
 from model.pose.joint_formulas import layout_to_unihpr17
 from model.pose.skeleton import NUM_JOINTS
+from model.pose.units import MM_PER_M
 
 SOURCE = "human36m"
 LICENCE = (
@@ -51,7 +52,6 @@ LICENCE = (
     "weights and bundles carry its terms (academic, non-commercial use)."
 )
 
-M_TO_MM = 1000.0  # VideoPose3D stores metres; everything on our disks is mm
 H36M_FPS = 50.0
 NUM_H36M_JOINTS = 32
 NUM_CAMERAS = 4
@@ -88,7 +88,7 @@ def h36m32_to_h36m17(positions: np.ndarray) -> np.ndarray:
     """
     assert positions.ndim == 3 and positions.shape[1:] == (NUM_H36M_JOINTS, 3), positions.shape
     joints = positions[:, H36M32_TO_H36M17].astype(np.float64)  # (T, 17, 3)
-    return (joints @ ZUP_TO_YUP.T * M_TO_MM).astype(np.float32)
+    return (joints @ ZUP_TO_YUP.T * MM_PER_M)  # VideoPose3D stores metres.astype(np.float32)
 
 
 def _read_pickled(path: Path, keys: tuple[str, ...]) -> dict[str, object]:

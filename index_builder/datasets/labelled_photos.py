@@ -28,7 +28,8 @@ from PIL import Image
 from index_builder.bundle.blazepose_assets import BlazePoseFiles
 from index_builder.datasets.coco_keypoints import keypoints_to_h36m17, load_coco_keypoints
 from index_builder.progress import progress_bar
-from model.pose.joint_formulas import LANDMARKS, landmarks_to_h36m17, layout_to_unihpr17
+from model.pose.joint_formulas import layout_to_unihpr17
+from model.pose.joint_layouts import LAYOUTS
 from model.pose.normalization import normalize_2d
 from model.pose.skeleton import H36M17
 from model.runtime.blazepose import BlazePose
@@ -36,10 +37,7 @@ from model.runtime.blazepose_anchors import box_iou
 
 FOUND_IOU = 0.5  # a label is found by the detected box overlapping it this much
 
-MPII16_NAMES = (
-    "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax", "upper_neck", "head_top",
-    "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
-)
+MPII16 = LAYOUTS["mpii16"]
 # dataset -> (folder, label file, layout, prefix of file_name to drop)
 DATASETS = {
     "mpii": ("mpii", "test_mpii.json", "mpii16", ""),
@@ -84,17 +82,12 @@ def _mpii_people(folder: Path, label_file: str) -> list[LabelledPerson]:
     people = []
     for ann in json.loads((folder / label_file).read_text()):
         points = np.asarray(ann["joints"], np.float64)
-        assert points.shape == (len(MPII16_NAMES), 2), points.shape
+        assert points.shape == (MPII16.size, 2), points.shape
         labelled = (points > 0).all(axis=1)
         visible = labelled & (np.asarray(ann["joints_vis"]) > 0)
-        by_name = {n: k for k, n in enumerate(MPII16_NAMES)}
-        landmarks = np.full((len(LANDMARKS), 2), np.nan)
-        landmark_vis = np.zeros(len(LANDMARKS))
-        for k, name in enumerate(LANDMARKS):
-            if name in by_name and labelled[by_name[name]]:
-                landmarks[k] = points[by_name[name]]
-                landmark_vis[k] = visible[by_name[name]]
-        joints, vis = landmarks_to_h36m17(landmarks, landmark_vis)
+        by_name = {n: k for k, n in enumerate(MPII16.keypoints)}
+        joints, vis = layout_to_unihpr17(np.where(labelled[:, None], points, np.nan), MPII16.name,
+                                         visible.astype(np.float64))
         own = {n: points[by_name[n]] for n in ("pelvis", "thorax", "head_top") if labelled[by_name[n]]}
         people.append(LabelledPerson(
             dataset="mpii", image=folder / ann["image"],

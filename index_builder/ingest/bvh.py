@@ -18,8 +18,6 @@ import numpy as np
 
 from index_builder.errors import BvhParseError
 
-CM_TO_MM = 10.0
-
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 _ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
 _POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
@@ -281,7 +279,7 @@ def chain_transforms(parents, translations: np.ndarray, local: np.ndarray) -> Jo
 def forward_kinematics(clip: BvhClip, scale: float) -> JointTransforms:
     """World transforms of every joint (SPEC section 4 conventions, see module docstring).
 
-    scale: file unit -> mm (``CM_TO_MM`` for centimetre files).
+    scale: file unit -> mm (``MM_PER_CM`` for centimetre files).
     """
     skel = clip.skeleton
     frames = clip.num_frames

@@ -5,19 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from index_builder.errors import ConfigError
-from index_builder.ingest.bvh import CM_TO_MM
 from index_builder.ingest.rigs import RigFamily
+from model.pose.units import MM_PER_CM, MM_PER_INCH, MM_PER_M
 
 DEFAULT_FPS = 30.0  # the database rate: the Bandai capture rate, so Bandai clips are kept frame for frame
-INCH_TO_MM = 25.4
-CMU_UNIT_TO_MM = INCH_TO_MM / 0.45  # CMU ASF length unit: 1/0.45 inch, about 56.4 mm
+CMU_UNIT_TO_MM = MM_PER_INCH / 0.45  # CMU ASF length unit: 1/0.45 inch, about 56.4 mm
 
 # File length unit -> mm. "auto" picks one of these from the leg length (``index_builder.ingest.units``).
 UNIT_TO_MM = {
     "mm": 1.0,
-    "cm": CM_TO_MM,
-    "m": 1000.0,
-    "inch": INCH_TO_MM,
+    "cm": MM_PER_CM,
+    "m": MM_PER_M,
+    "inch": MM_PER_INCH,
     "cmu": CMU_UNIT_TO_MM,
 }
 UP_AXES = ("y", "z")  # right-handed, Y up or Z up; everything is stored Y up

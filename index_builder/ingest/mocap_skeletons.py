@@ -21,7 +21,8 @@ import numpy as np
 
 from index_builder.ingest.bvh import BvhClip, JointTransforms, forward_kinematics
 from model.pose.joint_conventions import field_derived_joints
-from model.pose.joint_formulas import LANDMARKS, landmarks_to_h36m17
+from model.pose.joint_formulas import landmarks_to_h36m17
+from model.pose.joint_layouts import LANDMARKS
 
 _AXIS_INDEX = {"X": 0, "Y": 1, "Z": 2}
 

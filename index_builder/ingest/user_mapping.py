@@ -30,7 +30,7 @@ import tomllib
 from index_builder.errors import ConfigError
 from index_builder.ingest.mocap_skeletons import FACE_OFFSETS_MM, HeadFrame, MocapMapping
 from index_builder.ingest.rigs import RigFamily
-from model.pose.joint_formulas import LANDMARKS
+from model.pose.joint_layouts import LANDMARKS
 
 LIMB_LANDMARKS = tuple(name for name in LANDMARKS if name not in FACE_OFFSETS_MM)
 KNOWN_KEYS = {"name", "prefix", "head", "skull_base_above_head_mm", "toes", "head_frame", "joints"}

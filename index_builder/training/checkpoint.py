@@ -1,7 +1,7 @@
-"""Checkpoints that describe themselves: format version, the full TrainConfig, weights, optimiser and RNG state.
+"""Run checkpoints: a network in the format of ``model.nn.checkpoint``, with the run's full ``TrainConfig`` and its
+resume state (optimiser, phase, step, RNG states, history) kept beside it.
 
-The only module that knows the checkpoint format. Written atomically, so an interrupted run resumes from the last
-complete checkpoint.
+Written atomically, so an interrupted run resumes from the last complete checkpoint.
 """
 
 from __future__ import annotations
@@ -15,43 +15,50 @@ from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.errors import ArtifactError
 from index_builder.training.batches import validation_views
 from index_builder.training.config import TrainConfig, config_from_dict
+from model.nn import checkpoint as network_checkpoint
+from model.nn.checkpoint import CheckpointError, Network
 from model.nn.martinez import MartinezLifter
 from model.nn.networks import UniHPR
 
-FORMAT_VERSION = 1
 
-
-def save_checkpoint(path: Path, config: TrainConfig, state: dict) -> None:
-    """state: everything a resume needs (weights, optimiser, phase, step, RNG states, history)."""
-    payload = {"format_version": FORMAT_VERSION, "config": config.to_dict(), **state}
+def save_checkpoint(path: Path, config: TrainConfig, state: dict, network: Network = "unihpr") -> None:
+    """state: the network's weights under ``model`` and everything else a resume needs."""
+    model_args = (config.model if network == "unihpr" else config.martinez).to_dict()
+    run = {"config": config.to_dict(), **{k: v for k, v in state.items() if k != "model"}}
     with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(payload, tmp)
+        network_checkpoint.save_checkpoint(tmp, network, model_args, state["model"], run)
+
+
+def _read(path: Path) -> tuple[dict, TrainConfig, dict]:
+    try:
+        checkpoint = network_checkpoint.read_checkpoint(path)
+        run = dict(checkpoint["run"])
+        return checkpoint, config_from_dict(run.pop("config")), {**run, "model": checkpoint["model"]}
+    except (CheckpointError, KeyError, TypeError) as err:
+        raise ArtifactError(f"{path}: not a run checkpoint: {err}") from err
 
 
 def load_checkpoint(path: Path) -> tuple[TrainConfig, dict]:
-    """Returns the config and the saved state; raises ArtifactError naming the file on any fault."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, ValueError) as err:
-        raise ArtifactError(f"{path}: cannot read checkpoint: {err}") from err
-    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{path}: not a checkpoint of format version {FORMAT_VERSION}")
-    return config_from_dict(payload.pop("config")), payload
+    """Returns the run's config and the saved state (weights under ``model``); raises ArtifactError naming the
+    file on any fault."""
+    return _read(path)[1:]
 
 
 def load_unihpr(path: Path) -> tuple[UniHPR, TrainConfig, dict]:
-    """The trained model in eval mode, its config and the saved state."""
-    config, state = load_checkpoint(path)
-    model = UniHPR(config.model)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
-    return model.eval(), config, state
+    """The trained model in eval mode, its run's config and the saved state."""
+    checkpoint, config, state = _read(path)
+    try:
+        return network_checkpoint.unihpr_from(checkpoint, path), config, state
+    except CheckpointError as err:
+        raise ArtifactError(str(err)) from err
 
 
 def load_martinez(path: Path) -> tuple[MartinezLifter, TrainConfig, dict]:
-    config, state = load_checkpoint(path)
-    model = MartinezLifter(config.martinez)
-    model.load_state_dict(state["model"])
-    return model.eval(), config, state
+    checkpoint, config, state = _read(path)
+    try:
+        return network_checkpoint.martinez_from(checkpoint, path), config, state
+    except CheckpointError as err:
+        raise ArtifactError(str(err)) from err
 
 
 def save_weights(path: Path, source: Path) -> None:

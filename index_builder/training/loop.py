@@ -254,5 +254,6 @@ def train_martinez(config: TrainConfig, train_db: MotionDatabase, val_db: Motion
     wall = time.perf_counter() - started
     save_checkpoint(out, config, {"model": model.state_dict(), "steps": step, "poses_drawn":
                                   step * config.martinez_batch_size, "wall_seconds": wall, "history": history,
-                                  "early_stopping": budget_poses is None, "inputs": inputs})
+                                  "early_stopping": budget_poses is None, "inputs": inputs},
+                    network="martinez")
     return TrainResult(checkpoint=out, wall_seconds=wall, history=history)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from model.nn.config import MartinezConfig
-from model.nn.networks import MM_PER_OUTPUT_UNIT
+from model.pose.units import MM_PER_M
 
 
 def _layer(width: int, dropout: float) -> nn.Sequential:
@@ -37,7 +37,7 @@ class MartinezLifter(nn.Module):
         x = self.inp(keypoints.reshape(B, J * 2))
         for block in self.blocks:
             x = x + block(x)
-        rest = self.out(x).reshape(B, J - 1, 3) * MM_PER_OUTPUT_UNIT
+        rest = self.out(x).reshape(B, J - 1, 3) * MM_PER_M
         return torch.cat([rest.new_zeros(B, 1, 3), rest], dim=1)
 
     @torch.no_grad()

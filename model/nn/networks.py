@@ -12,8 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.nn.config import FEATURES_PER_JOINT, MODALITIES, DecoderConfig, EncoderConfig, ModelConfig
-
-MM_PER_OUTPUT_UNIT = 1000.0  # the 3D decoder predicts metres; outputs are reported in mm
+from model.pose.units import MM_PER_M
 
 
 class ResidualBlock(nn.Module):
@@ -90,7 +89,7 @@ class Pose3dDecoder(nn.Module):
 
     def forward(self, embedding: Tensor) -> Tensor:
         """embedding: (B, D) -> (B, 17, 3) float32 mm, pelvis = 0."""
-        return self.metres(embedding) * MM_PER_OUTPUT_UNIT
+        return self.metres(embedding) * MM_PER_M  # the decoder predicts metres
 
 
 class Pose2dDecoder(nn.Module):

@@ -20,8 +20,7 @@ import numpy as np
 from model.pose.normalization import normalize_2d
 from model.pose.perspective_crop import Intrinsics, perspective_crop
 from model.pose.skeleton import ROOT
-
-MM_PER_M = 1000.0
+from model.pose.units import MM_PER_M
 
 
 def pose2d_features(keypoints: np.ndarray, confidence: np.ndarray | None = None) -> np.ndarray:

@@ -36,28 +36,11 @@ import numpy as np
 
 from model.pose.joint_combinations import combine_points
 from model.pose.joint_conventions import FIELD, OURS, convert_joints
+from model.pose.joint_layouts import LANDMARKS, LAYOUTS, NUM_LANDMARKS
 from model.pose.skeleton import H36M17
 
 FORMULAS_VERSION = "1"
 
-LANDMARKS = (
-    "nose",
-    "l_ear",
-    "r_ear",
-    "l_shoulder",
-    "r_shoulder",
-    "l_elbow",
-    "r_elbow",
-    "l_wrist",
-    "r_wrist",
-    "l_hip",
-    "r_hip",
-    "l_knee",
-    "r_knee",
-    "l_ankle",
-    "r_ankle",
-)
-NUM_LANDMARKS = len(LANDMARKS)
 
 
 def _formula_weights() -> np.ndarray:
@@ -87,15 +70,6 @@ def _formula_weights() -> np.ndarray:
 FORMULA_WEIGHTS = _formula_weights()
 FORMULA_WEIGHTS.setflags(write=False)
 
-# Source layouts: for each landmark, its index in the source's keypoint array.
-LAYOUT_LANDMARK_INDEX: dict[str, tuple[int, ...]] = {
-    # COCO: 0 nose, 1-2 eyes, 3 l_ear, 4 r_ear, 5-6 shoulders, 7-8 elbows, 9-10 wrists, 11-12 hips, 13-14 knees,
-    # 15-16 ankles (left before right).
-    "coco17": (0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16),
-    # BlazePose: 0 nose, 7 l_ear, 8 r_ear, 11-16 shoulders/elbows/wrists, 23-28 hips/knees/ankles.
-    "blazepose33": (0, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28),
-}
-LAYOUT_SIZE = {"coco17": 17, "blazepose33": 33, FIELD: H36M17.num_joints, OURS: H36M17.num_joints}
 
 
 def landmarks_to_h36m17(landmarks: np.ndarray, confidence: np.ndarray | None = None):
@@ -112,10 +86,11 @@ def landmarks_to_h36m17(landmarks: np.ndarray, confidence: np.ndarray | None = N
 
 
 def layout_to_unihpr17(keypoints: np.ndarray, layout: str, confidence: np.ndarray | None = None):
-    """Map keypoints of a named layout to unihpr17, the joints the encoders read: ``coco17`` and ``blazepose33``
-    through the shared formulas, the field's ``h36m17`` through ``model.pose.joint_conventions``, ``unihpr17`` as it is.
+    """Map keypoints of a registered layout (``model.pose.joint_layouts``) to unihpr17, the joints the encoders
+    read: landmark layouts through the shared formulas (a landmark the layout lacks is missing), the field's
+    ``h36m17`` through ``model.pose.joint_conventions``, ``unihpr17`` as it is.
 
-    keypoints: (..., K, C) in the layout's order (K = 33 for blazepose33, else 17).
+    keypoints: (..., K, C) in the layout's order (K its size).
     confidence: optional (..., K) in [0, 1].
     returns: as ``landmarks_to_h36m17``.
     """
@@ -123,9 +98,15 @@ def layout_to_unihpr17(keypoints: np.ndarray, layout: str, confidence: np.ndarra
         return keypoints if confidence is None else (keypoints, confidence)
     if layout == FIELD:
         return convert_joints(keypoints, FIELD, OURS, confidence)
-    if layout not in LAYOUT_LANDMARK_INDEX:
-        raise KeyError(f"unknown layout {layout!r}; known: {', '.join(LAYOUT_SIZE)}")
-    index = list(LAYOUT_LANDMARK_INDEX[layout])
-    assert keypoints.shape[-2] == LAYOUT_SIZE[layout], f"{layout} has {LAYOUT_SIZE[layout]} keypoints"
-    conf = None if confidence is None else confidence[..., index]
-    return landmarks_to_h36m17(keypoints[..., index, :], conf)
+    if layout not in LAYOUTS:
+        raise KeyError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    spec = LAYOUTS[layout]
+    assert keypoints.shape[-2] == spec.size, f"{layout} has {spec.size} keypoints"
+    landmarks = np.full(keypoints.shape[:-2] + (NUM_LANDMARKS, keypoints.shape[-1]), np.nan)
+    landmark_conf = None if confidence is None else np.zeros(keypoints.shape[:-2] + (NUM_LANDMARKS,))
+    for k, source in enumerate(spec.landmark_index):
+        if source is not None:
+            landmarks[..., k, :] = keypoints[..., source, :]
+            if landmark_conf is not None:
+                landmark_conf[..., k] = confidence[..., source]
+    return landmarks_to_h36m17(landmarks, landmark_conf)

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.pose.features import MM_PER_M
 from model.pose.pose_fit import perspective_fit, procrustes_residual, weak_perspective_fit
+from model.pose.units import MM_PER_M
 
 CANDIDATES = 100  # poses re-ranked per query (the same for the quality and the latency measurements)
 METHODS = ("pose2d", "pose2d_on_axis", "image", "pose3d")

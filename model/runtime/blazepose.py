@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from model.pose.joint_layouts import LAYOUTS
 from model.runtime.blazepose_anchors import (
     DETECTOR_INPUT,
     NUM_ANCHORS,
@@ -50,13 +51,7 @@ ROI_TARGET_ANGLE = math.pi / 2  # rotation_vector_target_angle_degrees: 90
 HEATMAP_KERNEL = 7  # RefineLandmarksFromHeatmapCalculatorOptions.kernel_size
 HEATMAP_MIN_CONFIDENCE = 0.5  # ... .min_confidence_to_refine (proto default)
 
-BLAZEPOSE33 = (
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
-    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
-    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
-    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
-    "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index",
-)
+BLAZEPOSE33 = LAYOUTS["blazepose33"].keypoints
 
 
 @dataclass

@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 
 from index_builder.datasets.coco_keypoints import (
-    COCO17_NAMES,
-    CROWDPOSE14_NAMES,
     annotation_to_h36m17,
     keypoints_to_h36m17,
     load_coco_keypoints,
 )
 from index_builder.errors import DataFileError
+from model.pose.joint_layouts import LAYOUTS
 from model.pose.skeleton import H36M17
 
 J = H36M17.index
@@ -35,7 +34,7 @@ def coco_file(annotations, categories=None, images=None) -> dict:
         "images": images if images is not None else [{"id": 7, "file_name": "a.jpg", "width": 640, "height": 480}],
         "annotations": annotations,
         "categories": categories if categories is not None else
-        [{"id": 1, "name": "person", "keypoints": list(COCO17_NAMES), "skeleton": []}],
+        [{"id": 1, "name": "person", "keypoints": list(LAYOUTS["coco17"].keypoints), "skeleton": []}],
     }
 
 
@@ -81,7 +80,7 @@ def test_crowdpose14_reads_and_maps_without_a_head(tmp_path):
     flat = []
     for k in range(14):
         flat += [20.0 * k, 200.0 + k, 2]
-    categories = [{"id": 1, "name": "person", "keypoints": list(CROWDPOSE14_NAMES)}]
+    categories = [{"id": 1, "name": "person", "keypoints": list(LAYOUTS["crowdpose14"].keypoints)}]
     labels = load_coco_keypoints(write(tmp_path, coco_file([person(flat)], categories)))
     assert labels.layout == "crowdpose14"
     ann = labels.annotations[0]
@@ -98,7 +97,7 @@ def test_crowdpose14_reads_and_maps_without_a_head(tmp_path):
 
 
 def test_human_art_style_category_with_extra_names_is_coco17(tmp_path):
-    names = list(COCO17_NAMES) + ["left_finger", "right_finger", "left_toe", "right_toe"]
+    names = list(LAYOUTS["coco17"].keypoints) + ["left_finger", "right_finger", "left_toe", "right_toe"]
     ann = person(coco17_keypoints(), keypoints_21=[0] * 63)
     labels = load_coco_keypoints(write(tmp_path, coco_file([ann], [{"id": 1, "keypoints": names}])))
     assert labels.layout == "coco17" and labels.annotations[0].keypoints.shape == (17, 2)

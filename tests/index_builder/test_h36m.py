@@ -8,7 +8,6 @@ import pytest
 from index_builder.datasets.h36m import (
     H36M32_TO_H36M17,
     LICENCE,
-    M_TO_MM,
     ZUP_TO_YUP,
     action_content,
     load_h36m_2d,
@@ -20,6 +19,7 @@ from index_builder.errors import DataFileError
 from model.pose.cameras import project_world
 from model.pose.joint_conventions import FIELD, OURS, convert_joints, with_derived
 from model.pose.skeleton import H36M17
+from model.pose.units import MM_PER_M
 
 J = H36M17.index
 
@@ -80,7 +80,7 @@ def test_known_32_joint_pose_becomes_h36m17_mm_in_our_y_up_frame(tmp_path):
 
 
 def test_units_and_axes_are_named_and_right_handed():
-    assert M_TO_MM == 1000.0
+    assert MM_PER_M == 1000.0
     assert np.isclose(np.linalg.det(ZUP_TO_YUP), 1.0)  # a rotation: nothing is mirrored
     np.testing.assert_array_equal(ZUP_TO_YUP @ [0, 0, 1], [0, 1, 0])  # H36M up is our up
 

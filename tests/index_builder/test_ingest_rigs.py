@@ -59,12 +59,12 @@ def test_iclone(extra_mocap):
 
 
 def test_bandai_through_the_generic_path_matches_the_loader(bandai_bvh):
-    from index_builder.ingest.bvh import CM_TO_MM
     from index_builder.ingest.mocap_skeletons import BANDAI, clip_to_h36m17
+    from model.pose.units import MM_PER_CM
 
     clip = ingest_one(bandai_bvh)
     assert_plausible(clip, "bandai", "cm", 30.0)
-    np.testing.assert_array_equal(clip.poses, clip_to_h36m17(read_bvh(bandai_bvh), CM_TO_MM, BANDAI))
+    np.testing.assert_array_equal(clip.poses, clip_to_h36m17(read_bvh(bandai_bvh), MM_PER_CM, BANDAI))
 
 
 def test_z_up_file_is_turned_y_up(bvh_rigs, tmp_path):

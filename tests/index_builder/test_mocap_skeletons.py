@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from index_builder.ingest.bvh import CM_TO_MM, parse_bvh
+from index_builder.ingest.bvh import parse_bvh
 from index_builder.ingest.mocap_skeletons import BANDAI, CMU, FACE_OFFSETS_MM, clip_to_h36m17, detect_mapping
 from model.pose.skeleton import H36M17
+from model.pose.units import MM_PER_CM
 
 # name, parent, offset (cm); a T-pose with identity joint frames, Y up, facing +Z, the character's left at +X.
 CMU_JOINTS = [
@@ -52,7 +53,7 @@ def cmu_bvh(head_yaw_deg: float = 0.0) -> str:
 def test_cmu_skeleton_maps_to_known_h36m17_positions():
     clip = parse_bvh(cmu_bvh(), "cmu.bvh")
     assert detect_mapping(clip) is CMU
-    joints = clip_to_h36m17(clip, CM_TO_MM)[0]
+    joints = clip_to_h36m17(clip, MM_PER_CM)[0]
     j = H36M17.index
     np.testing.assert_allclose(joints[j("l_hip")], [90, 850, 0], atol=1e-3)
     np.testing.assert_allclose(joints[j("r_ankle")], [-90, 50, 0], atol=1e-3)
@@ -69,7 +70,7 @@ def test_cmu_skeleton_maps_to_known_h36m17_positions():
 
 def test_face_follows_the_head_joint_rotation():
     # Turning the head 90 degrees to the character's left (about +Y) moves the nose from +Z to +X.
-    joints = clip_to_h36m17(parse_bvh(cmu_bvh(head_yaw_deg=90.0), "cmu.bvh"), CM_TO_MM)[0]
+    joints = clip_to_h36m17(parse_bvh(cmu_bvh(head_yaw_deg=90.0), "cmu.bvh"), MM_PER_CM)[0]
     nose = joints[H36M17.index("neck_nose")]
     assert nose[0] == pytest.approx(FACE_OFFSETS_MM["nose"][2], abs=1e-3)
     assert nose[2] == pytest.approx(0.0, abs=1e-3)

@@ -5,11 +5,10 @@ import pytest
 
 from model.pose.joint_formulas import (
     FORMULA_WEIGHTS,
-    LANDMARKS,
-    LAYOUT_LANDMARK_INDEX,
     landmarks_to_h36m17,
     layout_to_unihpr17,
 )
+from model.pose.joint_layouts import LANDMARKS, LAYOUTS
 from model.pose.skeleton import H36M17
 
 
@@ -47,7 +46,7 @@ def test_coco17_gives_the_documented_joints():
 def test_blazepose33_and_coco17_agree_on_the_same_landmarks():
     coco = coco_person()
     blaze = np.full((33, 2), 999.0)  # joints the formulas do not use must not matter
-    for landmark, (ci, bi) in enumerate(zip(LAYOUT_LANDMARK_INDEX["coco17"], LAYOUT_LANDMARK_INDEX["blazepose33"])):
+    for landmark, (ci, bi) in enumerate(zip(LAYOUTS["coco17"].landmark_index, LAYOUTS["blazepose33"].landmark_index)):
         blaze[bi] = coco[ci]
     np.testing.assert_allclose(layout_to_unihpr17(blaze, "blazepose33"), layout_to_unihpr17(coco, "coco17"))
 
@@ -76,8 +75,8 @@ def test_joint_confidence_is_the_weakest_landmark_used():
 
 
 def test_unknown_layout_is_named():
-    with pytest.raises(KeyError, match="unknown layout 'mpii16'"):
-        layout_to_unihpr17(np.zeros((16, 2)), "mpii16")
+    with pytest.raises(KeyError, match="unknown layout 'openpose25'"):
+        layout_to_unihpr17(np.zeros((25, 2)), "openpose25")
 
 
 def test_mirror_permutation_swaps_sides_and_is_an_involution():
