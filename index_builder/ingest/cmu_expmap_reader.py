@@ -24,6 +24,7 @@ from index_builder.ingest.config import UNIT_TO_MM, IngestConfig
 from index_builder.ingest.mocap_skeletons import FACE_OFFSETS_MM, HeadFrame, MocapMapping, limb_joints, mocap_landmarks
 from index_builder.ingest.motion_clip import MotionClip
 from index_builder.ingest.rotations import expmap_to_matrix
+from index_builder.ingest.skeleton_files import require_finite, skeleton_for
 from model.pose.joint_formulas import landmarks_to_h36m17
 
 SKELETON_FILE = "dmgnn-cmu-skeleton.json"
@@ -89,10 +90,7 @@ def forward_kinematics(skeleton: ExpmapSkeleton, rows: np.ndarray, scale: float)
 
 def read_cmu_expmap_clip(path: Path, config: IngestConfig) -> MotionClip:
     """One exponential-map text file; its skeleton is found with ``find_skeleton``."""
-    skeleton_path = find_skeleton(path)
-    if skeleton_path is None:
-        raise DataFileError(str(path), f"exponential-map array without {SKELETON_FILE} in its folder or above")
-    skeleton = load_skeleton(skeleton_path)
+    skeleton = skeleton_for(path, find_skeleton, load_skeleton, "exponential-map array", SKELETON_FILE)
     try:
         rows = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
     except ValueError as err:
@@ -101,8 +99,7 @@ def read_cmu_expmap_clip(path: Path, config: IngestConfig) -> MotionClip:
         raise DataFileError(str(path), f"rows of {rows.shape[1]} values; the skeleton needs {skeleton.columns}")
     rows = rows[1:] if FIRST_ROW_IS_REST else rows
     rows = rows.reshape(-1, skeleton.columns)
-    if not np.isfinite(rows).all():
-        raise DataFileError(str(path), "rows hold NaN or inf")
+    require_finite(path, rows, "rows")
     scale = UNIT_TO_MM["cmu"]
     transforms = forward_kinematics(skeleton, rows, scale)
     return MotionClip(

@@ -25,6 +25,7 @@ from index_builder.ingest.config import UNIT_TO_MM, IngestConfig
 from index_builder.ingest.mocap_skeletons import FACE_OFFSETS_MM, HeadFrame, MocapMapping, limb_joints, mocap_landmarks
 from index_builder.ingest.motion_clip import MotionClip
 from index_builder.ingest.rotations import quaternion_to_matrix
+from index_builder.ingest.skeleton_files import require_finite, skeleton_for
 from model.pose.joint_formulas import landmarks_to_h36m17
 
 SKELETON_FILE = "humanoid3d.txt"
@@ -110,10 +111,7 @@ def forward_kinematics(skeleton: DeepMimicSkeleton, frames: np.ndarray, scale: f
 
 def read_deepmimic_clip(path: Path, config: IngestConfig) -> MotionClip:
     """One DeepMimic motion file; its skeleton is found with ``find_skeleton``."""
-    skeleton_path = find_skeleton(path)
-    if skeleton_path is None:
-        raise DataFileError(str(path), f"DeepMimic motion without {SKELETON_FILE} in its folder or above")
-    skeleton = load_skeleton(skeleton_path)
+    skeleton = skeleton_for(path, find_skeleton, load_skeleton, "DeepMimic motion", SKELETON_FILE)
     try:
         frames = np.array(json.loads(path.read_text())["Frames"], dtype=np.float64)
     except (OSError, ValueError, KeyError, TypeError) as err:
@@ -123,8 +121,7 @@ def read_deepmimic_clip(path: Path, config: IngestConfig) -> MotionClip:
     if frames.ndim != 2 or frames.shape[1] != skeleton.values_per_frame:
         raise DataFileError(str(path), f"frames of {frames.shape[1:] or '?'} values; the skeleton needs "
                                        f"{skeleton.values_per_frame}")
-    if not np.isfinite(frames).all():
-        raise DataFileError(str(path), "frames hold NaN or inf")
+    require_finite(path, frames, "frames")
     scale = UNIT_TO_MM["m"]
     transforms = forward_kinematics(skeleton, frames, scale)
     toes = None

@@ -6,6 +6,7 @@ Written atomically, so an interrupted run resumes from the last complete checkpo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -44,21 +45,21 @@ def load_checkpoint(path: Path) -> tuple[TrainConfig, dict]:
     return _read(path)[1:]
 
 
-def load_unihpr(path: Path) -> tuple[UniHPR, TrainConfig, dict]:
-    """The trained model in eval mode, its run's config and the saved state."""
+def _load_network(path: Path, build: Callable[[dict, Path], torch.nn.Module]) -> tuple:
     checkpoint, config, state = _read(path)
     try:
-        return network_checkpoint.unihpr_from(checkpoint, path), config, state
+        return build(checkpoint, path), config, state
     except CheckpointError as err:
         raise ArtifactError(str(err)) from err
+
+
+def load_unihpr(path: Path) -> tuple[UniHPR, TrainConfig, dict]:
+    """The trained model in eval mode, its run's config and the saved state."""
+    return _load_network(path, network_checkpoint.unihpr_from)
 
 
 def load_martinez(path: Path) -> tuple[MartinezLifter, TrainConfig, dict]:
-    checkpoint, config, state = _read(path)
-    try:
-        return network_checkpoint.martinez_from(checkpoint, path), config, state
-    except CheckpointError as err:
-        raise ArtifactError(str(err)) from err
+    return _load_network(path, network_checkpoint.martinez_from)
 
 
 def save_weights(path: Path, source: Path) -> None:

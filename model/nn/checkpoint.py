@@ -15,6 +15,7 @@ it, so the shipped weights need no conversion.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,7 +45,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     files do not say which network they hold; ``run`` is everything else they kept)."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, ValueError) as err:
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
         raise CheckpointError(f"{path}: cannot read checkpoint: {err}") from err
     version = payload.get("format_version") if isinstance(payload, dict) else None
     if version == FORMAT_VERSION:
