@@ -22,7 +22,7 @@ from index_builder.evaluation.motion_search import (
     squared_costs,
     yaw_free_costs,
 )
-from index_builder.evaluation.report import _save
+from index_builder.evaluation.report_figures import save_figure
 from index_builder.training.checkpoint import load_unihpr
 
 
@@ -89,7 +89,7 @@ def test_the_report_section_and_plot(protocol, tmp_path):
     result, _, _ = protocol
     r = {"motion_search": result, "protocols": {"motion_search": PROTOCOL}}
     path = tmp_path / MOTION_PLOT
-    plot_motion(result, path, _save)
+    plot_motion(result, path, save_figure)
     with Image.open(path) as image:
         assert image.format == "PNG" and np.asarray(image.convert("L")).std() > 5
     text = "\n".join(motion_markdown(r, MOTION_PLOT))
