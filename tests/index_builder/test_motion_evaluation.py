@@ -11,17 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
+from index_builder.evaluation.motion_alignment import align_3d, best_yaw, rotate_y, squared_costs, yaw_free_costs
+from index_builder.evaluation.motion_queries import SPEEDS
 from index_builder.evaluation.motion_report import MOTION_PLOT, motion_markdown, plot_motion
-from index_builder.evaluation.motion_search import (
-    PROTOCOL,
-    SPEEDS,
-    align_3d,
-    best_yaw,
-    motion_search_protocol,
-    rotate_y,
-    squared_costs,
-    yaw_free_costs,
-)
+from index_builder.evaluation.motion_search import PROTOCOL, motion_search_protocol
 from index_builder.evaluation.report_figures import save_figure
 from index_builder.training.checkpoint import load_unihpr
 
