@@ -30,10 +30,10 @@ from index_builder.bundle.reranking import Gallery, choose_weight, exact_search_
 from index_builder.bundle.writer import DEFAULT_VIEWS, frames_at_rate
 from index_builder.config import get_paths
 from index_builder.datasets.sample import load_poses
+from index_builder.evaluation.oracle_floor import oracle_floor
 from index_builder.evaluation.retrieval_real import (
     GALLERY_FPS,
     embed_gallery,
-    oracle_floor,
     random_camera_set,
     real_rig_set,
     split_rows,
