@@ -9,8 +9,8 @@ clean 2D of test poses through the fixed real rig and through random cameras, th
 gallery and included; the weight chosen on validation queries (random cameras) with 100 candidates. For each
 candidate count: the mean re-ranked top-1 PA-MPJPE, its ratio to the oracle floor (clip excluded), the share
 within 10 mm, the best of the candidates (what a perfect re-ranker would return), and the time of the fit of one
-query's candidates (``model.retrieval.rerank.fit_residuals``, median of 200 calls, this process, one thread). Then, at 100
-candidates, the pinhole fit (``pose2d``: the crop's rays) against the weak-perspective fit of the same normalised
+query's candidates (``model.retrieval.rerank.fit_residuals``, median of 200 calls, this process, one thread). Then, at
+100 candidates, the pinhole fit (``pose2d``: the crop's rays) against the weak-perspective fit of the same normalised
 2D (``pose2d_on_axis``), each at its own weight chosen on the validation queries.
 
 ``--elevated-views DEG`` adds a second ring of 8 virtual views seen from DEG degrees above the pelvis to the
