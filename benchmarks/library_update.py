@@ -29,7 +29,8 @@ import torch
 import model.runtime.bundle_format as fmt
 from index_builder.bundle.blazepose_assets import fetch_blazepose_models
 from index_builder.bundle.indexing import set_search_effort
-from index_builder.bundle.library_update import add_clips, measure_recall, remove_clips
+from index_builder.bundle.library_index import measure_recall
+from index_builder.bundle.library_update import add_clips, remove_clips
 from index_builder.bundle.writer import build_bundle, random_views, run_encoder
 from index_builder.config import DEFAULT_WEIGHTS, get_paths
 from index_builder.datasets.motion_database import MotionDatabase, name_hash_order

@@ -9,8 +9,8 @@ clean 2D of test poses through the fixed real rig and through random cameras, th
 gallery and included; the weight chosen on validation queries (random cameras) with 100 candidates. For each
 candidate count: the mean re-ranked top-1 PA-MPJPE, its ratio to the oracle floor (clip excluded), the share
 within 10 mm, the best of the candidates (what a perfect re-ranker would return), and the time of the fit of one
-query's candidates (``model.retrieval.rerank.fit_residuals``, median of 200 calls, this process, one thread). Then, at 100
-candidates, the pinhole fit (``pose2d``: the crop's rays) against the weak-perspective fit of the same normalised
+query's candidates (``model.retrieval.rerank.fit_residuals``, median of 200 calls, this process, one thread). Then, at
+100 candidates, the pinhole fit (``pose2d``: the crop's rays) against the weak-perspective fit of the same normalised
 2D (``pose2d_on_axis``), each at its own weight chosen on the validation queries.
 
 ``--elevated-views DEG`` adds a second ring of 8 virtual views seen from DEG degrees above the pelvis to the
@@ -30,10 +30,10 @@ from index_builder.bundle.reranking import Gallery, choose_weight, exact_search_
 from index_builder.bundle.writer import DEFAULT_VIEWS, frames_at_rate
 from index_builder.config import get_paths
 from index_builder.datasets.sample import load_poses
+from index_builder.evaluation.oracle_floor import oracle_floor
 from index_builder.evaluation.retrieval_real import (
     GALLERY_FPS,
     embed_gallery,
-    oracle_floor,
     random_camera_set,
     real_rig_set,
     split_rows,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.evaluation.markdown import table_lines
+from index_builder.evaluation.markdown import section_heading, table_lines, targets_table
 
 MOTION_PLOT = "eval_motion_search.png"
 METHOD_NAMES = {"unihpr": "UniHPR motion search", "voting": "per-frame voting", "dtw_2d": "2D DTW",
@@ -32,11 +32,9 @@ def motion_sentence(m: dict) -> str | None:
 def motion_markdown(r: dict, plot: str | None) -> list[str]:
     """The report section (absent from older results)."""
     m = r.get("motion_search")
-    if m is None:
-        return []
-    out = ["## Motion search (segments at 0.5x, 1x and 2x speed)", ""]
-    if m.get("status") != "computed":
-        return out + [f"Skipped: {m.get('note')}.", ""]
+    out, computed = section_heading(m, "Motion search (segments at 0.5x, 1x and 2x speed)")
+    if not computed:
+        return out
     lib = m["library"]
     out += [r["protocols"]["motion_search"], "",
             f"Library: {lib['train_clips']} training clips, {lib['train_poses']} poses at {lib['fps']:g} fps x "
@@ -71,10 +69,7 @@ def motion_markdown(r: dict, plot: str | None) -> list[str]:
     out += [f"Time per query in this run (numpy, one search after the other): UniHPR {ms['unihpr']:.1f} ms "
             f"(held out) and {ms['unihpr_own']:.1f} ms (own clip), voting {ms['voting']:.1f} ms, 2D DTW over every "
             f"training clip {ms['dtw_2d']:.1f} ms; the service's latency is in `benchmarks/motion_search.py`.", ""]
-    out += table_lines(["target (issue #19)", "value", "threshold", "met"],
-                  [[t["target"], "-" if t["value"] is None else f"{t['value']:.3f}", f"{t['threshold']:g}",
-                    "not measurable" if t["met"] is None else "met" if t["met"] else "NOT met"]
-                   for t in m["targets"]]) + [""]
+    out += [targets_table(m["targets"], 19), ""]
     if plot:
         out += [f"![motion search]({plot})", ""]
     return out

@@ -4,7 +4,8 @@ the library holds, with and without geometric re-ranking, and how well the predi
 Gallery. The whole database (every split: the library a user indexes) at about ``GALLERY_FPS`` frames per second
 (``index_builder.bundle.writer.frames_at_rate``), every pose under the bundle's ``DEFAULT_VIEWS`` virtual views
 (``model.pose.camera_rigs.virtual_view_rotations``), embedded by the run's pose3d encoder and searched exactly
-(``model.retrieval.exact_search``, one ``faiss.knn`` call per chunk of queries: ``index_builder.bundle.reranking.exact_search_of``).
+(``model.retrieval.exact_search``, one ``faiss.knn`` call per chunk of queries:
+``index_builder.bundle.reranking.exact_search_of``).
 
 Queries: clean 2D of test-split poses that the gallery holds, each seen once by
 - ``real_rig``: the fixed real rig of ``real_cameras`` (the four published H36M calibrations of
@@ -15,15 +16,18 @@ Queries: clean 2D of test-split poses that the gallery holds, each seen once by
 Each with the query's clip excluded from the gallery (a pose like, not in, the library) and included (the pose
 itself is there).
 
-Re-ranking as the service does it (``index_builder.bundle.reranking``, ``model.retrieval.rerank``): the ``CANDIDATES`` best poses by
-cosine, each fitted in its matched view's camera frame (``pose2d``: pinhole fit in the crop's camera), ordered by
-cosine - weight * residual. The weight and the expected-error curve are chosen on validation queries (random
-cameras, the validation split, clip excluded and included), never on these test queries.
+Re-ranking as the service does it (``index_builder.bundle.reranking``, ``model.retrieval.rerank``): the
+``CANDIDATES`` best poses by cosine, each fitted in its matched view's camera frame (``pose2d``: pinhole fit in the
+crop's camera), ordered by cosine - weight * residual. The weight and the expected-error curve are chosen on
+validation queries (random cameras, the validation split, clip excluded and included), never on these test queries.
 
 Errors: PA-MPJPE (mm) against the query's true 3D: of the top-1, of the best of the top 10, and the oracle floor
 (``oracle_floor``: the gallery pose with the smallest PA-MPJPE over the whole gallery, outside the query's clip when
 it is excluded). Confidence (clip excluded): Spearman's rank correlation between the predicted and the true top-1
 error, and the reliability in ``RELIABILITY_BINS`` equal-count bins of the prediction.
+
+Parts: ``oracle_floor`` (the floor), ``calibration_metrics`` (Spearman and the reliability bins); this module makes
+the gallery and the queries, runs the re-ranking and summarises.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ from index_builder.bundle.reranking import (
 from index_builder.bundle.writer import DEFAULT_VIEWS, frames_at_rate
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.evaluation.adapters import encode
+from index_builder.evaluation.calibration_metrics import RELIABILITY_BINS, TARGET_BIN_TOLERANCE, reliability, spearman
+from index_builder.evaluation.oracle_floor import oracle_floor
 from index_builder.evaluation.real_cameras import place_on_floor, rig_cameras, rig_views
 from index_builder.evaluation.settings import EvalSettings
 from index_builder.progress import progress_bar
@@ -56,7 +62,6 @@ from index_builder.training.detector_noise import DetectorNoise
 from model.nn.networks import UniHPR
 from model.pose.camera_rigs import random_cameras, virtual_view_rotations
 from model.pose.features import cropped_pose2d_features, pose3d_features
-from model.pose.metrics import pa_mpjpe
 from model.pose.normalization import root_relative
 from model.retrieval.rerank import CANDIDATES, ErrorCurve
 
@@ -65,9 +70,6 @@ LOG = logging.getLogger(__name__)
 GALLERY_FPS = 10.0
 METHOD = "pose2d"  # clean 2D through the perspective crop with known intrinsics: the pinhole fit
 EMBED_CHUNK = 65_536  # gallery vectors embedded per forward pass
-ORACLE_SHORTLIST = 256  # the oracle's exact PA-MPJPE is taken over this many gallery poses nearest in Procrustes RMS
-ORACLE_PAIRS = 1_000_000  # (query, gallery pose) pairs scored per block in the oracle's closed form
-RELIABILITY_BINS = 5
 WITHIN_MM = 10.0
 SETS = ("real_rig", "random")
 VARIANTS = ("clip_excluded", "clip_included")
@@ -75,121 +77,7 @@ VARIANTS = ("clip_excluded", "clip_included")
 TARGET_WITHIN_RATE = 0.9  # clip included, real rig: top-1 within 10 mm PA for at least this share of queries
 TARGET_FLOOR_RATIO = 1.2  # clip excluded: mean top-1 PA <= this x the oracle floor, on both camera sets
 TARGET_SPEARMAN = 0.6  # predicted vs true top-1 error, clip excluded
-TARGET_BIN_TOLERANCE = 0.25  # each reliability bin's mean true error within this of its mean prediction
 TARGET_LATENCY_RATIO = 1.25  # /retrieve k = 10 p50 with re-ranking / without (benchmarks/service_latency.py)
-
-
-# --------------------------------------------------------------------------------------------- the oracle
-
-
-def _signed_nuclear(h: np.ndarray) -> np.ndarray:
-    """(3, 3, ...) -> (...,) s1 + s2 + sign(det h) s3, the singular values of each h (descending), from the
-    eigenvalues of h^T h in closed form (the trigonometric solution of the symmetric 3 x 3 eigenproblem), every
-    product written out on contiguous components (batched 3 x 3 LAPACK calls cost microseconds a matrix)."""
-    (h00, h01, h02), (h10, h11, h12), (h20, h21, h22) = h
-    a00 = h00 * h00 + h10 * h10 + h20 * h20  # a = h^T h
-    a11 = h01 * h01 + h11 * h11 + h21 * h21
-    a22 = h02 * h02 + h12 * h12 + h22 * h22
-    a01 = h00 * h01 + h10 * h11 + h20 * h21
-    a02 = h00 * h02 + h10 * h12 + h20 * h22
-    a12 = h01 * h02 + h11 * h12 + h21 * h22
-    det_h = h00 * (h11 * h22 - h12 * h21) - h01 * (h10 * h22 - h12 * h20) + h02 * (h10 * h21 - h11 * h20)
-    q = (a00 + a11 + a22) / 3.0
-    b00, b11, b22 = a00 - q, a11 - q, a22 - q
-    p = np.sqrt(np.maximum((b00 * b00 + b11 * b11 + b22 * b22 + 2.0 * (a01 * a01 + a02 * a02 + a12 * a12)) / 6.0,
-                           0.0))
-    spread = p > 1e-6 * np.abs(q)  # else a = q I: three equal eigenvalues
-    safe = np.where(spread, p, 1.0)
-    det_b = b00 * (b11 * b22 - a12 * a12) - a01 * (a01 * b22 - a12 * a02) + a02 * (a01 * a12 - b11 * a02)
-    phi = np.arccos(np.clip(det_b / (2.0 * safe**3), -1.0, 1.0)) / 3.0
-    e1 = np.where(spread, q + 2.0 * p * np.cos(phi), q)
-    e3 = np.where(spread, q + 2.0 * p * np.cos(phi + 2.0 * math.pi / 3.0), q)
-    e2 = 3.0 * q - e1 - e3
-    s1, s2, s3 = (np.sqrt(np.maximum(e, 0.0)) for e in (e1, e2, e3))
-    return s1 + s2 + np.sign(det_h) * s3
-
-
-def procrustes_sq(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
-    """(Q, G) the sum of squared joint distances after the best similarity (rotation, scale, translation) of each
-    gallery pose onto each query, in closed form: |t|^2 - (s1 + s2 + sign s3)^2 / |p|^2 for the centred query t and
-    gallery pose p, s the singular values of p^T t (as ``model.pose.metrics.pa_mpjpe`` aligns, but squared distances).
-
-    queries: (Q, J, 3) mm; gallery: (G, J, 3) mm (small: ``oracle_floor`` runs it in blocks, in float32)."""
-    return _procrustes_sq(*_centred(queries), *_centred(gallery))
-
-
-def _centred(poses: np.ndarray, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(poses, dtype)
-    x = x - x.mean(axis=1, keepdims=True)
-    return x, (x * x).sum(axis=(1, 2))
-
-
-def _procrustes_sq(t: np.ndarray, tn: np.ndarray, p: np.ndarray, pn: np.ndarray) -> np.ndarray:
-    q, g, joints = t.shape[0], p.shape[0], t.shape[1]
-    h = p.transpose(0, 2, 1).reshape(g * 3, joints) @ t.transpose(1, 0, 2).reshape(joints, q * 3)  # (G*3, Q*3)
-    h = np.ascontiguousarray(h.reshape(g, 3, q, 3).transpose(1, 3, 2, 0))  # (3, 3, Q, G): p^T t of each pair
-    s = _signed_nuclear(h)
-    return np.maximum(tn[:, None] - s * s / np.maximum(pn[None, :], 1e-12), 0.0)
-
-
-def oracle_floor(truth: np.ndarray, gallery: np.ndarray, query_clip: np.ndarray, gallery_clip: np.ndarray,
-                 exclude: bool, shortlist: int = ORACLE_SHORTLIST, progress: bool = False) -> np.ndarray:
-    """(Q,) the smallest PA-MPJPE (mm) of any gallery pose to each query's true pose (outside its clip when
-    ``exclude``): the ``shortlist`` poses of least Procrustes sum of squares (closed form over the whole gallery,
-    numpy float32: the shortlist needs no more), then the exact PA-MPJPE of those. truth: (Q, 17, 3); gallery:
-    (G, 17, 3) mm."""
-    t, tn = _centred(truth / 1000.0, np.float32)  # metres: float32 cubes of mm^2 sums would overflow
-    p, pn = _centred(gallery / 1000.0, np.float32)
-    gclip = np.asarray(gallery_clip)
-    block = max(1, ORACLE_PAIRS // max(1, len(gallery)))
-    keep = min(shortlist, len(gallery))
-    rows = []
-    for start in progress_bar(range(0, len(truth), block), desc="oracle floor", enabled=progress, leave=False):
-        sl = slice(start, start + block)
-        sq = _procrustes_sq(t[sl], tn[sl], p, pn)  # (b, G)
-        if exclude:
-            sq[np.asarray(query_clip[sl])[:, None] == gclip[None, :]] = np.inf
-        rows.append(np.argpartition(sq, keep - 1, axis=1)[:, :keep])
-    near = np.concatenate(rows)  # (Q, S)
-    errors = pa_mpjpe(gallery[near].reshape(-1, *gallery.shape[1:]).astype(np.float64),
-                      np.repeat(truth.astype(np.float64), near.shape[1], axis=0)).reshape(near.shape)
-    if exclude:
-        errors = np.where(gclip[near] == np.asarray(query_clip)[:, None], np.inf, errors)
-    return errors.min(axis=1)
-
-
-# --------------------------------------------------------------------------------------------- statistics
-
-
-def rankdata(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..N, ties sharing their mean rank (as scipy.stats.rankdata)."""
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(1, len(x) + 1)
-    values, inverse = np.unique(x, return_inverse=True)
-    sums = np.bincount(inverse, weights=ranks)
-    return (sums / np.bincount(inverse))[inverse]
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Spearman's rank correlation (None with fewer than 3 pairs or a constant side)."""
-    if len(a) < 3:
-        return None
-    ra, rb = rankdata(np.asarray(a, np.float64)), rankdata(np.asarray(b, np.float64))
-    if ra.std() == 0 or rb.std() == 0:
-        return None
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def reliability(predicted: np.ndarray, actual: np.ndarray, bins: int = RELIABILITY_BINS) -> list[dict]:
-    """Equal-count bins of the prediction: mean predicted and mean true error (mm), and whether the true mean lies
-    within ``TARGET_BIN_TOLERANCE`` of the predicted one."""
-    out = []
-    for part in np.array_split(np.argsort(predicted, kind="stable"), min(bins, len(predicted))):
-        pred, true = float(predicted[part].mean()), float(actual[part].mean())
-        out.append({"queries": int(len(part)), "predicted_mm": round(pred, 3), "actual_mm": round(true, 3),
-                    "within_tolerance": bool(abs(true - pred) <= TARGET_BIN_TOLERANCE * pred)})
-    return out
 
 
 def _r(x: float | None, digits: int = 3) -> float | None:

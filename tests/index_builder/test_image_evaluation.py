@@ -28,7 +28,7 @@ from index_builder.evaluation.images import (
     joint_errors,
     score_matches,
 )
-from index_builder.evaluation.report import _image_markdown
+from index_builder.evaluation.images_report import image_markdown
 from index_builder.training.config import TINY
 from index_builder.training.detector_calibration import REPORT_PATH
 from index_builder.training.loop import train_unihpr
@@ -168,7 +168,7 @@ def test_image_lifting_on_the_labelled_photos(tiny_model, photos_and_models):
     assert errors["source"].startswith("recomputed") and errors["agrees_with_committed_calibration"]
     assert set(errors["per_joint"]) == set(H36M17.names)
     assert sum(d["people_found"] for d in errors["per_dataset"].values()) == pooled["people"]
-    markdown = "\n".join(_image_markdown(result, {"image": "eval_image_pck.png"}))
+    markdown = "\n".join(image_markdown(result, {"image": "eval_image_pck.png"}))
     assert "## Image -> lift3d" in markdown and "PCK@0.1 lifted" in markdown and "| pooled |" in markdown
     assert "## Detector error statistics" in markdown and "recomputed" in markdown
 
@@ -180,5 +180,5 @@ def test_without_photos_the_section_is_a_note(tmp_path):
     if REPORT_PATH.is_file():
         errors = result["detector_errors"]
         assert errors["source"].startswith("read from the committed") and errors["people"] > 0
-    markdown = "\n".join(_image_markdown(result, {}))
+    markdown = "\n".join(image_markdown(result, {}))
     assert "Skipped: image -> lift3d" in markdown

@@ -19,7 +19,7 @@ from index_builder.bundle.indexing import (
     set_search_effort,
     training_sample,
 )
-from index_builder.bundle.library_update import (
+from index_builder.bundle.library_index import (
     compact,
     measure_recall,
     read_vectors,

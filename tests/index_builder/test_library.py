@@ -11,7 +11,8 @@ import pytest
 
 import model.runtime.bundle_format as fmt
 from index_builder.bundle.indexing import IndexPlan, set_search_effort
-from index_builder.bundle.library_update import add_clips, compact, read_vectors, remove_clips
+from index_builder.bundle.library_index import compact, read_vectors
+from index_builder.bundle.library_update import add_clips, remove_clips
 from index_builder.bundle.writer import random_views, run_encoder
 from index_builder.cli import main
 from index_builder.ingest import IngestConfig, ingest

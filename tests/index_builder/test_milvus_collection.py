@@ -13,7 +13,7 @@ import pytest
 
 import model.runtime.bundle_format as fmt
 from index_builder.bundle.indexing import build_index, choose_operating_point, describe, exact_top_k, plan_index
-from index_builder.bundle.library_update import read_vectors as faiss_vectors
+from index_builder.bundle.library_index import read_vectors as faiss_vectors
 from index_builder.bundle.milvus_collection import (
     MilvusTarget,
     collection_name,

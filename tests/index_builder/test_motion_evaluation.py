@@ -11,18 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
+from index_builder.evaluation.motion_alignment import align_3d, best_yaw, rotate_y, squared_costs, yaw_free_costs
+from index_builder.evaluation.motion_queries import SPEEDS
 from index_builder.evaluation.motion_report import MOTION_PLOT, motion_markdown, plot_motion
-from index_builder.evaluation.motion_search import (
-    PROTOCOL,
-    SPEEDS,
-    align_3d,
-    best_yaw,
-    motion_search_protocol,
-    rotate_y,
-    squared_costs,
-    yaw_free_costs,
-)
-from index_builder.evaluation.report import _save
+from index_builder.evaluation.motion_search import PROTOCOL, motion_search_protocol
+from index_builder.evaluation.report_figures import save_figure
 from index_builder.training.checkpoint import load_unihpr
 
 
@@ -89,7 +82,7 @@ def test_the_report_section_and_plot(protocol, tmp_path):
     result, _, _ = protocol
     r = {"motion_search": result, "protocols": {"motion_search": PROTOCOL}}
     path = tmp_path / MOTION_PLOT
-    plot_motion(result, path, _save)
+    plot_motion(result, path, save_figure)
     with Image.open(path) as image:
         assert image.format == "PNG" and np.asarray(image.convert("L")).std() > 5
     text = "\n".join(motion_markdown(r, MOTION_PLOT))
