@@ -19,7 +19,7 @@ import numpy as np
 from fastapi import Request
 
 from model.pose.perspective_crop import to_real_camera
-from model.pose.skeleton import ROOT
+from model.pose.skeleton import root_centred
 from model.retrieval.rerank import candidate_count, method_of
 from service.artifacts import Bundle
 from service.camera import CameraChoice
@@ -242,7 +242,7 @@ async def lift(bundle: Bundle, embeddings: np.ndarray, timings: dict[str, float]
     started = time.perf_counter()
     out = await bundle.models.run("decoder3d", embeddings)  # (M, 17, 3) metres
     poses = out.astype(np.float64) * bundle.mm_per_unit
-    poses = poses - poses[:, ROOT : ROOT + 1]
+    poses = root_centred(poses)
     if crop is not None:
         poses = to_real_camera(poses, crop)
     add_timing(timings, "decoder", (time.perf_counter() - started) * 1e3)

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from index_builder.evaluation.held_out import HeldOut
-from model.nn.config import MODALITIES
 from model.nn.networks import UniHPR
+from model.pose.features import MODALITIES
 
 BATCH = 4096  # poses per forward pass: bounded memory on the full test split
 

@@ -6,8 +6,8 @@ import numpy as np
 
 from index_builder.evaluation.adapters import encode
 from index_builder.training.batches import Views
-from model.nn.config import MODALITIES
 from model.nn.networks import UniHPR
+from model.pose.features import MODALITIES
 from model.retrieval.exact_search import exact_search
 
 

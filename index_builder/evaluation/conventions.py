@@ -24,7 +24,7 @@ from model.pose.features import pose2d_features, pose3d_features
 from model.pose.joint_conventions import DERIVED, FIELD, LIMB_INDEX, OURS, SHARED_INDEX, convert_joints, with_derived
 from model.pose.metrics import mpjpe, pa_mpjpe, procrustes_align
 from model.pose.perspective_crop import crop_rays, pixels_to_rays
-from model.pose.skeleton import H36M17, ROOT
+from model.pose.skeleton import H36M17, ROOT, root_centred
 from model.retrieval.exact_search import exact_search
 
 Encoder = Callable[[np.ndarray, str], np.ndarray]  # (features (N, 17, 3), modality) -> (N, D) unit vectors
@@ -53,7 +53,7 @@ def convention_views(world: np.ndarray, camera: Camera, convention: str, declare
     rays = convert_joints(rays, declared, OURS)  # exactly what the service does with a request's 2D
     crop_2d, crop = crop_rays(rays)
     cam3d = np.einsum("nij,nkj->nki", crop, world_to_camera(world, camera))
-    return {"pose2d": pose2d_features(crop_2d), "target": cam3d - cam3d[:, ROOT : ROOT + 1]}
+    return {"pose2d": pose2d_features(crop_2d), "target": root_centred(cam3d)}
 
 
 def _errors(lifted: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
@@ -113,7 +113,7 @@ def _gallery(encode: Encoder, world_ours: np.ndarray, worlds: dict[str, np.ndarr
         _, crop = crop_rays(pixels_to_rays(pixels_of(world_ours, cam), intrinsics_of(cam))[0])
         for convention, world in worlds.items():
             cam3d = np.einsum("nij,nkj->nki", crop, world_to_camera(world, cam))
-            out[convention].append(cam3d - cam3d[:, ROOT : ROOT + 1])
+            out[convention].append(root_centred(cam3d))
         out["embedding"].append(encode(pose3d_features(out[OURS][-1]), "pose3d"))
     return {k: np.concatenate(v) for k, v in out.items()}
 

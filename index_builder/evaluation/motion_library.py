@@ -16,6 +16,7 @@ from index_builder.evaluation.adapters import encode
 from index_builder.progress import progress_bar
 from model.pose.camera_rigs import virtual_view_rotations
 from model.pose.features import pose3d_features
+from model.pose.skeleton import root_centred
 from model.retrieval.motion_search import ClipLayout
 
 LIBRARY_FPS = 10.0
@@ -77,7 +78,7 @@ def build_library(model, db: MotionDatabase, index_queries: np.ndarray, seed: in
     docstring)."""
     keep = np.isin(db.clips.split, ("train", "test"))
     lib = at_rate(db.select_clips(keep), LIBRARY_FPS)
-    poses = (lib.poses - lib.poses[:, :1]).astype(np.float64)
+    poses = root_centred(lib.poses).astype(np.float64)
     rotations = virtual_view_rotations(VIEWS)
     started = time.perf_counter()
     vectors = []

@@ -18,6 +18,7 @@ from model.pose.camera_rigs import BODY_EXTENT_MM, RANDOM_CAMERAS
 from model.pose.cameras import Camera, look_at
 from model.pose.normalization import normalize_2d
 from model.pose.perspective_crop import crop_rays
+from model.pose.skeleton import root_centred
 from model.retrieval.sequence_alignment import grid_frames
 
 SPEEDS = (0.5, 1.0, 2.0)
@@ -92,7 +93,7 @@ def make_queries(model, test: MotionDatabase, library: Library, per_speed: int, 
             views = view_poses(world, following_camera(world[:, 0], rng), rng, noise, NO_AUGMENT)
             grid = grid_frames(times, np.ones(len(times), bool), LIBRARY_FPS)
             queries.append(Query(speed, c, lib_clip[str(test.clips.name[c])], str(test.clips.content[c]), start,
-                                 duration, times, world - world[:, :1],
+                                 duration, times, root_centred(world),
                                  {"clean": views.pose2d, "detector": views.image},
                                  {"clean": views.clean2d, "detector": views.image[..., :2]},
                                  {"clean": np.ones(views.clean2d.shape[:2]), "detector": views.image[..., 2]},

@@ -10,6 +10,7 @@ import numpy as np
 
 from index_builder.progress import progress_bar
 from model.pose.metrics import pa_mpjpe
+from model.pose.units import MM_PER_M
 
 ORACLE_SHORTLIST = 256  # the oracle's exact PA-MPJPE is taken over this many gallery poses nearest in Procrustes RMS
 ORACLE_PAIRS = 1_000_000  # (query, gallery pose) pairs scored per block in the oracle's closed form
@@ -71,8 +72,8 @@ def oracle_floor(truth: np.ndarray, gallery: np.ndarray, query_clip: np.ndarray,
     ``exclude``): the ``shortlist`` poses of least Procrustes sum of squares (closed form over the whole gallery,
     numpy float32: the shortlist needs no more), then the exact PA-MPJPE of those. truth: (Q, 17, 3); gallery:
     (G, 17, 3) mm."""
-    t, tn = _centred(truth / 1000.0, np.float32)  # metres: float32 cubes of mm^2 sums would overflow
-    p, pn = _centred(gallery / 1000.0, np.float32)
+    t, tn = _centred(truth / MM_PER_M, np.float32)  # metres: float32 cubes of mm^2 sums would overflow
+    p, pn = _centred(gallery / MM_PER_M, np.float32)
     gclip = np.asarray(gallery_clip)
     block = max(1, ORACLE_PAIRS // max(1, len(gallery)))
     keep = min(shortlist, len(gallery))

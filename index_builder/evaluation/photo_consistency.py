@@ -40,7 +40,7 @@ from model.nn.networks import UniHPR
 from model.pose.features import image_features
 from model.pose.joint_formulas import layout_to_unihpr17
 from model.pose.perspective_crop import Intrinsics
-from model.pose.skeleton import ROOT
+from model.pose.skeleton import root_centred
 from model.runtime.blazepose import BlazePose, Person
 from model.runtime.blazepose_anchors import box_iou
 
@@ -110,8 +110,8 @@ def rotation_angle_deg(rotation: np.ndarray) -> np.ndarray:
 
 def misalignment_deg(expected: np.ndarray, found: np.ndarray) -> np.ndarray:
     """(N, 17, 3) poses -> (N,) angle of the rotation best aligning ``expected`` onto ``found``, root-relative."""
-    a = expected - expected[:, ROOT : ROOT + 1]
-    b = found - found[:, ROOT : ROOT + 1]
+    a = root_centred(expected)
+    b = root_centred(found)
     return rotation_angle_deg(kabsch_rotation(a, b))
 
 

@@ -40,7 +40,7 @@ from model.pose.cameras import Camera, world_to_camera
 from model.pose.features import cropped_pose2d_features
 from model.pose.metrics import mpjpe, pa_mpjpe
 from model.pose.perspective_crop import Intrinsics, default_intrinsics, off_axis_deg, pixels_to_rays, to_real_camera
-from model.pose.skeleton import ROOT
+from model.pose.skeleton import ROOT, root_centred
 
 OFFSET_RADIUS_MM = 1000.0  # each clip's pelvis offset from the floor centre: uniform in this disc
 TRAJECTORY_WINDOW_S = 3.0  # the clip's horizontal trajectory is taken relative to this centred moving average
@@ -165,7 +165,7 @@ def rig_views(world: np.ndarray, cameras: list[H36mCamera]) -> RigViews:
         keep = np.flatnonzero(inside_image(world, batch))
         batch = batch[keep]
         cam3d = world_to_camera(world[keep], batch)
-        parts.append((pixels_of(world[keep], batch), cam3d - cam3d[:, ROOT : ROOT + 1], off_axis_deg(cam3d[:, ROOT]),
+        parts.append((pixels_of(world[keep], batch), root_centred(cam3d), off_axis_deg(cam3d[:, ROOT]),
                       np.full(len(keep), c), keep, batch))
     cat = [np.concatenate([p[i] for p in parts]) for i in range(5)]
     focal, centre, distortion, size = (np.concatenate([getattr(p[5], f) for p in parts])

@@ -24,6 +24,7 @@ import numpy as np
 from index_builder.datasets.pose_checks import RIGID_BONES, angle_deg, bone_name, standing_heights, standing_mask
 from index_builder.errors import ClipCheckError
 from model.pose.skeleton import H36M17
+from model.pose.units import MM_PER_M
 
 LEFT_RIGHT_MIN_SCORE = 0.25
 PLAUSIBLE_HEIGHT_MM = (1000.0, 2300.0)  # a person from a child to a very tall adult
@@ -127,8 +128,8 @@ def check_clip(joints: np.ndarray, toes: np.ndarray | None, rigid: bool, source:
                                      f"(from the {report.facing_from}) by a score of {report.left_right:.2f} "
                                      f"(< {LEFT_RIGHT_MIN_SCORE}; mirrored or left and right swapped?)")
     if report.height_mm is not None and not PLAUSIBLE_HEIGHT_MM[0] <= report.height_mm <= PLAUSIBLE_HEIGHT_MM[1]:
-        raise ClipCheckError(source, f"standing height {report.height_mm / 1000:.2f} m is not a person's "
-                                     f"({PLAUSIBLE_HEIGHT_MM[0] / 1000:.1f}-{PLAUSIBLE_HEIGHT_MM[1] / 1000:.1f} m; "
+        raise ClipCheckError(source, f"standing height {report.height_mm / MM_PER_M:.2f} m is not a person's "
+                                     f"({PLAUSIBLE_HEIGHT_MM[0] / MM_PER_M:.1f}-{PLAUSIBLE_HEIGHT_MM[1] / MM_PER_M:.1f} m; "
                                      "wrong unit? pass --units)")
     if rigid and report.rigid_range_mm > RIGID_TOLERANCE_MM:
         raise ClipCheckError(source, f"rigid bone {report.worst_bone} changes length by "

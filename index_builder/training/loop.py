@@ -21,10 +21,10 @@ from index_builder.training.batches import TrainingViews, Views, validation_view
 from index_builder.training.checkpoint import load_checkpoint, save_checkpoint
 from index_builder.training.config import TrainConfig
 from index_builder.training.detector_noise import DetectorNoise
-from model.nn.config import MODALITIES
 from model.nn.losses import DecoderLoss, PairwiseInfoNCE, SingularValueLoss
 from model.nn.martinez import MartinezLifter
 from model.nn.networks import UniHPR
+from model.pose.features import MODALITIES
 from model.pose.metrics import mpjpe
 from model.pose.perspective_crop import to_real_camera
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-MODALITIES = ("image", "pose2d", "pose3d")
 FEATURES_PER_JOINT = 3  # pose2d: x, y, confidence; image: x, y, visibility; pose3d: x, y, z
 
 

@@ -17,11 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model.pose.features import MODALITIES
+
 # Below this the top root is (nearly) a repeated eigenvalue, where it has no derivative; the clamp turns the
 # 0/0 of the implicit gradient into a bounded subgradient.
 _ROOT_GAP_EPS = 1e-6
 
-MODALITIES = ("image", "pose2d", "pose3d")
 
 
 def _largest_gram_eigenvalue(x: Tensor, y: Tensor, z: Tensor) -> Tensor:

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.nn.config import FEATURES_PER_JOINT, MODALITIES, DecoderConfig, EncoderConfig, ModelConfig
+from model.nn.config import FEATURES_PER_JOINT, DecoderConfig, EncoderConfig, ModelConfig
+from model.pose.features import MODALITIES
 from model.pose.units import MM_PER_M
 
 

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from index_builder.errors import ArtifactError
-from model.nn.config import MODALITIES
 from model.nn.networks import ModalityEncoder, Pose3dDecoderMetres, UniHPR
+from model.pose.features import MODALITIES
 
 LOG = logging.getLogger(__name__)
 

@@ -19,8 +19,10 @@ import numpy as np
 
 from model.pose.normalization import normalize_2d
 from model.pose.perspective_crop import Intrinsics, perspective_crop
-from model.pose.skeleton import ROOT
+from model.pose.skeleton import root_centred
 from model.pose.units import MM_PER_M
+
+MODALITIES = ("image", "pose2d", "pose3d")  # the encoders' inputs, in the order every table lists them
 
 
 def pose2d_features(keypoints: np.ndarray, confidence: np.ndarray | None = None) -> np.ndarray:
@@ -46,7 +48,7 @@ def image_features(keypoints: np.ndarray, visibility: np.ndarray) -> np.ndarray:
 
 def pose3d_features(poses: np.ndarray) -> np.ndarray:
     """poses: (N, 17, 3) mm, camera frame -> (N, 17, 3) float32 metres, pelvis at the origin."""
-    return ((poses - poses[:, ROOT : ROOT + 1]) / MM_PER_M).astype(np.float32)
+    return (root_centred(poses) / MM_PER_M).astype(np.float32)
 
 
 def box_frame(points: np.ndarray, visible: np.ndarray | None = None) -> np.ndarray:

@@ -76,3 +76,8 @@ H36M17 = Skeleton(
 
 NUM_JOINTS = H36M17.num_joints
 ROOT = H36M17.index("pelvis")
+
+
+def root_centred(poses: np.ndarray) -> np.ndarray:
+    """(..., 17, C) poses -> the same with the pelvis (``ROOT``) at the origin, in the input's dtype."""
+    return poses - poses[..., ROOT : ROOT + 1, :]
