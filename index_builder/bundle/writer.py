@@ -42,13 +42,14 @@ from index_builder.training.batches import NO_AUGMENT, sample_cameras, view_pose
 from index_builder.training.config import TrainConfig
 from index_builder.training.detector_noise import DetectorNoise
 from model.nn.networks import UniHPR
-from model.nn.onnx_export import INPUT_NAME, OUTPUT_NAME, cpu_session, export_model
+from model.nn.onnx_export import INPUT_NAME, OUTPUT_NAME, export_model
 from model.pose.camera_rigs import virtual_view_rotations
 from model.pose.features import MM_PER_M, pose3d_features
 from model.pose.joint_formulas import FORMULAS_VERSION
 from model.pose.normalization import root_relative
 from model.pose.skeleton import H36M17
 from model.runtime.motion_sources import SOURCES, ClipSources, write_sources
+from model.runtime.onnx_sessions import cpu_session
 
 LOG = logging.getLogger(__name__)
 DEFAULT_VIEWS = 8

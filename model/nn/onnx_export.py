@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from torch import nn
 
 from index_builder.errors import ArtifactError
 from model.nn.config import MODALITIES
 from model.nn.networks import ModalityEncoder, Pose3dDecoderMetres, UniHPR
+from model.runtime.onnx_sessions import cpu_session
 
 LOG = logging.getLogger(__name__)
 
@@ -34,15 +34,6 @@ class ExportedGraph:
     input_shape: tuple  # without the batch dimension
     output_shape: tuple
     max_abs_diff: float
-
-
-def cpu_session(path: Path, threads: int = 1) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session that does not fight torch for the cores."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def graphs_of(model: UniHPR) -> dict[str, tuple[nn.Module, tuple]]:
