@@ -40,8 +40,8 @@ from index_builder.config import DEFAULT_WEIGHTS, get_paths
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.progress import stage_lines
 from index_builder.training.checkpoint import load_unihpr
-from model.nn.onnx_export import cpu_session
 from model.runtime.bundle_format import ENCODERS, INDEX, METADATA, read_manifest
+from model.runtime.onnx_sessions import cpu_session
 from service.index import PoseIndex
 from service.pose_search import search_poses
 
@@ -64,8 +64,8 @@ class Row:
     p50_ms: float
 
     def markdown(self) -> str:
-        return (f"| {self.label} | {self.vectors:,} | `{self.factory}` | {self.after_embedding_s:.0f} | {self.effort} | "
-                f"{self.chosen_recall:.3f} | {self.independent_recall:.4f} | {self.size_mib:.0f} | "
+        return (f"| {self.label} | {self.vectors:,} | `{self.factory}` | {self.after_embedding_s:.0f} | "
+                f"{self.effort} | {self.chosen_recall:.3f} | {self.independent_recall:.4f} | {self.size_mib:.0f} | "
                 f"{self.p50_ms:.2f} |")
 
 

@@ -36,8 +36,8 @@ from index_builder.config import DEFAULT_WEIGHTS, get_paths
 from index_builder.datasets.motion_database import MotionDatabase, name_hash_order
 from index_builder.progress import stage_lines
 from index_builder.training.checkpoint import load_unihpr
-from model.nn.onnx_export import cpu_session
 from model.pose.normalization import root_relative
+from model.runtime.onnx_sessions import cpu_session
 
 K = 10
 ADDED_EVERY = 10  # every tenth clip in hash order is added later: 10%

@@ -95,7 +95,7 @@ def in_process(bundle, queries: list[dict]) -> dict[str, list[float]]:
     """Per-stage ms of every query through the service's functions (module docstring)."""
     from service.inputs import pose2d_to_features
     from service.motion_search import query_shape, run_search
-    from service.schemas import SequenceInput
+    from service.schemas.inputs import SequenceInput
 
     stages: dict[str, list[float]] = {s: [] for s in ("prepare", "embed", "candidates", "alignment", "verification",
                                                        "total")}

@@ -227,16 +227,13 @@ class Direct:
 
     def __init__(self, bundle: Path):
         import faiss
-        import onnxruntime as ort
 
         from model.runtime.bundle_format import read_manifest
-        from service.encoder import session_options
+        from model.runtime.onnx_sessions import cpu_session
 
         manifest = read_manifest(bundle)
         self.views = manifest.database.views
-        options = session_options(1)
-        self.encoder = ort.InferenceSession(str(bundle / "encoder_pose2d.onnx"), options,
-                                            providers=["CPUExecutionProvider"])
+        self.encoder = cpu_session(bundle / "encoder_pose2d.onnx", threads=1, errors_only=True)  # as the service
         self.input = self.encoder.get_inputs()[0].name
         self.index = faiss.read_index(str(bundle / "index.faiss"))
         faiss.omp_set_num_threads(1)

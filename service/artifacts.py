@@ -1,8 +1,8 @@
 """Load an artifact bundle into one immutable ``Bundle``: verified, cross-checked, ready to serve.
 
-``load_bundle`` runs ``model.runtime.bundle_format.verify_bundle`` (manifest sidecar hash and fields, every file's sha256
-and size, array shapes, view rotations, the index's size, dimension and metric, every ONNX graph's shapes on a
-probe batch, the published BlazePose files) and serves exactly what it loaded: the sessions, index and arrays are
+``load_bundle`` runs ``model.runtime.bundle_format.verify_bundle`` (manifest sidecar hash and fields, every file's
+sha256 and size, array shapes, view rotations, the index's size, dimension and metric, every ONNX graph's shapes on
+a probe batch, the published BlazePose files) and serves exactly what it loaded: the sessions, index and arrays are
 read once. It adds what only the service relies on (h36m17 joint order) and the BlazePose pool. Any failure raises
 ``BundleError``; nothing is half-loaded.
 
@@ -23,10 +23,11 @@ import numpy as np
 from model.pose.skeleton import H36M17
 from model.runtime.bundle_format import BundleError, Manifest, verify_bundle
 from model.runtime.motion_sources import SourceStore
+from model.runtime.onnx_sessions import session_options
 from service.catalog import PoseCatalog
 from service.config import Settings
 from service.device import Device
-from service.encoder import OnnxModels, session_options
+from service.encoder import OnnxModels
 from service.images import DetectorPool
 from service.index_backend import VectorIndex, open_index
 from service.pose_search import Reranking
@@ -79,8 +80,8 @@ def load_bundle(path: Path, settings: Settings, device: Device,
                 on_batch: Callable[[str, int, int], None] | None = None) -> Bundle:
     """Verify and load the bundle at ``path`` on ``device``; raises BundleError naming the file and the fault."""
     started = time.perf_counter()
-    verified = verify_bundle(Path(path), session_options=session_options(settings.ort_threads),
-                             providers=device.providers)
+    options = session_options(settings.ort_threads, errors_only=True)
+    verified = verify_bundle(Path(path), session_options=options, providers=device.providers)
     path, manifest = verified.path, verified.manifest
     if manifest.joints.names != list(H36M17.names):
         raise BundleError(f"{path}: joint order {manifest.joints.names} is not h36m17", "joints.names")

@@ -35,7 +35,7 @@ from service.errors import (
     UnsupportedMediaTypeError,
     from_validation_error,
 )
-from service.schemas import ImageInput
+from service.schemas.inputs import ImageInput
 
 IMAGE_FIELD = "image"
 VIDEO_FIELD = "video"

@@ -32,7 +32,7 @@ from PIL import Image
 
 from model.pose.perspective_crop import DEFAULT_FOV_DEG, Intrinsics, focal_from_35mm, focal_from_fov
 from service.errors import InvalidCameraError, UnihprError, subfield
-from service.schemas import CameraInput, ImageInput, Pose2DInput
+from service.schemas.inputs import CameraInput, ImageInput, Pose2DInput
 
 EXIF_IFD = 0x8769
 FOCAL_LENGTH_IN_35MM_FILM = 0xA405

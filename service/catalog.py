@@ -14,7 +14,7 @@ import numpy as np
 from model.pose.joint_conventions import FIELD, OURS, convert_joints
 from model.runtime.labels import LABEL_FIELDS, normalise_label
 from service.errors import MAX_ECHO, UnknownLabelError
-from service.schemas import Filters, FilterSet
+from service.schemas.requests import Filters, FilterSet
 
 POSE_DECIMALS = 2  # mm in responses: 0.01 mm
 ERROR_DECIMALS = 1  # expected error, mm

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1 << 20
+SEQUENCE_FPS = "frame rate of a sequence query (and of sample_fps for videos)"  # what both fps bounds bound
 
 
 class Settings(BaseSettings):
@@ -73,10 +74,8 @@ class Settings(BaseSettings):
                                                              "sampled from a video")
     max_sequence_seconds: float = Field(60.0, gt=0, description="longest sequence query, seconds from its first "
                                                                 "to its last frame")
-    min_sequence_fps: float = Field(1.0, gt=0, description="lowest frame rate of a sequence query (and of "
-                                                           "sample_fps for videos)")
-    max_sequence_fps: float = Field(240.0, gt=0, description="highest frame rate of a sequence query (and of "
-                                                             "sample_fps for videos)")
+    min_sequence_fps: float = Field(1.0, gt=0, description=f"lowest {SEQUENCE_FPS}")
+    max_sequence_fps: float = Field(240.0, gt=0, description=f"highest {SEQUENCE_FPS}")
     max_video_bytes: int = Field(16 * MIB, ge=1024, description="largest video upload (max_body_bytes bounds the "
                                                                 "whole request too)")
     max_video_pixels: int = Field(3840 * 2160, ge=1, description="largest video frame, width x height")

@@ -31,7 +31,8 @@ from service.errors import (
 from service.examples import EMBED_EXAMPLES, LIFT_EXAMPLES, RELOAD_EXAMPLES, RETRIEVE_EXAMPLES
 from service.metrics import ServiceMetrics
 from service.motion_search import check_sequence_size
-from service.schemas import (
+from service.schemas.inputs import Layout3D
+from service.schemas.requests import (
     EMBED_ADAPTER,
     LIFT_BATCH_ADAPTER,
     LIFT_SINGLE_ADAPTER,
@@ -39,7 +40,6 @@ from service.schemas import (
     RETRIEVE_ADAPTER,
     EmbedRequest,
     ImageForm,
-    Layout3D,
     LiftBatchRequest,
     LiftRequestSchema,
     ReloadRequest,

@@ -1,8 +1,8 @@
 """The bundle's ONNX graphs on ONNX Runtime: encoders (features -> embedding) and decoders (embedding -> pose).
 
-One ``InferenceSession`` per graph, created with the configured intra-op threads and spinning off (busy-waiting
-ORT threads steal the few cores from the event loop, FAISS and BlazePose). Calls go through a ``MicroBatcher`` per
-graph, so concurrent requests share one ``session.run``.
+One ``InferenceSession`` per graph, created by ``model.runtime.bundle_format.verify_bundle`` with
+``model.runtime.onnx_sessions.session_options`` (the configured intra-op threads, spinning off). Calls go through a
+``MicroBatcher`` per graph, so concurrent requests share one ``session.run``.
 """
 
 from __future__ import annotations
@@ -18,17 +18,6 @@ from service.batching import MicroBatcher
 
 INLINE_ROWS = 8  # idle batcher: this many rows run on the event loop (well under a millisecond), not in a thread
 ENCODER_OF = {g.modality: g.name for g in GRAPHS.values() if g.modality is not None}  # modality -> graph
-
-
-def session_options(threads: int) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    return options
 
 
 class OnnxModels:

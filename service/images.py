@@ -35,7 +35,7 @@ from model.pose.perspective_crop import UNDISTORT_TOLERANCE, pixels_to_rays
 from model.runtime.blazepose import BlazePose, Person
 from service.camera import CameraChoice, distortion_error, exif_focal_35mm, image_camera, intrinsics_of
 from service.errors import ImageTooLargeError, InvalidImageError, NoPersonError, UnsupportedImageFormatError
-from service.schemas import ImageInput
+from service.schemas.inputs import ImageInput
 
 SUPPORTED = {"JPEG": b"\xff\xd8\xff", "PNG": b"\x89PNG\r\n\x1a\n"}
 # other formats people send, named so the error can say what was received

@@ -23,7 +23,7 @@ from model.pose.skeleton import NUM_JOINTS, ROOT
 from model.pose.units import MM_PER_M
 from service.camera import CameraChoice, distortion_error, pose2d_cameras
 from service.errors import InvalidEmbeddingError, InvalidPoseError, UnihprError, UnknownSkeletonError, subfield
-from service.schemas import EmbeddingInput, Pose2DInput, Pose3DInput
+from service.schemas.inputs import EmbeddingInput, Pose2DInput, Pose3DInput
 
 MAX_JOINT_DISTANCE_MM = 3000.0  # no joint of a person is 3 m from the pelvis
 MIN_POSE_EXTENT_MM = 100.0  # a whole body spans far more; less means metres sent as mm

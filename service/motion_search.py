@@ -148,8 +148,8 @@ def query_shape(features: np.ndarray, graphs: list[str | None], present: np.ndar
 def run_search(bundle: Bundle, embeddings: np.ndarray, times: np.ndarray, present: np.ndarray,
                pose_mask: np.ndarray | None, effort: float, k: int, group_by_clip: bool,
                shape: QueryShape | None = None, expr: str | None = None) -> tuple[list[Segment], SearchStats]:
-    """``model.retrieval.motion_search.search_motion`` on the bundle's index, verified geometrically against the bundle's
-    poses when ``shape`` is given (blocking: run it in a worker thread)."""
+    """``model.retrieval.motion_search.search_motion`` on the bundle's index, verified geometrically against the
+    bundle's poses when ``shape`` is given (blocking: run it in a worker thread)."""
     index, views = bundle.index, bundle.views
     vec_mask = _vector_mask(pose_mask, views)
     selected = index.ntotal if vec_mask is None else int(vec_mask.sum())
@@ -233,7 +233,8 @@ async def _video_embeddings(bundle: Bundle, settings: Settings, video, metrics: 
 
 
 async def answer(request: Request, req, bundle: Bundle, settings: Settings, metrics: ServiceMetrics) -> Response:
-    """The /retrieve answer for a request with ``sequence`` or ``video`` (``service.schemas.RetrieveRequest``)."""
+    """The /retrieve answer for a request with ``sequence`` or ``video``
+    (``service.schemas.requests.RetrieveRequest``)."""
     timings = request.state.timings = {}
     if req.search_effort > settings.max_search_effort:
         raise OutOfRangeError(f"search_effort is at most {settings.max_search_effort:g}", "search_effort")

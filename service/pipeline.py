@@ -31,7 +31,7 @@ from service.inputs import embedding_to_vector, pose2d_to_features, pose3d_to_fe
 from service.memory import release_memory
 from service.metrics import ServiceMetrics
 from service.pose_search import Hit, QueryGeometry, rerank, search_poses
-from service.schemas import EmbeddingInput, ImageInput, Pose2DInput, Pose3DInput
+from service.schemas.inputs import EmbeddingInput, ImageInput, Pose2DInput, Pose3DInput
 
 INLINE_CONVERSIONS = 8  # more pose inputs than this are converted in a worker thread, not on the event loop
 INLINE_SEARCH_VECTORS = 50_000  # unfiltered searches visiting fewer vectors run on the event loop (~0.1 ms)
@@ -296,7 +296,7 @@ async def embed_request(request: Request, endpoint: str, req, bundle: Bundle, se
                         metrics: ServiceMetrics) -> tuple[list[Prepared], list[np.ndarray], dict[str, float]]:
     """What every route starts with: count the request's items, then validate, featurise and embed them.
 
-    req: a request model with ``items`` and ``item_fields`` (``service.schemas``).
+    req: a request model with ``items`` and ``item_fields`` (``service.schemas.requests``).
     returns: per item its Prepared and (P, D) embeddings, and the stage timings (also sent as Server-Timing).
     """
     metrics.observe_items(endpoint, len(req.items))

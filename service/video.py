@@ -167,7 +167,7 @@ def _open(data: bytes, container: str):
 
 
 def read_video(data: bytes, pool: DetectorPool, options, settings) -> TrackedVideo:
-    """Decode, sample, detect and track (module docstring). options: ``service.schemas.VideoOptions``;
+    """Decode, sample, detect and track (module docstring). options: ``service.schemas.inputs.VideoOptions``;
     settings: ``service.config.Settings`` (the video limits). Raises the domain errors above and NoPersonError."""
     import av
 

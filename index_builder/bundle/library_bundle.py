@@ -22,9 +22,9 @@ from index_builder.bundle.milvus_collection import MilvusTarget, publish
 from index_builder.bundle.milvus_collection import read_vectors as read_collection
 from index_builder.bundle.writer import code_version, random_views, run_encoder, write_bundle_sources
 from index_builder.errors import ArtifactError, ConfigError
-from model.nn.onnx_export import cpu_session
 from model.pose.joint_formulas import FORMULAS_VERSION
 from model.runtime.motion_sources import ClipSources, SourceStore
+from model.runtime.onnx_sessions import cpu_session
 
 RECALL_QUERIES = 1000
 RECALL_SEED = 11

@@ -34,9 +34,9 @@ from index_builder.bundle.milvus_collection import MilvusTarget
 from index_builder.bundle.writer import embed_poses
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.errors import ConfigError
-from model.nn.onnx_export import cpu_session
 from model.pose.normalization import root_relative
 from model.runtime.motion_sources import ClipSources
+from model.runtime.onnx_sessions import cpu_session
 
 
 class LibraryError(ConfigError):

@@ -42,7 +42,7 @@ from index_builder.training.batches import NO_AUGMENT, sample_cameras, view_pose
 from index_builder.training.config import TrainConfig
 from index_builder.training.detector_noise import DetectorNoise
 from model.nn.networks import UniHPR
-from model.nn.onnx_export import INPUT_NAME, OUTPUT_NAME, cpu_session, export_model
+from model.nn.onnx_export import INPUT_NAME, OUTPUT_NAME, ExportParityError, export_model
 from model.pose.camera_rigs import virtual_view_rotations
 from model.pose.features import pose3d_features
 from model.pose.joint_formulas import FORMULAS_VERSION
@@ -50,6 +50,7 @@ from model.pose.normalization import root_relative
 from model.pose.skeleton import H36M17
 from model.pose.units import MM_PER_M
 from model.runtime.motion_sources import SOURCES, ClipSources, write_sources
+from model.runtime.onnx_sessions import cpu_session
 
 LOG = logging.getLogger(__name__)
 DEFAULT_VIEWS = 8
@@ -202,7 +203,10 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
                      "encoder_pose3d": parity.pose3d_features, "decoder3d": embeddings, "decoder2d": embeddings}
 
     with atomic_directory(out) as tmp:
-        graphs = export_model(model, tmp, parity_inputs)
+        try:
+            graphs = export_model(model, tmp, parity_inputs)
+        except ExportParityError as err:
+            raise ArtifactError(str(err)) from err
         timings["export"] = time.perf_counter() - started
         rotations = virtual_view_rotations(views)
         poses = root_relative(db.poses.astype(np.float64))  # (N, 17, 3) mm, world frame

@@ -13,18 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from torch import nn
 
-from index_builder.errors import ArtifactError
 from model.nn.networks import ModalityEncoder, Pose3dDecoderMetres, UniHPR
 from model.pose.features import MODALITIES
+from model.runtime.onnx_sessions import cpu_session
 
 LOG = logging.getLogger(__name__)
 
 PARITY_ATOL = 1e-4
 INPUT_NAME, OUTPUT_NAME = "features", "output"
+
+
+class ExportParityError(ValueError):
+    """An exported graph does not compute what the torch module computes; the message names the graph."""
 
 
 @dataclass(frozen=True)
@@ -34,15 +37,6 @@ class ExportedGraph:
     input_shape: tuple  # without the batch dimension
     output_shape: tuple
     max_abs_diff: float
-
-
-def cpu_session(path: Path, threads: int = 1) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session that does not fight torch for the cores."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def graphs_of(model: UniHPR) -> dict[str, tuple[nn.Module, tuple]]:
@@ -72,7 +66,7 @@ def export_model(model: UniHPR, folder: Path, parity_inputs: dict[str, np.ndarra
     """Export every graph into ``folder`` and compare ONNX Runtime with torch on ``parity_inputs``.
 
     parity_inputs: graph name -> (N, *input_shape) float32 held-out inputs (encoders: real features; decoders:
-    real embeddings). Raises ArtifactError if any output differs by PARITY_ATOL or more.
+    real embeddings). Raises ExportParityError if any output differs by PARITY_ATOL or more.
     """
     model = model.eval().cpu()
     exported = []
@@ -86,7 +80,7 @@ def export_model(model: UniHPR, folder: Path, parity_inputs: dict[str, np.ndarra
         got = cpu_session(path).run([OUTPUT_NAME], {INPUT_NAME: inputs})[0]
         diff = float(np.abs(got - expected).max())
         if not diff < PARITY_ATOL:
-            raise ArtifactError(f"{path}: ONNX Runtime differs from torch by {diff:.2e} (limit {PARITY_ATOL})")
+            raise ExportParityError(f"{path}: ONNX Runtime differs from torch by {diff:.2e} (limit {PARITY_ATOL})")
         exported.append(ExportedGraph(name, path, shape, expected.shape[1:], diff))
         LOG.info("%s: exported; ONNX Runtime vs torch max |diff| %.1e on %d inputs", path.name, diff, len(inputs))
     return exported

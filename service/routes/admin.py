@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from service import lifecycle
 from service.deps import RELOAD_BODY, ReloadBody, require_admin_key
 from service.openapi import body_doc
-from service.schemas import error_responses
+from service.schemas.errors import error_responses
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin_key)])
 

@@ -14,7 +14,8 @@ from service.deps import READ_ROUTE, BundleDep, OutputLayout
 from service.errors import MAX_ECHO, NoSourceMotionError, NotFoundError, OutOfRangeError
 from service.pipeline import rounded_pose
 from service.responses import json_response
-from service.schemas import ClipInfo, ClipMotion, error_responses
+from service.schemas.errors import error_responses
+from service.schemas.responses import ClipInfo, ClipMotion
 
 router = APIRouter(prefix="/clips", tags=["clips"], dependencies=READ_ROUTE)
 Seconds = Annotated[float | None, Query(ge=0, le=1e7, description="seconds from the start of the clip's source "

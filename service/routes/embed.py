@@ -9,7 +9,8 @@ from service import pipeline
 from service.deps import EMBED_BODY, READ_ROUTE, BundleDep, EmbedBody, MetricsDep, SettingsDep
 from service.openapi import body_doc
 from service.responses import json_response
-from service.schemas import READ_ERRORS, EmbedResponse
+from service.schemas.errors import READ_ERRORS
+from service.schemas.responses import EmbedResponse
 
 router = APIRouter(tags=["embed"], dependencies=READ_ROUTE)
 

@@ -12,7 +12,8 @@ from service.artifacts import bundle_info
 from service.deps import BundleDep, MetricsDep, SettingsDep, require_read_key
 from service.errors import IndexNotReadyError, IndexUnavailableError, error_response
 from service.motion_search import motion_limits
-from service.schemas import MAX_K, error_responses
+from service.schemas.errors import error_responses
+from service.schemas.requests import MAX_K
 
 LOG = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])

@@ -11,7 +11,8 @@ from service import pipeline
 from service.deps import LIFT_BODY, READ_ROUTE, BundleDep, LiftBody, MetricsDep, OutputLayout, SettingsDep
 from service.openapi import body_doc
 from service.responses import json_response
-from service.schemas import READ_ERRORS, LiftResponse
+from service.schemas.errors import READ_ERRORS
+from service.schemas.responses import LiftResponse
 
 router = APIRouter(tags=["lift3d"], dependencies=READ_ROUTE)
 

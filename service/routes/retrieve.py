@@ -22,7 +22,8 @@ from service.deps import (
 from service.errors import OutOfRangeError, ResultTooLargeError
 from service.openapi import body_doc
 from service.responses import json_response
-from service.schemas import READ_ERRORS, RetrieveResponse
+from service.schemas.errors import READ_ERRORS
+from service.schemas.responses import RetrieveResponse
 from service.segments import clip_segments
 
 router = APIRouter(tags=["retrieve"], dependencies=READ_ROUTE)

@@ -10,7 +10,6 @@ import sys
 import time
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 
@@ -18,15 +17,9 @@ import model.runtime.bundle_format as fmt
 from index_builder.bundle.writer import held_out_views
 from index_builder.cli import main
 from index_builder.training.checkpoint import load_unihpr
+from model.runtime.onnx_sessions import cpu_session
 
 torch.set_num_threads(2)
-
-
-def session(path):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def test_onnx_matches_torch_on_1000_held_out_inputs(tiny_run, tiny_bundle, sample_db):
@@ -37,13 +30,13 @@ def test_onnx_matches_torch_on_1000_held_out_inputs(tiny_run, tiny_bundle, sampl
     with torch.no_grad():
         for modality, inputs in features.items():
             expected = model.encode(torch.from_numpy(inputs), modality).numpy()
-            got = session(tiny_bundle / fmt.ENCODERS[modality]).run(None, {"features": inputs})[0]
+            got = cpu_session(tiny_bundle / fmt.ENCODERS[modality]).run(None, {"features": inputs})[0]
             assert np.abs(got - expected).max() < 1e-4, modality
         embeddings = model.encode(torch.from_numpy(views.pose2d), "pose2d")
         expected3d = model.decoder3d.metres(embeddings).numpy()
         expected2d = model.decoder2d(embeddings).numpy()
-    got3d = session(tiny_bundle / fmt.DECODER3D).run(None, {"features": embeddings.numpy()})[0]
-    got2d = session(tiny_bundle / fmt.DECODER2D).run(None, {"features": embeddings.numpy()})[0]
+    got3d = cpu_session(tiny_bundle / fmt.DECODER3D).run(None, {"features": embeddings.numpy()})[0]
+    got2d = cpu_session(tiny_bundle / fmt.DECODER2D).run(None, {"features": embeddings.numpy()})[0]
     assert np.abs(got3d - expected3d).max() < 1e-4
     assert np.abs(got2d - expected2d).max() < 1e-4
     manifest = json.loads((tiny_bundle / fmt.MANIFEST).read_text())

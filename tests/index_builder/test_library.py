@@ -16,9 +16,9 @@ from index_builder.bundle.library_update import add_clips, remove_clips
 from index_builder.bundle.writer import random_views, run_encoder
 from index_builder.cli import main
 from index_builder.ingest import IngestConfig, ingest
-from model.nn.onnx_export import cpu_session
 from model.pose.features import pose3d_features
 from model.runtime.motion_sources import SOURCES, SourceStore
+from model.runtime.onnx_sessions import cpu_session
 from tests.index_builder.ingest_fixtures import CMU_BVH
 
 K = 10

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from service.config import Settings, get_settings
 from service.errors import field_path, from_validation_error
-from service.schemas import EMBED_ADAPTER
+from service.schemas.requests import EMBED_ADAPTER
 
 
 def test_settings_from_environment(monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 from service import inputs
 from service.body import validate
 from service.errors import InvalidPoseError
-from service.schemas import EMBED_ADAPTER
+from service.schemas.requests import EMBED_ADAPTER
 
 
 def request(keypoints, **fields):
