@@ -36,7 +36,7 @@ from index_builder.bundle.writer import (
     index_vectors,
     run_encoder,
 )
-from index_builder.config import DEFAULT_WEIGHTS, get_paths
+from index_builder.config import get_paths
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.progress import stage_lines
 from index_builder.training.checkpoint import load_unihpr
@@ -173,7 +173,7 @@ def compare(label: str, kind: str, vectors: np.ndarray, builder_queries: np.ndar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--weights", type=Path, default=get_paths().default_weights)
     parser.add_argument("--out", type=Path, default=Path("/tmp/unihpr-index-bench"))
     parser.add_argument("--fps", type=float, nargs="*", default=[30.0, 10.0])
     parser.add_argument("--kinds", nargs="*", default=["ivf"],

@@ -32,7 +32,7 @@ from index_builder.bundle.indexing import set_search_effort
 from index_builder.bundle.library_index import measure_recall
 from index_builder.bundle.library_update import add_clips, remove_clips
 from index_builder.bundle.writer import build_bundle, random_views, run_encoder
-from index_builder.config import DEFAULT_WEIGHTS, get_paths
+from index_builder.config import get_paths
 from index_builder.datasets.motion_database import MotionDatabase, name_hash_order
 from index_builder.progress import stage_lines
 from index_builder.training.checkpoint import load_unihpr
@@ -71,7 +71,7 @@ def top_k(bundle: Path, embedded: np.ndarray) -> tuple[list, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--weights", type=Path, default=get_paths().default_weights)
     parser.add_argument("--out", type=Path, default=Path("/tmp/unihpr-library"), help="folder for the bundles")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--frame-step", type=int, default=FRAME_STEP)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from index_builder.config import SAMPLE_PATH, BuildPaths
+from index_builder.config import BuildPaths, get_paths
 from index_builder.datasets.motion_database import MotionDatabase
 
 
@@ -36,7 +36,7 @@ def full_bandai(bandai_archives, tmp_path_factory) -> MotionDatabase:
 
 @pytest.fixture(scope="session")
 def sample_db() -> MotionDatabase:
-    return MotionDatabase.load(SAMPLE_PATH)
+    return MotionDatabase.load(get_paths().sample)
 
 
 @pytest.fixture(scope="session")

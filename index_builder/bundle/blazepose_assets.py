@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index_builder.atomic_files import atomic_path
-from index_builder.config import REPO_ROOT
+from index_builder.config import get_paths
 from index_builder.errors import ArtifactError
 from model.runtime.bundle_format import BLAZEPOSE, sha256_of
 
 LOG = logging.getLogger(__name__)
 
 MEDIAPIPE_WHEEL = "mediapipe==0.10.21"  # later releases no longer ship these .tflite files
-DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "blazepose"  # .cache/ is git-ignored
 
 # cache file name -> (path inside the wheel, sha256); the hashes are the bundle format's (SPEC section 5)
 MODELS: dict[str, tuple[str, str]] = {
@@ -69,15 +68,16 @@ def _download_wheel(into: Path) -> Path:
     return wheels[0]
 
 
-def fetch_blazepose_models(cache_dir: Path = DEFAULT_CACHE_DIR) -> BlazePoseFiles:
-    """Return the two BlazePose models in ``cache_dir``, downloading the mediapipe wheel if needed.
+def fetch_blazepose_models(cache_dir: Path | None = None) -> BlazePoseFiles:
+    """Return the two BlazePose models in ``cache_dir`` (default: ``BuildPaths.blazepose_cache``), downloading the
+    mediapipe wheel if needed.
 
     Files already in ``cache_dir`` with the right sha256 are used as they are. Otherwise the wheel is
     downloaded into a temporary directory (deleted afterwards), each model is extracted, checked against its
     pinned sha256 and moved into place under a temporary name + ``os.replace``. Raises ``ArtifactError`` when
     pip fails, a file is missing from the wheel or a hash does not match (nothing is written in that case).
     """
-    cache_dir = Path(cache_dir)
+    cache_dir = Path(cache_dir or get_paths().blazepose_cache)
     if _cached_ok(cache_dir):
         return _files(cache_dir)
     with tempfile.TemporaryDirectory(prefix="blazepose-wheel-") as tmp:

@@ -14,7 +14,7 @@ from index_builder.bundle.indexing import KINDS, plan_reason
 from index_builder.bundle.milvus_options import BackendOpt, MilvusTokenOpt, MilvusUriOpt, milvus_target
 from index_builder.bundle.reranking import validation_line
 from index_builder.bundle.writer import DEFAULT_VIEWS, build_bundle
-from index_builder.config import DEFAULT_WEIGHTS, get_paths
+from index_builder.config import get_paths
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.datasets.sample import load_poses
 from index_builder.errors import ArtifactError, ConfigError
@@ -27,8 +27,9 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command()
 def index(
-    out: Annotated[Path, typer.Option(help="bundle directory to write")] = Path("bundles/default"),
-    weights: Annotated[Path, typer.Option(help="trained model (checkpoint or shipped weights)")] = DEFAULT_WEIGHTS,
+    out: Annotated[Path | None, typer.Option(help="bundle directory to write (default: bundles/default)")] = None,
+    weights: Annotated[Path | None, typer.Option(help="trained model (checkpoint or shipped weights; default: "
+                                                      "weights/unihpr_default.pt)")] = None,
     use_sample: Annotated[bool, typer.Option("--sample", help="index the shipped sample, not the full cache")] = False,
     poses: Annotated[Path | None, typer.Option(help="pose database to index (from `unihpr-build ingest`) instead "
                                                     "of the Bandai cache")] = None,
@@ -48,6 +49,8 @@ def index(
     if index_kind not in ("auto", *KINDS):
         raise ConfigError(f"--index-kind {index_kind}: one of auto, {', '.join(KINDS)}")
     milvus = milvus_target(backend, milvus_uri, milvus_token)
+    paths = get_paths()
+    out, weights = out or paths.default_bundle, weights or paths.default_weights
     torch.set_num_threads(threads)
     if not weights.is_file():
         raise ArtifactError(f"{weights}: no such model; train one with `unihpr-build train`")
@@ -59,7 +62,7 @@ def index(
             raise ArtifactError(f"{poses}: no such pose database; make one with `unihpr-build ingest`")
         db, path = MotionDatabase.load(poses), poses
     else:
-        db, path = load_poses(get_paths(), prefer_cache=not use_sample)
+        db, path = load_poses(paths, prefer_cache=not use_sample)
     typer.echo(f"poses: {path} ({len(db)} poses x {views} views{f', indexed at {fps:g} fps' if fps else ''})")
     metrics = json.loads(evaluation.read_text()) if evaluation else None
     timings: dict[str, float] = {}
@@ -91,13 +94,17 @@ def verify(bundle: Annotated[Path, typer.Argument(help="bundle directory")]) -> 
 
 @app.command()
 def weights(
-    run: Annotated[Path, typer.Option("--run", help="run directory with a finished unihpr.pt")] = Path("runs/default"),
-    out: Annotated[Path, typer.Option(help="where the shipped weights go")] = DEFAULT_WEIGHTS,
+    run: Annotated[Path | None, typer.Option("--run", help="run directory with a finished unihpr.pt (default: "
+                                                           "runs/default)")] = None,
+    out: Annotated[Path | None, typer.Option(help="where the shipped weights go (default: "
+                                                  "weights/unihpr_default.pt)")] = None,
     report: Annotated[Path | None, typer.Option(help="eval.json of this run, for the model card")] = None,
 ) -> None:
     """Strip a finished training checkpoint to the shipped-weights form and write its model card beside it."""
+    paths = get_paths()
+    run, out = run or paths.default_run, out or paths.default_weights
     save_weights(out, run / "unihpr.pt")
-    db, _ = load_poses(get_paths())
+    db, _ = load_poses(paths)
     change = float16_change_mm(run / "unihpr.pt", out, db.split("val"))
     typer.echo(f"float16 weights move lifted validation poses by at most {change:.3f} mm")
     card = out.parent / "MODEL_CARD.md"

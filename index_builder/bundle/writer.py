@@ -37,6 +37,7 @@ from index_builder.bundle.reranking import (
     validation_views,
 )
 from index_builder.datasets.motion_database import MotionDatabase
+from index_builder.errors import ArtifactError
 from index_builder.progress import progress_bar
 from index_builder.training.batches import NO_AUGMENT, sample_cameras, view_poses
 from index_builder.training.config import TrainConfig

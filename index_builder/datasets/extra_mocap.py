@@ -49,13 +49,9 @@ EXTRA_SOURCES = {
 }
 
 
-def extra_cache_path(paths: BuildPaths, name: str) -> Path:
-    return paths.cache_dir / f"extra_{name}.npz"
-
-
 def _unpacked(paths: BuildPaths, name: str, source: ExtraSource) -> Path:
     """The archive unpacked under the cache (once; a half-unpacked folder never takes the final name)."""
-    final = paths.cache_dir / "extra-mocap" / name
+    final = paths.extra_mocap_unpacked(name)
     if not final.is_dir():
         archive = paths.shared_data / "extra-mocap" / source.archive
         if not archive.is_file():
@@ -71,7 +67,7 @@ def extra_database(paths: BuildPaths, name: str, workers: int = 2, progress: boo
     """One extra-mocap source as a database (ingested on first use, then read from the cache)."""
     if name not in EXTRA_SOURCES:
         raise DataFileError(name, f"unknown extra-mocap source; known: {', '.join(EXTRA_SOURCES)}")
-    cached = extra_cache_path(paths, name)
+    cached = paths.extra_mocap_cache(name)
     if cached.is_file():
         return MotionDatabase.load(cached)
     source = EXTRA_SOURCES[name]

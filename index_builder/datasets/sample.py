@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.config import SAMPLE_PATH, BuildPaths
+from index_builder.config import BuildPaths
 from index_builder.datasets.motion_database import MotionDatabase, name_hash_order
 
 SAMPLE_CLIP_FRACTION = 0.1  # of the clips of every (dataset, content, split) group, at least one
@@ -31,5 +31,5 @@ def make_sample(db: MotionDatabase, clip_fraction: float = SAMPLE_CLIP_FRACTION,
 
 def load_poses(paths: BuildPaths, prefer_cache: bool = True) -> tuple[MotionDatabase, Path]:
     """The full Bandai cache when it has been built, else the embedded sample; returns the database and its file."""
-    path = paths.bandai_cache if prefer_cache and paths.bandai_cache.exists() else SAMPLE_PATH
+    path = paths.bandai_cache if prefer_cache and paths.bandai_cache.exists() else paths.sample
     return MotionDatabase.load(path), path

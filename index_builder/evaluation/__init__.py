@@ -1,6 +1,5 @@
 """Evaluation (SPEC section 6) on held-out clips, deterministically: one module per protocol.
 
-    settings.py          EvalSettings: subsampling, query counts, noise, thresholds
     held_out.py          the held-out rows and their views (rig, random cameras, noisy 2D, detector features)
     adapters.py          the torch models as numpy encode / decode / lifters
     pose_errors.py       per-pose top-1 errors (mm), their means, the MPJPE oracle
@@ -25,14 +24,15 @@
     *_report.py          one report section each: summary sentence, markdown, plot (nothing computed)
     markdown.py, report_figures.py  what the sections share: tables, headings, targets; the PNG writer, bars
 
-Exact search is ``model.retrieval.exact_search.exact_search``. A new protocol is one more module, called from
-``run.py``.
+What a run is evaluated with (subsampling, query counts, noise, thresholds) is its config's ``EvalSettings``
+(``index_builder.training.config``). Exact search is ``model.retrieval.exact_search.exact_search``. A new protocol
+is one more module, called from ``run.py``.
 Units: 3D errors in mm, NP-MPJPE unitless, 2D in normalised units (the pose box's longer half-side is 1).
 """
 
 from index_builder.evaluation.checkpoints import unihpr_checkpoint
 from index_builder.evaluation.report import write_report
 from index_builder.evaluation.run import evaluate_run
-from index_builder.evaluation.settings import EvalSettings
+from index_builder.training.config import EvalSettings
 
 __all__ = ["EvalSettings", "evaluate_run", "unihpr_checkpoint", "write_report"]

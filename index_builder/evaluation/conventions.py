@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from index_builder.datasets.motion_database import MotionDatabase
-from index_builder.evaluation.settings import EvalSettings
+from index_builder.training.config import EvalSettings
 from model.pose.camera_rigs import H36M_LIKE_RIG, intrinsics_of, pixels_of, random_cameras, ring_cameras
 from model.pose.cameras import Camera, world_to_camera
 from model.pose.features import pose2d_features, pose3d_features

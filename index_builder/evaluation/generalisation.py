@@ -17,18 +17,24 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from index_builder.config import BuildPaths
+from index_builder.config import BuildPaths, portable_path
 from index_builder.datasets.extra_mocap import extra_database
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.evaluation.adapters import Lifter, martinez_lifter, unihpr_lifter
 from index_builder.evaluation.held_out import HeldOut, subsample_rows, view_held_out
 from index_builder.evaluation.lifting import lifting_errors, lifting_sets
 from index_builder.evaluation.pose_errors import summary
-from index_builder.evaluation.settings import EvalSettings
 from index_builder.ingest import IngestConfig, ingest
-from index_builder.training.batches import AugmentConfig, TrainingViews
+from index_builder.training.batches import TrainingViews
 from index_builder.training.checkpoint import load_martinez, load_unihpr
-from index_builder.training.config import MARTINEZ_ARMS, STUDY, generalisation_arms, unseen_motion_contents
+from index_builder.training.config import (
+    MARTINEZ_ARMS,
+    STUDY,
+    AugmentConfig,
+    EvalSettings,
+    generalisation_arms,
+    unseen_motion_contents,
+)
 from index_builder.training.detector_noise import DetectorNoise
 from model.pose.skeleton import H36M17
 
@@ -92,9 +98,10 @@ def other_bodies(paths: BuildPaths, progress: bool = False) -> list[Body]:
         run = ingest([path], IngestConfig(source=name, licence="test fixture", workers=1, keep_sources=False),
                      progress=progress)
         if run.db is not None:
-            bodies.append(Body(Path(name).stem, bone_lengths(run.db.poses), f"../shared/data/bvh-rigs/{name}"))
+            bodies.append(Body(Path(name).stem, bone_lengths(run.db.poses), portable_path(path)))
     cmu = extra_database(paths, CMU_SKELETON, progress=progress)
-    bodies.append(Body("cmu", bone_lengths(cmu.poses), "../shared/data/extra-mocap (DMGNN CMU skeleton)"))
+    bodies.append(Body("cmu", bone_lengths(cmu.poses),
+                       f"{portable_path(paths.shared_data / 'extra-mocap')} (DMGNN CMU skeleton)"))
     return bodies
 
 

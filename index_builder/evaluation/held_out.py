@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from index_builder.datasets.motion_database import MotionDatabase
-from index_builder.evaluation.settings import EvalSettings
 from index_builder.training.batches import NO_AUGMENT, Views, view_poses
+from index_builder.training.config import EvalSettings
 from index_builder.training.detector_noise import DetectorNoise
 from model.pose.camera_rigs import H36M_LIKE_RIG, random_cameras, ring_cameras
 from model.pose.features import pose2d_features

@@ -42,7 +42,7 @@ import torch
 from PIL import Image
 
 from index_builder.bundle.blazepose_assets import BlazePoseFiles
-from index_builder.config import portable_path
+from index_builder.config import get_paths, portable_path
 from index_builder.datasets.labelled_photos import (
     DATASET_TITLES,
     DATASETS,
@@ -52,7 +52,7 @@ from index_builder.datasets.labelled_photos import (
     people_per_dataset,
     photos_present,
 )
-from index_builder.training.detector_calibration import REPORT_PATH, estimate
+from index_builder.training.detector_calibration import estimate
 from model.nn.networks import UniHPR
 from model.pose.features import cropped_image_features
 from model.pose.normalization import normalize_2d
@@ -243,9 +243,10 @@ def detector_errors(report: dict, source: str) -> dict:
     }
 
 
-def committed_detector_errors(path: Path = REPORT_PATH) -> dict:
+def committed_detector_errors() -> dict:
     """``detector_errors`` of the committed calibration report (when the photos are not at hand)."""
-    return detector_errors(json.loads(Path(path).read_text()),
+    path = get_paths().detector_calibration_report
+    return detector_errors(json.loads(path.read_text()),
                            f"read from the committed calibration report {path.name}")
 
 
@@ -265,9 +266,10 @@ def evaluate_images(model: UniHPR, pose_images: Path, blazepose_files: BlazePose
     rows = score_matches(matches, lifted)
     _, report = estimate(matches)
     report["people_labelled"] = labelled
-    committed = json.loads(REPORT_PATH.read_text()) if REPORT_PATH.is_file() else None
-    errors = detector_errors(report, "recomputed by index_builder.training.detector_calibration.estimate on the matches "
-                                     "of this run")
+    committed_path = get_paths().detector_calibration_report
+    committed = json.loads(committed_path.read_text()) if committed_path.is_file() else None
+    errors = detector_errors(report, "recomputed by index_builder.training.detector_calibration.estimate on the "
+                                     "matches of this run")
     errors["agrees_with_committed_calibration"] = bool(committed and committed["source"] == report["source"])
     lifting = {
         "status": "computed", "pose_images": portable_path(pose_images), "pck_fraction": PCK_FRACTION,
@@ -300,6 +302,6 @@ def image_sections(model: UniHPR, pose_images: Path | None, blazepose_files: Bla
         why = f"{'the BlazePose models' if have_photos else f'the labelled photos ({pose_images})'} unavailable"
     out: dict = {"image_lifting": {"status": "skipped",
                                    "note": f"image -> lift3d on the labelled photos not computed: {why}"}}
-    if REPORT_PATH.is_file():
+    if get_paths().detector_calibration_report.is_file():
         out["detector_errors"] = committed_detector_errors()
     return out

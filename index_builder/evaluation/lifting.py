@@ -10,7 +10,7 @@ from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.evaluation.adapters import Lifter
 from index_builder.evaluation.held_out import HeldOut
 from index_builder.evaluation.pose_errors import summary
-from index_builder.evaluation.settings import EvalSettings
+from index_builder.training.config import EvalSettings
 from model.pose.metrics import mpjpe, pa_mpjpe
 
 CONDITIONS = {"gt_2d": "pose2d", "noisy_2d": "pose2d", "detector": "image"}  # 2D condition -> encoder modality

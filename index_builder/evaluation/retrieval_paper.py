@@ -8,8 +8,8 @@ import numpy as np
 
 from index_builder.evaluation.held_out import HeldOut
 from index_builder.evaluation.pose_errors import nearest_by_mpjpe, summary, top1_errors
-from index_builder.evaluation.settings import EvalSettings
 from index_builder.progress import progress_bar
+from index_builder.training.config import EvalSettings
 from model.retrieval.exact_search import exact_search
 
 

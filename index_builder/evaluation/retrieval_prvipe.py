@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from index_builder.evaluation.held_out import HeldOut
-from index_builder.evaluation.settings import EvalSettings
 from index_builder.progress import progress_bar
+from index_builder.training.config import EvalSettings
 from model.pose.metrics import np_mpjpe
 from model.retrieval.exact_search import exact_search
 

@@ -49,10 +49,11 @@ from index_builder.evaluation.retrieval_paper import retrieval_paper
 from index_builder.evaluation.retrieval_prvipe import retrieval_prvipe
 from index_builder.evaluation.retrieval_real import CANDIDATES, GALLERY_FPS, retrieval_real
 from index_builder.evaluation.seed_study import seed_study
-from index_builder.evaluation.settings import EvalSettings
 from index_builder.progress import progress_bar
 from index_builder.training.checkpoint import load_martinez, load_unihpr
+from index_builder.training.config import EvalSettings
 from index_builder.training.detector_noise import DetectorNoise
+from model.pose.units import MM_PER_M
 
 LOG = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def timed(stage: str, timings: dict[str, float]) -> Iterator[None]:
     LOG.info("%s: %.1f s", stage, timings[stage])
 
 
-def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalSettings = EvalSettings(),
+def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalSettings | None = None,
                  progress: bool = True, pose_images: Path | None = None,
                  blazepose_files: BlazePoseFiles | None = None) -> dict:
     """Every section of SPEC 6 but index fidelity, for the checkpoints of one run directory, on ``db``'s test split:
@@ -75,7 +76,8 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
     and Pr-VIPE protocols, and from real cameras over the whole library with re-ranking: ``retrieval_real``),
     alignment, the seed study; plus image ->
     lift3d and photo consistency on the labelled photos (``images``, ``photo_consistency``) when ``pose_images``
-    and ``blazepose_files`` are given and present.
+    and ``blazepose_files`` are given and present. ``settings``: by default those of the run's config
+    (``TrainConfig.evaluation``).
 
     Raises ArtifactError when ``run/unihpr.pt`` is missing or the database has no test clips; a missing Martinez
     checkpoint (``martinez_budget``, ``martinez_converged``: lifting and the rig; ``martinez_absolute``: the rig),
@@ -87,6 +89,7 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
     if len(test) == 0:
         raise ArtifactError(f"{data_file}: no test clips to evaluate on")
     model, config, state = load_unihpr(unihpr_path)
+    settings = settings or config.evaluation
     checkpoints = {"unihpr": checkpoint_entry(unihpr_path, state)}
     lifters = {"unihpr": unihpr_lifter(model)}
     notes = [] if state.get("phase") == "done" else [f"{unihpr_path}: training not finished "
@@ -220,9 +223,9 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
                        "detector = simulated detector features (image); Martinez reads x, y of the same features",
             "real_rig": f"the {settings.real_rig_subject} calibrations of the 4 published H36M cameras (lens "
                         "distortion included) fixed in the world; each test clip's pelvis at the floor centre (the "
-                        f"H36M world origin) + a per-clip offset uniform in a {OFFSET_RADIUS_MM / 1000:g} m disc "
+                        f"H36M world origin) + a per-clip offset uniform in a {OFFSET_RADIUS_MM / MM_PER_M:g} m disc "
                         "(seeded by the clip name) + its own horizontal trajectory relative to its "
-                        f"{TRAJECTORY_WINDOW_S:g} s moving average, clipped to {TRAJECTORY_CLIP_MM / 1000:g} m; the "
+                        f"{TRAJECTORY_WINDOW_S:g} s moving average, clipped to {TRAJECTORY_CLIP_MM / MM_PER_M:g} m; the "
                         f"{n} evaluated frames through every camera, views with all 17 joints inside the image kept; "
                         "2D = clean projection with the lens distortion; MPJPE / PA-MPJPE root-relative in the real "
                         f"camera frame, per off-axis bin of the pelvis ray ({', '.join(BIN_NAMES)} degrees); run "

@@ -14,10 +14,10 @@ from index_builder.evaluation.adapters import unihpr_lifter
 from index_builder.evaluation.alignment import alignment_recall
 from index_builder.evaluation.checkpoints import checkpoint_entry
 from index_builder.evaluation.lifting import lifting_errors
-from index_builder.evaluation.settings import EvalSettings
 from index_builder.progress import progress_bar
 from index_builder.training.batches import Views
 from index_builder.training.checkpoint import load_unihpr
+from index_builder.training.config import EvalSettings
 from model.nn.networks import UniHPR
 
 STUDY_METRICS = ("recall_at_1", "lifting_mpjpe_mm", "prvipe_hit_at_1")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from index_builder.datasets.motion_database import MotionDatabase
-from index_builder.errors import ConfigError
+from index_builder.training.config import AugmentConfig
 from index_builder.training.detector_noise import DetectorNoise
 from index_builder.training.pose_augmentation import (
     NUM_EXTENDED,
@@ -52,42 +52,7 @@ from model.pose.features import image_features, pose2d_features, pose3d_features
 from model.pose.joint_conventions import DERIVED_INDEX, FIELD, OURS, SPINE_FRACTION, convert_joints
 from model.pose.normalization import normalize_2d
 from model.pose.perspective_crop import crop_rays, default_intrinsics, pixels_to_rays, rotate_rays
-from model.pose.skeleton import H36M17, ROOT
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    rig_fraction: float = 0.2  # share of poses seen through the H36M-like ring
-    fixed_rig_fraction: float = 0.3  # share seen through a sampled studio rig (the rest: random cameras)
-    off_axis_fraction: float = 0.6  # share of the random cameras turned so the person is anywhere in the frame
-    distortion_fraction: float = 0.5  # share of all cameras with lens distortion
-    default_fov_fraction: float = 0.2  # share cropped with the default field of view, not the camera's intrinsics
-    bone_scale: float = 0.08  # each bone (left and right alike) scaled by U(1 - s, 1 + s)
-    global_scale: float = 0.08  # the whole skeleton scaled by U(1 - s, 1 + s)
-    mirror: bool = True  # mirror half the poses left-right
-    noise_2d_prob: float = 0.5  # share of pose2d inputs with Gaussian noise
-    noise_2d_sigma: float = 0.03  # its largest std, normalised units (drawn per pose from U(0, sigma))
-    missing_2d_prob: float = 0.1  # share of pose2d inputs with 1-3 joints missing
-    field_convention_fraction: float = 0.15  # share of pose2d and pose3d inputs made from the field's h36m17 joints
-    neck_shift_mm: tuple[float, float] = (-10.0, 50.0)  # their thorax and head moved up the head axis by U(a, b)
-    # PoseAug-style parts (index_builder.training.pose_augmentation), all off until the ablation (ABLATION_ARMS) decides:
-    width_scale: tuple[float, float] = (1.0, 1.0)  # hip and shoulder widths further scaled by U(a, b) each
-    body_fraction: float = 1.0  # share of poses given those widths (the rest keep the actors' hips and shoulders)
-    joint_angle_deg: float = 0.0  # largest turn of a limb segment or the head about its proximal joint
-    part_mix_fraction: float = 0.0  # share of poses offered the upper body of another pose of the batch
-    tilt_fraction: float = 0.0  # share of bodies turned about a horizontal axis through the pelvis
-    tilt_deg: float = 90.0  # their largest tilt
-
-    def __post_init__(self) -> None:
-        if len(self.width_scale) != 2 or not 0 < self.width_scale[0] <= self.width_scale[1]:
-            raise ConfigError(f"width_scale must be two factors 0 < a <= b, got {self.width_scale!r}")
-        if not 0 <= self.body_fraction <= 1:
-            raise ConfigError(f"body_fraction must lie in [0, 1], got {self.body_fraction}")
-        if not (0 <= self.joint_angle_deg <= 180 and 0 <= self.tilt_deg <= 180):
-            raise ConfigError("joint_angle_deg and tilt_deg must lie in [0, 180]")
-        if not (0 <= self.part_mix_fraction <= 1 and 0 <= self.tilt_fraction <= 1):
-            raise ConfigError("part_mix_fraction and tilt_fraction must lie in [0, 1]")
-
+from model.pose.skeleton import H36M17, ROOT, root_centred
 
 NO_AUGMENT = AugmentConfig(rig_fraction=0.0, fixed_rig_fraction=0.0, off_axis_fraction=0.0, distortion_fraction=0.0,
                            default_fov_fraction=0.0, bone_scale=0.0, global_scale=0.0, mirror=False,
@@ -185,7 +150,7 @@ def view_poses(world: np.ndarray, camera: Camera, rng: np.random.Generator, nois
     detected, visibility = noise.apply(clean, rng)
     _, image_centre, image_scale = normalize_2d(detected.astype(np.float64))  # as image_features normalises
     return Views(
-        pose3d=(cam3d - cam3d[:, ROOT : ROOT + 1]).astype(np.float32),
+        pose3d=root_centred(cam3d).astype(np.float32),
         clean2d=clean,
         pose2d=pose2d_features(noisy, confidence),
         image=image_features(detected, visibility),
@@ -199,7 +164,8 @@ def view_poses(world: np.ndarray, camera: Camera, rng: np.random.Generator, nois
 
 def augment_poses(world: np.ndarray, rng: np.random.Generator, augment: AugmentConfig) -> np.ndarray:
     """Proportions and bone lengths, joint angles, upper bodies mixed within the batch, body tilt, then mirroring
-    (``index_builder.training.pose_augmentation``). A part that is off draws nothing, so the rest see the same random stream.
+    (``index_builder.training.pose_augmentation``). A part that is off draws nothing, so the rest see the same
+    random stream.
 
     world: (N, J, 3) mm, J = 17 or 21 (``NUM_EXTENDED``) -> (N, J, 3) float64 mm.
     """

@@ -1,7 +1,7 @@
 """Calibrate the detector noise model on the real labelled photos (SPEC sections 3-5); numpy only.
 
-Every labelled person that BlazePose finds (``index_builder.datasets.labelled_photos``: loading, matching and the label's
-normalised units, 1 = the longer half-side of the label pose's box, the units of ``DetectorNoise``) contributes
+Every labelled person that BlazePose finds (``index_builder.datasets.labelled_photos``: loading, matching and the
+label's normalised units, 1 = the longer half-side of the label pose's box, the units of ``DetectorNoise``) contributes
 the error of each h36m17 joint that both sides make with the same shared formula. The estimates:
 
 - whole-body left/right swap: the mirrored detection halves the mean error of the labelled left/right pairs (and
@@ -39,7 +39,6 @@ import numpy as np
 
 from index_builder.atomic_files import atomic_path
 from index_builder.bundle.blazepose_assets import BlazePoseFiles
-from index_builder.config import PACKAGE_DATA
 from index_builder.datasets.labelled_photos import (
     DATASET_TITLES,
     DATASETS,
@@ -54,7 +53,6 @@ from model.pose.skeleton import H36M17
 
 LOG = logging.getLogger(__name__)
 
-REPORT_PATH = PACKAGE_DATA / "detector_calibration.json"
 GROSS_ERROR = 0.5  # normalised units: a joint this far off was not seen, whatever its visibility
 VISIBLE = 0.5  # BlazePose visibility below this: the detector says it did not see the joint (MediaPipe's cut)
 MIN_SAMPLES = 8  # per joint (after mirror pooling); fewer are shrunk towards the median joint sigma
@@ -307,6 +305,6 @@ def calibrate(pose_images_dir: Path, blazepose_files: BlazePoseFiles) -> tuple[D
     return noise, report
 
 
-def save_report(report: dict, path: Path = REPORT_PATH) -> None:
+def save_report(report: dict, path: Path) -> None:
     with atomic_path(path, suffix=".json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")

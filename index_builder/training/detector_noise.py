@@ -2,8 +2,8 @@
 
 Errors are in normalised units (the pose box's longer half-side is 1), per joint, plus occasional left/right
 swaps of the whole body and joints the detector cannot see (low visibility, large error). The parameters are
-calibrated on the labelled photos (``calibrate`` in the image path) and stored as JSON beside this module;
-the defaults below are what the calibration starts from.
+calibrated on the labelled photos (``calibrate`` in the image path) and stored as JSON in the package data
+(``BuildPaths.detector_noise``); the defaults below are what the calibration starts from.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.config import PACKAGE_DATA
+from index_builder.config import get_paths
 from model.pose.skeleton import H36M17
-
-CALIBRATION_PATH = PACKAGE_DATA / "detector_noise.json"
 
 
 @dataclass(frozen=True)
@@ -37,15 +35,16 @@ class DetectorNoise:
     hidden_range: tuple[float, float] = (0.0, 0.5)
     source: str = "defaults (not calibrated)"
 
-    def save(self, path: Path = CALIBRATION_PATH) -> None:
+    def save(self, path: Path) -> None:
         from index_builder.atomic_files import atomic_path
 
         with atomic_path(path, suffix=".json") as tmp:
             tmp.write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
-    def load(cls, path: Path = CALIBRATION_PATH) -> DetectorNoise:
-        """The calibrated model when it exists, else the defaults."""
+    def load(cls, path: Path | None = None) -> DetectorNoise:
+        """The model of ``path`` (by default the calibrated one) when it exists, else the defaults."""
+        path = path or get_paths().detector_noise
         if not path.exists():
             return cls()
         data = json.loads(path.read_text())

@@ -56,15 +56,16 @@ def training_views(train_db: MotionDatabase, config: TrainConfig, noise: Detecto
 def alignment_loss(config: TrainConfig) -> PairwiseInfoNCE:
     if config.loss == "pairwise":
         return PairwiseInfoNCE()
-    return SingularValueLoss(singular_value_weight=1.0, pairwise_weight=config.pairwise_weight)
+    return SingularValueLoss(singular_value_weight=config.singular_value_weight,
+                             pairwise_weight=config.pairwise_weight)
 
 
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 5% of the peak."""
+def lr_factor(step: int, total: int, warmup: int, floor: float) -> float:
+    """Linear warm-up, then cosine decay to ``floor`` (a share of the peak)."""
     if step < warmup:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
 @torch.no_grad()
@@ -99,8 +100,8 @@ def train_unihpr(config: TrainConfig, train_db: MotionDatabase, val_db: MotionDa
     sampler = training_views(train_db, config, noise)
     val_views = validation_views(val_db, config.val_poses)
     align_loss = alignment_loss(config)
-    # MPJPE counted in cm and the 2D error in box half-sides: both near 1-10, the range of the contrastive terms.
-    decoder_loss = DecoderLoss(mpjpe_weight=0.1, keypoint_2d_weight=10.0)
+    decoder_loss = DecoderLoss(mpjpe_weight=config.decoder_mpjpe_weight,
+                               keypoint_2d_weight=config.decoder_keypoint_2d_weight)
 
     state = {"phase": "align", "step": 0, "wall_seconds": 0.0, "history": []}
     resume = None
@@ -135,7 +136,7 @@ def train_unihpr(config: TrainConfig, train_db: MotionDatabase, val_db: MotionDa
         while state["step"] < total:
             step = state["step"]
             for group in optimiser.param_groups:
-                group["lr"] = config.lr * lr_factor(step, total, config.warmup_steps)
+                group["lr"] = config.lr * lr_factor(step, total, config.warmup_steps, config.min_lr_fraction)
             model.train()
             if freeze:
                 model.encoder.eval()
@@ -158,7 +159,7 @@ def train_unihpr(config: TrainConfig, train_db: MotionDatabase, val_db: MotionDa
             loss.backward()
             optimiser.step()
             with torch.no_grad():
-                model.logit_scale.clamp_(0, math.log(100))  # CLIP's cap on the inverse temperature
+                model.logit_scale.clamp_(0, math.log(config.max_logit_scale))
             state["step"] += 1
             state["wall_seconds"] = time.perf_counter() - started
             bar.update()
@@ -217,9 +218,10 @@ def train_martinez(config: TrainConfig, train_db: MotionDatabase, val_db: Motion
     val_views = validation_views(val_db, config.val_poses)
     val_x, val_target = martinez_pairs(val_views, inputs)
     val_input = torch.from_numpy(val_x).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.martinez_lr)
     total = budget_poses // config.martinez_batch_size if budget_poses else config.martinez_max_steps
-    decay = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=0.96 ** (1 / 1000))  # x0.96 every 1k steps
+    decay = torch.optim.lr_scheduler.ExponentialLR(optimiser,
+                                                   gamma=config.martinez_lr_decay ** (1 / config.martinez_decay_steps))
     best, best_state, waited, history = math.inf, None, 0, []
     started = time.perf_counter()
     bar = progress_bar(total=total, desc=f"martinez ({'same budget' if budget_poses else 'early stopping'})",

@@ -1,5 +1,5 @@
-"""The detector noise calibration (index_builder/training/detector_calibration.py, `unihpr-build calibrate`) and the noise
-model it fits.
+"""The detector noise calibration (index_builder/training/detector_calibration.py, `unihpr-build calibrate`) and the
+noise model it fits.
 
 The estimators are checked on synthetic matches with known noise (no photos needed); the calibration itself runs
 on the real labelled photos and must reproduce the committed ``data/detector_noise.json`` and
@@ -18,11 +18,11 @@ import pytest
 
 from index_builder.bundle.blazepose_assets import fetch_blazepose_models
 from index_builder.cli import main
-from index_builder.config import BuildPaths
+from index_builder.config import BuildPaths, get_paths
 from index_builder.datasets.labelled_photos import LabelledPerson, Match
 from index_builder.errors import ArtifactError
-from index_builder.training.detector_calibration import MIRROR, REPORT_PATH, calibrate, estimate
-from index_builder.training.detector_noise import CALIBRATION_PATH, DetectorNoise
+from index_builder.training.detector_calibration import MIRROR, calibrate, estimate
+from index_builder.training.detector_noise import DetectorNoise
 from model.pose.skeleton import H36M17
 
 J = H36M17.index
@@ -174,15 +174,15 @@ def test_formula_offsets_on_the_labelled_photos(calibration):
 
 def test_committed_calibration_matches_a_fresh_run(calibration):
     noise, report = calibration
-    assert CALIBRATION_PATH.is_file(), "run `unihpr-build calibrate`"
-    committed = DetectorNoise.load(CALIBRATION_PATH)
+    assert get_paths().detector_noise.is_file(), "run `unihpr-build calibrate`"
+    committed = DetectorNoise.load(get_paths().detector_noise)
     assert committed.source == noise.source  # same people and joints
     np.testing.assert_allclose(committed.joint_sigma, noise.joint_sigma, atol=1e-3)
     for name in ("swap_prob", "hidden_prob", "hidden_sigma"):
         assert getattr(committed, name) == pytest.approx(getattr(noise, name), abs=1e-3), name
     np.testing.assert_allclose(committed.visible_range, noise.visible_range, atol=1e-3)
     np.testing.assert_allclose(committed.hidden_range, noise.hidden_range, atol=1e-3)
-    saved = json.loads(REPORT_PATH.read_text())
+    saved = json.loads(get_paths().detector_calibration_report.read_text())
     assert saved["people"] == report["people"] and saved["joints"] == report["joints"]
     assert saved["swaps"] == report["swaps"]
     assert {k: v["n"] for k, v in saved["per_joint"].items()} == {k: v["n"] for k, v in report["per_joint"].items()}

@@ -19,12 +19,13 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from index_builder.config import SAMPLE_PATH
+from index_builder.cli import app
+from index_builder.config import get_paths
 from index_builder.errors import ArtifactError
 from index_builder.evaluation import EvalSettings, evaluate_run
 from index_builder.evaluation.adapters import rig_embeddings
 from index_builder.evaluation.alignment import recall_at_1
-from index_builder.evaluation.commands import app
+from index_builder.evaluation.commands import evaluation_settings
 from index_builder.evaluation.held_out import build_held_out, spaced_rows, subsample_rows
 from index_builder.evaluation.pose_errors import nearest_by_mpjpe, top1_errors
 from index_builder.evaluation.report import PLOTS
@@ -71,7 +72,7 @@ def test_2d_nearest_neighbour_returns_the_true_pose_when_the_gallery_holds_its_2
     gallery2d = np.concatenate([v.clean2d for v in views])
     gallery3d = np.concatenate([v.pose3d for v in views])
     truth = np.arange(len(poses)) + 2 * len(poses)  # queries seen by rig camera 2
-    D, I = exact_search(views[2].clean2d, gallery2d, 1, "l2")
+    D, I = exact_search(views[2].clean2d, gallery2d, 1, "l2")  # noqa: E741 (faiss's names)
     np.testing.assert_array_equal(I[:, 0], truth)
     assert D.max() < 1e-4  # squared distance via |q|^2 - 2 q.g + |g|^2 in float32
     errors = top1_errors(views[2].pose3d, gallery3d, I[:, 0])
@@ -168,8 +169,8 @@ def numbers(node, path="") -> list[tuple[str, object]]:
 def test_evaluate_command_writes_every_section(eval_run, tmp_path):
     out = tmp_path / "reports"
     start = time.perf_counter()
-    result = CliRunner().invoke(app, ["--run", str(eval_run), "--out", str(out), "--sample", "--max-queries", "300",
-                                      "--threads", "1", "--no-progress"])
+    result = CliRunner().invoke(app, ["evaluate", "--run", str(eval_run), "--out", str(out), "--sample",
+                                      "--max-queries", "300", "--threads", "1", "--no-progress"])
     print(f"\nevaluate on the sample: {time.perf_counter() - start:.1f} s")
     assert result.exit_code == 0, result.output
     assert "GT-2D rig MPJPE: UniHPR" in result.output
@@ -255,14 +256,22 @@ def test_oracle_floor_below_the_model_per_query(eval_run, sample_db):
         assert (floor <= per_query[key] + 1e-3).all(), key
 
 
+def test_evaluate_options_override_the_run_config():
+    run = replace(EvalSettings(), max_queries=500, eval_fps=2.0, motion_queries=50)
+    assert evaluation_settings(run, None, None, None, use_sample=False) == run
+    assert evaluation_settings(run, 0, 1.0, None, use_sample=True) == replace(run, max_queries=None, eval_fps=1.0,
+                                                                              motion_queries=8)
+    assert evaluation_settings(run, 100, None, 0, use_sample=True) == replace(run, max_queries=100, motion_queries=0)
+
+
 def test_missing_checkpoints(eval_run, sample_db, tmp_path):
     with pytest.raises(ArtifactError, match="unihpr.pt: no UniHPR checkpoint"):
-        evaluate_run(tmp_path, sample_db, SAMPLE_PATH, progress=False)
-    result = CliRunner().invoke(app, ["--run", str(tmp_path), "--out", str(tmp_path / "r"), "--sample"])
+        evaluate_run(tmp_path, sample_db, get_paths().sample, progress=False)
+    result = CliRunner().invoke(app, ["evaluate", "--run", str(tmp_path), "--out", str(tmp_path / "r"), "--sample"])
     assert isinstance(result.exception, ArtifactError) and not (tmp_path / "r").exists()
     shutil.copy(eval_run / "unihpr.pt", tmp_path / "unihpr.pt")  # no baselines, no study
     settings = replace(EvalSettings(), max_queries=50, eval_fps=1.0, motion_queries=0, real_retrieval_queries=30)
-    result = evaluate_run(tmp_path, sample_db, SAMPLE_PATH, settings, progress=False)
+    result = evaluate_run(tmp_path, sample_db, get_paths().sample, settings, progress=False)
     assert "skipped" in result["seed_study"] and result["lifting"]["baseline_of_record"] is None
     assert any("martinez_converged.pt: missing" in n for n in result["notes"])
     from index_builder.evaluation import write_report

@@ -23,9 +23,15 @@ from index_builder.evaluation.generalisation import (
     retarget,
 )
 from index_builder.evaluation.generalisation_report import generalisation_markdown, mean_pa
-from index_builder.evaluation.settings import EvalSettings
-from index_builder.training.batches import AugmentConfig, TrainingViews
-from index_builder.training.config import TINY, generalisation_arms, resolve_config, unseen_motion_contents
+from index_builder.training.batches import TrainingViews
+from index_builder.training.config import (
+    TINY,
+    AugmentConfig,
+    EvalSettings,
+    generalisation_arms,
+    resolve_config,
+    unseen_motion_contents,
+)
 from index_builder.training.detector_noise import DetectorNoise
 from model.pose.joint_conventions import DERIVED_INDEX, FIELD, OURS, convert_joints
 from model.pose.skeleton import H36M17

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from index_builder.bundle.blazepose_assets import fetch_blazepose_models
-from index_builder.config import BuildPaths
+from index_builder.config import BuildPaths, get_paths
 from index_builder.datasets.labelled_photos import DATASETS, LabelledPerson, Match, photos_present
 from index_builder.errors import ArtifactError
 from index_builder.evaluation.images import (
@@ -30,7 +30,6 @@ from index_builder.evaluation.images import (
 )
 from index_builder.evaluation.images_report import image_markdown
 from index_builder.training.config import TINY
-from index_builder.training.detector_calibration import REPORT_PATH
 from index_builder.training.loop import train_unihpr
 from model.pose.features import image_features
 from model.pose.skeleton import H36M17
@@ -177,7 +176,7 @@ def test_without_photos_the_section_is_a_note(tmp_path):
     result = image_sections(torch.nn.Module(), tmp_path, None)  # the model is never touched
     assert result["image_lifting"]["status"] == "skipped"
     assert str(tmp_path) in result["image_lifting"]["note"]
-    if REPORT_PATH.is_file():
+    if get_paths().detector_calibration_report.is_file():
         errors = result["detector_errors"]
         assert errors["source"].startswith("read from the committed") and errors["people"] > 0
     markdown = "\n".join(image_markdown(result, {}))

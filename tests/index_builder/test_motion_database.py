@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from index_builder.config import SAMPLE_PATH
+from index_builder.config import get_paths
 from index_builder.datasets.motion_database import MotionDatabase, assign_splits
 from index_builder.datasets.sample import make_sample
 from index_builder.errors import DataFileError
@@ -13,12 +13,12 @@ from model.runtime.motion_sources import ClipSources, compress_source
 
 
 def test_shipped_sample_is_small_labelled_and_licensed(sample_db):
-    assert SAMPLE_PATH.stat().st_size < 5e6
+    assert get_paths().sample.stat().st_size < 5e6
     assert sample_db.poses.shape[1:] == (17, 3) and sample_db.poses.dtype == np.float32
     assert set(sample_db.clips.split.tolist()) == {"train", "val", "test"}
     assert set(sample_db.clips.dataset.tolist()) == {"dataset-1", "dataset-2"}
     assert "CC BY-NC 4.0" in sample_db.licence and "Non-commercial" in sample_db.licence
-    assert (SAMPLE_PATH.parent / "NOTICE.md").read_text().count("CC BY-NC 4.0") >= 1
+    assert (get_paths().sample.parent / "NOTICE.md").read_text().count("CC BY-NC 4.0") >= 1
     assert np.allclose(sample_db.clips.fps, 10.0)
 
 
@@ -59,7 +59,7 @@ def test_select_and_subsample_keep_clips_contiguous(sample_db):
 
 
 def test_make_sample_is_deterministic(sample_db):
-    a, b = make_sample(sample_db, clip_fraction=0.2, frame_step=2), make_sample(sample_db, clip_fraction=0.2, frame_step=2)
+    a, b = (make_sample(sample_db, clip_fraction=0.2, frame_step=2) for _ in range(2))
     np.testing.assert_array_equal(a.clips.name, b.clips.name)
     assert 0 < len(a.clips) < len(sample_db.clips)
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from index_builder.ingest.rotations import expmap_to_matrix
-from index_builder.training.batches import AugmentConfig, TrainingViews, augment_poses, mirror
+from index_builder.training.batches import TrainingViews, augment_poses, mirror
+from index_builder.training.config import AugmentConfig
 from index_builder.training.detector_noise import DetectorNoise
 from index_builder.training.pose_augmentation import (
     ABLATION_ARMS,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from index_builder.config import SAMPLE_PATH, BuildPaths
+from index_builder.config import BuildPaths, get_paths
 from index_builder.datasets.labelled_photos import LabelledPerson, Match, photos_present
 from index_builder.evaluation import EvalSettings, evaluate_run, write_report
 from index_builder.evaluation.held_out import subsample_rows
@@ -282,7 +282,7 @@ def rig_run(sample_db, tmp_path_factory) -> Path:
 
 def test_evaluate_writes_the_new_sections(rig_run, sample_db, tmp_path):
     settings = replace(EvalSettings(), max_queries=50, eval_fps=1.0, motion_queries=0, real_retrieval_queries=30)
-    result = evaluate_run(rig_run, sample_db, SAMPLE_PATH, settings, progress=False)
+    result = evaluate_run(rig_run, sample_db, get_paths().sample, settings, progress=False)
     rig = result["real_rig"]
     assert rig["status"] == "computed" and rig["subject"] == "S9"
     for run in ("intrinsics", "default_fov"):
@@ -313,7 +313,7 @@ def test_evaluate_writes_the_new_sections(rig_run, sample_db, tmp_path):
     alone.mkdir()
     for name in ("unihpr.pt", "martinez_budget.pt"):
         shutil.copy(rig_run / name, alone / name)
-    result = evaluate_run(alone, sample_db, SAMPLE_PATH, settings, progress=False)
+    result = evaluate_run(alone, sample_db, get_paths().sample, settings, progress=False)
     assert set(result["real_rig"]["runs"]["intrinsics"]["lifters"]) == {"unihpr", "martinez_budget"}
     assert any("martinez_absolute.pt: missing" in n for n in result["notes"])
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from index_builder.errors import ArtifactError, ConfigError
-from index_builder.training.batches import AugmentConfig, TrainingViews, mirror, scale_bones, validation_views
+from index_builder.training.batches import TrainingViews, mirror, scale_bones, validation_views
 from index_builder.training.checkpoint import load_martinez, load_unihpr
-from index_builder.training.config import DEFAULT, TINY, config_from_dict, resolve_config
+from index_builder.training.config import DEFAULT, TINY, AugmentConfig, config_from_dict, resolve_config
 from index_builder.training.detector_noise import DetectorNoise
 from index_builder.training.loop import evaluate_progress, train_martinez, train_unihpr
 from model.nn.config import MartinezConfig
@@ -78,6 +78,10 @@ def test_martinez_has_the_published_size_and_trains(sample_db, tmp_path):
 
 def test_configs_round_trip_and_reject_bad_values():
     assert config_from_dict(DEFAULT.to_dict()) == DEFAULT
+    written_before = {k: v for k, v in DEFAULT.to_dict().items()
+                      if k not in ("decoder_mpjpe_weight", "martinez_lr", "evaluation")}
+    assert config_from_dict(written_before) == DEFAULT  # checkpoints older than a key read it as its default
+    assert resolve_config("default", ["evaluation.max_queries=50"]).evaluation.max_queries == 50
     assert resolve_config("default", ["model.encoder.width=256"]).model.encoder.width == 256
     assert resolve_config("default", ["augment.width_scale=0.85,1.35"]).augment.width_scale == (0.85, 1.35)
     for bad in (["loss=triplet"], ["nope=1"], ["batch_size=abc"], ["model.encoder.nope=1"], ["decode_mode=x"],

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from index_builder.config import SAMPLE_PATH
+from index_builder.config import get_paths
 from index_builder.datasets.motion_database import MotionDatabase
 from model.pose.joint_conventions import (
     DERIVED,
@@ -27,7 +27,7 @@ J = H36M17.index
 @pytest.fixture(scope="module")
 def sample():
     """The shipped Bandai sample: unihpr17 poses and the field's joints of the same frames."""
-    db = MotionDatabase.load(SAMPLE_PATH)
+    db = MotionDatabase.load(get_paths().sample)
     assert db.field_joints is not None, "the shipped sample carries the field's joints"
     ours = db.poses.astype(np.float64)
     return ours, with_derived(ours, db.field_joints.astype(np.float64))

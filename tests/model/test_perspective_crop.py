@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from index_builder.training.batches import AugmentConfig, TrainingViews, real_cameras
+from index_builder.training.batches import TrainingViews, real_cameras
+from index_builder.training.config import AugmentConfig
 from index_builder.training.detector_noise import DetectorNoise
 from model.pose.camera_rigs import fixed_rig_cameras, inside_image, off_axis, random_cameras
 from model.pose.cameras import world_to_camera

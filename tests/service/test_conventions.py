@@ -6,7 +6,7 @@ import httpx
 import numpy as np
 import pytest
 
-from index_builder.config import SAMPLE_PATH
+from index_builder.config import get_paths
 from index_builder.datasets.motion_database import MotionDatabase
 from model.pose.joint_conventions import FIELD, OURS, SHARED_INDEX, convert_joints, with_derived
 from model.pose.skeleton import H36M17
@@ -19,7 +19,7 @@ DERIVED = [J(n) for n in ("spine", "thorax", "neck_nose", "head_top")]
 @pytest.fixture(scope="module")
 def both_conventions():
     """One real Bandai pose in both conventions (world mm, root-relative) and a camera rotation to see it with."""
-    db = MotionDatabase.load(SAMPLE_PATH)
+    db = MotionDatabase.load(get_paths().sample)
     row = len(db) // 3
     ours = db.poses[row].astype(np.float64)
     field = with_derived(ours, db.field_joints[row].astype(np.float64))
