@@ -43,15 +43,7 @@ from PIL import Image
 
 from index_builder.bundle.blazepose_assets import BlazePoseFiles
 from index_builder.config import get_paths, portable_path
-from index_builder.datasets.labelled_photos import (
-    DATASET_TITLES,
-    DATASETS,
-    FOUND_IOU,
-    Match,
-    find_labelled_people,
-    people_per_dataset,
-    photos_present,
-)
+from index_builder.datasets import labelled_photos
 from index_builder.training.detector_calibration import estimate
 from model.nn.networks import UniHPR
 from model.pose.features import cropped_image_features
@@ -96,7 +88,7 @@ def joint_errors(pred: np.ndarray, label: np.ndarray, diagonal: float) -> np.nda
     return np.linalg.norm(pred - label, axis=1) / diagonal
 
 
-def target_joints(match: Match) -> np.ndarray:
+def target_joints(match: labelled_photos.Match) -> np.ndarray:
     """(17, 2) the label's h36m17 joints (normalised units) that are compared, NaN elsewhere (module docstring)."""
     label = match.label.copy()
     if not np.isfinite(label[J("head_top")]).all():
@@ -119,7 +111,7 @@ def lift_camera_frame(model: UniHPR, pixels: np.ndarray, visibility: np.ndarray,
     return to_real_camera(virtual.astype(np.float64), rotation)
 
 
-def detection_pixels(match: Match) -> np.ndarray:
+def detection_pixels(match: labelled_photos.Match) -> np.ndarray:
     """(17, 2) BlazePose's h36m17 of a match back in the photo's pixels (``Match.detection`` is in the label's
     normalised units: the same normalisation of the label's box points undone)."""
     _, centre, scale = normalize_2d(match.person.box_points()[None])
@@ -144,7 +136,7 @@ def photo_intrinsics(image: Image.Image) -> tuple[Intrinsics, str]:
     return Intrinsics(np.stack([focal, focal], -1), intrinsics.principal_point, intrinsics.distortion), "exif"
 
 
-def lift_matches(model: UniHPR, matches: list[Match]) -> tuple[np.ndarray, list[str]]:
+def lift_matches(model: UniHPR, matches: list[labelled_photos.Match]) -> tuple[np.ndarray, list[str]]:
     """The service's image path on each match: (M, 17, 3) float64 mm, root-relative, the photo's camera frame, and
     each photo's intrinsics source.
 
@@ -164,7 +156,7 @@ def lift_matches(model: UniHPR, matches: list[Match]) -> tuple[np.ndarray, list[
     return lift_camera_frame(model, pixels, visibility, intrinsics), [cameras[m.person.image][1] for m in matches]
 
 
-def score_matches(matches: list[Match], lifted: np.ndarray) -> list[dict]:
+def score_matches(matches: list[labelled_photos.Match], lifted: np.ndarray) -> list[dict]:
     """Per match: the compared joints and, for each of ``SCORED``, their errors as a fraction of the label box's
     diagonal.
 
@@ -213,10 +205,10 @@ def _pck_block(rows: list[dict], joint: int | None = None) -> dict:
 def pck_summary(rows: list[dict], people_labelled: dict[str, int]) -> dict:
     """PCK per dataset (with found / labelled people), pooled, and per h36m17 joint pooled over datasets."""
     per_dataset = {}
-    for dataset in DATASETS:
+    for dataset in labelled_photos.DATASETS:
         mine = [r for r in rows if r["dataset"] == dataset]
-        per_dataset[dataset] = {"title": DATASET_TITLES[dataset], "people_labelled": people_labelled[dataset],
-                                **_pck_block(mine)}
+        per_dataset[dataset] = {"title": labelled_photos.DATASET_TITLES[dataset],
+                                "people_labelled": people_labelled[dataset], **_pck_block(mine)}
     per_joint = {name: _pck_block(rows, j) for j, name in enumerate(H36M17.names)}
     return {"per_dataset": per_dataset,
             "pooled": {"people_labelled": int(sum(people_labelled.values())), **_pck_block(rows)},
@@ -236,7 +228,7 @@ def detector_errors(report: dict, source: str) -> dict:
         "source": source, "units": report["units"], "calibration": report["source"],
         "people": report["people"], "joints": report["joints"],
         "per_joint": {name: {k: row[k] for k in keep} for name, row in report["per_joint"].items()},
-        "per_dataset": {d: {"title": DATASET_TITLES[d], "people_labelled": labelled.get(d),
+        "per_dataset": {d: {"title": labelled_photos.DATASET_TITLES[d], "people_labelled": labelled.get(d),
                             **{k: row[k] for k in ("people_found", "joints", "median_error", "rms_per_axis_seen",
                                                    "swaps")}}
                         for d, row in report["per_dataset"].items()},
@@ -258,8 +250,8 @@ def evaluate_images(model: UniHPR, pose_images: Path, blazepose_files: BlazePose
         found).
     """
     start = time.perf_counter()
-    people, matches = find_labelled_people(pose_images, blazepose_files)
-    labelled = people_per_dataset(people)
+    people, matches = labelled_photos.find_labelled_people(pose_images, blazepose_files)
+    labelled = labelled_photos.people_per_dataset(people)
     if not matches:
         raise ValueError(f"{pose_images}: BlazePose found none of the {len(people)} labelled people")
     lifted, sources = lift_matches(model, matches)
@@ -273,8 +265,9 @@ def evaluate_images(model: UniHPR, pose_images: Path, blazepose_files: BlazePose
     errors["agrees_with_committed_calibration"] = bool(committed and committed["source"] == report["source"])
     lifting = {
         "status": "computed", "pose_images": portable_path(pose_images), "pck_fraction": PCK_FRACTION,
-        "protocol": (f"every labelled person that BlazePose finds (IoU >= {FOUND_IOU:g}, one-to-one): image features "
-                     "as the service makes them (perspective crop with the photo's default intrinsics) -> UniHPR "
+        "protocol": (f"every labelled person that BlazePose finds (IoU >= {labelled_photos.FOUND_IOU:g}, "
+                     "one-to-one): image features as the service makes them (perspective crop with the photo's "
+                     "default intrinsics) -> UniHPR "
                      "image encoder -> 3D decoder -> the photo's camera frame -> x, y with a least-squares "
                      f"scale (>= 0) and translation onto the label's 2D joints; PCK@{PCK_FRACTION:g} (and "
                      f"{', '.join(f'@{f:g}' for f in PCK_FRACTIONS[1:])}) of the label box diagonal, mean error as "
@@ -293,7 +286,7 @@ def image_sections(model: UniHPR, pose_images: Path | None, blazepose_files: Bla
     """``evaluate_images`` where the photos and the BlazePose models are at hand; otherwise ``image_lifting`` is
     ``{"status": "skipped", "note": ...}`` and ``detector_errors`` comes from the committed calibration report
     (absent when that is missing too)."""
-    have_photos = pose_images is not None and photos_present(pose_images)
+    have_photos = pose_images is not None and labelled_photos.photos_present(pose_images)
     if have_photos and blazepose_files is not None:
         return evaluate_images(model, pose_images, blazepose_files)
     if pose_images is None:

@@ -38,18 +38,7 @@ import time
 
 import numpy as np
 
-from index_builder.bundle.reranking import (
-    CALIBRATION_TOP,
-    FAR_QUANTILE,
-    Gallery,
-    QuerySet,
-    Scored,
-    calibrate,
-    choose_weight,
-    exact_search_of,
-    score_queries,
-    top1_mean,
-)
+from index_builder.bundle import reranking
 from index_builder.bundle.writer import DEFAULT_VIEWS, frames_at_rate
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.evaluation.adapters import encode
@@ -102,18 +91,18 @@ def embed_gallery(model: UniHPR, poses: np.ndarray, rotations: np.ndarray, progr
 
 
 def random_camera_set(model: UniHPR, gallery_db: MotionDatabase, poses: np.ndarray, rows: np.ndarray,
-                      rng: np.random.Generator) -> QuerySet:
+                      rng: np.random.Generator) -> reranking.QuerySet:
     """Clean 2D of the gallery poses ``rows``, one random camera each, through the perspective crop."""
     from index_builder.training.batches import NO_AUGMENT, view_poses
 
     world = gallery_db.poses[rows].astype(np.float64)
     v = view_poses(world, random_cameras(world[:, 0], rng), rng, DetectorNoise(), NO_AUGMENT)
-    return QuerySet(METHOD, v.pose2d, v.frame, encode(model, v.pose2d, "pose2d"), poses[rows],
+    return reranking.QuerySet(METHOD, v.pose2d, v.frame, encode(model, v.pose2d, "pose2d"), poses[rows],
                     gallery_db.clip[rows].astype(np.int64), gallery_db.clips.content[gallery_db.clip[rows]])
 
 
 def real_rig_set(model: UniHPR, gallery_db: MotionDatabase, poses: np.ndarray, split: str, count: int,
-                 rng: np.random.Generator, subject: str, seed: int) -> tuple[QuerySet, dict]:
+                 rng: np.random.Generator, subject: str, seed: int) -> tuple[reranking.QuerySet, dict]:
     """Clean distorted 2D of ``split`` poses through the fixed real rig (``real_cameras``), ``count`` views of the
     kept ones (all joints inside the image), through the perspective crop with the true intrinsics."""
     keep = gallery_db.clips.split == split
@@ -125,7 +114,7 @@ def real_rig_set(model: UniHPR, gallery_db: MotionDatabase, poses: np.ndarray, s
     features, _, _, frame = cropped_pose2d_features(views.pixels[pick], np.ones((len(pick), 17)),
                                                     views.intrinsics[pick], with_frame=True)
     grows = rows[frames[views.pose[pick]]]
-    queries = QuerySet(METHOD, features, frame, encode(model, features, "pose2d"), poses[grows],
+    queries = reranking.QuerySet(METHOD, features, frame, encode(model, features, "pose2d"), poses[grows],
                        gallery_db.clip[grows].astype(np.int64), gallery_db.clips.content[gallery_db.clip[grows]])
     return queries, {"views_kept": int(len(views.pose)), "frames_placed": int(len(frames)),
                      "off_axis_deg_median": _r(float(np.median(views.off_axis[pick]))) if len(pick) else None}
@@ -139,7 +128,7 @@ def split_rows(gallery_db: MotionDatabase, split: str, count: int, rng: np.rando
 # --------------------------------------------------------------------------------------------- the protocol
 
 
-def summarise(scored: Scored, weight: float, floor: np.ndarray, contents: np.ndarray | None, min_clips: int,
+def summarise(scored: reranking.Scored, weight: float, floor: np.ndarray, contents: np.ndarray | None, min_clips: int,
               clips: np.ndarray) -> dict:
     """One set and variant: top-1 and top-10 PA-MPJPE in the cosine order and re-ranked, the floor, the within-10
     mm rate, per content."""
@@ -147,7 +136,7 @@ def summarise(scored: Scored, weight: float, floor: np.ndarray, contents: np.nda
     for name, w in (("cosine", None), ("reranked", weight)):
         errors = scored.take("error", w)
         top1 = errors[:, 0]
-        out[name] = {"top1_pa_mpjpe_mm": _r(top1_mean(scored, w)),
+        out[name] = {"top1_pa_mpjpe_mm": _r(reranking.top1_mean(scored, w)),
                      "top10_best_pa_mpjpe_mm": _r(np.nanmean(np.nanmin(errors[:, :10], axis=1))),
                      "top1_within_10mm_rate": _r(np.mean(top1 <= WITHIN_MM)),
                      # the clip-included floor is 0 (the pose itself): no ratio there
@@ -170,7 +159,7 @@ def summarise(scored: Scored, weight: float, floor: np.ndarray, contents: np.nda
     return out
 
 
-def confidence(curve: ErrorCurve, scored: dict[str, Scored], weight: float) -> dict:
+def confidence(curve: ErrorCurve, scored: dict[str, reranking.Scored], weight: float) -> dict:
     """Predicted vs true top-1 error of the re-ranked results, per set and pooled."""
     per_set, pooled_pred, pooled_true, pooled_far = {}, [], [], []
     for name, s in scored.items():
@@ -191,7 +180,7 @@ def confidence(curve: ErrorCurve, scored: dict[str, Scored], weight: float) -> d
                                            "reliability": reliability(predicted, true)}}
 
 
-def scattered_probe(model: UniHPR, gallery: Gallery, curve: ErrorCurve, weight: float, count: int,
+def scattered_probe(model: UniHPR, gallery: reranking.Gallery, curve: ErrorCurve, weight: float, count: int,
                     rng: np.random.Generator) -> dict:
     """Queries far from everything: 2D 'poses' of joints scattered uniformly in a box (no body makes them): how
     many does the top result flag ``far_from_library``."""
@@ -200,9 +189,9 @@ def scattered_probe(model: UniHPR, gallery: Gallery, curve: ErrorCurve, weight: 
     rays = rng.uniform(-0.2, 0.2, (count, 17, 2))
     features = pose2d_features(rays)
     frames = box_frame(rays)
-    queries = QuerySet(METHOD, features, frames, encode(model, features, "pose2d"), np.zeros((count, 17, 3)),
+    queries = reranking.QuerySet(METHOD, features, frames, encode(model, features, "pose2d"), np.zeros((count, 17, 3)),
                        np.full(count, -1, np.int64))
-    s = score_queries(gallery, queries, False)
+    s = reranking.score_queries(gallery, queries, False)
     residual = s.take("residual", weight)[:, 0]
     return {"queries": count, "what": "17 joints uniform in a square 0.4 x 0.4 in ray units (about 22 degrees), "
                                       "through the crop; the library's poses fit them badly",
@@ -221,16 +210,16 @@ def retrieval_real(model: UniHPR, db: MotionDatabase, settings: EvalSettings, pr
     clip = gallery_db.clip.astype(np.int64)
     vectors = embed_gallery(model, poses, rotations, progress)
     seconds["gallery_embedding"], tick = time.perf_counter() - tick, time.perf_counter()
-    gallery = Gallery(poses, clip, rotations, exact_search_of(vectors, DEFAULT_VIEWS, clip))
+    gallery = reranking.Gallery(poses, clip, rotations, reranking.exact_search_of(vectors, DEFAULT_VIEWS, clip))
     count = settings.real_retrieval_queries
     LOG.info("retrieval over the library: %d poses x %d views, %d queries per set", len(poses), DEFAULT_VIEWS, count)
 
     # validation: the weight and the expected-error curve
     val_rows = split_rows(gallery_db, "val" if (gallery_db.clips.split == "val").any() else "train", count, rng)
     val = random_camera_set(model, gallery_db, poses, val_rows, rng)
-    val_scored = [score_queries(gallery, val, exclude) for exclude in (True, False)]
-    weight, table = choose_weight(METHOD, val_scored)
-    curve, pairs = calibrate(*val_scored, weight)
+    val_scored = [reranking.score_queries(gallery, val, exclude) for exclude in (True, False)]
+    weight, table = reranking.choose_weight(METHOD, val_scored)
+    curve, pairs = reranking.calibrate(*val_scored, weight)
     seconds["validation"], tick = time.perf_counter() - tick, time.perf_counter()
 
     # test
@@ -245,7 +234,7 @@ def retrieval_real(model: UniHPR, db: MotionDatabase, settings: EvalSettings, pr
         results[name] = {}
         for variant in VARIANTS:
             exclude = variant == "clip_excluded"
-            scored = score_queries(gallery, q, exclude)
+            scored = reranking.score_queries(gallery, q, exclude)
             start = time.perf_counter()
             floor = oracle_floor(q.truth, poses, q.clip, clip, exclude, progress=progress)
             seconds["oracle_floor"] += time.perf_counter() - start
@@ -286,12 +275,12 @@ def retrieval_real(model: UniHPR, db: MotionDatabase, settings: EvalSettings, pr
         "queries_per_set": {"validation": len(val), **{n: len(test_sets[n]) for n in SETS}},
         "real_rig": rig_info,
         "rerank": {"method": METHOD, "weight": weight, "weights": table, "calibration_pairs": pairs,
-                   "calibration_top": CALIBRATION_TOP, "far_quantile": FAR_QUANTILE,
+                   "calibration_top": reranking.CALIBRATION_TOP, "far_quantile": reranking.FAR_QUANTILE,
                    "curve": {"residual": [_r(x, 6) for x in curve.residual],
                              "expected_error_mm": [_r(y) for y in curve.error_mm],
                              "far_residual": _r(curve.far_residual, 6)},
-                   "validation_top1_pa_mpjpe_mm": {v: {"cosine": _r(top1_mean(s, None)),
-                                                        "reranked": _r(top1_mean(s, weight))}
+                   "validation_top1_pa_mpjpe_mm": {v: {"cosine": _r(reranking.top1_mean(s, None)),
+                                                        "reranked": _r(reranking.top1_mean(s, weight))}
                                                     for v, s in zip(VARIANTS, val_scored)}},
         "results": results,
         "confidence": conf,

@@ -39,14 +39,7 @@ import numpy as np
 
 from index_builder.atomic_files import atomic_path
 from index_builder.bundle.blazepose_assets import BlazePoseFiles
-from index_builder.datasets.labelled_photos import (
-    DATASET_TITLES,
-    DATASETS,
-    FOUND_IOU,
-    Match,
-    find_labelled_people,
-    people_per_dataset,
-)
+from index_builder.datasets import labelled_photos
 from index_builder.training.detector_noise import DetectorNoise
 from model.pose.joint_formulas import FORMULAS_VERSION
 from model.pose.skeleton import H36M17
@@ -75,7 +68,7 @@ PAIRED = np.array(H36M17.left + H36M17.right)  # joints that a left/right swap m
 
 
 
-def _swap_errors(match: Match) -> tuple[float, float]:
+def _swap_errors(match: labelled_photos.Match) -> tuple[float, float]:
     """Mean error of the left/right joints labelled on both sides: (as detected, mirrored)."""
     pairs = np.isfinite(match.label[PAIRED]).all(axis=1) & np.isfinite(match.label[MIRROR[PAIRED]]).all(axis=1)
     use = PAIRED[pairs]
@@ -86,7 +79,7 @@ def _swap_errors(match: Match) -> tuple[float, float]:
     return float(direct), float(mirrored)
 
 
-def _partial_swaps(match: Match) -> list[str]:
+def _partial_swaps(match: labelled_photos.Match) -> list[str]:
     """Left/right pairs (hip, knee, ...) whose crossed assignment halves their error, for the report."""
     found = []
     for left, right in zip(H36M17.left, H36M17.right):
@@ -109,7 +102,7 @@ def _offset_stats(values: list[np.ndarray]) -> dict:
             **{f"{k}_std": _r(s) for k, s in zip(keys, std)}}
 
 
-def formula_offsets(matches: list[Match]) -> dict:
+def formula_offsets(matches: list[labelled_photos.Match]) -> dict:
     """Per dataset, our formula joint minus the dataset's own point, mean (and std) over the found people.
 
     dx, dy: normalised units (1 = the label box's longer half-side), x right, y down; dx_box, dy_box: the same
@@ -161,7 +154,7 @@ class JointErrors:
     occluded: np.ndarray  # (M,) bool: the label marks it not visible
 
     @classmethod
-    def of(cls, matches: list[Match]) -> JointErrors:
+    def of(cls, matches: list[labelled_photos.Match]) -> JointErrors:
         rows = [(m.person.dataset, j, m.detection[j] - m.label[j], m.visibility[j], m.person.occluded[j])
                 for m in matches for j in range(H36M17.num_joints) if np.isfinite(m.label[j]).all()]
         dataset, joint, error, visibility, occluded = zip(*rows)
@@ -192,7 +185,7 @@ def joint_sigmas(errors: JointErrors, seen: np.ndarray) -> tuple[np.ndarray, np.
     return np.sqrt((n * rms ** 2 + short * median ** 2) / (n + short)), n, median
 
 
-def _undo_swaps(matches: list[Match]) -> tuple[list[Match], dict[str, int]]:
+def _undo_swaps(matches: list[labelled_photos.Match]) -> tuple[list[labelled_photos.Match], dict[str, int]]:
     """Mirror the detections of whole-body swaps; count the left/right pairs swapped alone in the others."""
     out, partial = [], {}
     for m in matches:
@@ -206,7 +199,7 @@ def _undo_swaps(matches: list[Match]) -> tuple[list[Match], dict[str, int]]:
     return out, partial
 
 
-def estimate(matches: list[Match]) -> tuple[DetectorNoise, dict]:
+def estimate(matches: list[labelled_photos.Match]) -> tuple[DetectorNoise, dict]:
     """The noise model and the report from matched people (see the module docstring for the estimators)."""
     if not matches:
         raise ValueError("no labelled person was found by the detector: nothing to calibrate on")
@@ -231,7 +224,7 @@ def estimate(matches: list[Match]) -> tuple[DetectorNoise, dict]:
             "median_error": _r(np.median(norm[rows])) if rows.any() else None,
         }
     per_dataset = {}
-    for dataset in DATASETS:
+    for dataset in labelled_photos.DATASETS:
         rows = errors.dataset == dataset
         per_dataset[dataset] = {
             "people_found": sum(m.person.dataset == dataset for m in matches), "joints": int(rows.sum()),
@@ -244,8 +237,9 @@ def estimate(matches: list[Match]) -> tuple[DetectorNoise, dict]:
 
     hidden = ~seen
     n_people, n_joints = len(matches), len(norm)
-    contributed = [DATASET_TITLES[d] for d in DATASETS if per_dataset[d]["people_found"]]
-    missing = [DATASET_TITLES[d] for d in DATASETS if not per_dataset[d]["people_found"]]
+    titles = labelled_photos.DATASET_TITLES
+    contributed = [titles[d] for d in labelled_photos.DATASETS if per_dataset[d]["people_found"]]
+    missing = [titles[d] for d in labelled_photos.DATASETS if not per_dataset[d]["people_found"]]
     source = (f"calibrated on {n_people} people / {n_joints} joints from {', '.join(contributed)} with BlazePose "
               f"full" + (f" ({', '.join(missing)}: no labelled person found)" if missing else ""))
     noise = DetectorNoise(
@@ -262,7 +256,7 @@ def estimate(matches: list[Match]) -> tuple[DetectorNoise, dict]:
     report = {
         "source": source, "formulas_version": FORMULAS_VERSION,
         "units": "normalised: 1 = the longer half-side of the label pose's box; x right, y down",
-        "settings": {"found_iou": FOUND_IOU, "gross_error": GROSS_ERROR, "visible": VISIBLE,
+        "settings": {"found_iou": labelled_photos.FOUND_IOU, "gross_error": GROSS_ERROR, "visible": VISIBLE,
                      "min_samples": MIN_SAMPLES, "swap_ratio": SWAP_RATIO, "swap_min_error": SWAP_MIN_ERROR,
                      "swap_floor": SWAP_FLOOR, "hidden_floor": HIDDEN_FLOOR,
                      "visibility_percentiles": list(VISIBILITY_PERCENTILES)},
@@ -298,9 +292,9 @@ def calibrate(pose_images_dir: Path, blazepose_files: BlazePoseFiles) -> tuple[D
     pose_images_dir: the ``pose-images`` folder (mpii/, ochuman/, crowdpose/, humanart/ with their label files).
     returns: the calibrated noise model and the report (JSON-ready dict; see ``estimate``).
     """
-    people, matches = find_labelled_people(pose_images_dir, blazepose_files)
+    people, matches = labelled_photos.find_labelled_people(pose_images_dir, blazepose_files)
     noise, report = estimate(matches)
-    report["people_labelled"] = people_per_dataset(people)
+    report["people_labelled"] = labelled_photos.people_per_dataset(people)
     LOG.info("%s", noise.source)
     return noise, report
 

@@ -13,9 +13,10 @@ from index_builder.datasets.h36m import (
     load_h36m_2d,
     load_h36m_3d,
 )
-from index_builder.datasets.h36m_cameras import EXTRINSICS, INTRINSICS, h36m_camera, quaternion_to_matrix
+from index_builder.datasets.h36m_cameras import EXTRINSICS, INTRINSICS, h36m_camera
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.errors import DataFileError
+from index_builder.ingest.rotations import quaternion_to_matrix
 from model.pose.cameras import project_world
 from model.pose.joint_conventions import FIELD, OURS, convert_joints, with_derived
 from model.pose.skeleton import H36M17
