@@ -36,7 +36,7 @@ from index_builder.config import get_paths
 from index_builder.datasets.motion_database import MotionDatabase, name_hash_order
 from index_builder.progress import stage_lines
 from index_builder.training.checkpoint import load_unihpr
-from model.pose.normalization import root_relative
+from model.pose.skeleton import root_centred
 from model.runtime.onnx_sessions import cpu_session
 
 K = 10
@@ -54,7 +54,7 @@ def split_clips(db: MotionDatabase) -> np.ndarray:
 
 def queries(bundle: Path, poses: np.ndarray, count: int, seed: int) -> np.ndarray:
     """(Q, D) pose2d embeddings of random views of ``poses`` (N, 17, 3) mm."""
-    views = random_views(root_relative(poses.astype(np.float64)), count, seed)
+    views = random_views(root_centred(poses.astype(np.float64)), count, seed)
     return run_encoder(cpu_session(bundle / fmt.ENCODERS["pose2d"], threads=2), views.pose2d)
 
 

@@ -41,7 +41,7 @@ from index_builder.evaluation.retrieval_real import (
 from index_builder.training.checkpoint import load_unihpr
 from model.pose.camera_rigs import NOMINAL_PELVIS_HEIGHT_MM, VIRTUAL_VIEW_DISTANCE_MM, virtual_view_rotations
 from model.pose.cameras import look_at
-from model.pose.normalization import root_relative
+from model.pose.skeleton import root_centred
 from model.retrieval.rerank import fit_residuals
 
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     model.eval()
     db, path = load_poses(get_paths(), prefer_cache=not args.sample)
     gallery_db = frames_at_rate(db, GALLERY_FPS)
-    poses = root_relative(gallery_db.poses.astype(np.float64))
+    poses = root_centred(gallery_db.poses.astype(np.float64))
     rotations = virtual_view_rotations(DEFAULT_VIEWS)
     if args.elevated_views is not None:
         rotations = np.concatenate([rotations, elevated_ring(args.elevated_views)])

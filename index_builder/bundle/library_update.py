@@ -34,7 +34,7 @@ from index_builder.bundle.milvus_collection import MilvusTarget
 from index_builder.bundle.writer import embed_poses
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.errors import ConfigError
-from model.pose.normalization import root_relative
+from model.pose.skeleton import root_centred
 from model.runtime.motion_sources import ClipSources
 from model.runtime.onnx_sessions import cpu_session
 
@@ -77,7 +77,7 @@ def add_clips(bundle: Path, db: MotionDatabase, out: Path | None = None, progres
                            "(`unihpr-build remove`) to replace them")
     if len(db) == 0:
         raise LibraryError(f"{bundle}: the database to add has no poses")
-    poses = root_relative(db.poses.astype(np.float64))  # (N, 17, 3) mm, world frame
+    poses = root_centred(db.poses.astype(np.float64))  # (N, 17, 3) mm, world frame
     session = cpu_session(bundle / fmt.ENCODERS["pose3d"], threads=2)
     vectors = embed_poses(session, poses, verified.rotations, desc="embedding new poses" if progress else None)
     index = vectors_index(verified, milvus)

@@ -47,8 +47,7 @@ from model.nn.onnx_export import INPUT_NAME, OUTPUT_NAME, ExportParityError, exp
 from model.pose.camera_rigs import virtual_view_rotations
 from model.pose.features import pose3d_features
 from model.pose.joint_formulas import FORMULAS_VERSION
-from model.pose.normalization import root_relative
-from model.pose.skeleton import H36M17
+from model.pose.skeleton import H36M17, root_centred
 from model.pose.units import MM_PER_M
 from model.runtime.motion_sources import SOURCES, ClipSources, write_sources
 from model.runtime.onnx_sessions import cpu_session
@@ -210,7 +209,7 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
             raise ArtifactError(str(err)) from err
         timings["export"] = time.perf_counter() - started
         rotations = virtual_view_rotations(views)
-        poses = root_relative(db.poses.astype(np.float64))  # (N, 17, 3) mm, world frame
+        poses = root_centred(db.poses.astype(np.float64))  # (N, 17, 3) mm, world frame
         stage = time.perf_counter()
         vectors = embed_poses(cpu_session(tmp / fmt.ENCODERS["pose3d"], threads=2), poses, rotations,
                               desc="embedding database" if progress else None)

@@ -51,7 +51,7 @@ from index_builder.training.detector_noise import DetectorNoise
 from model.nn.networks import UniHPR
 from model.pose.camera_rigs import random_cameras, virtual_view_rotations
 from model.pose.features import cropped_pose2d_features, pose3d_features
-from model.pose.normalization import root_relative
+from model.pose.skeleton import root_centred
 from model.retrieval.rerank import CANDIDATES, ErrorCurve
 
 LOG = logging.getLogger(__name__)
@@ -205,7 +205,7 @@ def retrieval_real(model: UniHPR, db: MotionDatabase, settings: EvalSettings, pr
     seconds: dict[str, float] = {}
     tick = time.perf_counter()
     gallery_db = frames_at_rate(db, GALLERY_FPS)
-    poses = root_relative(gallery_db.poses.astype(np.float64))
+    poses = root_centred(gallery_db.poses.astype(np.float64))
     rotations = virtual_view_rotations(DEFAULT_VIEWS)
     clip = gallery_db.clip.astype(np.int64)
     vectors = embed_gallery(model, poses, rotations, progress)

@@ -32,8 +32,3 @@ def normalize_2d(keypoints: np.ndarray, visible: np.ndarray | None = None):
 def denormalize_2d(normalised: np.ndarray, centre: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Inverse of ``normalize_2d``: (N, J, 2) normalised -> (N, J, 2) pixels."""
     return normalised * scale[:, None, None] + centre[:, None, :]
-
-
-def root_relative(poses: np.ndarray, root: int = 0) -> np.ndarray:
-    """poses: (..., J, 3) mm -> the same with joint ``root`` (the pelvis) at the origin."""
-    return poses - poses[..., root : root + 1, :]
