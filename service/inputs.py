@@ -158,7 +158,8 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
                 parsed.append(_parse_pose2d(item, field))
             except UnihprError as err:
                 errors.append((i, err))
-                parsed.append((np.full((LAYOUTS[item.layout].size if item.layout in LAYOUTS else NUM_JOINTS, 2), np.nan), None))
+                size = LAYOUTS[item.layout].size if item.layout in LAYOUTS else NUM_JOINTS
+                parsed.append((np.full((size, 2), np.nan), None))
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
     joints = np.empty((len(items), NUM_JOINTS, 2))

@@ -6,10 +6,10 @@ The index holds every database pose under V virtual views (vector id = pose * V 
 for enough vectors, keeps the first view of each pose, and asks again with a larger pool when grouping left fewer
 than k groups.
 
-Re-ranking (``rerank``, ``model.retrieval.rerank``): the route asks ``search_poses`` for ``model.retrieval.rerank.candidate_count(k)``
-poses (groups), fits each candidate's 3D, as its matched view sees it, to the query, orders them by the rank score
-(cosine - weight * residual, the bundle's weight for the query's method) and keeps k; each kept hit carries its
-residual, rank score and expected error (the bundle's calibration).
+Re-ranking (``rerank``, ``model.retrieval.rerank``): the route asks ``search_poses`` for
+``model.retrieval.rerank.candidate_count(k)`` poses (groups), fits each candidate's 3D, as its matched view sees it, to
+the query, orders them by the rank score (cosine - weight * residual, the bundle's weight for the query's method) and
+keeps k; each kept hit carries its residual, rank score and expected error (the bundle's calibration).
 """
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ class Reranking:
 
 @dataclass(frozen=True)
 class QueryGeometry:
-    """What a query row is fitted with: method (``model.retrieval.rerank.METHODS``, None: no geometry, e.g. an embedding),
-    features (17, 3) its encoder features, frame (3,) its crop's frame or None."""
+    """What a query row is fitted with: method (``model.retrieval.rerank.METHODS``, None: no geometry, e.g. an
+    embedding), features (17, 3) its encoder features, frame (3,) its crop's frame or None."""
 
     method: str | None
     features: np.ndarray

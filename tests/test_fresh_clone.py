@@ -70,8 +70,9 @@ def test_every_endpoint_of_the_fresh_clone(served_clone):
         assert client.get("/healthz").status_code == 200
         info = client.get("/info").json()
         assert "CC BY-NC 4.0" in str(info)
-        pose3d = np.array(client.post("/lift3d", json={"keypoints": [[500 + 10 * j, 200 + 25 * j] for j in range(17)],
-                                                       "layout": "h36m17", "image_size": [1000, 1000]}).json()["pose3d"])
+        lift = client.post("/lift3d", json={"keypoints": [[500 + 10 * j, 200 + 25 * j] for j in range(17)],
+                                            "layout": "h36m17", "image_size": [1000, 1000]})
+        pose3d = np.array(lift.json()["pose3d"])
         assert pose3d.shape == (17, 3) and np.allclose(pose3d[0], 0)
         embed = client.post("/embed", json={"inputs": [{"modality": "pose3d", "keypoints": pose3d.tolist()}]})
         assert embed.status_code == 200 and embed.headers["X-Model-Version"]

@@ -227,8 +227,8 @@ def _train_ivf(index: faiss.Index, vectors: np.ndarray, plan: IndexPlan, seed: i
 def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int, progress: bool = True) -> np.ndarray:
     """The exact top-k ids by inner product, the ground truth of recall@k.
 
-    ``model.retrieval.exact_search`` (one ``faiss.knn`` call), reporting its elapsed time while it runs. Over 3.3M vectors,
-    1,000 queries: 6.7 s in one call against 9 s for each call of 256 queries.
+    ``model.retrieval.exact_search`` (one ``faiss.knn`` call), reporting its elapsed time while it runs. Over 3.3M
+    vectors, 1,000 queries: 6.7 s in one call against 9 s for each call of 256 queries.
 
     vectors: (N, D) float32; queries: (Q, D) float32. returns: (Q, min(k, N)) int64 row ids, best first.
     """

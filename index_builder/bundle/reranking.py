@@ -90,9 +90,9 @@ class Gallery:
 
 
 def exact_search_of(vectors: np.ndarray, views: int, pose_clip: np.ndarray) -> Search:
-    """Exact inner-product search over ``vectors`` (N * V, D) float32 (``model.retrieval.exact_search``: one ``faiss.knn``
-    call); a query's clip is excluded by asking for as many more vectors as the longest excluded clip holds and
-    dropping its own."""
+    """Exact inner-product search over ``vectors`` (N * V, D) float32 (``model.retrieval.exact_search``: one
+    ``faiss.knn`` call); a query's clip is excluded by asking for as many more vectors as the longest excluded clip
+    holds and dropping its own."""
     lengths = np.bincount(pose_clip)
 
     def search(queries: np.ndarray, kk: int, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -156,7 +156,8 @@ class MotionDatabase:
             )
         poses = arrays["poses"]
         if poses.ndim != 3 or poses.shape[1:] != (NUM_JOINTS, 3) or poses.dtype != np.float32:
-            raise DataFileError(str(path), f"poses must be (N, {NUM_JOINTS}, 3) float32, got {poses.shape} {poses.dtype}")
+            raise DataFileError(str(path), f"poses must be (N, {NUM_JOINTS}, 3) float32, "
+                                           f"got {poses.shape} {poses.dtype}")
         if arrays["clip"].shape != poses.shape[:1] or arrays["frame"].shape != poses.shape[:1]:
             raise DataFileError(str(path), "clip and frame must have one entry per pose")
         clips = ClipTable(**{f.name: arrays[f"clips_{f.name}"] for f in fields(ClipTable)})

@@ -52,13 +52,14 @@ def model_card(weights: Path, report: dict | None, db: MotionDatabase, float16_c
         f"H36M-like ring ({config.augment.rig_fraction:.0%}); sampled studio rigs "
         f"({config.augment.fixed_rig_fraction:.0%}: cameras 3-7 m out, 1-2.5 m high, aimed near the floor centre, "
         "field of view 35-80 deg, the subject anywhere in a 1.5 m disc of the floor); lens distortion on "
-        f"{config.augment.distortion_fraction:.0%}; every 2D view perspective-cropped (`model/pose/perspective_crop.py`) "
-        f"with its camera's intrinsics, or with the default field of view for {config.augment.default_fov_fraction:.0%}"
-        f"; bone lengths x U(1 +- {config.augment.bone_scale}) "
+        f"{config.augment.distortion_fraction:.0%}; every 2D view perspective-cropped "
+        f"(`model/pose/perspective_crop.py`) with its camera's intrinsics, or with the default field of view for "
+        f"{config.augment.default_fov_fraction:.0%}; bone lengths x U(1 +- {config.augment.bone_scale}) "
         f"and skeleton size x U(1 +- {config.augment.global_scale}); mirroring; image features with the detector "
         "noise calibrated on the labelled photos (`index_builder/data/detector_noise.json`); "
         f"{config.augment.field_convention_fraction:.0%} of the pose2d and pose3d inputs made from the field's "
-        "h36m17 joints and converted to unihpr17 as the service converts a request (`model/pose/joint_conventions.py`), "
+        "h36m17 joints and converted to unihpr17 as the service converts a request "
+        "(`model/pose/joint_conventions.py`), "
         f"their neck base moved {config.augment.neck_shift_mm[0]:g} to {config.augment.neck_shift_mm[1]:g} mm "
         "along the head axis.",
         "",

@@ -2,9 +2,9 @@
 rotation of a real photo must rotate the lifted camera-frame pose alike.
 
 For each labelled person of ``../shared/data/pose-images`` that BlazePose finds in the photo (one-to-one, IoU >=
-``FOUND_IOU`` with the label box, as ``index_builder.datasets.labelled_photos``), the photo is warped with the homography
-``H = K R K^-1`` of a camera rotation R (Pillow, bicubic): what a camera turned by R about its centre sees. K is the
-photo's intrinsics as the service takes them (``images.photo_intrinsics``: the EXIF FocalLengthIn35mmFilm where
+``FOUND_IOU`` with the label box, as ``index_builder.datasets.labelled_photos``), the photo is warped with the
+homography ``H = K R K^-1`` of a camera rotation R (Pillow, bicubic): what a camera turned by R about its centre sees. K
+is the photo's intrinsics as the service takes them (``images.photo_intrinsics``: the EXIF FocalLengthIn35mmFilm where
 the photo has one, else the default field of view of its width; the principal point at the centre). R turns by
 an angle drawn uniformly from ``ANGLE_RANGE_DEG`` (seeded by the photo and the person) about the axis that moves
 the person toward an image edge: away from the principal point through the person's box centre, or, where that

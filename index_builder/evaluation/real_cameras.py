@@ -116,7 +116,8 @@ def rig_cameras(subject: str) -> list[H36mCamera]:
 
 
 def camera_batch(camera: H36mCamera, n: int, lens: bool = True) -> Camera:
-    """``n`` copies of ``camera`` as a batched ``model.pose.cameras.Camera`` (with its lens distortion when ``lens``)."""
+    """``n`` copies of ``camera`` as a batched ``model.pose.cameras.Camera`` (with its lens distortion when
+    ``lens``)."""
     def rep(x):
         return np.broadcast_to(np.asarray(x, dtype=np.float64), (n,) + np.shape(x)).copy()
     return Camera(rotation=rep(camera.rotation), position=rep(camera.translation), focal=rep(camera.focal),

@@ -1,16 +1,16 @@
 """Sanity report of one clip (poses in mm, Y up), and the checks that skip it.
 
 - Left/right: on upright frames (trunk within ``UPRIGHT_TRUNK_DEG`` of vertical) the facing direction is where the
-  stance foot (the lower ankle) points (ankle to toe), flattened onto the floor, and its left is ``up x facing``. The score is the
-  mean cosine between that left and the right-to-left hip vector on the floor: about 1 for a correct clip, about
-  -1 for a mirrored one or one with left and right swapped. A clip with too few upright frames (crawling, floor
+  stance foot (the lower ankle) points (ankle to toe), flattened onto the floor, and its left is ``up x facing``. The
+  score is the mean cosine between that left and the right-to-left hip vector on the floor: about 1 for a correct clip,
+  about -1 for a mirrored one or one with left and right swapped. A clip with too few upright frames (crawling, floor
   work: feet then point anywhere) or a format without feet uses the face instead, in the body's own frame: facing
   is the nose ahead of the thorax, up is the spine (pelvis to thorax). Below ``LEFT_RIGHT_MIN_SCORE`` the clip is
   skipped.
 - Standing height: ankle to head top, the median over the standing frames
-  (``index_builder.datasets.pose_checks.standing_mask``); a clip without any (a walk rarely has both knees straight) takes the
-  ``UPRIGHT_HEIGHT_PERCENTILE`` percentile over its upright frames. Outside ``PLAUSIBLE_HEIGHT_MM`` the clip is
-  skipped (wrong unit, broken rig); a clip with no upright frame (floor work) has no height and passes.
+  (``index_builder.datasets.pose_checks.standing_mask``); a clip without any (a walk rarely has both knees straight)
+  takes the ``UPRIGHT_HEIGHT_PERCENTILE`` percentile over its upright frames. Outside ``PLAUSIBLE_HEIGHT_MM`` the clip
+  is skipped (wrong unit, broken rig); a clip with no upright frame (floor work) has no height and passes.
 - Rigid bones (SPEC section 4): thigh, shin, upper arm, forearm and the hip pair keep their length within
   ``RIGID_TOLERANCE_MM`` over the clip, for formats made by forward kinematics.
 """
@@ -128,9 +128,9 @@ def check_clip(joints: np.ndarray, toes: np.ndarray | None, rigid: bool, source:
                                      f"(from the {report.facing_from}) by a score of {report.left_right:.2f} "
                                      f"(< {LEFT_RIGHT_MIN_SCORE}; mirrored or left and right swapped?)")
     if report.height_mm is not None and not PLAUSIBLE_HEIGHT_MM[0] <= report.height_mm <= PLAUSIBLE_HEIGHT_MM[1]:
+        low, high = (h / MM_PER_M for h in PLAUSIBLE_HEIGHT_MM)
         raise ClipCheckError(source, f"standing height {report.height_mm / MM_PER_M:.2f} m is not a person's "
-                                     f"({PLAUSIBLE_HEIGHT_MM[0] / MM_PER_M:.1f}-{PLAUSIBLE_HEIGHT_MM[1] / MM_PER_M:.1f} m; "
-                                     "wrong unit? pass --units)")
+                                     f"({low:.1f}-{high:.1f} m; wrong unit? pass --units)")
     if rigid and report.rigid_range_mm > RIGID_TOLERANCE_MM:
         raise ClipCheckError(source, f"rigid bone {report.worst_bone} changes length by "
                                      f"{report.rigid_range_mm:.2f} mm (> {RIGID_TOLERANCE_MM} mm)")

@@ -16,8 +16,8 @@ Design, and why:
    anchors of their best hit score (a window several anchors agree on comes first), and kept up to a column
    budget. The library is only ever touched through the index and these windows, so the cost grows with the
    candidates, not with the library's size.
-3. **Subsequence DTW over cosine distances** (``model.retrieval.sequence_alignment``) on the windows, each aligned once per
-   view among the ``VIEWS_PER_WINDOW`` virtual views its anchor hits came from, the view fixed along the path: a
+3. **Subsequence DTW over cosine distances** (``model.retrieval.sequence_alignment``) on the windows, each aligned once
+   per view among the ``VIEWS_PER_WINDOW`` virtual views its anchor hits came from, the view fixed along the path: a
    fixed camera sees the whole motion from one side (the person turning is part of the motion, and the library
    clip turns alike). Letting the view change per frame was measured worse (held-out content hit@1 0.63 -> 0.73
    on the sample at 1x) and aligning all 8 views costs 4x the vectors read for views the query never matched.
@@ -29,8 +29,8 @@ Design, and why:
    almost the same cost, do not crowd the list. Distinct cycles of periodic motion (steps of a walk) do not
    overlap and stay.
 5. **Geometric verification** (when the caller gives the query's 2D or 3D and the library's poses): the best
-   ``VERIFY`` segments by score are each fitted with one camera (``model.retrieval.sequence_fit``), re-aligned under it in
-   their clip (grown by ``VERIFY_MARGIN``), and ordered by the fit's residual. Per-frame embeddings tell a
+   ``VERIFY`` segments by score are each fitted with one camera (``model.retrieval.sequence_fit``), re-aligned under it
+   in their clip (grown by ``VERIFY_MARGIN``), and ordered by the fit's residual. Per-frame embeddings tell a
    held-out pose from similar ones only coarsely across viewpoints (on the sample, a query frame's own library
    pose ranks about 50th among 14k by cosine), while one camera for a whole motion is a strong constraint: on the
    sample this took the own-clip top-1 from 0.53 / 0.60 / 0.33 to 0.87 / 0.93 / 0.63 at 0.5x / 1x / 2x (clean
@@ -150,7 +150,7 @@ class Segment:
     positions: np.ndarray
     views: np.ndarray
     rate: float
-    residual: float | None = None  # the geometric verification's residual (``model.retrieval.sequence_fit``), when verified
+    residual: float | None = None  # the geometric verification's residual (``sequence_fit``), when verified
 
     @property
     def pairs(self) -> np.ndarray:
@@ -298,8 +298,8 @@ def align_windows(embeddings: np.ndarray, grid: np.ndarray, windows: list[Window
 
 def verify(segments: list[Segment], shape: QueryShape, layout: ClipLayout, poses: PosesFn,
            realignments: int = REALIGNMENTS, perspective: bool = True) -> list[Segment]:
-    """Each segment fitted with one camera (``model.retrieval.sequence_fit.fit_sequences``) and re-aligned under it within
-    its clip, grown by ``VERIFY_MARGIN`` on each side; returned ordered by the fit's residual (best first).
+    """Each segment fitted with one camera (``model.retrieval.sequence_fit.fit_sequences``) and re-aligned under it
+    within its clip, grown by ``VERIFY_MARGIN`` on each side; returned ordered by the fit's residual (best first).
     With ``realignments=0`` and ``perspective=False``: the quick screen (the camera fitted to the paths found)."""
     segments = [s for s in segments if (s.grid >= 0).any()]
     if not segments:

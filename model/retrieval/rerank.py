@@ -1,8 +1,8 @@
 """Geometric re-ranking of retrieval candidates and the expected error of a result (numpy only).
 
 The builder chooses the weight and calibrates the expected error on held-out validation queries
-(``index_builder.bundle.reranking``) and stores both in the bundle manifest (``model.runtime.bundle_format.RerankInfo``); the
-service applies them (``service.pose_search``).
+(``index_builder.bundle.reranking``) and stores both in the bundle manifest
+(``model.runtime.bundle_format.RerankInfo``); the service applies them (``service.pose_search``).
 
 - Candidates: the ``CANDIDATES`` best poses by cosine (the best virtual view of each (clip, frame)), or k when k
   is larger.

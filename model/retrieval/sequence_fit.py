@@ -1,7 +1,7 @@
 """One camera for a whole motion: how well a library segment's 3D explains a query sequence (numpy only).
 
-Motion search (``model.retrieval.motion_search``) finds candidate segments by embedding similarity, which tells poses apart
-only coarsely across viewpoints (a held-out frame's own pose is rarely the single nearest embedding). A real query
+Motion search (``model.retrieval.motion_search``) finds candidate segments by embedding similarity, which tells poses
+apart only coarsely across viewpoints (a held-out frame's own pose is rarely the single nearest embedding). A real query
 comes from *one* camera: one rotation relative to the moving body's world for every frame. So each candidate is
 verified geometrically: find the one camera rotation under which the segment's 3D poses, projected, explain the
 query's 2D in every aligned frame at once (per frame only a scale and a shift: weak perspective, right for 2D

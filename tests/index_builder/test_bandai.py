@@ -63,7 +63,8 @@ def test_labels_are_normalised_across_the_two_datasets(full_bandai):
     assert canonical_label("dataset-2_walk") == "walk"
     styles = Counter(full_bandai.clips.style.tolist())
     assert "masculinity" not in styles and "old" not in styles and "tired" not in styles
-    both = {s for s in styles if {"dataset-1", "dataset-2"} <= set(full_bandai.clips.dataset[full_bandai.clips.style == s])}
+    clips = full_bandai.clips
+    both = {s for s in styles if {"dataset-1", "dataset-2"} <= set(clips.dataset[clips.style == s])}
     assert {"masculine", "elderly", "exhausted", "youthful", "feminine", "active", "normal"} <= both
     assert Counter(full_bandai.clips.content.tolist())["walk"] == 15 * 2 + Counter(
         full_bandai.clips.content[full_bandai.clips.dataset == "dataset-2"].tolist())["walk"]

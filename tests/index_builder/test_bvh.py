@@ -78,8 +78,8 @@ def test_xyz_order_three_channel_joints_and_scale():
 
 def test_reads_hierarchy_end_sites_and_frame_time(tmp_path):
     path = tmp_path / "one.bvh"
-    path.write_text(chain_bvh("Xposition Yposition Zposition Zrotation Xrotation Yrotation", "Zrotation Xrotation Yrotation",
-                              "", "0 0 0 0 0 0 0 0 0"))
+    path.write_text(chain_bvh("Xposition Yposition Zposition Zrotation Xrotation Yrotation",
+                              "Zrotation Xrotation Yrotation", "", "0 0 0 0 0 0 0 0 0"))
     clip = read_bvh(path)
     assert clip.skeleton.names == ("Root", "A")
     assert clip.skeleton.parents.tolist() == [-1, 0]

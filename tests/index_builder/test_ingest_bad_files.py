@@ -24,11 +24,14 @@ def _bad_files(bvh_rigs) -> dict[str, str]:
     nan_rows[5] = " ".join(["nan"] + nan_rows[5].split()[1:])
     mirrored = text
     for word in ("Collar", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle"):
-        mirrored = mirrored.replace(f"Left{word}", "@").replace(f"Right{word}", f"Left{word}").replace("@", f"Right{word}")
+        mirrored = (mirrored.replace(f"Left{word}", "@").replace(f"Right{word}", f"Left{word}")
+                    .replace("@", f"Right{word}"))
     return {
         "truncated.bvh": "\n".join(lines[: motion_at + 3 + 100]),
-        "channels.bvh": text.replace("CHANNELS 3 Zrotation Xrotation Yrotation", "CHANNELS 2 Zrotation Xrotation Yrotation", 1),
-        "short_rows.bvh": "\n".join(header + lines[motion_at + 1 : motion_at + 3] + [" ".join(r.split()[:-3]) for r in rows]),
+        "channels.bvh": text.replace("CHANNELS 3 Zrotation Xrotation Yrotation",
+                                     "CHANNELS 2 Zrotation Xrotation Yrotation", 1),
+        "short_rows.bvh": "\n".join(header + lines[motion_at + 1 : motion_at + 3]
+                                    + [" ".join(r.split()[:-3]) for r in rows]),
         "nan.bvh": "\n".join(header + lines[motion_at + 1 : motion_at + 3] + nan_rows),
         "zero_frames.bvh": "\n".join(header + ["Frames: 0", "Frame Time: 0.033333"]),
         "unknown_rig.bvh": text.replace("LeftKnee", "Knee_L"),
@@ -71,7 +74,8 @@ def test_implausible_height_is_a_failed_check(bvh_rigs, tmp_path):
     (folder / "clip.bvh").write_bytes((bvh_rigs / "mocapbank.bvh").read_bytes())
     run = ingest([folder], IngestConfig(source="t", licence="t", units="inch", workers=1), progress=False)
     assert run.db is None and len(run.skipped) == 1
-    assert run.skipped[0].error == "ClipCheckError" and "standing height 3.98 m is not a person" in run.skipped[0].reason
+    skipped = run.skipped[0]
+    assert skipped.error == "ClipCheckError" and "standing height 3.98 m is not a person" in skipped.reason
 
 
 def test_bad_arrays_are_skipped(tmp_path):

@@ -28,7 +28,8 @@ def test_deepmimic_walk(extra_mocap):
     clip = ingest_one(extra_mocap / "deepmimic/data/motions/humanoid3d_walk.txt")
     assert isinstance(clip, IngestedClip), clip
     report = clip.report
-    print(f"deepmimic walk: {report.frames} frames, height {report.height_mm:.0f} mm, left/right {report.left_right:.2f}")
+    print(f"deepmimic walk: {report.frames} frames, height {report.height_mm:.0f} mm, "
+          f"left/right {report.left_right:.2f}")
     assert clip.kind == "deepmimic" and clip.unit == "m" and clip.source_fps == pytest.approx(30.0, rel=1e-3)
     assert report.frames == 39 and report.facing_from == "feet" and report.left_right > 0.8
     assert ADULT_HEIGHT_MM[0] < report.height_mm < ADULT_HEIGHT_MM[1]
@@ -52,7 +53,8 @@ def test_cmu_exponential_maps(extra_mocap):
     clip = ingest_one(path)
     assert isinstance(clip, IngestedClip), clip
     report = clip.report
-    print(f"cmu expmap walk: {report.frames} frames, height {report.height_mm:.0f} mm, left/right {report.left_right:.2f}")
+    print(f"cmu expmap walk: {report.frames} frames, height {report.height_mm:.0f} mm, "
+          f"left/right {report.left_right:.2f}")
     assert clip.kind == "cmu-expmap" and clip.unit == "cmu" and clip.source_fps == pytest.approx(120.0)
     assert report.frames == 359 - 1  # row 0 is the constant rest row
     assert len(clip.poses) == 90  # 357 / 120 s at 30 fps, every 4th row

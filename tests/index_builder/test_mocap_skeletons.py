@@ -29,7 +29,8 @@ def cmu_bvh(head_yaw_deg: float = 0.0) -> str:
     def block(name: str, depth: int, root: bool) -> str:
         order.append(name)
         pad = "  " * depth
-        channels = "6 Xposition Yposition Zposition Zrotation Xrotation Yrotation" if root else "3 Zrotation Xrotation Yrotation"
+        rotations = "Zrotation Xrotation Yrotation"
+        channels = f"6 Xposition Yposition Zposition {rotations}" if root else f"3 {rotations}"
         inner = "".join(block(c, depth + 1, False) for c in children[name]) or (
             f"{pad}  End Site\n{pad}  {{\n{pad}    OFFSET 0 5 0\n{pad}  }}\n"
         )

@@ -25,7 +25,8 @@ def test_rotation_is_proper_and_round_trips():
     rng = np.random.default_rng(0)
     positions = rng.normal(size=(20, 3)) * 3000
     rotation = look_at(positions, np.zeros((20, 3)), roll_deg=rng.uniform(-10, 10, 20))
-    np.testing.assert_allclose(rotation @ np.swapaxes(rotation, -1, -2), np.broadcast_to(np.eye(3), (20, 3, 3)), atol=1e-12)
+    np.testing.assert_allclose(rotation @ np.swapaxes(rotation, -1, -2), np.broadcast_to(np.eye(3), (20, 3, 3)),
+                               atol=1e-12)
     np.testing.assert_allclose(np.linalg.det(rotation), 1.0)
     cam = Camera(rotation, positions, np.full((20, 2), 1000.0), np.full((20, 2), 500.0), np.full((20, 2), 1000.0))
     points = rng.normal(size=(20, 17, 3)) * 500

@@ -1,5 +1,5 @@
-"""Exact k-NN search (model/retrieval/exact_search.py): parity with faiss IndexFlatIP / IndexFlatL2 on seeded data, group
-exclusion with the -1 placeholder, and k larger than the gallery."""
+"""Exact k-NN search (model/retrieval/exact_search.py): parity with faiss IndexFlatIP / IndexFlatL2 on seeded data,
+group exclusion with the -1 placeholder, and k larger than the gallery."""
 
 from __future__ import annotations
 

@@ -200,7 +200,10 @@ def test_logits_match_slow_reference(seed):
     g = torch.Generator().manual_seed(seed)
     dim = 16
     base = torch.randn(5, dim, generator=g, dtype=torch.float64)
-    noisy = lambda: base + 0.5 * torch.randn(5, dim, generator=g, dtype=torch.float64)
+
+    def noisy():
+        return base + 0.5 * torch.randn(5, dim, generator=g, dtype=torch.float64)
+
     # 4 anchors, 5 candidates, one modality flipped; normalised inside the graph so that both paths see the
     # same (tangential) gradient: the closed form assumes unit rows, svdvals does not
     leaves = [noisy()[:4].requires_grad_(True), noisy().requires_grad_(True), (-noisy()).requires_grad_(True)]

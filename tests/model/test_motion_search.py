@@ -1,5 +1,6 @@
-"""Motion search on synthetic embeddings (``model.retrieval.motion_search``) and the one-camera fit (``model.retrieval.sequence_fit``):
-candidates only from the index, windows, distinct segments, speeds, and the fitted camera."""
+"""Motion search on synthetic embeddings (``model.retrieval.motion_search``) and the one-camera fit
+(``model.retrieval.sequence_fit``): candidates only from the index, windows, distinct segments, speeds, and the fitted
+camera."""
 
 from __future__ import annotations
 

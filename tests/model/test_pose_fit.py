@@ -1,5 +1,5 @@
-"""Geometric re-ranking (model/pose/pose_fit.py, model/retrieval/rerank.py): the fits recover known cameras on noiseless data and
-rank the true pose first among distractors; Procrustes; the expected-error curve; the crop's frame."""
+"""Geometric re-ranking (model/pose/pose_fit.py, model/retrieval/rerank.py): the fits recover known cameras on noiseless
+data and rank the true pose first among distractors; Procrustes; the expected-error curve; the crop's frame."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Subsequence DTW (``model.retrieval.sequence_alignment``): planted segments at other speeds, missing frames, separators,
-the optimum against brute force, back-pointers re-derived, and the query's grid."""
+"""Subsequence DTW (``model.retrieval.sequence_alignment``): planted segments at other speeds, missing frames,
+separators, the optimum against brute force, back-pointers re-derived, and the query's grid."""
 
 from __future__ import annotations
 
