@@ -21,7 +21,7 @@ import numpy as np
 from index_builder.errors import DataFileError
 from index_builder.ingest.bvh import JointTransforms, chain_transforms
 from index_builder.ingest.config import UNIT_TO_MM, IngestConfig
-from index_builder.ingest.mocap_skeletons import FACE_OFFSETS_MM, HeadFrame, MocapMapping, limb_joints, mocap_landmarks
+from index_builder.ingest.mocap_skeletons import TPOSE_HEAD, MocapMapping, limb_joints, mocap_landmarks
 from index_builder.ingest.motion_clip import MotionClip
 from index_builder.ingest.rotations import expmap_to_matrix
 from index_builder.ingest.skeleton_files import require_finite, skeleton_for
@@ -36,8 +36,7 @@ CMU_EXPMAP = MocapMapping(
     limbs=limb_joints("{side}_hip", "{side}_knee", "{side}_ankle", "{side}_shoulder", "{side}_elbow",
                       "{side}_wrist", left="l", right="r"),
     head="head_base",
-    head_frame=HeadFrame(up="+Y", forward="+Z", left="+X"),
-    face_offsets_mm=FACE_OFFSETS_MM,
+    head_frame=TPOSE_HEAD,
 )
 TOES = ("l_toe_base", "r_toe_base")
 

@@ -15,7 +15,7 @@ Bandai ``Neck`` and the head's local +X; CMU ``Neck`` and +Y; MocapBank ``Neck``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,6 +44,13 @@ class HeadFrame:
         return out
 
 
+FACE_OFFSETS_MM = {
+    "nose": (0.0, 40.0, 110.0),
+    "l_ear": (72.0, 55.0, 5.0),
+    "r_ear": (-72.0, 55.0, 5.0),
+}
+
+
 @dataclass(frozen=True)
 class MocapMapping:
     """How one mocap skeleton provides the shared landmarks.
@@ -59,15 +66,8 @@ class MocapMapping:
     limbs: dict[str, str]
     head: str
     head_frame: HeadFrame
-    face_offsets_mm: dict[str, tuple[float, float, float]]
+    face_offsets_mm: dict[str, tuple[float, float, float]] = field(default_factory=lambda: dict(FACE_OFFSETS_MM))
     neck: str | None = None
-
-
-FACE_OFFSETS_MM = {
-    "nose": (0.0, 40.0, 110.0),
-    "l_ear": (72.0, 55.0, 5.0),
-    "r_ear": (-72.0, 55.0, 5.0),
-}
 
 
 def limb_joints(hip: str, knee: str, ankle: str, shoulder: str, elbow: str, wrist: str, left: str,
@@ -87,6 +87,10 @@ def limb_joints(hip: str, knee: str, ankle: str, shoulder: str, elbow: str, wris
     return out
 
 
+# Identity joint frames at rest, Y up, facing +Z: CMU-style files and most T-pose rigs (checked on the real files
+# in tests/index_builder).
+TPOSE_HEAD = HeadFrame(up="+Y", forward="+Z", left="+X")
+
 BANDAI = MocapMapping(
     name="bandai",
     limbs=limb_joints(
@@ -96,7 +100,6 @@ BANDAI = MocapMapping(
     head="Head",
     # Bandai joints carry Maya-style joint orients: along the neck the local X axis points to the child.
     head_frame=HeadFrame(up="+X", forward="+Y", left="+Z"),
-    face_offsets_mm=FACE_OFFSETS_MM,
     neck="Neck",
 )
 
@@ -107,14 +110,9 @@ CMU = MocapMapping(
         left="Left", right="Right",
     ),
     head="Head",
-    # CMU-style files rest in a T-pose with identity joint frames, Y up, facing +Z.
-    head_frame=HeadFrame(up="+Y", forward="+Z", left="+X"),
-    face_offsets_mm=FACE_OFFSETS_MM,
+    head_frame=TPOSE_HEAD,
     neck="Neck",
 )
-
-# Identity joint frames at rest, Y up, facing +Z (checked on the real files in tests/index_builder).
-_TPOSE_HEAD = HeadFrame(up="+Y", forward="+Z", left="+X")
 
 # 3ds-Max / MocapBank naming: the "Shoulder" is the upper-arm joint, the "Collar" the clavicle.
 MOCAPBANK = MocapMapping(
@@ -124,8 +122,7 @@ MOCAPBANK = MocapMapping(
         left="Left", right="Right",
     ),
     head="Head",
-    head_frame=_TPOSE_HEAD,
-    face_offsets_mm=FACE_OFFSETS_MM,
+    head_frame=TPOSE_HEAD,
     neck="Neck",
 )
 
@@ -137,8 +134,7 @@ ICLONE = MocapMapping(
         "CC_Base_{side}_Forearm", "CC_Base_{side}_Hand", left="L", right="R",
     ),
     head="CC_Base_Head",
-    head_frame=_TPOSE_HEAD,
-    face_offsets_mm=FACE_OFFSETS_MM,
+    head_frame=TPOSE_HEAD,
     neck="CC_Base_NeckTwist01",
 )
 
