@@ -16,9 +16,9 @@ are timed from outside by wrapping ``BlazePose._detect_rois``, ``BlazePose._land
 - outside: the rest of ``run`` (input checks, ``to_planes`` where the implementation has it, ROIs, sorting).
 
 pre/post = total - detector - landmarks (the service's ``blazepose_prepost``), and its share of total. Each cell is
-the median over the repeats, in ms. With ``--before REV`` the ``model/runtime/blazepose.py`` and ``model/runtime/blazepose_anchors.py``
-of git revision REV are loaded as a second implementation and timed in the same run, interleaved call by call with
-the working tree's, so both see the same machine load.
+the median over the repeats, in ms. With ``--before REV`` the ``model/runtime/blazepose.py`` and
+``model/runtime/blazepose_anchors.py`` of git revision REV are loaded as a second implementation and timed in the
+same run, interleaved call by call with the working tree's, so both see the same machine load.
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ import numpy as np
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# run as a script: this tree's packages must come before an installed copy, hence the imports below the change
 sys.path.insert(0, str(REPO_ROOT))
 
-import model.runtime.blazepose as current
-from index_builder.bundle.blazepose_assets import fetch_blazepose_models
+import model.runtime.blazepose as current  # noqa: E402
+from index_builder.bundle.blazepose_assets import fetch_blazepose_models  # noqa: E402
 
 DEFAULT_IMAGE = REPO_ROOT.parent / "shared" / "data" / "pose-images" / "mpii" / "052475643.jpg"
 STAGES = ("letterbox", "detector", "decode+NMS", "ROI warp", "landmarks", "refine+project", "outside")
@@ -56,7 +57,8 @@ def load_revision(rev: str, into: Path) -> ModuleType:
     tag = f"_bench_{rev.replace('~', '_').replace('^', '_')}"
     anchors_src = show("model/runtime/blazepose_anchors.py")
     source = show("model/runtime/blazepose.py")
-    assert source.count("from model.runtime.blazepose_anchors import") == 1, "the revision imports its anchors differently"
+    assert source.count("from model.runtime.blazepose_anchors import") == 1, (
+        "the revision imports its anchors differently")
     source = source.replace("from model.runtime.blazepose_anchors import", f"from {tag}_anchors import")
     modules = {}
     for name, text in ((f"{tag}_anchors", anchors_src), (tag, source)):

@@ -29,9 +29,9 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
-from benchmarks.service_latency import free_port, inputs_from_bundle, paired, percentile  # noqa: E402
+from benchmarks.service_harness import paired, percentile, pose_keypoints, start_server  # noqa: E402
 
-WARMUP = 10
+QUERIES = 64  # distinct 2D queries, cycled through the requests
 
 
 def serve(bundle: Path, port: int, backend: str, uri: str | None) -> None:
@@ -45,20 +45,8 @@ def serve(bundle: Path, port: int, backend: str, uri: str | None) -> None:
 
 
 def start(bundle: Path, backend: str, uri: str | None) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    command = [sys.executable, __file__, "--serve", "--bundle", str(bundle), "--port", str(port), "--backend", backend]
-    proc = subprocess.Popen(command + (["--milvus-uri", uri] if uri else []), cwd=REPO_ROOT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the {backend} server exited with {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
-        time.sleep(0.2)
-    proc.terminate()
-    raise SystemExit(f"the {backend} server did not become ready")
+    """This script's server mode serving ``bundle`` through ``backend``."""
+    return start_server(bundle, __file__, extra_args=["--backend", backend, *(["--milvus-uri", uri] if uri else [])])
 
 
 @contextlib.contextmanager
@@ -78,7 +66,7 @@ def run(args: argparse.Namespace) -> None:
     from model.runtime.bundle_format import read_manifest
 
     manifest = read_manifest(args.bundle)
-    kp = inputs_from_bundle(args.bundle)
+    kp = pose_keypoints(args.bundle, QUERIES)
     content = manifest.database.contents[0]
     bodies = {
         "2D k=10": lambda i: {"query": {"keypoints": kp[i % len(kp)].tolist()}, "k": 10, "rerank": False,

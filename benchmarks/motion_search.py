@@ -40,8 +40,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from service_latency import start_server  # noqa: E402  (benchmarks/ is the script's folder)
-
+from benchmarks.service_harness import start_server  # noqa: E402
 from model.pose.cameras import look_at  # noqa: E402
 from model.retrieval.motion_search import QueryShape  # noqa: E402
 

@@ -29,9 +29,7 @@ import argparse
 import base64
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -43,10 +41,20 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGE = REPO_ROOT.parent / "shared" / "data" / "pose-images" / "mpii" / "052475643.jpg"
+sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.service_harness import (  # noqa: E402  (run as a script: the repository is not on the path)
+    DEFAULT_IMAGE,
+    WARMUP,
+    paired,
+    percentile,
+    pose_keypoints,
+    run_bundle_benchmark,
+    start_server,
+)
+
 BATCH = 64
 K = 10
-WARMUP = 20
 
 
 # ------------------------------------------------------------------ the server (child process)
@@ -86,39 +94,7 @@ def with_bare_floor(app):
     return asgi
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(bundle: Path, script: str = __file__, ready_s: float = 180.0) -> tuple[subprocess.Popen, str]:
-    """Run ``script --serve --bundle B --port P`` (each benchmark's own server mode) and wait for /readyz."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, script, "--serve", "--bundle", str(bundle), "--port", str(port)],
-                            cwd=REPO_ROOT)
-    url = f"http://127.0.0.1:{port}"
-    import httpx
-
-    deadline = time.monotonic() + ready_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.terminate()
-    raise SystemExit("the server did not become ready")
-
-
 # ------------------------------------------------------------------ measuring
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
-
 
 def sequential(call, n: int) -> list[float]:
     """ms per call, after a warm-up."""
@@ -154,31 +130,6 @@ def concurrent(make_call, n: int, workers: int) -> float:
             f.result()
         elapsed = time.perf_counter() - start
     return per_worker * workers / elapsed
-
-
-def inputs_from_bundle(bundle: Path) -> np.ndarray:
-    """(BATCH, 17, 2) pixels: database poses seen by the bundle's virtual views (focal 1145 px, 5 m away)."""
-    poses = np.load(bundle / "poses.npy")
-    rotations = np.load(bundle / "view_rotations.npy")
-    rng = np.random.default_rng(0)
-    rows = rng.choice(len(poses), BATCH, replace=False)
-    cam = np.einsum("nij,nkj->nki", rotations[rng.integers(0, len(rotations), BATCH)], poses[rows].astype(float))
-    cam[..., 2] += 5000.0
-    return cam[..., :2] / cam[..., 2:3] * 1145.0 + 500.0
-
-
-def paired(call_a, call_b, n: int) -> tuple[list[float], list[float]]:
-    """ms per call of two calls interleaved (a, b, a, b, ... with the order swapped every pair), after a warm-up."""
-    for _ in range(WARMUP):
-        call_a()
-        call_b()
-    times_a, times_b = [], []
-    for i in range(n):
-        for call, times in ((call_a, times_a), (call_b, times_b))[:: 1 if i % 2 == 0 else -1]:
-            start = time.perf_counter()
-            call()
-            times.append((time.perf_counter() - start) * 1e3)
-    return times_a, times_b
 
 
 def rerank_split(url: str, kp: np.ndarray, n: int) -> dict[str, dict[str, float]]:
@@ -255,7 +206,7 @@ def run(args: argparse.Namespace) -> None:
     import httpx
 
     bundle = args.bundle.resolve()
-    kp = inputs_from_bundle(bundle)
+    kp = pose_keypoints(bundle, BATCH)
     single = {"inputs": [{"modality": "pose2d", "keypoints": kp[0].tolist(), "layout": "h36m17"}]}
     batch = {"inputs": [{"modality": "pose2d", "keypoints": k.tolist(), "layout": "h36m17"} for k in kp]}
     query = {"query": single["inputs"][0], "k": K}
@@ -268,7 +219,7 @@ def run(args: argparse.Namespace) -> None:
     direct_calls = {"bare": None, "empty": None, "embed1": lambda: direct.embed(kp[:1]),
                     "embed64": lambda: direct.embed(kp), "retrieve": lambda: direct.retrieve(kp[:1])}
 
-    proc, url = start_server(bundle)
+    proc, url = start_server(bundle, __file__)
     headers = {"Content-Type": "application/json"}
     rows = []
     try:
@@ -382,22 +333,6 @@ def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundl
               "   heatmap refinement; rest: HTTP, base64 and JSON, thread hops, result assembly = total - stages)")
     else:
         print(f"\nimage split skipped: {args.image} not found")
-
-
-def run_bundle_benchmark(parser: argparse.ArgumentParser, argv: list[str] | None, serve, run) -> None:
-    """Add the options every bundle benchmark shares to ``parser`` (``--bundle``; ``--serve`` and ``--port``: the
-    script's own server mode, which ``start_server`` starts), check the bundle, then ``serve(bundle, port)`` or
-    ``run(args)``."""
-    parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "bundles" / "default")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if not (args.bundle / "manifest.json").is_file():
-        raise SystemExit(f"{args.bundle}: no bundle (build one with `unihpr-build index --sample --out ...`)")
-    if args.serve:
-        serve(args.bundle, args.port)
-    else:
-        run(args)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.service_latency import DEFAULT_IMAGE, run_bundle_benchmark, start_server  # noqa: E402
+from benchmarks.service_harness import DEFAULT_IMAGE, run_bundle_benchmark, start_server  # noqa: E402
 
 WARMUP = 2
 TARGET_MS = 1000.0  # issue #20: first cards within 1 s of an upload on 2 cores

@@ -8,7 +8,6 @@ import base64
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,14 +16,11 @@ import httpx
 import numpy as np
 import pytest
 
+from benchmarks.service_harness import free_port, wait_until_ready
+
 REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO.parent / "shared" / "data" / "pose-images" / "mpii" / "052475643.jpg"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+READY_TIMEOUT_S = 900.0  # a fresh virtual environment and the default bundle are built first
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +37,12 @@ def served_clone(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     start = time.monotonic()
     try:
-        while time.monotonic() - start < 900:
-            if proc.poll() is not None:
-                pytest.fail(f"make serve exited {proc.returncode}:\n{(clone.parent / 'serve.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
+        try:
+            wait_until_ready(proc, url, READY_TIMEOUT_S,
+                             exit_detail=lambda: f":\n{(clone.parent / 'serve.log').read_text()[-3000:]}")
+        except RuntimeError as err:
+            pytest.fail(f"make serve: {err}")
+        except TimeoutError:
             pytest.fail("the service did not become ready within 15 minutes")
         print(f"\nfresh clone: make serve ready after {time.monotonic() - start:.0f} s")
         yield url, clone

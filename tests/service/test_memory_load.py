@@ -12,18 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.service_memory import (
-    DEFAULT_IMAGE,
-    MIB,
-    images_body,
-    load_bodies,
-    measure_request,
-    mixed_load,
-    photo_jpeg,
-    pose_keypoints,
-    retrieve_body,
-    running_server,
-)
+from benchmarks.memory_scenarios import MIB, load_bodies, measure_request, mixed_load
+from benchmarks.request_bodies import images_body, photo_jpeg, retrieve_body
+from benchmarks.service_harness import DEFAULT_IMAGE, pose_keypoints, running_server
 
 PEAK_ABOVE_IDLE_MIB = 1536  # 1.5 GiB
 AFTER_VS_IDLE_PCT = 10.0
