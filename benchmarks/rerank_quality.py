@@ -3,15 +3,15 @@
     .venv/bin/python benchmarks/rerank_quality.py [--weights weights/unihpr_default.pt] [--sample]
                                                   [--queries 300] [--candidates 100 200 400 800]
 
-The setting of ``unihpr-build evaluate``'s retrieval over the library (``index_builder.evaluation.retrieval_real``):
-the whole database at 10 fps under the 8 virtual views, embedded by the model and searched exactly; queries =
-clean 2D of test poses through the fixed real rig and through random cameras, the query's clip excluded from the
-gallery and included; the weight chosen on validation queries (random cameras) with 100 candidates. For each
-candidate count: the mean re-ranked top-1 PA-MPJPE, its ratio to the oracle floor (clip excluded), the share
-within 10 mm, the best of the candidates (what a perfect re-ranker would return), and the time of the fit of one
-query's candidates (``model.retrieval.rerank.fit_residuals``, median of 200 calls, this process, one thread). Then, at
-100 candidates, the pinhole fit (``pose2d``: the crop's rays) against the weak-perspective fit of the same normalised
-2D (``pose2d_on_axis``), each at its own weight chosen on the validation queries.
+The setting of ``unihpr-build evaluate``'s retrieval over the library
+(``index_builder.evaluation.retrieval.real_cameras``): the whole database at 10 fps under the 8 virtual views, embedded
+by the model and searched exactly; queries = clean 2D of test poses through the fixed real rig and through random
+cameras, the query's clip excluded from the gallery and included; the weight chosen on validation queries (random
+cameras) with 100 candidates. For each candidate count: the mean re-ranked top-1 PA-MPJPE, its ratio to the oracle floor
+(clip excluded), the share within 10 mm, the best of the candidates (what a perfect re-ranker would return), and the
+time of the fit of one query's candidates (``model.retrieval.rerank.fit_residuals``, median of 200 calls, this process,
+one thread). Then, at 100 candidates, the pinhole fit (``pose2d``: the crop's rays) against the weak-perspective fit of
+the same normalised 2D (``pose2d_on_axis``), each at its own weight chosen on the validation queries.
 
 ``--elevated-views DEG`` adds a second ring of 8 virtual views seen from DEG degrees above the pelvis to the
 gallery (16 views: issue 16's "view-tolerant database", measured only: bundles index the 8 of the ring).
@@ -30,8 +30,8 @@ from index_builder.bundle.reranking import Gallery, choose_weight, exact_search_
 from index_builder.bundle.writer import DEFAULT_VIEWS, frames_at_rate
 from index_builder.config import get_paths
 from index_builder.datasets.sample import load_poses
-from index_builder.evaluation.oracle_floor import oracle_floor
-from index_builder.evaluation.retrieval_real import (
+from index_builder.evaluation.retrieval.oracle_floor import oracle_floor
+from index_builder.evaluation.retrieval.real_cameras import (
     GALLERY_FPS,
     embed_gallery,
     random_camera_set,

@@ -18,7 +18,7 @@ from index_builder.config import get_paths
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.datasets.sample import load_poses
 from index_builder.errors import ArtifactError, ConfigError
-from index_builder.evaluation.model_card import write_model_card
+from index_builder.evaluation.report.model_card import write_model_card
 from index_builder.training.checkpoint import float16_change_mm, load_unihpr, save_weights
 from model.runtime.bundle_format import BundleError, verify_bundle
 

@@ -2,7 +2,7 @@
 
 One procedure serves the bundle (validation queries searched in the index it just built, ``bundle_rerank``) and
 the evaluation (validation queries choose and calibrate, test queries measure, over an exactly searched gallery:
-``index_builder.evaluation.retrieval_real``), so what the report measures is what the service does:
+``index_builder.evaluation.retrieval.real_cameras``), so what the report measures is what the service does:
 
 1. candidates: the ``model.retrieval.rerank.CANDIDATES`` best poses by cosine (best virtual view of each pose), with the
    query's own clip excluded from the gallery or not (``gather``);

@@ -1,5 +1,5 @@
 """``evaluate_run``: every section of SPEC 6 but index fidelity for one run directory, in one JSON-ready dict that
-``index_builder.evaluation.report`` writes."""
+``index_builder.evaluation.report.document`` writes."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from index_builder.datasets.labelled_photos import photos_present
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.errors import ArtifactError
 from index_builder.evaluation.adapters import decode3d, encode, martinez_lifter, rig_embeddings, unihpr_lifter
-from index_builder.evaluation.alignment import alignment_recall
 from index_builder.evaluation.checkpoints import checkpoint_entry, unihpr_checkpoint
 from index_builder.evaluation.conventions import PROTOCOL as CONVENTIONS_PROTOCOL
 from index_builder.evaluation.conventions import joint_conventions
@@ -33,8 +32,8 @@ from index_builder.evaluation.generalisation import (
 from index_builder.evaluation.held_out import alignment_views, build_held_out, subsample_rows
 from index_builder.evaluation.images import image_sections
 from index_builder.evaluation.lifting import lifting_errors, lifting_sets, summarise_lifting
-from index_builder.evaluation.motion_search import PROTOCOL as MOTION_PROTOCOL
-from index_builder.evaluation.motion_search import motion_search_protocol
+from index_builder.evaluation.motion.protocol import PROTOCOL as MOTION_PROTOCOL
+from index_builder.evaluation.motion.protocol import motion_search_protocol
 from index_builder.evaluation.photo_consistency import ANGLE_RANGE_DEG, photo_consistency
 from index_builder.evaluation.real_cameras import (
     BIN_NAMES,
@@ -45,9 +44,10 @@ from index_builder.evaluation.real_cameras import (
     fixed_real_rig,
     rays_rig_lifter,
 )
-from index_builder.evaluation.retrieval_paper import retrieval_paper
-from index_builder.evaluation.retrieval_prvipe import retrieval_prvipe
-from index_builder.evaluation.retrieval_real import CANDIDATES, GALLERY_FPS, retrieval_real
+from index_builder.evaluation.retrieval.cross_modal import alignment_recall
+from index_builder.evaluation.retrieval.paper import retrieval_paper
+from index_builder.evaluation.retrieval.prvipe import retrieval_prvipe
+from index_builder.evaluation.retrieval.real_cameras import CANDIDATES, GALLERY_FPS, retrieval_real
 from index_builder.evaluation.seed_study import seed_study
 from index_builder.progress import progress_bar
 from index_builder.training.checkpoint import load_martinez, load_unihpr

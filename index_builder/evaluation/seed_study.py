@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from index_builder.evaluation.adapters import unihpr_lifter
-from index_builder.evaluation.alignment import alignment_recall
 from index_builder.evaluation.checkpoints import checkpoint_entry
 from index_builder.evaluation.lifting import lifting_errors
+from index_builder.evaluation.retrieval.cross_modal import alignment_recall
 from index_builder.progress import progress_bar
 from index_builder.training.batches import Views
 from index_builder.training.checkpoint import load_unihpr

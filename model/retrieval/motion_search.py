@@ -1,6 +1,6 @@
 """Motion search: a sequence of per-frame embeddings in, the best-matching segments of library clips out.
 
-The service (``service.motion_search``) and the evaluation (``index_builder.evaluation.motion_search``) run this
+The service (``service.motion_search``) and the evaluation (``index_builder.evaluation.motion.protocol``) run this
 same function; they differ only in how they search vectors and read them back (the two callables).
 
 Design, and why:

@@ -24,13 +24,13 @@ from index_builder.config import get_paths
 from index_builder.errors import ArtifactError
 from index_builder.evaluation import EvalSettings, evaluate_run
 from index_builder.evaluation.adapters import rig_embeddings
-from index_builder.evaluation.alignment import recall_at_1
 from index_builder.evaluation.commands import evaluation_settings
 from index_builder.evaluation.held_out import build_held_out, spaced_rows, subsample_rows
 from index_builder.evaluation.pose_errors import nearest_by_mpjpe, top1_errors
-from index_builder.evaluation.report import PLOTS
-from index_builder.evaluation.retrieval_paper import retrieval_paper
-from index_builder.evaluation.retrieval_prvipe import hit_rates
+from index_builder.evaluation.report.document import PLOTS
+from index_builder.evaluation.retrieval.cross_modal import recall_at_1
+from index_builder.evaluation.retrieval.paper import retrieval_paper
+from index_builder.evaluation.retrieval.prvipe import hit_rates
 from index_builder.evaluation.seed_study import study_verdict
 from index_builder.training.checkpoint import load_unihpr
 from index_builder.training.config import TINY

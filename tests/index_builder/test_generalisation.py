@@ -22,7 +22,7 @@ from index_builder.evaluation.generalisation import (
     protocol_sets,
     retarget,
 )
-from index_builder.evaluation.generalisation_report import generalisation_markdown, mean_pa
+from index_builder.evaluation.report.generalisation import generalisation_markdown, mean_pa
 from index_builder.training.batches import TrainingViews
 from index_builder.training.config import (
     TINY,

@@ -28,7 +28,7 @@ from index_builder.evaluation.images import (
     joint_errors,
     score_matches,
 )
-from index_builder.evaluation.images_report import image_markdown
+from index_builder.evaluation.report.images import image_markdown
 from index_builder.training.config import TINY
 from index_builder.training.loop import train_unihpr
 from model.pose.features import image_features

@@ -1,4 +1,4 @@
-"""The motion-search protocol of ``unihpr-build evaluate`` (``index_builder.evaluation.motion_search``) on the
+"""The motion-search protocol of ``unihpr-build evaluate`` (``index_builder.evaluation.motion.protocol``) on the
 shipped sample with the tiny model: its 3D alignment, the oracle (exact, cached atomically), every method's
 numbers and the report section with its plot."""
 
@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from index_builder.evaluation.motion_alignment import align_3d, best_yaw, rotate_y, squared_costs, yaw_free_costs
-from index_builder.evaluation.motion_queries import SPEEDS
-from index_builder.evaluation.motion_report import MOTION_PLOT, motion_markdown, plot_motion
-from index_builder.evaluation.motion_search import PROTOCOL, motion_search_protocol
-from index_builder.evaluation.report_figures import save_figure
+from index_builder.evaluation.motion.aligned_error import align_3d, best_yaw, rotate_y, squared_costs, yaw_free_costs
+from index_builder.evaluation.motion.protocol import PROTOCOL, motion_search_protocol
+from index_builder.evaluation.motion.queries import SPEEDS
+from index_builder.evaluation.report.figures import save_figure
+from index_builder.evaluation.report.motion import MOTION_PLOT, motion_markdown, plot_motion
 from index_builder.training.checkpoint import load_unihpr
 
 

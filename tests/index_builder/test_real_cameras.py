@@ -43,7 +43,7 @@ from index_builder.evaluation.real_cameras import (
     rig_views,
     trajectory_residual,
 )
-from index_builder.evaluation.report import PLOTS
+from index_builder.evaluation.report.document import PLOTS
 from index_builder.training.config import TINY
 from index_builder.training.loop import train_martinez, train_unihpr
 from model.pose.camera_rigs import pixels_of

@@ -1,6 +1,6 @@
 """Choosing the re-ranking weight and calibrating the expected error (index_builder/bundle/reranking.py), and the
-helpers of retrieval over the library (index_builder/evaluation/oracle_floor.py, calibration_metrics.py), on hand-made
-cases with known answers."""
+helpers of retrieval over the library (index_builder/evaluation/retrieval/oracle_floor.py, calibration_metrics.py), on
+hand-made cases with known answers."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from index_builder.bundle.reranking import (
     score_queries,
     top1_mean,
 )
-from index_builder.evaluation.calibration_metrics import rankdata, reliability, spearman
-from index_builder.evaluation.oracle_floor import _signed_nuclear, oracle_floor, procrustes_sq
+from index_builder.evaluation.retrieval.calibration_metrics import rankdata, reliability, spearman
+from index_builder.evaluation.retrieval.oracle_floor import _signed_nuclear, oracle_floor, procrustes_sq
 from model.pose.camera_rigs import virtual_view_rotations
 from model.pose.features import box_frame
 from model.pose.metrics import pa_mpjpe, procrustes_align

@@ -42,11 +42,16 @@ from index_builder.bundle import reranking
 from index_builder.bundle.writer import DEFAULT_VIEWS, frames_at_rate
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.evaluation.adapters import encode
-from index_builder.evaluation.calibration_metrics import RELIABILITY_BINS, TARGET_BIN_TOLERANCE, reliability, spearman
-from index_builder.evaluation.oracle_floor import oracle_floor
 from index_builder.evaluation.real_cameras import place_on_floor, rig_cameras, rig_views
-from index_builder.evaluation.settings import EvalSettings
+from index_builder.evaluation.retrieval.calibration_metrics import (
+    RELIABILITY_BINS,
+    TARGET_BIN_TOLERANCE,
+    reliability,
+    spearman,
+)
+from index_builder.evaluation.retrieval.oracle_floor import oracle_floor
 from index_builder.progress import progress_bar
+from index_builder.training.config import EvalSettings
 from index_builder.training.detector_noise import DetectorNoise
 from model.nn.networks import UniHPR
 from model.pose.camera_rigs import random_cameras, virtual_view_rotations

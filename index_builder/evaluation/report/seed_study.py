@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.evaluation.markdown import table
-from index_builder.evaluation.report_figures import MODEL_COLOURS, plt, save_figure
+from index_builder.evaluation.report.figures import MODEL_COLOURS, plt, save_figure
+from index_builder.evaluation.report.markdown import table
 
 
 def seed_study_markdown(study: dict, plot: str | None) -> list[str]:

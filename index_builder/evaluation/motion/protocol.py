@@ -54,11 +54,11 @@ import numpy as np
 
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.evaluation.adapters import encode
-from index_builder.evaluation.motion_alignment import align_3d
-from index_builder.evaluation.motion_library import LIBRARY_FPS, VIEWS, IndexSearch, Library, build_library
-from index_builder.evaluation.motion_methods import METHODS, Baseline2D, dtw_2d_search, unihpr_search, voting_search
-from index_builder.evaluation.motion_oracle import oracles
-from index_builder.evaluation.motion_queries import (
+from index_builder.evaluation.motion.aligned_error import align_3d
+from index_builder.evaluation.motion.library import LIBRARY_FPS, VIEWS, IndexSearch, Library, build_library
+from index_builder.evaluation.motion.methods import METHODS, Baseline2D, dtw_2d_search, unihpr_search, voting_search
+from index_builder.evaluation.motion.oracle import oracles
+from index_builder.evaluation.motion.queries import (
     CONDITIONS,
     QUERY_FPS,
     SEGMENT_SECONDS,

@@ -1,6 +1,6 @@
 """The section of the evaluation report on retrieval from real cameras over the whole library: summary sentence,
-markdown and plots from the ``retrieval_real`` dict of ``eval.json`` (``index_builder.evaluation.retrieval_real``);
-nothing here computes a metric."""
+markdown and plots from the ``retrieval_real`` dict of ``eval.json``
+(``index_builder.evaluation.retrieval.real_cameras``); nothing here computes a metric."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.evaluation.markdown import met, section_heading, sentence, table, targets_table
-from index_builder.evaluation.report_figures import plt, save_figure
+from index_builder.evaluation.report.figures import plt, save_figure
+from index_builder.evaluation.report.markdown import met, section_heading, sentence, table, targets_table
 
 
 def library_sentence(lib: dict) -> str | None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.evaluation.markdown import sentence, table
-from index_builder.evaluation.report_figures import plt, save_figure
+from index_builder.evaluation.report.figures import plt, save_figure
+from index_builder.evaluation.report.markdown import sentence, table
 
 
 def image_sentence(photos: dict) -> str | None:

@@ -4,7 +4,7 @@ metric."""
 
 from __future__ import annotations
 
-from index_builder.evaluation.markdown import met, section_heading, sentence, table, targets_table
+from index_builder.evaluation.report.markdown import met, section_heading, sentence, table, targets_table
 
 
 def consistency_sentence(c: dict) -> str | None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.evaluation.markdown import met, section_heading, sentence, table, targets_table
-from index_builder.evaluation.report_figures import MODEL_COLOURS, plt, save_figure
+from index_builder.evaluation.report.figures import MODEL_COLOURS, plt, save_figure
+from index_builder.evaluation.report.markdown import met, section_heading, sentence, table, targets_table
 
 
 def real_rig_sentence(rig: dict) -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.evaluation.markdown import table_lines
+from index_builder.evaluation.report.markdown import table_lines
 
 GENERALISATION_PLOT = "eval_generalisation.png"
 KEYS = {"gt_2d/h36m_rig": "GT 2D, rig", "gt_2d/random": "GT 2D, random", "noisy_2d/h36m_rig": "noisy 2D, rig",

@@ -1,4 +1,4 @@
-"""The oracle floor of retrieval over the library (``index_builder.evaluation.retrieval_real``): for each query,
+"""The oracle floor of retrieval over the library (``index_builder.evaluation.retrieval.real_cameras``): for each query,
 the smallest PA-MPJPE of any gallery pose to its true pose, found through the closed-form Procrustes distance over
 the whole gallery and the exact PA-MPJPE of a shortlist."""
 

@@ -11,32 +11,26 @@ import json
 from pathlib import Path
 
 from index_builder.atomic_files import atomic_path
-from index_builder.evaluation.conventions_report import (
+from index_builder.evaluation.report.conventions import (
     CONVENTIONS_PLOT,
     conventions_markdown,
     conventions_sentence,
     plot_conventions,
 )
-from index_builder.evaluation.generalisation_report import (
+from index_builder.evaluation.report.figures import save_figure
+from index_builder.evaluation.report.generalisation import (
     GENERALISATION_PLOT,
     generalisation_markdown,
     generalisation_sentence,
     plot_generalisation,
 )
-from index_builder.evaluation.images_report import image_markdown, image_sentence, plot_image
-from index_builder.evaluation.lifting_report import lifting_markdown, lifting_sentences, plot_content, plot_lifting
-from index_builder.evaluation.markdown import table
-from index_builder.evaluation.motion_report import MOTION_PLOT, motion_markdown, motion_sentence, plot_motion
-from index_builder.evaluation.photo_consistency_report import consistency_markdown, consistency_sentence
-from index_builder.evaluation.real_rig_report import plot_real_rig, real_rig_markdown, real_rig_sentence
-from index_builder.evaluation.report_figures import save_figure
-from index_builder.evaluation.retrieval_real_report import (
-    library_markdown,
-    library_sentence,
-    plot_library,
-    plot_reliability,
-)
-from index_builder.evaluation.retrieval_report import (
+from index_builder.evaluation.report.images import image_markdown, image_sentence, plot_image
+from index_builder.evaluation.report.lifting import lifting_markdown, lifting_sentences, plot_content, plot_lifting
+from index_builder.evaluation.report.markdown import table
+from index_builder.evaluation.report.motion import MOTION_PLOT, motion_markdown, motion_sentence, plot_motion
+from index_builder.evaluation.report.photo_consistency import consistency_markdown, consistency_sentence
+from index_builder.evaluation.report.real_rig import plot_real_rig, real_rig_markdown, real_rig_sentence
+from index_builder.evaluation.report.retrieval import (
     alignment_sentence,
     paper_sentence,
     plot_alignment,
@@ -45,7 +39,13 @@ from index_builder.evaluation.retrieval_report import (
     prvipe_sentence,
     retrieval_markdown,
 )
-from index_builder.evaluation.seed_study_report import plot_seed_study, seed_study_markdown
+from index_builder.evaluation.report.retrieval_real import (
+    library_markdown,
+    library_sentence,
+    plot_library,
+    plot_reliability,
+)
+from index_builder.evaluation.report.seed_study import plot_seed_study, seed_study_markdown
 
 PLOTS = {
     "lifting": "eval_lifting.png",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.evaluation.markdown import better, sentence, table
-from index_builder.evaluation.report_figures import MODEL_COLOURS, grouped_bars, plt, save_figure
+from index_builder.evaluation.report.figures import MODEL_COLOURS, grouped_bars, plt, save_figure
+from index_builder.evaluation.report.markdown import better, sentence, table
 
 
 def paper_sentence(paper: dict) -> str:

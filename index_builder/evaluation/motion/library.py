@@ -1,4 +1,4 @@
-"""The library motion search is evaluated on (``index_builder.evaluation.motion_search``): the training and test
+"""The library motion search is evaluated on (``index_builder.evaluation.motion.protocol``): the training and test
 clips at ``LIBRARY_FPS``, every pose under the bundle's ``VIEWS`` virtual views, embedded with the run's pose3d
 encoder and indexed as ``unihpr-build index`` indexes; and the search over that index restricted to allowed poses."""
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from index_builder.evaluation.markdown import better, sentence, table
-from index_builder.evaluation.report_figures import grouped_bars, plt, save_figure
+from index_builder.evaluation.report.figures import grouped_bars, plt, save_figure
+from index_builder.evaluation.report.markdown import better, sentence, table
 
 
 def lifting_sentences(lift: dict) -> list[str]:

@@ -1,5 +1,5 @@
 """How well a predicted error matches the true one (the confidence of retrieval over the library,
-``index_builder.evaluation.retrieval_real``): Spearman's rank correlation and equal-count reliability bins."""
+``index_builder.evaluation.retrieval.real_cameras``): Spearman's rank correlation and equal-count reliability bins."""
 
 from __future__ import annotations
 

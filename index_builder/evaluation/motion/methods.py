@@ -1,4 +1,4 @@
-"""The methods motion search's evaluation compares (``index_builder.evaluation.motion_search`` docstring), each
+"""The methods motion search's evaluation compares (``index_builder.evaluation.motion.protocol`` docstring), each
 returning up to ``K`` segments (library clip, first position, last position), best first: UniHPR's motion search,
 per-frame retrieval with voting, and subsequence DTW over normalised 2D."""
 
@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index_builder.evaluation.motion_library import VIEWS, IndexSearch, Library
-from index_builder.evaluation.motion_queries import Query
+from index_builder.evaluation.motion.library import VIEWS, IndexSearch, Library
+from index_builder.evaluation.motion.queries import Query
 from model.pose.camera_rigs import virtual_view_rotations
 from model.pose.normalization import normalize_2d
 from model.retrieval.motion_search import QueryShape, anchor_hits, overlaps, search_motion

@@ -1,4 +1,4 @@
-"""The queries of motion search's evaluation (``index_builder.evaluation.motion_search``): segments of held-out
+"""The queries of motion search's evaluation (``index_builder.evaluation.motion.protocol``): segments of held-out
 clips played at each of ``SPEEDS``, resampled to ``QUERY_FPS``, seen by one random camera that follows the subject,
 as clean 2D and as simulated detector features, embedded per condition."""
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.evaluation.adapters import encode
-from index_builder.evaluation.motion_library import LIBRARY_FPS, Library
+from index_builder.evaluation.motion.library import LIBRARY_FPS, Library
 from index_builder.training.batches import NO_AUGMENT, view_poses
 from index_builder.training.detector_noise import DetectorNoise
 from model.pose.camera_rigs import BODY_EXTENT_MM, RANDOM_CAMERAS

@@ -1,4 +1,4 @@
-"""The 3D alignment of motion search's evaluation (``index_builder.evaluation.motion_search``): a query's 3D
+"""The 3D alignment of motion search's evaluation (``index_builder.evaluation.motion.protocol``): a query's 3D
 (world, root-relative) aligned to a sequence by subsequence DTW under one rotation about the vertical axis (a grid of
 ``YAW_GRID`` angles, then ``YAW_REFINEMENTS`` closed-form least-squares refinements on the path), and the
 per-pair bound the oracle searches with."""

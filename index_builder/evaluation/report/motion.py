@@ -1,5 +1,5 @@
 """The motion-search section of the evaluation report: its markdown, its plot and its summary sentence, from the
-``motion_search`` dict of ``eval.json`` (``index_builder.evaluation.motion_search``); nothing here computes a
+``motion_search`` dict of ``eval.json`` (``index_builder.evaluation.motion.protocol``); nothing here computes a
 metric."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.evaluation.markdown import section_heading, table_lines, targets_table
+from index_builder.evaluation.report.markdown import section_heading, table_lines, targets_table
 
 MOTION_PLOT = "eval_motion_search.png"
 METHOD_NAMES = {"unihpr": "UniHPR motion search", "voting": "per-frame voting", "dtw_2d": "2D DTW",

@@ -1,4 +1,4 @@
-"""The oracle of motion search's evaluation (``index_builder.evaluation.motion_search`` docstring): the segment of
+"""The oracle of motion search's evaluation (``index_builder.evaluation.motion.protocol`` docstring): the segment of
 least 3D alignment cost over every training clip, found exactly with a lower bound, and cached under the cache
 folder (``motion_oracle_<hash>.npz``), written atomically."""
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from index_builder.atomic_files import atomic_path
-from index_builder.evaluation.motion_alignment import YAW_GRID, YAW_REFINEMENTS, Aligned3D, align_3d, yaw_free_costs
-from index_builder.evaluation.motion_library import Library
-from index_builder.evaluation.motion_queries import Query
+from index_builder.evaluation.motion.aligned_error import YAW_GRID, YAW_REFINEMENTS, Aligned3D, align_3d, yaw_free_costs
+from index_builder.evaluation.motion.library import Library
+from index_builder.evaluation.motion.queries import Query
 from index_builder.progress import progress_bar
 from model.retrieval.sequence_alignment import MAX_HOLD, MAX_STEP, ColumnLayout, subsequence_dtw
 

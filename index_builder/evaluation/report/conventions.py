@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.evaluation.markdown import table_lines
+from index_builder.evaluation.report.markdown import table_lines
 
 CONVENTIONS_PLOT = "eval_joint_conventions.png"
 ARM_NAMES = {"unihpr17": "unihpr17 in, unihpr17 out", "h36m17": "h36m17 in, h36m17 out",
