@@ -74,7 +74,7 @@ class Library:
 
 
 def build_library(model, db: MotionDatabase, index_queries: np.ndarray, seed: int, progress: bool) -> Library:
-    """The training and test clips at 10 fps, embedded under the virtual views and indexed (``motion_search``
+    """The training and test clips at 10 fps, embedded under the virtual views and indexed (``protocol``
     docstring)."""
     keep = np.isin(db.clips.split, ("train", "test"))
     lib = at_rate(db.select_clips(keep), LIBRARY_FPS)

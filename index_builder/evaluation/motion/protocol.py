@@ -39,9 +39,9 @@ Own-clip protocol. The same queries with the test clips added to the library (th
 filter): a hit when the top-1 segment is from the query's own clip and its aligned 3D error is within 1.1x that of
 the true segment (the source frames of the query, aligned the same way): periodic motion has equivalent cycles.
 
-Parts: ``motion_queries`` (the queries), ``motion_library`` (the library and its index), ``motion_methods`` (the
-methods), ``motion_alignment`` (the aligned 3D error), ``motion_oracle`` (the oracle and its cache); this module
-runs them and scores the results.
+Parts: ``queries`` (the queries), ``library`` (the library and its index), ``methods`` (the methods),
+``aligned_error`` (the aligned 3D error), ``oracle`` (the oracle and its cache); this module runs them and scores
+the results.
 """
 
 from __future__ import annotations

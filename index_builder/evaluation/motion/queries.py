@@ -71,7 +71,7 @@ def following_camera(pelvis: np.ndarray, rng: np.random.Generator) -> Camera:
 
 def make_queries(model, test: MotionDatabase, library: Library, per_speed: int, seed: int,
                  noise: DetectorNoise) -> list[Query]:
-    """``per_speed`` queries at each of SPEEDS (``motion_search`` docstring), seeded."""
+    """``per_speed`` queries at each of SPEEDS (``protocol`` docstring), seeded."""
     rng = np.random.default_rng([seed, 19])
     seconds = (test.clips.length - 1) / test.clips.fps
     eligible = np.flatnonzero(seconds >= SEGMENT_SECONDS[0])

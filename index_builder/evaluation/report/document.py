@@ -2,7 +2,7 @@
 and the PNG plots it embeds by relative path. Every file is written atomically (matplotlib Agg).
 
 Input is the dict ``index_builder.evaluation.evaluate_run`` returns; nothing here computes a metric. Each section's
-sentences, markdown and plots live in its ``*_report`` module; this one puts them in order.
+sentences, markdown and plots live in the module of its name in this package; this one puts them in order.
 """
 
 from __future__ import annotations
