@@ -10,7 +10,7 @@ service's middleware. Then, in this process:
 
 - HTTP: a keep-alive httpx client, sequential requests for p50/p99 latency; ``--concurrency`` threads with one
   client each for throughput. Scenarios: both floors (with the single-pose body), the bare route again with the
-  64-pose body (the floor the batch is measured against: the server reads a 60 KB body), /embed with one pose2d,
+  64-pose body (the floor the batch is measured against: the server reads its 46 KB body), /embed with one pose2d,
   /embed with a batch of 64, /retrieve with k = 10 (re-ranked, the default).
 - direct: the same inputs through ``model.pose.features`` + ONNX Runtime (one intra-op thread, spinning off, as the
   service) + FAISS (the bundle's operating point, k x views candidates), in this process.
