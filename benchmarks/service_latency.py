@@ -14,6 +14,9 @@ service's middleware. Then, in this process:
   /embed with a batch of 64, /retrieve with k = 10 (re-ranked, the default).
 - direct: the same inputs through ``model.pose.features`` + ONNX Runtime (one intra-op thread, spinning off, as the
   service) + FAISS (the bundle's operating point, k x views candidates), in this process.
+- the batch by part: the 64-pose /embed body through the service's own functions in this process (parse and
+  validate, the per-item features, the encoder through the micro-batcher, the answer), and the rest of its HTTP
+  time above its body's floor (thread hops, middleware, socket I/O).
 - re-ranking: /retrieve k = 10 with and without it (``rerank: false``) in one interleaved loop (request pairs, so
   load changes on the machine hit both alike), for 2D without image geometry (the weak-perspective fit) and with
   ``image_size`` and a camera (the pinhole fit); the p50 ratio of each pair of series.
@@ -174,6 +177,58 @@ def server_stage(client, body: bytes, stage: str, n: int = 50) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def batch_parts(bundle: Path, body: bytes, n: int) -> dict[str, float]:
+    """The service's own work on the 64-pose ``/embed`` body, part by part, in this process and without HTTP or
+    thread hops (median ms of ``n`` calls each): what the batch's service cost is made of."""
+    import asyncio
+
+    from service import pipeline
+    from service.body import parse_json, validate
+    from service.config import Settings
+    from service.main import create_app
+    from service.responses import dumps
+    from service.schemas.requests import EMBED_ADAPTER
+
+    app = create_app(Settings(bundle_path=bundle))
+
+    def timed(f) -> float:
+        for _ in range(WARMUP):
+            f()
+        return statistics.median(_elapsed_ms(f) for _ in range(n))
+
+    async def measure() -> dict[str, float]:
+        async with app.router.lifespan_context(app):
+            served, settings = app.state.bundle, app.state.settings
+            req = validate(EMBED_ADAPTER, parse_json(body))
+            items, fields = req.items, [f"inputs[{i}]" for i in range(len(req.items))]
+            order = list(range(len(items)))
+            prepared = pipeline._prepare_poses(served, settings, items, fields, order)  # the work, no hop
+            rows = np.concatenate([prepared[i].rows for i in order])
+            embeddings = await served.models.run("encoder_pose2d", rows)
+            encoder_ms = []
+            for _ in range(WARMUP + n):
+                started = time.perf_counter()
+                await served.models.run("encoder_pose2d", rows)
+                encoder_ms.append((time.perf_counter() - started) * 1e3)
+            return {
+                "parse and validate": timed(lambda: validate(EMBED_ADAPTER, parse_json(body))),
+                "features (per-item path)": timed(
+                    lambda: pipeline._prepare_poses(served, settings, items, fields, order)),
+                "encoder through the batcher": statistics.median(encoder_ms[WARMUP:]),
+                "answer built and encoded": timed(lambda: dumps({
+                    "model_version": served.model_version, "dim": served.dim,
+                    "embeddings": [pipeline.answer_embedding(e) for e in embeddings], "people": [None] * len(items)})),
+            }
+
+    return asyncio.run(measure())
+
+
+def _elapsed_ms(f) -> float:
+    started = time.perf_counter()
+    f()
+    return (time.perf_counter() - started) * 1e3
+
+
 class Direct:
     """The service's compute without the service: features, ORT session.run, FAISS search."""
 
@@ -250,12 +305,13 @@ def run(args: argparse.Namespace) -> None:
                 row.update(direct_p50=percentile(direct_ms, 50), direct_p99=percentile(direct_ms, 99),
                            direct_rps=concurrent(lambda f=direct_calls[name]: f, n * 2, args.concurrency))
             rows.append(row)
+        parts = batch_parts(bundle, bodies["embed64"], max(20, args.requests // 4))
         rerank_rows = rerank_split(url, kp, args.requests)
         image_rows = image_split(url, args, direct) if args.image.is_file() else None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    report(rows, image_rows, args, bundle, rerank_rows)
+    report(rows, image_rows, args, bundle, rerank_rows, parts)
 
 
 def image_split(url: str, args: argparse.Namespace, direct: Direct) -> dict:
@@ -285,7 +341,7 @@ def image_split(url: str, args: argparse.Namespace, direct: Direct) -> dict:
 
 
 def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundle: Path,
-           rerank: dict[str, dict[str, float]] | None = None) -> None:
+           rerank: dict[str, dict[str, float]] | None = None, parts: dict[str, float] | None = None) -> None:
     from model.runtime.bundle_format import read_manifest
 
     manifest = read_manifest(bundle)
@@ -316,6 +372,14 @@ def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundl
         print(f"{names[r['name']]:<30}{r['http_p50']:>9.3f}{r['http_p99']:>9.3f}{extra}{rps}")
     print("\noverhead p50 = HTTP p50 - direct p50 (the service's own cost); / floor = overhead p50 / the bare ASGI "
           f"route's HTTP p50 with the same body (x{BATCH} for the batch); above floor = HTTP p50 - that floor")
+    if parts:
+        batch = next(r for r in rows if r["name"] == "embed64")
+        rest = batch["http_p50"] - next(r["http_p50"] for r in rows if r["name"] == "bare64") - sum(parts.values())
+        print(f"\n/embed pose2d x{BATCH}, the service's work by part (in process, no HTTP, no thread hop; medians in "
+              f"ms; direct features + ONNX: {batch['direct_p50']:.2f}):")
+        for name, ms in parts.items():
+            print(f"  {name:<30}{ms:>8.2f}")
+        print(f"  {'rest: hops, middleware, I/O':<30}{rest:>8.2f}  (HTTP p50 - its body's floor - the parts)")
     if rerank:
         candidates = manifest.rerank.candidates if manifest.rerank is not None else "-"
         print(f"\n/retrieve k={K}, geometric re-ranking of {candidates} candidates on and off, {args.requests} "

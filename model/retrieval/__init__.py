@@ -1,11 +1,10 @@
-"""Retrieval algorithms in numpy: how well a library pose explains a query (re-ranking and its expected error),
-subsequence alignment of motions, motion search over an index, and exact k-NN (FAISS) for ground truth."""
+"""Retrieval algorithms in numpy. Public API:
 
-from model.retrieval.exact_search import exact_search
-from model.retrieval.motion_search import Segment, search_motion
-from model.retrieval.rerank import ErrorCurve, fit_residuals, rank_order, rank_scores
-from model.retrieval.sequence_alignment import subsequence_dtw
-from model.retrieval.sequence_fit import fit_sequences
+- ``rerank``: how well a library pose explains a query (``fit_residuals``, ``rank_scores``, ``rank_order``) and
+  the expected error of a result (``ErrorCurve``);
+- ``sequence_alignment``: subsequence DTW (``subsequence_dtw``); ``sequence_fit``: one camera for a whole motion
+  (``fit_sequences``); ``motion_search``: motion search over an index (``search_motion``, ``Segment``);
+- ``exact_search``: exact k-NN (FAISS's ``knn``) for ground truth.
 
-__all__ = ["ErrorCurve", "Segment", "exact_search", "fit_residuals", "fit_sequences", "rank_order", "rank_scores",
-           "search_motion", "subsequence_dtw"]
+Nothing is imported here, so only ``exact_search`` loads FAISS.
+"""

@@ -13,14 +13,15 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from model.pose.joint_layouts import REQUEST_LAYOUTS_2D, REQUEST_LAYOUTS_3D
 from model.pose.perspective_crop import DEFAULT_FOV_DEG
 
 MAX_CAMERA_PX = 1e7  # focal lengths and principal points beyond this many pixels are refused
 MIN_FOV_DEG, MAX_FOV_DEG = 1.0, 179.0
 DISTORTION_LENGTHS = (4, 5)  # OpenCV's k1, k2, p1, p2[, k3]
 
-Layout2D = Literal["h36m17", "unihpr17", "coco17", "blazepose33"]
-Layout3D = Literal["h36m17", "unihpr17"]
+Layout2D = Literal[REQUEST_LAYOUTS_2D]  # the registry's request layouts (model.pose.joint_layouts)
+Layout3D = Literal[REQUEST_LAYOUTS_3D]
 LAYOUT_DESCRIPTION = ("`h36m17`: the field's convention (Human3.6M ground truth as VideoPose3D, MotionBERT and mmpose "
                       "give it: thorax at the neck base, spine 0.47 of the way up, neck/nose and head top on the "
                       "head's axis); `unihpr17`: our shared-formula convention (thorax = mid-shoulders, spine "
