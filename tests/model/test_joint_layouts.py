@@ -3,7 +3,7 @@
 import numpy as np
 
 from model.pose.joint_formulas import landmarks_to_h36m17, layout_to_unihpr17
-from model.pose.joint_layouts import LANDMARKS, LAYOUTS, REQUEST_LAYOUTS_2D, REQUEST_LAYOUTS_3D
+from model.pose.joint_layouts import LAYOUTS, REQUEST_LAYOUTS_2D, REQUEST_LAYOUTS_3D
 
 
 def test_landmark_indices_of_the_published_layouts():
@@ -14,15 +14,6 @@ def test_landmark_indices_of_the_published_layouts():
     assert LAYOUTS["mpii16"].landmark_index == (None, None, None, 13, 12, 14, 11, 15, 10, 3, 2, 4, 1, 5, 0)
     assert [LAYOUTS[n].size for n in ("coco17", "blazepose33", "crowdpose14", "mpii16", "h36m17", "unihpr17")] == \
         [17, 33, 14, 16, 17, 17]
-
-
-def test_every_landmark_layout_names_its_landmarks():
-    for layout in LAYOUTS.values():
-        if layout.landmark_index is None:
-            continue
-        for landmark, index in zip(LANDMARKS, layout.landmark_index):
-            if index is not None:
-                assert layout.keypoints[index].replace("left_", "l_").replace("right_", "r_") == landmark
 
 
 def test_a_layout_without_a_landmark_leaves_the_joints_that_need_it_missing():
