@@ -261,12 +261,6 @@ def _round(x: float | None, digits: int = 3) -> float | None:
     return None if x is None else round(x, digits)
 
 
-def curve_of(entry: fmt.RerankMethod) -> ErrorCurve:
-    """The ``ErrorCurve`` of a manifest entry."""
-    c = entry.calibration
-    return ErrorCurve(np.asarray(c.residual), np.asarray(c.expected_error_mm), c.far_residual)
-
-
 VALIDATION_QUERIES = 300  # per method, at build time
 VALIDATION_SEED = 17
 QUERIES_TEXT = ("{n} poses of the validation clips ({source}), each seen once through a seeded random camera "
