@@ -32,6 +32,8 @@ the smallest confidence among the landmarks it uses.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from model.pose.joint_combinations import combine_points
@@ -102,11 +104,20 @@ def layout_to_unihpr17(keypoints: np.ndarray, layout: str, confidence: np.ndarra
         raise KeyError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
     spec = LAYOUTS[layout]
     assert keypoints.shape[-2] == spec.size, f"{layout} has {spec.size} keypoints"
-    landmarks = np.full(keypoints.shape[:-2] + (NUM_LANDMARKS, keypoints.shape[-1]), np.nan)
-    landmark_conf = None if confidence is None else np.zeros(keypoints.shape[:-2] + (NUM_LANDMARKS,))
-    for k, source in enumerate(spec.landmark_index):
-        if source is not None:
-            landmarks[..., k, :] = keypoints[..., source, :]
-            if landmark_conf is not None:
-                landmark_conf[..., k] = confidence[..., source]
-    return landmarks_to_h36m17(landmarks, landmark_conf)
+    index, lacking = _landmark_gather(layout)
+    landmarks = keypoints[..., index, :]
+    conf = None if confidence is None else confidence[..., index]
+    if lacking.any():  # landmarks the layout lacks are missing: NaN, confidence 0
+        landmarks = np.where(lacking[:, None], np.nan, landmarks)
+        conf = None if conf is None else np.where(lacking, 0.0, conf)
+    return landmarks_to_h36m17(landmarks, conf)
+
+
+@lru_cache
+def _landmark_gather(layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """(15,) where each landmark sits in ``layout`` (0 where it lacks it) and (15,) bool: lacking."""
+    sources = LAYOUTS[layout].landmark_index
+    index, lacking = np.array([0 if s is None else s for s in sources]), np.array([s is None for s in sources])
+    index.setflags(write=False)
+    lacking.setflags(write=False)
+    return index, lacking
