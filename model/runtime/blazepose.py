@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
@@ -50,6 +51,11 @@ ROI_SCALE = 1.25  # RectTransformationCalculator scale_x = scale_y in pose_detec
 ROI_TARGET_ANGLE = math.pi / 2  # rotation_vector_target_angle_degrees: 90
 HEATMAP_KERNEL = 7  # RefineLandmarksFromHeatmapCalculatorOptions.kernel_size
 HEATMAP_MIN_CONFIDENCE = 0.5  # ... .min_confidence_to_refine (proto default)
+BORDERS = {"zero": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE}
+
+# A crop is a fraction of a millisecond on one core; OpenCV's own thread pool would only contend with the worker
+# threads that each run one BlazePose (and with ONNX Runtime and FAISS) for the machine's few cores.
+cv2.setNumThreads(1)
 
 BLAZEPOSE33 = LAYOUTS["blazepose33"].keypoints
 
@@ -97,48 +103,25 @@ def warp_roi(image: np.ndarray, centre: tuple[float, float], side: float, rotati
     The output's unit square (u, v) maps to image point centre + R(rotation) @ ((u - 0.5) side, (v - 0.5) side)
     with R = [[cos, -sin], [sin, cos]] (the transform LandmarkProjectionCalculator inverts). Bilinear sampling at
     output pixel centres; ``border`` is "zero" (black) or "replicate" (edge pixels), as ImageToTensorCalculator's
-    BORDER_ZERO and its default. Only the 4 x out_size^2 sampled pixels are read: no copy of the image is made.
+    BORDER_ZERO and its default. One OpenCV affine warp of the 8-bit image, then the conversion to float: the
+    crop is rounded to 8 bits as in MediaPipe's own CPU converter (``cv::warpPerspective`` on the 8-bit image,
+    then ``convertTo``). Only the sampled pixels are read: no copy of the image is made.
     """
     assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8, (image.shape, image.dtype)
     assert border in ("zero", "replicate"), border
-    h, w = image.shape[:2]
-    if h < 2 or w < 2:  # two taps per axis must exist; the zero padding gets no weight (coordinates stay inside h, w)
-        image = np.pad(image, ((0, max(0, 2 - h)), (0, max(0, 2 - w)), (0, 0)))
-    stride = image.shape[1]  # pixels per row of the (possibly padded) image
-    pixels = np.ascontiguousarray(image).reshape(-1).view("V3")  # (H * W,) one 3-byte item per pixel, a view
     k = side / out_size
-    c, s = np.float32(math.cos(rotation) * k), np.float32(math.sin(rotation) * k)
-    t = np.arange(out_size, dtype=np.float32) + np.float32(0.5 - out_size / 2)  # output pixel centres from the middle
-    # pixel-index coordinates (continuous - 0.5) of every output pixel centre, (out, out): rows = v, cols = u
-    xs = (c * t + np.float32(centre[0] - 0.5))[None, :] - (s * t)[:, None]
-    ys = (s * t + np.float32(centre[1] - 0.5))[None, :] + (c * t)[:, None]
-    cx, cy = np.clip(xs, 0, w - 1), np.clip(ys, 0, h - 1)  # replicate border = sampling the nearest in-image point
-    x0, y0 = np.floor(np.minimum(cx, stride - 2)), np.floor(np.minimum(cy, image.shape[0] - 2))  # top-left tap
-    fx, fy = cx - x0, cy - y0  # in [0, 1]
-    i = y0.astype(np.intp) * stride + x0.astype(np.intp)  # (out, out) pixel index of the top-left tap
-    taps = np.take(pixels, np.stack([i, i + 1, i + stride, i + stride + 1]))  # (4, out, out) 3-byte items
-    taps = taps.view(np.uint8).reshape(4, out_size, out_size, 3).astype(np.float32)
+    c, s = math.cos(rotation) * k, math.sin(rotation) * k
+    t0 = 0.5 - out_size / 2  # the first output pixel centre, from the middle, in output pixels
+    # output pixel index -> image pixel index (continuous - 0.5), as WARP_INVERSE_MAP reads it
+    to_image = np.array([[c, -s, centre[0] - 0.5 + (c - s) * t0],
+                         [s, c, centre[1] - 0.5 + (s + c) * t0]])
+    crop = cv2.warpAffine(image, to_image, (out_size, out_size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=BORDERS[border], borderValue=0)
     lo, hi = value_range
-    gain = np.float32((hi - lo) / 255.0)
-    if border == "zero":  # zero-border bilinear = replicate-border bilinear x the in-image tap weight of each axis
-        gain = gain * np.clip(np.minimum(xs + 1, w - xs), 0, 1) * np.clip(np.minimum(ys + 1, h - ys), 0, 1)
-        gain = np.repeat(gain, 3).reshape(taps.shape[1:])
-    # per-channel copies of the weights keep every operation below one contiguous loop (broadcasting over the
-    # 3 channels runs numpy's inner loop 3 elements at a time)
-    fx, fy = np.repeat(fx, 3).reshape(taps.shape[1:]), np.repeat(fy, 3).reshape(taps.shape[1:])
-    top, top_r, bottom, bottom_r = taps  # in place: top += fx (top_r - top), likewise bottom, then top += fy (...)
-    top_r -= top
-    top_r *= fx
-    top += top_r
-    bottom_r -= bottom
-    bottom_r *= fx
-    bottom += bottom_r
-    bottom -= top
-    bottom *= fy
-    top += bottom
-    top *= gain
-    top += np.float32(lo)
-    return top
+    out = crop.astype(np.float32)
+    out *= np.float32((hi - lo) / 255.0)
+    out += np.float32(lo)
+    return out
 
 
 def roi_from_detection(keypoints: np.ndarray) -> tuple[float, float, float, float]:

@@ -271,7 +271,8 @@ def test_one_instance_shared_by_threads_gives_the_sequential_result(blazepose, p
 
 
 # Reference implementations: the straightforward per-channel, per-landmark code this module ran before its pre- and
-# post-processing were vectorised (commit 040d5fb). The fast versions must give the same crops and landmarks.
+# post-processing were vectorised (commit 040d5fb), with float crops. The refinement must give the same landmarks;
+# the crops are the same up to their 8-bit rounding (OpenCV's warp, as in MediaPipe).
 
 def reference_warp(image: np.ndarray, centre: tuple[float, float], side: float, rotation: float, out_size: int,
                    border: str, value_range: tuple[float, float] = (0.0, 255.0)) -> np.ndarray:
@@ -343,7 +344,7 @@ def test_warp_matches_the_reference_on_photos(blazepose, pose_images):
             assert got.shape == want.shape == (size, size, 3) and got.dtype == np.float32
             worst = max(worst, float(np.abs(got - want).max()) * 255.0 / (value_range[1] - value_range[0]))
     print(f"\nwarp vs reference, worst |difference| in 0..255 units: {worst:.4f}")
-    assert worst <= 0.02, worst  # float rounding only
+    assert worst <= 1.0, worst  # the 8-bit rounding of the crop (as MediaPipe's), OpenCV's 1/32-pixel weights
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (2, 2), (9, 4)])
@@ -352,7 +353,7 @@ def test_warp_on_tiny_images_matches_the_reference(shape, border):
     image = np.random.default_rng(sum(shape)).integers(0, 256, (*shape, 3), dtype=np.uint8)
     for centre, side, rotation in (((0.5, 0.5), 3.0, 0.3), ((shape[1] / 2, shape[0] / 2), 10.0, -1.2)):
         np.testing.assert_allclose(warp_roi(image, centre, side, rotation, 16, border),
-                                   reference_warp(image, centre, side, rotation, 16, border), atol=1e-3)
+                                   reference_warp(image, centre, side, rotation, 16, border), atol=1.0)
 
 
 def test_refine_matches_the_reference():
@@ -368,10 +369,9 @@ def test_refine_matches_the_reference():
 
 
 def test_pipeline_matches_the_reference_pipeline(blazepose, pose_images, monkeypatch):
-    """Whole ``run`` with the fast crops and refinement against the same with the reference ones."""
+    """Whole ``run`` with the fast refinement against the same with the reference one (the same crops)."""
     images = _parity_images(pose_images)
     fast = [blazepose.detect(image) for image in images]
-    monkeypatch.setattr(blazepose_module, "warp_roi", reference_warp)
     monkeypatch.setattr(blazepose_module, "refine_from_heatmap", reference_refine)
     worst = {"keypoints": 0.0, "box": 0.0, "score": 0.0}
     for got, image in zip(fast, images):
@@ -382,5 +382,27 @@ def test_pipeline_matches_the_reference_pipeline(blazepose, pose_images, monkeyp
             worst["box"] = max(worst["box"], float(np.abs(a.box - b.box).max()))
             worst["score"] = max(worst["score"], abs(a.score - b.score), abs(a.detection_score - b.detection_score),
                                  float(np.abs(a.visibility - b.visibility).max()))
-    print(f"\nfast vs reference pipeline, worst differences: {worst}")
+    print(f"\nfast vs reference refinement, worst differences: {worst}")
     assert worst["keypoints"] <= 0.5 and worst["box"] <= 0.5 and worst["score"] <= 1e-3, worst
+
+
+def test_8bit_crops_move_landmarks_as_little_as_rounding_can(blazepose, pose_images, monkeypatch):
+    """The crops are rounded to 8 bits, as MediaPipe's CPU converter rounds them; against float crops (the
+    reference warp) the same people are found, and the landmarks the model sees (visibility >= 0.5) move by a
+    small fraction of the person's box: the landmark model is sensitive to the rounding only where it is unsure."""
+    images = _parity_images(pose_images)
+    fast = [blazepose.detect(image) for image in images]
+    monkeypatch.setattr(blazepose_module, "warp_roi", reference_warp)
+    shifts, boxes, scores = [], [], []
+    for got, image in zip(fast, images):
+        want = blazepose.detect(image)
+        assert len(got) == len(want) >= 1
+        for a, b in zip(got, want):
+            diagonal = float(np.hypot(*(b.box[2:] - b.box[:2])))
+            shifts += list(np.hypot(*(a.keypoints - b.keypoints).T)[b.visibility >= 0.5] / diagonal)
+            boxes.append(float(np.abs(a.box - b.box).max()) / diagonal)
+            scores.append(max(abs(a.score - b.score), abs(a.detection_score - b.detection_score)))
+    print(f"\n8-bit vs float crops, visible landmarks' shift / box diagonal: median {np.median(shifts):.4f}, "
+          f"p95 {np.percentile(shifts, 95):.4f}, max {max(shifts):.4f}; box {max(boxes):.4f}; scores {max(scores):.4f}")
+    assert np.median(shifts) <= 0.005 and np.percentile(shifts, 95) <= 0.03 and max(shifts) <= 0.1
+    assert max(boxes) <= 0.05 and max(scores) <= 0.05
