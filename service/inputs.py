@@ -98,10 +98,11 @@ def _parse_pose2d(item: Pose2DInput, field: str) -> tuple[np.ndarray, np.ndarray
     return np.where((conf > 0)[:, None], xy, np.nan), conf
 
 
-def _parse_uniform(items: list[Pose2DInput]) -> list[tuple[np.ndarray, np.ndarray]] | None:
+def _parse_uniform(items: list[Pose2DInput]) -> tuple[np.ndarray, np.ndarray] | None:
     """What ``_parse_pose2d`` gives for every item, computed on one array, when the batch is uniform and valid:
     one layout, every keypoint given as [x, y] or every one as [x, y, c], finite, in range, confidences in
-    [0, 1], image sizes in range. None otherwise: the per-item path then finds the fault and names its field."""
+    [0, 1], image sizes in range. Returns (n, K, 2) pixels (NaN where c = 0) and (n, K) confidence; None
+    otherwise: the per-item path then finds the fault and names its field."""
     layout = items[0].layout
     if layout not in REQUEST_LAYOUTS_2D or any(item.layout != layout for item in items):
         return None
@@ -114,15 +115,42 @@ def _parse_uniform(items: list[Pose2DInput]) -> list[tuple[np.ndarray, np.ndarra
     conf = rows[..., 2] if rows.shape[2] == 3 else np.ones(rows.shape[:2])
     if not np.isfinite(rows).all() or (np.abs(rows) > MAX_ABS_COORDINATE).any() or ((conf < 0) | (conf > 1)).any():
         return None
-    scale = np.ones((len(items), 2))
-    for i, item in enumerate(items):
-        if item.image_size is not None:
-            if not all(0 < side <= MAX_ABS_COORDINATE for side in item.image_size):
-                return None
-            if item.coordinates == "normalized":
-                scale[i] = item.image_size
-    xy = np.where((conf > 0)[..., None], rows[..., :2] * scale[:, None, :], np.nan)
-    return list(zip(xy, conf))
+    xy = rows[..., :2]
+    sized = [i for i, item in enumerate(items) if item.image_size is not None]
+    for i in sized:
+        if not all(0 < side <= MAX_ABS_COORDINATE for side in items[i].image_size):
+            return None
+    normalized = [i for i in sized if items[i].coordinates == "normalized"]
+    if normalized:
+        xy = xy.copy()
+        xy[normalized] *= np.array([items[i].image_size for i in normalized])[:, None, :]
+    if rows.shape[2] == 3:
+        xy = np.where((conf > 0)[..., None], xy, np.nan)
+    return xy, conf
+
+
+def _parse_each(items: list[Pose2DInput], fields: list[str],
+                errors: list[tuple[int, UnihprError]]) -> tuple[np.ndarray, np.ndarray]:
+    """The per-item path: each pose parsed and checked on its own, its errors (naming its field) added to
+    ``errors``; then converted to unihpr17 per layout. Returns (n, 17, 2) pixels and (n, 17) confidence."""
+    parsed = []
+    for i, (item, field) in enumerate(zip(items, fields)):
+        try:
+            parsed.append(_parse_pose2d(item, field))
+        except UnihprError as err:
+            errors.append((i, err))
+            size = LAYOUTS[item.layout].size if item.layout in LAYOUTS else NUM_JOINTS
+            parsed.append((np.full((size, 2), np.nan), np.zeros(size)))
+    joints = np.empty((len(items), NUM_JOINTS, 2))
+    confidence = np.empty((len(items), NUM_JOINTS))
+    if errors:
+        return joints, confidence
+    for layout in sorted({item.layout for item in items}):
+        idx = [i for i, item in enumerate(items) if item.layout == layout]
+        xy = np.stack([parsed[i][0] for i in idx])  # (n, K, 2)
+        conf = np.stack([parsed[i][1] for i in idx])  # (n, K)
+        joints[idx], confidence[idx] = layout_to_unihpr17(xy, layout, conf)  # (n, 17, 2), (n, 17)
+    return joints, confidence
 
 
 class Pose2DBatch(NamedTuple):
@@ -150,25 +178,14 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
     runs once for the whole batch.
     """
     cameras, errors = pose2d_cameras(items, fields)
-    parsed = _parse_uniform(items)
-    if parsed is None:
-        parsed = []
-        for i, (item, field) in enumerate(zip(items, fields)):
-            try:
-                parsed.append(_parse_pose2d(item, field))
-            except UnihprError as err:
-                errors.append((i, err))
-                size = LAYOUTS[item.layout].size if item.layout in LAYOUTS else NUM_JOINTS
-                parsed.append((np.full((size, 2), np.nan), None))
+    uniform = _parse_uniform(items)
+    if uniform is not None:
+        xy, conf = uniform
+        joints, confidence = layout_to_unihpr17(xy, items[0].layout, conf)  # (N, 17, 2), (N, 17)
+    else:
+        joints, confidence = _parse_each(items, fields, errors)
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
-    joints = np.empty((len(items), NUM_JOINTS, 2))
-    confidence = np.empty((len(items), NUM_JOINTS))
-    for layout in sorted({item.layout for item in items}):
-        idx = [i for i, item in enumerate(items) if item.layout == layout]
-        xy = np.stack([parsed[i][0] for i in idx])  # (n, K, 2)
-        conf = np.stack([parsed[i][1] for i in idx])  # (n, K)
-        joints[idx], confidence[idx] = layout_to_unihpr17(xy, layout, conf)  # (n, 17, 2), (n, 17)
     visible = (confidence > 0) & np.isfinite(joints).all(-1)
     confidence = np.where(visible, confidence, 0.0)
     counts = visible.sum(axis=1)

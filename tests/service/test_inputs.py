@@ -33,7 +33,8 @@ def test_the_batch_path_equals_the_per_pose_path(width, fields):
     req = request(kp.tolist(), **fields)
     batch = inputs._parse_uniform(req.inputs)
     assert batch is not None
-    for (xy, conf), (xy_ref, conf_ref) in zip(batch, per_pose(req)):
+    assert batch[0].shape == (12, joints, 2) and batch[1].shape == (12, joints)
+    for xy, conf, (xy_ref, conf_ref) in zip(*batch, per_pose(req)):
         np.testing.assert_array_equal(xy, xy_ref)
         np.testing.assert_array_equal(conf, conf_ref)
 
