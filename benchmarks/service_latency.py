@@ -4,19 +4,22 @@
                                                    [--image PATH]
 
 It starts the service (``create_app`` on uvicorn, loopback, a free port) in a child process with two extra routes
-that read the body and answer ``{}``: ``POST /_bench/bare``, a bare ASGI route in front of the app (no middleware,
-routing or validation: the floor of the server itself), and ``POST /_bench/empty``, a FastAPI endpoint behind the
-service's middleware. Then, in this process:
+that read the body: ``POST /_bench/bare``, a bare ASGI route in front of the app (no middleware, routing or
+validation: the floor of the server itself), answering ``{}`` or, with an ``X-Bench-Answer-Bytes`` header, a JSON
+object of that many bytes; and ``POST /_bench/empty``, a FastAPI endpoint behind the service's middleware answering
+``{}``. Then, in this process:
 
 - HTTP: a keep-alive httpx client, sequential requests for p50/p99 latency; ``--concurrency`` threads with one
-  client each for throughput. Scenarios: both floors (with the single-pose body), the bare route again with the
-  64-pose body (the floor the batch is measured against: the server reads its 46 KB body), /embed with one pose2d,
-  /embed with a batch of 64, /retrieve with k = 10 (re-ranked, the default).
-- direct: the same inputs through ``model.pose.features`` + ONNX Runtime (one intra-op thread, spinning off, as the
-  service) + FAISS (the bundle's operating point, k x views candidates), in this process.
+  client each for throughput. Scenarios: /embed with one pose2d, /embed with a batch of 64, /retrieve with k = 10
+  without re-ranking (its cost is measured on its own below), each after its floor: the bare route sent the same
+  body and answering as many bytes as the scenario's answer (so the floor moves the same bytes through server and
+  client); and the bare route and the FastAPI endpoint answering ``{}``.
+- direct: the same inputs through the service's layout conversion and ``model.pose.features`` + ONNX Runtime (one
+  intra-op thread, spinning off, as the service) + FAISS (the bundle's operating point, k x views candidates), in
+  this process.
 - the batch by part: the 64-pose /embed body through the service's own functions in this process (parse and
-  validate, the per-item features, the encoder through the micro-batcher, the answer), and the rest of its HTTP
-  time above its body's floor (thread hops, middleware, socket I/O).
+  validate, the features, the encoder through the micro-batcher, the answer), and the rest of its HTTP time
+  above its floor (thread hops, middleware, socket I/O).
 - re-ranking: /retrieve k = 10 with and without it (``rerank: false``) in one interleaved loop (request pairs, so
   load changes on the machine hit both alike), for 2D without image geometry (the weak-perspective fit) and with
   ``image_size`` and a camera (the pinhole fit); the p50 ratio of each pair of series.
@@ -59,6 +62,8 @@ from benchmarks.service_harness import (  # noqa: E402  (run as a script: the re
 
 BATCH = 64
 K = 10
+ANSWER_BYTES = b"x-bench-answer-bytes"
+SCENARIOS = ("embed1", "embed64", "retrieve")  # each measured against the bare route with its body and answer size
 
 
 # ------------------------------------------------------------------ the server (child process)
@@ -82,7 +87,10 @@ def serve(bundle: Path, port: int) -> None:
 
 def with_bare_floor(app):
     """``app`` behind one bare ASGI route, ``POST /_bench/bare``: it reads the body and answers ``{}`` with no
-    middleware, routing or validation, on the same server and settings: the floor of the server itself."""
+    middleware, routing or validation, on the same server and settings: the floor of the server itself. With an
+    ``X-Bench-Answer-Bytes: N`` header it answers a JSON object of N bytes instead (made once per size), so a
+    scenario's floor also moves its answer's bytes through the server and the client."""
+    answers = {2: b"{}"}
 
     async def asgi(scope, receive, send):
         if scope["type"] != "http" or scope["path"] != "/_bench/bare":
@@ -91,9 +99,13 @@ def with_bare_floor(app):
         more = True
         while more:
             more = (await receive()).get("more_body", False)
+        size = int(dict(scope["headers"]).get(ANSWER_BYTES, b"2"))
+        if size not in answers:
+            answers[size] = b'{"pad":"' + b"0" * max(0, size - 10) + b'"}'
+        body = answers[size]
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")]})
-        await send({"type": "http.response.body", "body": b"{}"})
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
     return asgi
 
@@ -212,7 +224,7 @@ def batch_parts(bundle: Path, body: bytes, n: int) -> dict[str, float]:
                 encoder_ms.append((time.perf_counter() - started) * 1e3)
             return {
                 "parse and validate": timed(lambda: validate(EMBED_ADAPTER, parse_json(body))),
-                "features (per-item path)": timed(
+                "features (the service's path)": timed(
                     lambda: pipeline._prepare_poses(served, settings, items, fields, order)),
                 "encoder through the batcher": statistics.median(encoder_ms[WARMUP:]),
                 "answer built and encoded": timed(lambda: dumps({
@@ -248,9 +260,11 @@ class Direct:
         self.params = faiss.SearchParametersIVF(nprobe=nprobe) if nprobe else None
 
     def embed(self, keypoints: np.ndarray) -> np.ndarray:
+        """keypoints: (N, 17, 2) pixels in the field's h36m17, as the requests send them."""
         from model.pose.features import pose2d_features
+        from model.pose.joint_formulas import layout_to_unihpr17
 
-        return self.encoder.run(None, {self.input: pose2d_features(keypoints)})[0]
+        return self.encoder.run(None, {self.input: pose2d_features(layout_to_unihpr17(keypoints, "h36m17"))})[0]
 
     def retrieve(self, keypoints: np.ndarray):
         return self.index.search(self.embed(keypoints), K * self.views, params=self.params)
@@ -265,26 +279,32 @@ def run(args: argparse.Namespace) -> None:
     kp = pose_keypoints(bundle, BATCH)
     single = {"inputs": [{"modality": "pose2d", "keypoints": kp[0].tolist(), "layout": "h36m17"}]}
     batch = {"inputs": [{"modality": "pose2d", "keypoints": k.tolist(), "layout": "h36m17"} for k in kp]}
-    query = {"query": single["inputs"][0], "k": K}
+    query = {"query": single["inputs"][0], "k": K, "rerank": False}  # direct = features + ONNX + FAISS, no fit
     bodies = {name: json.dumps(b).encode() for name, b in
-              (("bare", single), ("bare64", batch), ("empty", single), ("embed1", single), ("embed64", batch),
-               ("retrieve", query))}
-    paths = {"bare": "/_bench/bare", "bare64": "/_bench/bare", "empty": "/_bench/empty", "embed1": "/embed",
-             "embed64": "/embed", "retrieve": "/retrieve"}
+              (("bare", single), ("empty", single), ("embed1", single), ("embed64", batch), ("retrieve", query))}
+    paths = {"bare": "/_bench/bare", "empty": "/_bench/empty", "embed1": "/embed", "embed64": "/embed",
+             "retrieve": "/retrieve"}
+    headers = {name: {"Content-Type": "application/json"} for name in bodies}
 
     direct = Direct(bundle)
-    direct_calls = {"bare": None, "bare64": None, "empty": None, "embed1": lambda: direct.embed(kp[:1]),
-                    "embed64": lambda: direct.embed(kp), "retrieve": lambda: direct.retrieve(kp[:1])}
+    direct_calls = {"embed1": lambda: direct.embed(kp[:1]), "embed64": lambda: direct.embed(kp),
+                    "retrieve": lambda: direct.retrieve(kp[:1])}
 
     proc, url = start_server(bundle, __file__)
-    headers = {"Content-Type": "application/json"}
     rows = []
     try:
-        for name in ("bare", "bare64", "empty", "embed1", "embed64", "retrieve"):
-            n = args.requests if name not in ("bare64", "embed64") else max(20, args.requests // 4)
+        with httpx.Client(base_url=url, timeout=60) as client:  # each scenario's floor: its body, its answer's size
+            for name in SCENARIOS:
+                answer = client.post(paths[name], content=bodies[name], headers=headers[name])
+                assert answer.status_code == 200, answer.text
+                floor = f"floor:{name}"
+                bodies[floor], paths[floor] = bodies[name], "/_bench/bare"
+                headers[floor] = {**headers[name], ANSWER_BYTES.decode(): str(len(answer.content))}
+        for name in ("bare", "empty", *(n for s in SCENARIOS for n in (f"floor:{s}", s))):
+            n = args.requests if "embed64" not in name else max(20, args.requests // 4)
             with httpx.Client(base_url=url, timeout=60) as client:
                 def call(client=client, name=name):
-                    r = client.post(paths[name], content=bodies[name], headers=headers)
+                    r = client.post(paths[name], content=bodies[name], headers=headers[name])
                     assert r.status_code == 200, r.text
 
                 http_ms = sequential(call, n)
@@ -293,14 +313,14 @@ def run(args: argparse.Namespace) -> None:
 
             def make_call(name=name):
                 clients.append(httpx.Client(base_url=url, timeout=60))
-                return lambda c=clients[-1]: c.post(paths[name], content=bodies[name], headers=headers)
+                return lambda c=clients[-1]: c.post(paths[name], content=bodies[name], headers=headers[name])
 
             http_rps = concurrent(make_call, n * 2, args.concurrency)
             for c in clients:
                 c.close()
             row = {"name": name, "http_p50": percentile(http_ms, 50), "http_p99": percentile(http_ms, 99),
-                   "http_rps": http_rps}
-            if direct_calls[name] is not None:
+                   "http_rps": http_rps, "answer_bytes": int(headers[name].get(ANSWER_BYTES.decode(), 2))}
+            if name in direct_calls:
                 direct_ms = sequential(direct_calls[name], n)
                 row.update(direct_p50=percentile(direct_ms, 50), direct_p99=percentile(direct_ms, 99),
                            direct_rps=concurrent(lambda f=direct_calls[name]: f, n * 2, args.concurrency))
@@ -350,11 +370,13 @@ def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundl
           f"D={manifest.embedding.dim}, nprobe={index.operating_point.nprobe}")
     print(f"{os.cpu_count()} CPUs; {args.requests} sequential requests per scenario (64-batch: a quarter), "
           f"throughput with {args.concurrency} concurrent clients; times in ms\n")
-    names = {"bare": "bare ASGI route (floor)", "bare64": f"bare route, x{BATCH} body (floor)",
-             "empty": "empty FastAPI endpoint", "embed1": "/embed pose2d x1", "embed64": f"/embed pose2d x{BATCH}",
-             "retrieve": f"/retrieve k={K}"}
-    floors = {r["name"]: r["http_p50"] for r in rows if r["name"].startswith("bare")}
-    header = (f"{'scenario':<30}{'HTTP p50':>9}{'HTTP p99':>9}{'direct p50':>11}{'direct p99':>11}"
+    names = {"bare": "bare ASGI route, answer {} (2 B)", "empty": "empty FastAPI endpoint",
+             "embed1": "/embed pose2d x1",
+             "embed64": f"/embed pose2d x{BATCH}", "retrieve": f"/retrieve k={K}, no re-ranking"}
+    names.update({r["name"]: f"  floor: bare, its body, {r['answer_bytes']} B" for r in rows
+                  if r["name"].startswith("floor:")})
+    floors = {r["name"].split(":")[1]: r["http_p50"] for r in rows if r["name"].startswith("floor:")}
+    header = (f"{'scenario':<34}{'HTTP p50':>9}{'HTTP p99':>9}{'direct p50':>11}{'direct p99':>11}"
               f"{'overhead p50':>13}{'/ floor':>8}{'HTTP/direct':>12}{'above floor':>12}{'HTTP req/s':>11}"
               f"{'direct req/s':>13}")
     print(header)
@@ -362,24 +384,28 @@ def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundl
     for r in rows:
         if "direct_p50" in r:
             overhead = r["http_p50"] - r["direct_p50"]
-            floor = floors["bare64" if r["name"] == "embed64" else "bare"]  # the bare route with the same body
+            floor = floors[r["name"]]
             extra = (f"{r['direct_p50']:>11.3f}{r['direct_p99']:>11.3f}{overhead:>13.3f}{overhead / floor:>7.2f}x"
                      f"{r['http_p50'] / r['direct_p50']:>11.1f}x{r['http_p50'] - floor:>12.3f}")
             rps = f"{r['http_rps']:>11.0f}{r['direct_rps']:>13.0f}"
         else:
             extra = f"{'':>11}{'':>11}{'':>13}{'':>8}{'':>12}{'':>12}"
             rps = f"{r['http_rps']:>11.0f}{'':>13}"
-        print(f"{names[r['name']]:<30}{r['http_p50']:>9.3f}{r['http_p99']:>9.3f}{extra}{rps}")
-    print("\noverhead p50 = HTTP p50 - direct p50 (the service's own cost); / floor = overhead p50 / the bare ASGI "
-          f"route's HTTP p50 with the same body (x{BATCH} for the batch); above floor = HTTP p50 - that floor")
+        print(f"{names[r['name']]:<34}{r['http_p50']:>9.3f}{r['http_p99']:>9.3f}{extra}{rps}")
+    bare = next(r["http_p50"] for r in rows if r["name"] == "bare")
+    print("\noverhead p50 = HTTP p50 - direct p50 (the service's own cost); / floor = overhead p50 / the floor above "
+          "it: the bare ASGI route (no middleware, routing or validation) sent the same body and answering as many "
+          "bytes, so the floor moves what the scenario moves; above floor = HTTP p50 - that floor. Against the "
+          f"bare route answering {{}} ({bare:.3f} ms): " + ", ".join(
+              f"{names[r['name']]} {(r['http_p50'] - r['direct_p50']) / bare:.2f}x" for r in rows if "direct_p50" in r))
     if parts:
         batch = next(r for r in rows if r["name"] == "embed64")
-        rest = batch["http_p50"] - next(r["http_p50"] for r in rows if r["name"] == "bare64") - sum(parts.values())
+        rest = batch["http_p50"] - floors["embed64"] - sum(parts.values())
         print(f"\n/embed pose2d x{BATCH}, the service's work by part (in process, no HTTP, no thread hop; medians in "
               f"ms; direct features + ONNX: {batch['direct_p50']:.2f}):")
         for name, ms in parts.items():
             print(f"  {name:<30}{ms:>8.2f}")
-        print(f"  {'rest: hops, middleware, I/O':<30}{rest:>8.2f}  (HTTP p50 - its body's floor - the parts)")
+        print(f"  {'rest: hops, middleware, I/O':<30}{rest:>8.2f}  (HTTP p50 - its floor - the parts)")
     if rerank:
         candidates = manifest.rerank.candidates if manifest.rerank is not None else "-"
         print(f"\n/retrieve k={K}, geometric re-ranking of {candidates} candidates on and off, {args.requests} "
