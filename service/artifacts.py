@@ -97,7 +97,7 @@ def load_bundle(path: Path, settings: Settings, device: Device,
     sources = SourceStore(path / manifest.sources.file) if manifest.sources is not None else None
     bundle = Bundle(path=path, manifest=manifest, models=models, index=pose_index, catalog=catalog,
                     detectors=detectors, world_to_camera=verified.rotations[0].copy(), sources=sources,
-                    reranking=Reranking.of(manifest.rerank))
+                    reranking=Reranking.of(manifest.rerank, catalog.poses))
     pose_index.activate()  # last: a bundle that fails anything before does not take the Milvus alias
     LOG.info("loaded bundle %s (%s): %d poses x %d views, %s %s index, D=%d, in %.2f s", path, bundle.model_version,
              len(catalog), bundle.views, pose_index.backend, pose_index.kind, bundle.dim, time.perf_counter() - started)

@@ -20,6 +20,7 @@ from fastapi import Request
 
 from model.pose.perspective_crop import to_real_camera
 from model.pose.skeleton import root_centred
+from model.pose.units import MM_PER_M
 from model.retrieval.rerank import candidate_count, method_of
 from service.artifacts import Bundle
 from service.camera import CameraChoice
@@ -30,7 +31,7 @@ from service.images import DetectedPeople, detect_people, image_pixels
 from service.inputs import embedding_to_vector, pose2d_to_features, pose3d_to_features
 from service.memory import release_memory
 from service.metrics import ServiceMetrics
-from service.pose_search import Hit, QueryGeometry, rerank, search_poses
+from service.pose_search import Hit, QueryGeometry, rerank, search_poses, with_lifted
 from service.schemas.inputs import EmbeddingInput, ImageInput, Pose2DInput, Pose3DInput
 
 INLINE_CONVERSIONS = 64  # more pose inputs than this are converted in a worker thread (64 uniform poses: ~0.7 ms)
@@ -267,7 +268,8 @@ async def search_and_rerank(bundle: Bundle, queries: np.ndarray, geometry: list[
                             pose_mask: np.ndarray | None, effort: float, group_by_clip: bool, rerank_on: bool,
                             timings: dict[str, float], expr: str | None = None) -> tuple[list[list[Hit]], bool]:
     """Top-k hits per query row, geometrically re-ranked (``service.pose_search.rerank``) when ``rerank_on`` and
-    the bundle is calibrated for it: ``candidate_count(k)`` candidates searched, fitted, k kept.
+    the bundle is calibrated for it: ``candidate_count(k)`` candidates searched, joined by the lifted candidates
+    when the bundle has them (``service.pose_search.with_lifted``), fitted, k kept.
 
     geometry: per query row (aligned with ``queries``). returns: the hits and whether re-ranking was applied.
     """
@@ -276,15 +278,36 @@ async def search_and_rerank(bundle: Bundle, queries: np.ndarray, geometry: list[
         return await search(bundle, queries, k, pose_mask, effort, group_by_clip, timings, expr), False
     hits = await search(bundle, queries, candidate_count(k, reranking.candidates), pose_mask, effort, group_by_clip,
                         timings, expr)
+    lifted = await lifted_poses(bundle, queries, geometry) if reranking.lifted else [None] * len(hits)
     started = time.perf_counter()
     poses, rotations = bundle.catalog.poses, bundle.catalog.rotations
+    group = bundle.catalog.clip if group_by_clip else None
+
+    def candidates_and_fit() -> list[list[Hit]]:
+        joined = with_lifted(hits, lifted, queries, reranking, bundle.index, pose_mask, group)
+        return rerank(joined, geometry, poses, rotations, reranking, k)
 
     if len(hits) <= INLINE_RERANK_ROWS:
-        out = rerank(hits, geometry, poses, rotations, reranking, k)
+        out = candidates_and_fit()
     else:
-        out = await anyio.to_thread.run_sync(rerank, hits, geometry, poses, rotations, reranking, k)
+        out = await anyio.to_thread.run_sync(candidates_and_fit)
     add_timing(timings, "rerank", (time.perf_counter() - started) * 1e3)
     return out, True
+
+
+async def lifted_poses(bundle: Bundle, queries: np.ndarray, geometry: list[QueryGeometry]) -> list[np.ndarray | None]:
+    """Per query row the 3D its lifted candidates are searched with: (17, 3) mm root-relative, the pose itself for a
+    3D query, the decoder's lift of its embedding for 2D and images; None for rows that are not re-ranked."""
+    out: list[np.ndarray | None] = [None] * len(geometry)
+    lift = [i for i, g in enumerate(geometry) if g.method is not None and g.method != "pose3d"]
+    if lift:
+        decoded = await bundle.models.run("decoder3d", queries[lift])  # (L, 17, 3) metres
+        for i, pose in zip(lift, root_centred(decoded.astype(np.float64) * bundle.mm_per_unit)):
+            out[i] = pose
+    for i, g in enumerate(geometry):
+        if g.method == "pose3d":
+            out[i] = np.asarray(g.features, np.float64) * MM_PER_M  # root-relative metres, camera frame
+    return out
 
 
 def geometry_of(prepared: list[Prepared]) -> list[QueryGeometry]:

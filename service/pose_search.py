@@ -7,17 +7,21 @@ for enough vectors, keeps the first view of each pose, and asks again with a lar
 than k groups.
 
 Re-ranking (``rerank``, ``model.retrieval.rerank``): the route asks ``search_poses`` for
-``model.retrieval.rerank.candidate_count(k)`` poses (groups), fits each candidate's 3D, as its matched view sees it, to
-the query, orders them by the rank score (cosine - weight * residual, the bundle's weight for the query's method) and
-keeps k; each kept hit carries its residual, rank score and expected error (the bundle's calibration).
+``model.retrieval.rerank.candidate_count(k)`` poses (groups), adds the bundle's lifted candidates (``with_lifted``:
+the library poses nearest the query's lifted 3D by joint distances, ``model.retrieval.lifted_candidates``), fits each
+candidate's 3D, as its matched view sees it, to the query, orders them by the rank score (cosine - weight *
+residual, the bundle's weight for the query's method) and keeps k; each kept hit carries its residual, rank score
+and expected error (the bundle's calibration).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import faiss
 import numpy as np
 
+from model.retrieval.lifted_candidates import DescriptorIndex, best_views, merge_candidates
 from model.retrieval.rerank import ErrorCurve, first_per_key, fit_residuals, rank_order, rank_scores
 from model.runtime.bundle_format import RerankInfo
 from service.index_backend import VectorIndex
@@ -87,21 +91,27 @@ def search_poses(index: VectorIndex, queries: np.ndarray, k: int, pose_mask: np.
 
 @dataclass(frozen=True)
 class Reranking:
-    """A bundle's re-ranking (manifest ``rerank``): candidates per query, and per method its weight and
-    expected-error curve."""
+    """A bundle's re-ranking (manifest ``rerank``): candidates per query, per method its weight and expected-error
+    curve, and the lifted candidates: how many, and the descriptor index over the bundle's poses (None: none)."""
 
     candidates: int
     weights: dict[str, float]
     curves: dict[str, ErrorCurve]
+    lifted: int = 0
+    descriptors: DescriptorIndex | None = None
 
     @classmethod
-    def of(cls, info: RerankInfo | None) -> Reranking | None:
+    def of(cls, info: RerankInfo | None, poses: np.ndarray | None = None) -> Reranking | None:
+        """poses: (N, 17, 3) mm, the bundle's poses, indexed by joint distances when the manifest asks for lifted
+        candidates."""
         if info is None:
             return None
         curves = {m: ErrorCurve(np.asarray(e.calibration.residual, np.float64),
                                 np.asarray(e.calibration.expected_error_mm, np.float64), e.calibration.far_residual)
                   for m, e in info.methods.items()}
-        return cls(info.candidates, {m: e.weight for m, e in info.methods.items()}, curves)
+        lifted = info.lifted_candidates if poses is not None and len(poses) else 0
+        return cls(info.candidates, {m: e.weight for m, e in info.methods.items()}, curves, lifted,
+                   DescriptorIndex(poses) if lifted else None)
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,35 @@ class QueryGeometry:
 
 
 RERANK_CHUNK = 64  # query rows fitted per vectorised call
+
+
+def with_lifted(rows: list[list[Hit]], lifted: list[np.ndarray | None], queries: np.ndarray, reranking: Reranking,
+                index: VectorIndex, pose_mask: np.ndarray | None = None,
+                group_of_pose: np.ndarray | None = None) -> list[list[Hit]]:
+    """Each query row's cosine candidates joined by its lifted candidates (``model.retrieval.lifted_candidates``):
+    the ``reranking.lifted`` poses (allowed by ``pose_mask``) nearest its lifted 3D, each at its best view by the
+    stored vectors; one list in cosine order, each pose (or group, with ``group_of_pose``) once.
+
+    lifted: per row (17, 3) mm, its lifted 3D, or None (the row keeps its candidates); queries: (Q, D).
+    """
+    members = [i for i, pose in enumerate(lifted) if pose is not None]
+    if not members or reranking.descriptors is None:
+        return rows
+    bitmap = None if pose_mask is None else np.packbits(pose_mask, bitorder="little")
+    selector = None if bitmap is None else faiss.IDSelectorBitmap(len(pose_mask), faiss.swig_ptr(bitmap))
+    near = reranking.descriptors.search(np.stack([lifted[i] for i in members]), reranking.lifted, selector)
+    views = index.views
+    ids = (np.maximum(near, 0)[..., None] * views + np.arange(views)).reshape(-1)
+    vectors = index.vectors(ids).reshape(*near.shape, views, -1)
+    view, cosine = best_views(queries[members], vectors)
+    out = list(rows)
+    for i, p, v, c in zip(members, near, view, cosine):
+        found = p >= 0
+        hits = Hits(*(np.array([getattr(h, f) for h in rows[i]]) for f in ("pose", "view", "score")))
+        merged = merge_candidates([hits.pose.astype(np.int64), p[found]], [hits.view.astype(np.int64), v[found]],
+                                  [hits.score, c[found]], group_of_pose)
+        out[i] = Hits(*merged)
+    return out
 
 
 def rerank(rows: list[list[Hit]], geometry: list[QueryGeometry], poses: np.ndarray, rotations: np.ndarray,

@@ -4,8 +4,10 @@ One procedure serves the bundle (validation queries searched in the index it jus
 the evaluation (validation queries choose and calibrate, test queries measure, over an exactly searched gallery:
 ``index_builder.evaluation.retrieval.real_cameras``), so what the report measures is what the service does:
 
-1. candidates: the ``model.retrieval.rerank.CANDIDATES`` best poses by cosine (best virtual view of each pose), with the
-   query's own clip excluded from the gallery or not (``gather``);
+1. candidates: the ``model.retrieval.rerank.CANDIDATES`` best poses by cosine (best virtual view of each pose) and,
+   where the gallery has the lifted path and the queries their lifted 3D, the
+   ``model.retrieval.lifted_candidates.LIFTED_CANDIDATES`` poses nearest the lifted query by joint distances, with
+   the query's own clip excluded from the gallery or not (``gather``);
 2. each candidate's residual (``model.retrieval.rerank.fit_residuals``, in its matched view's camera frame) and its true
    error, the PA-MPJPE (mm) against the query's true 3D (``assess``);
 3. the weight: of ``WEIGHT_GRID`` (per method, in the residual's unit), the one with the lowest mean top-1
@@ -25,7 +27,9 @@ import numpy as np
 
 import model.runtime.bundle_format as fmt
 from model.pose.pose_fit import procrustes_residual
+from model.pose.units import MM_PER_M
 from model.retrieval.exact_search import exact_search
+from model.retrieval.lifted_candidates import LIFTED_CANDIDATES, DescriptorIndex, best_views, merge_candidates
 from model.retrieval.rerank import (
     CANDIDATES,
     RESIDUAL_UNITS,
@@ -59,7 +63,8 @@ class QuerySet:
 
     features: (Q, 17, 3) float32 encoder features; frames: (Q, 3) their crops' frames (perspective methods) or
     None; embeddings: (Q, D) float32; truth: (Q, 17, 3) mm, root-relative, the true pose in any frame; clip: (Q,)
-    the gallery clip the true pose belongs to (left out when clips are excluded); content: (Q,) labels.
+    the gallery clip the true pose belongs to (left out when clips are excluded); content: (Q,) labels; lifted: (Q,
+    17, 3) mm the queries' lifted 3D (the decoder's, or a 3D query itself), for the lifted candidates, or None.
     """
 
     method: str
@@ -69,20 +74,32 @@ class QuerySet:
     truth: np.ndarray
     clip: np.ndarray
     content: np.ndarray | None = None
+    lifted: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.features)
 
 
 @dataclass(frozen=True)
+class LiftedPath:
+    """A gallery's lifted candidates (``model.retrieval.lifted_candidates``): the descriptor index over its poses and
+    its stored vectors (vector ids (n,) -> (n, D) float32), which give a lifted candidate its view and cosine."""
+
+    index: DescriptorIndex
+    vectors: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
 class Gallery:
     """The searched poses: poses (N, 17, 3) float64 mm root-relative world (Y up), clip (N,) int, rotations (V,
-    3, 3) world -> virtual view cameras, and its vector search (vector id = pose * V + view)."""
+    3, 3) world -> virtual view cameras, its vector search (vector id = pose * V + view) and, optionally, its
+    lifted path."""
 
     poses: np.ndarray
     clip: np.ndarray
     rotations: np.ndarray
     search: Search
+    lifted: LiftedPath | None = None
 
     @property
     def views(self) -> int:
@@ -170,20 +187,45 @@ class Scored:
 
 def gather(gallery: Gallery, queries: QuerySet, exclude_clip: bool, count: int = CANDIDATES,
            chunk: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``count`` best poses by cosine of every query: pose, view (Q, count) int64 (-1 padded) and cosine
-    (Q, count) (-inf padded)."""
+    """The ``count`` best poses by cosine of every query, with the lifted candidates when the gallery and the queries
+    have them (in cosine order, each pose once): pose, view (Q, C) int64 (-1 padded) and cosine (Q, C) (-inf
+    padded), C = count (+ ``LIFTED_CANDIDATES``)."""
     views = gallery.views
-    pose = np.full((len(queries), count), -1, np.int64)
-    view = np.full((len(queries), count), -1, np.int64)
-    cosine = np.full((len(queries), count), -np.inf)
+    lifting = gallery.lifted is not None and queries.lifted is not None
+    width = count + (LIFTED_CANDIDATES if lifting else 0)
+    pose = np.full((len(queries), width), -1, np.int64)
+    view = np.full((len(queries), width), -1, np.int64)
+    cosine = np.full((len(queries), width), -np.inf)
     for start in range(0, len(queries), chunk):
         rows = slice(start, start + chunk)
         exclude = queries.clip[rows] if exclude_clip else None
         scores, ids = gallery.search(queries.embeddings[rows], count * views, exclude)
-        for i, (d, row) in enumerate(zip(scores, ids)):
-            p, v, s = first_per_key(d, row, views, count)
+        found = [first_per_key(d, row, views, count) for d, row in zip(scores, ids)]
+        if lifting:
+            lifted = lifted_hits(gallery, queries.lifted[rows], queries.embeddings[rows], exclude)
+            found = [merge_candidates(*zip(a, b)) for a, b in zip(found, lifted)]
+        for i, (p, v, s) in enumerate(found):
             pose[start + i, : len(p)], view[start + i, : len(p)], cosine[start + i, : len(p)] = p, v, s
     return pose, view, cosine
+
+
+def lifted_hits(gallery: Gallery, lifted: np.ndarray, embeddings: np.ndarray,
+                exclude: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per query the ``LIFTED_CANDIDATES`` gallery poses nearest its lifted 3D (outside its clip when ``exclude``
+    gives the clips), each with its best view and that view's cosine: (pose, view, cosine) per query."""
+    extra = 0 if exclude is None else int(np.bincount(gallery.clip).max())  # room for the own clip's poses
+    near = gallery.lifted.index.search(lifted, LIFTED_CANDIDATES + extra)
+    if exclude is not None:
+        own = (near >= 0) & (gallery.clip[np.maximum(near, 0)] == exclude[:, None])
+        near = np.where(own, -1, near)
+        order = np.argsort(near < 0, axis=1, kind="stable")  # the found poses first, nearest first
+        near = np.take_along_axis(near, order, 1)
+    near = near[:, :LIFTED_CANDIDATES]
+    views = gallery.views
+    ids = (np.maximum(near, 0)[..., None] * views + np.arange(views)).reshape(-1)
+    vectors = gallery.lifted.vectors(ids).reshape(*near.shape, views, -1)
+    view, cosine = best_views(embeddings, vectors)
+    return [(p[p >= 0], v[p >= 0], c[p >= 0]) for p, v, c in zip(near, view, cosine)]
 
 
 def assess(gallery: Gallery, queries: QuerySet, pose: np.ndarray, view: np.ndarray,
@@ -300,16 +342,21 @@ def validation_views(db, count: int = VALIDATION_QUERIES, seed: int = VALIDATION
 
 
 def query_sets(val: ValidationViews, truth: np.ndarray, clip: np.ndarray,
-               encode: Callable[[str, np.ndarray], np.ndarray]) -> dict[str, QuerySet]:
+               encode: Callable[[str, np.ndarray], np.ndarray],
+               lift: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, QuerySet]:
     """One ``QuerySet`` per method from the validation views. truth: (Q, 17, 3) the true poses (mm); clip: (Q,)
-    their gallery clips; encode(modality, features) -> (Q, D) embeddings."""
+    their gallery clips; encode(modality, features) -> (Q, D) embeddings; lift(embeddings) -> (Q, 17, 3) mm, the
+    decoder's 3D, for the lifted candidates (None: none; a 3D query is its own lift)."""
     v = val.views
-    pose2d = encode("pose2d", v.pose2d)
+    pose2d, image = encode("pose2d", v.pose2d), encode("image", v.image)
+    lifted2d = None if lift is None else lift(pose2d)
     return {
-        "pose2d": QuerySet("pose2d", v.pose2d, v.frame, pose2d, truth, clip),
-        "pose2d_on_axis": QuerySet("pose2d_on_axis", v.pose2d, None, pose2d, truth, clip),
-        "image": QuerySet("image", v.image, v.image_frame, encode("image", v.image), truth, clip),
-        "pose3d": QuerySet("pose3d", v.pose3d_features, None, encode("pose3d", v.pose3d_features), truth, clip),
+        "pose2d": QuerySet("pose2d", v.pose2d, v.frame, pose2d, truth, clip, lifted=lifted2d),
+        "pose2d_on_axis": QuerySet("pose2d_on_axis", v.pose2d, None, pose2d, truth, clip, lifted=lifted2d),
+        "image": QuerySet("image", v.image, v.image_frame, image, truth, clip,
+                          lifted=None if lift is None else lift(image)),
+        "pose3d": QuerySet("pose3d", v.pose3d_features, None, encode("pose3d", v.pose3d_features), truth, clip,
+                           lifted=None if lift is None else v.pose3d_features.astype(np.float64) * MM_PER_M),
     }
 
 
@@ -322,7 +369,9 @@ def rerank_info(gallery: Gallery, sets: dict[str, QuerySet], description: str,
     methods = {m: method_section(m, *scored[m], len(sets[m])) for m in sets if (scored[m][1].pose >= 0).any()}
     if not methods:
         return None, scored
-    info = fmt.RerankInfo(candidates=count, score="rank_score = cosine - weight * fit_residual, best first",
+    lifted = gallery.lifted is not None and any(q.lifted is not None for q in sets.values())
+    info = fmt.RerankInfo(candidates=count, lifted_candidates=LIFTED_CANDIDATES if lifted else 0,
+                          score="rank_score = cosine - weight * fit_residual, best first",
                           queries=description, methods=methods)
     return info, scored
 

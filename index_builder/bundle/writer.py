@@ -30,6 +30,7 @@ from index_builder.bundle.milvus_collection import MilvusTarget, publish
 from index_builder.bundle.reranking import (
     QUERIES_TEXT,
     Gallery,
+    LiftedPath,
     index_search_of,
     query_sets,
     rerank_info,
@@ -49,6 +50,7 @@ from model.pose.features import pose3d_features
 from model.pose.joint_formulas import FORMULAS_VERSION
 from model.pose.skeleton import H36M17, root_centred
 from model.pose.units import MM_PER_M
+from model.retrieval.lifted_candidates import DescriptorIndex
 from model.runtime.motion_sources import SOURCES, ClipSources, write_sources
 from model.runtime.onnx_sessions import cpu_session
 
@@ -149,17 +151,21 @@ def index_vectors(vectors: np.ndarray, queries: np.ndarray, kind: str = "auto",
 
 
 def calibrate_rerank(folder: Path, db: MotionDatabase, poses: np.ndarray, rotations: np.ndarray,
-                     index: faiss.Index, point: OperatingPoint) -> fmt.RerankInfo | None:
+                     index: faiss.Index, point: OperatingPoint, vectors: np.ndarray) -> fmt.RerankInfo | None:
     """The manifest's ``rerank`` section: the weights and expected-error curves chosen on validation queries
-    searched in the built ``index`` at its operating point (``index_builder.bundle.reranking``) with the exported
-    encoders in ``folder``. poses: (N, 17, 3) mm, the indexed poses (rows of ``db``). None when no validation
-    query found a candidate (a bundle served in cosine order)."""
+    searched in the built ``index`` at its operating point, with the lifted candidates
+    (``index_builder.bundle.reranking``), with the exported graphs in ``folder``. poses: (N, 17, 3) mm, the indexed
+    poses (rows of ``db``); vectors: (N * V, D) their vectors. None when no validation query found a candidate
+    (a bundle served in cosine order)."""
     sessions = {m: cpu_session(folder / fmt.ENCODERS[m], threads=2) for m in ("pose2d", "image", "pose3d")}
+    decoder = cpu_session(folder / fmt.DECODER3D, threads=2)
     val = validation_views(db)
     clip = db.clip.astype(np.int64)
-    sets = query_sets(val, poses[val.rows], clip[val.rows], lambda m, x: run_encoder(sessions[m], x))
+    sets = query_sets(val, poses[val.rows], clip[val.rows], lambda m, x: run_encoder(sessions[m], x),
+                      lambda embeddings: root_centred(run_encoder(decoder, embeddings).astype(np.float64) * MM_PER_M))
     gallery = Gallery(poses, clip, rotations, index_search_of(index, len(rotations), clip, point.nprobe,
-                                                              point.ef_search))
+                                                              point.ef_search),
+                      LiftedPath(DescriptorIndex(poses), lambda ids: vectors[ids]))
     info, _ = rerank_info(gallery, sets, QUERIES_TEXT.format(n=len(val.rows), source=val.source))
     for method, entry in (info.methods if info is not None else {}).items():
         LOG.info(validation_line(method, entry))
@@ -224,7 +230,7 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
         timings["index"] = time.perf_counter() - stage
         LOG.info("index %s built, measured and written in %.1f s", plan.factory, timings["index"])
         stage = time.perf_counter()
-        rerank = calibrate_rerank(tmp, db, poses, rotations, index, point)
+        rerank = calibrate_rerank(tmp, db, poses, rotations, index, point, vectors)
         timings["rerank"] = time.perf_counter() - stage
         LOG.info("re-ranking calibrated in %.1f s", timings["rerank"])
         np.save(tmp / fmt.POSES, poses.astype(np.float32))

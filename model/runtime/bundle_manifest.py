@@ -160,6 +160,9 @@ class RerankInfo(_Section):
     no confidence."""
 
     candidates: int = Field(gt=0, description="poses re-ranked per query (k when k is larger)")
+    lifted_candidates: int = Field(0, ge=0, description="poses added to them by the lifted query: the library poses "
+                                                        "nearest its decoded 3D by joint distances "
+                                                        "(model.retrieval.lifted_candidates; 0: none)")
     score: str = Field(description="how results are ordered")
     queries: str = Field(description="the validation queries the weights and curves come from")
     methods: dict[str, RerankMethod]

@@ -7,6 +7,7 @@ import httpx
 import numpy as np
 import pytest
 
+from model.retrieval.lifted_candidates import LIFTED_CANDIDATES, DescriptorIndex
 from model.retrieval.rerank import CANDIDATES, METHODS
 from model.runtime.bundle_format import MANIFEST, parse_manifest, read_manifest, write_manifest
 from service.main import create_app
@@ -81,9 +82,23 @@ def test_rerank_false_gives_the_cosine_order_without_fit(client, probe):
     by_vector = retrieve(client, query={"embedding": vector}, k=10)
     assert [x["id"] for x in by_vector["results"]] == [x["id"] for x in results]
     assert all(x["fit_residual"] is None for x in by_vector["results"])  # an embedding has no geometry
-    # re-ranking reorders the 100 best by cosine: its top 10 come from them
+
+
+
+def test_reranking_picks_from_the_cosine_and_the_lifted_candidates(client, probe, database, tiny_bundle):
+    """The candidates: the 100 best by cosine, and the 100 poses nearest the query's lift by joint distances
+    (``model.retrieval.lifted_candidates``; the lift is what /lift3d answers, in another frame: the distances do
+    not see frames)."""
+    poses, _, meta = database
+    rerank = read_manifest(tiny_bundle).rerank
+    assert rerank.lifted_candidates == LIFTED_CANDIDATES
+    assert client.get("/info").json()["rerank"]["lifted_candidates"] == LIFTED_CANDIDATES
     top100 = {x["id"] for x in retrieve(client, query=query2d(probe), k=100, rerank=False)["results"]}
-    assert {x["id"] for x in retrieve(client, query=query2d(probe), k=10)["results"]} <= top100
+    lifted = client.post("/lift3d?layout=unihpr17", json=query2d(probe)).json()["pose3d"]
+    near = DescriptorIndex(poses).search(np.array([lifted]), LIFTED_CANDIDATES)[0]
+    ids = {f"{meta['clip_name'][meta['clip'][n]]}#{int(meta['frame'][n])}" for n in near}
+    reranked = {x["id"] for x in retrieve(client, query=query2d(probe), k=10)["results"]}
+    assert reranked <= top100 | ids and len(ids) == LIFTED_CANDIDATES
 
 
 def test_2d_without_image_geometry_and_3d_queries_are_reranked(client, probe):

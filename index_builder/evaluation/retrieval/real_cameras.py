@@ -17,8 +17,10 @@ Each with the query's clip excluded from the gallery (a pose like, not in, the l
 itself is there).
 
 Re-ranking as the service does it (``index_builder.bundle.reranking``, ``model.retrieval.rerank``): the
-``CANDIDATES`` best poses by cosine, each fitted in its matched view's camera frame (``pose2d``: pinhole fit in the
-crop's camera), ordered by cosine - weight * residual. The weight and the expected-error curve are chosen on
+``CANDIDATES`` best poses by cosine and the ``LIFTED_CANDIDATES`` nearest the query's lifted 3D by joint distances
+(``model.retrieval.lifted_candidates``: the decoder's lift of the query, searched in a descriptor index over the
+gallery's poses), each fitted in its matched view's camera frame (``pose2d``: pinhole fit in the crop's camera),
+ordered by cosine - weight * residual. The weight and the expected-error curve are chosen on
 validation queries (random cameras, the validation split, clip excluded and included), never on these test queries.
 
 Errors: PA-MPJPE (mm) against the query's true 3D: of the top-1, of the best of the top 10, and the oracle floor
@@ -41,7 +43,7 @@ import numpy as np
 from index_builder.bundle import reranking
 from index_builder.bundle.writer import DEFAULT_VIEWS, frames_at_rate
 from index_builder.datasets.motion_database import MotionDatabase
-from index_builder.evaluation.adapters import encode
+from index_builder.evaluation.adapters import decode3d, encode
 from index_builder.evaluation.real_cameras import place_on_floor, rig_cameras, rig_views
 from index_builder.evaluation.retrieval.calibration_metrics import (
     RELIABILITY_BINS,
@@ -57,6 +59,7 @@ from model.nn.networks import UniHPR
 from model.pose.camera_rigs import random_cameras, virtual_view_rotations
 from model.pose.features import cropped_pose2d_features, pose3d_features
 from model.pose.skeleton import root_centred
+from model.retrieval.lifted_candidates import LIFTED_CANDIDATES, DescriptorIndex
 from model.retrieval.rerank import CANDIDATES, ErrorCurve
 
 LOG = logging.getLogger(__name__)
@@ -95,6 +98,12 @@ def embed_gallery(model: UniHPR, poses: np.ndarray, rotations: np.ndarray, progr
                            for i in progress_bar(chunks, desc="embedding the gallery", enabled=progress)])
 
 
+def lift(model: UniHPR, embeddings: np.ndarray) -> np.ndarray:
+    """(Q, D) query embeddings -> (Q, 17, 3) mm root-relative, the decoder's 3D: what the lifted candidates search
+    with (``model.retrieval.lifted_candidates``), as the service lifts a query."""
+    return root_centred(decode3d(model, embeddings).astype(np.float64))
+
+
 def random_camera_set(model: UniHPR, gallery_db: MotionDatabase, poses: np.ndarray, rows: np.ndarray,
                       rng: np.random.Generator) -> reranking.QuerySet:
     """Clean 2D of the gallery poses ``rows``, one random camera each, through the perspective crop."""
@@ -102,8 +111,10 @@ def random_camera_set(model: UniHPR, gallery_db: MotionDatabase, poses: np.ndarr
 
     world = gallery_db.poses[rows].astype(np.float64)
     v = view_poses(world, random_cameras(world[:, 0], rng), rng, DetectorNoise(), NO_AUGMENT)
-    return reranking.QuerySet(METHOD, v.pose2d, v.frame, encode(model, v.pose2d, "pose2d"), poses[rows],
-                    gallery_db.clip[rows].astype(np.int64), gallery_db.clips.content[gallery_db.clip[rows]])
+    embeddings = encode(model, v.pose2d, "pose2d")
+    return reranking.QuerySet(METHOD, v.pose2d, v.frame, embeddings, poses[rows],
+                              gallery_db.clip[rows].astype(np.int64), gallery_db.clips.content[gallery_db.clip[rows]],
+                              lift(model, embeddings))
 
 
 def real_rig_set(model: UniHPR, gallery_db: MotionDatabase, poses: np.ndarray, split: str, count: int,
@@ -119,8 +130,10 @@ def real_rig_set(model: UniHPR, gallery_db: MotionDatabase, poses: np.ndarray, s
     features, _, _, frame = cropped_pose2d_features(views.pixels[pick], np.ones((len(pick), 17)),
                                                     views.intrinsics[pick], with_frame=True)
     grows = rows[frames[views.pose[pick]]]
-    queries = reranking.QuerySet(METHOD, features, frame, encode(model, features, "pose2d"), poses[grows],
-                       gallery_db.clip[grows].astype(np.int64), gallery_db.clips.content[gallery_db.clip[grows]])
+    embeddings = encode(model, features, "pose2d")
+    queries = reranking.QuerySet(METHOD, features, frame, embeddings, poses[grows],
+                                 gallery_db.clip[grows].astype(np.int64),
+                                 gallery_db.clips.content[gallery_db.clip[grows]], lift(model, embeddings))
     return queries, {"views_kept": int(len(views.pose)), "frames_placed": int(len(frames)),
                      "off_axis_deg_median": _r(float(np.median(views.off_axis[pick]))) if len(pick) else None}
 
@@ -194,8 +207,9 @@ def scattered_probe(model: UniHPR, gallery: reranking.Gallery, curve: ErrorCurve
     rays = rng.uniform(-0.2, 0.2, (count, 17, 2))
     features = pose2d_features(rays)
     frames = box_frame(rays)
-    queries = reranking.QuerySet(METHOD, features, frames, encode(model, features, "pose2d"), np.zeros((count, 17, 3)),
-                       np.full(count, -1, np.int64))
+    embeddings = encode(model, features, "pose2d")
+    queries = reranking.QuerySet(METHOD, features, frames, embeddings, np.zeros((count, 17, 3)),
+                                 np.full(count, -1, np.int64), lifted=lift(model, embeddings))
     s = reranking.score_queries(gallery, queries, False)
     residual = s.take("residual", weight)[:, 0]
     return {"queries": count, "what": "17 joints uniform in a square 0.4 x 0.4 in ray units (about 22 degrees), "
@@ -215,7 +229,8 @@ def retrieval_real(model: UniHPR, db: MotionDatabase, settings: EvalSettings, pr
     clip = gallery_db.clip.astype(np.int64)
     vectors = embed_gallery(model, poses, rotations, progress)
     seconds["gallery_embedding"], tick = time.perf_counter() - tick, time.perf_counter()
-    gallery = reranking.Gallery(poses, clip, rotations, reranking.exact_search_of(vectors, DEFAULT_VIEWS, clip))
+    gallery = reranking.Gallery(poses, clip, rotations, reranking.exact_search_of(vectors, DEFAULT_VIEWS, clip),
+                                reranking.LiftedPath(DescriptorIndex(poses), lambda ids: vectors[ids]))
     count = settings.real_retrieval_queries
     LOG.info("retrieval over the library: %d poses x %d views, %d queries per set", len(poses), DEFAULT_VIEWS, count)
 
@@ -277,6 +292,7 @@ def retrieval_real(model: UniHPR, db: MotionDatabase, settings: EvalSettings, pr
                     "fps": GALLERY_FPS, "clips": int(len(gallery_db.clips)),
                     "search": "exact (model.retrieval.exact_search: faiss.knn)"},
         "candidates": CANDIDATES,
+        "lifted_candidates": LIFTED_CANDIDATES,
         "queries_per_set": {"validation": len(val), **{n: len(test_sets[n]) for n in SETS}},
         "real_rig": rig_info,
         "rerank": {"method": METHOD, "weight": weight, "weights": table, "calibration_pairs": pairs,
