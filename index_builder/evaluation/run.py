@@ -54,6 +54,7 @@ from index_builder.training.checkpoint import load_martinez, load_unihpr
 from index_builder.training.config import EvalSettings
 from index_builder.training.detector_noise import DetectorNoise
 from model.pose.units import MM_PER_M
+from model.retrieval.lifted_candidates import LIFTED_CANDIDATES
 
 LOG = logging.getLogger(__name__)
 
@@ -249,7 +250,9 @@ def evaluate_run(run: Path, db: MotionDatabase, data_file: Path, settings: EvalS
                               f"{settings.real_rig_subject} H36M calibrations, off-centre, lens distortion, true "
                               "intrinsics) and through random cameras (none of the indexed views), "
                               f"{settings.real_retrieval_queries} each, with the query's clip excluded from the "
-                              f"gallery and included; re-ranking of the {CANDIDATES} best by cosine with the weight "
+                              f"gallery and included; re-ranking of the {CANDIDATES} best by cosine and the "
+                              f"{LIFTED_CANDIDATES} nearest the decoder's lift of the query by joint distances "
+                              "(model.retrieval.lifted_candidates, as the service does) with the weight "
                               f"and the expected-error curve chosen on {settings.real_retrieval_queries} random-camera "
                               "queries of the validation split; PA-MPJPE against the query's true 3D; oracle floor = "
                               "the gallery pose of least PA-MPJPE",
