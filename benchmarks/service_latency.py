@@ -407,7 +407,8 @@ def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundl
             print(f"  {name:<30}{ms:>8.2f}")
         print(f"  {'rest: hops, middleware, I/O':<30}{rest:>8.2f}  (HTTP p50 - its floor - the parts)")
     if rerank:
-        candidates = manifest.rerank.candidates if manifest.rerank is not None else "-"
+        candidates = "-" if manifest.rerank is None else (
+            f"{manifest.rerank.candidates} + {manifest.rerank.lifted_candidates} lifted")
         print(f"\n/retrieve k={K}, geometric re-ranking of {candidates} candidates on and off, {args.requests} "
               "interleaved pairs (ms; server stages: Server-Timing medians):")
         print(f"  {'query':<34}{'with p50':>9}{'p99':>8}{'without p50':>13}{'p99':>8}{'p50 ratio':>11}"
