@@ -15,6 +15,9 @@ the same normalised 2D (``pose2d_on_axis``), each at its own weight chosen on th
 
 ``--elevated-views DEG`` adds a second ring of 8 virtual views seen from DEG degrees above the pelvis to the
 gallery (16 views: issue 16's "view-tolerant database", measured only: bundles index the 8 of the ring).
+``--lifted`` adds the lifted candidates to every count, as bundles do (``model.retrieval.lifted_candidates``: the
+``LIFTED_CANDIDATES`` poses nearest the decoder's lift of the query by joint distances); without it the counts are
+cosine candidates alone.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from index_builder.bundle.reranking import Gallery, choose_weight, exact_search_of, score_queries
+from index_builder.bundle.reranking import Gallery, LiftedPath, choose_weight, exact_search_of, score_queries
 from index_builder.bundle.writer import DEFAULT_VIEWS, frames_at_rate
 from index_builder.config import get_paths
 from index_builder.datasets.sample import load_poses
@@ -42,6 +45,7 @@ from index_builder.training.checkpoint import load_unihpr
 from model.pose.camera_rigs import NOMINAL_PELVIS_HEIGHT_MM, VIRTUAL_VIEW_DISTANCE_MM, virtual_view_rotations
 from model.pose.cameras import look_at
 from model.pose.skeleton import root_centred
+from model.retrieval.lifted_candidates import LIFTED_CANDIDATES, DescriptorIndex
 from model.retrieval.rerank import fit_residuals
 
 
@@ -49,9 +53,11 @@ def fit_ms(queries, gallery: Gallery, count: int, repeats: int = 200) -> float:
     """Median ms of fitting one query's ``count`` candidates (the first query's, gathered by cosine)."""
     scored = score_queries(gallery, replace(queries, features=queries.features[:1], embeddings=queries.embeddings[:1],
                                             truth=queries.truth[:1], clip=queries.clip[:1],
-                                            frames=None if queries.frames is None else queries.frames[:1]),
+                                            frames=None if queries.frames is None else queries.frames[:1],
+                                            lifted=None if queries.lifted is None else queries.lifted[:1]),
                            False, count)
-    pose, view = scored.pose[0], scored.view[0]
+    found = scored.pose[0] >= 0
+    pose, view = scored.pose[0][found], scored.view[0][found]
     seen = gallery.poses[pose] @ np.swapaxes(gallery.rotations[view], -1, -2)
     frame = None if queries.frames is None else queries.frames[0]
     times = []
@@ -81,6 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--elevated-views", type=float, default=None, metavar="DEG",
                         help="add 8 virtual views DEG degrees above the pelvis to the gallery")
+    parser.add_argument("--lifted", action="store_true",
+                        help="add the lifted candidates to every count, as bundles do")
     args = parser.parse_args(argv)
 
     import torch
@@ -97,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     clip = gallery_db.clip.astype(np.int64)
     start = time.perf_counter()
     vectors = embed_gallery(model, poses, rotations)
-    gallery = Gallery(poses, clip, rotations, exact_search_of(vectors, len(rotations), clip))
+    lifted = LiftedPath(DescriptorIndex(poses), lambda ids: vectors[ids]) if args.lifted else None
+    gallery = Gallery(poses, clip, rotations, exact_search_of(vectors, len(rotations), clip), lifted)
     seconds = time.perf_counter() - start
     print(f"{path}: gallery {len(poses)} poses x {len(rotations)} views ({vectors.nbytes / 2**20:.0f} MiB of float32 "
           f"vectors) embedded in {seconds:.0f} s; {args.queries} queries per set")
@@ -113,8 +122,9 @@ def main(argv: list[str] | None = None) -> None:
                                         rng)}
     sets["real_rig"], _ = real_rig_set(model, gallery_db, poses, "test", args.queries, rng, "S9", args.seed)
 
-    print("\ncandidates | cameras | clip | top-1 re-ranked mm | / floor | within 10 mm | best of candidates mm | "
-          "fit ms a query")
+    plus = f" (+ {LIFTED_CANDIDATES} lifted)" if args.lifted else ""
+    print(f"\ncandidates{plus} | cameras | clip | top-1 re-ranked mm | / floor | within 10 mm | best of candidates "
+          "mm | fit ms a query")
     for name, q in sets.items():
         floors = {e: oracle_floor(q.truth, poses, q.clip, clip, e) for e in (True, False)}
         for count in args.candidates:

@@ -144,7 +144,7 @@ def with_lifted(rows: list[list[Hit]], lifted: list[np.ndarray | None], queries:
     near = reranking.descriptors.search(np.stack([lifted[i] for i in members]), reranking.lifted, selector)
     views = index.views
     ids = (np.maximum(near, 0)[..., None] * views + np.arange(views)).reshape(-1)
-    vectors = index.vectors(ids).reshape(*near.shape, views, -1)
+    vectors = index.vectors(ids, cache=False).reshape(*near.shape, views, -1)  # one query's: not worth caching
     view, cosine = best_views(queries[members], vectors)
     out = list(rows)
     for i, p, v, c in zip(members, near, view, cosine):
