@@ -53,6 +53,14 @@ class Hits(list):
         self.pose, self.view, self.score = pose, view, score
 
 
+def _arrays(hits: list[Hit]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """pose, view (H,) int64 and score (H,) float64 of a list of hits (read off a ``Hits`` as they are)."""
+    if isinstance(hits, Hits):
+        return hits.pose, hits.view, hits.score
+    return (np.array([h.pose for h in hits], np.int64), np.array([h.view for h in hits], np.int64),
+            np.array([h.score for h in hits], np.float64))
+
+
 def best_per_pose(scores: np.ndarray, ids: np.ndarray, views: int, k: int,
                   group_of_pose: np.ndarray | None = None) -> Hits:
     """One query's vector hits -> at most k pose hits, best first (``model.retrieval.rerank.first_per_key``).
@@ -145,14 +153,12 @@ def with_lifted(rows: list[list[Hit]], lifted: list[np.ndarray | None], queries:
     views = index.views
     ids = (np.maximum(near, 0)[..., None] * views + np.arange(views)).reshape(-1)
     vectors = index.vectors(ids, cache=False).reshape(*near.shape, views, -1)  # one query's: not worth caching
-    view, cosine = best_views(queries[members], vectors)
+    lifted_view, lifted_cosine = best_views(queries[members], vectors)
     out = list(rows)
-    for i, p, v, c in zip(members, near, view, cosine):
+    for i, p, v, c in zip(members, near, lifted_view, lifted_cosine):
         found = p >= 0
-        hits = Hits(*(np.array([getattr(h, f) for h in rows[i]]) for f in ("pose", "view", "score")))
-        merged = merge_candidates([hits.pose.astype(np.int64), p[found]], [hits.view.astype(np.int64), v[found]],
-                                  [hits.score, c[found]], group_of_pose)
-        out[i] = Hits(*merged)
+        pose, view, score = _arrays(rows[i])
+        out[i] = Hits(*merge_candidates([pose, p[found]], [view, v[found]], [score, c[found]], group_of_pose))
     return out
 
 
@@ -185,9 +191,7 @@ def _rerank_method(rows: list[list[Hit]], geometry: list[QueryGeometry], method:
     view = np.zeros((len(rows), count), np.int64)
     cosine = np.full((len(rows), count), -np.inf)
     for r, hits in enumerate(rows):
-        arrays = hits if isinstance(hits, Hits) else Hits(*(np.array([getattr(h, f) for h in hits])
-                                                            for f in ("pose", "view", "score")))
-        pose[r, : len(hits)], view[r, : len(hits)], cosine[r, : len(hits)] = arrays.pose, arrays.view, arrays.score
+        pose[r, : len(hits)], view[r, : len(hits)], cosine[r, : len(hits)] = _arrays(hits)
     seen = poses[pose].astype(np.float64) @ np.swapaxes(rotations[view], -1, -2)  # as the matched views see them
     features = np.stack([g.features for g in geometry])
     frames = None if geometry[0].frame is None else np.stack([g.frame for g in geometry])
