@@ -21,10 +21,14 @@ from pathlib import Path
 
 STARTUP_S = 60.0
 REPOSITORY = Path(__file__).resolve().parents[1]
-KEEPALIVE_OPTIONS = [
+MESSAGE_BYTES = 256 << 20  # Milvus's own gRPC limit (grpc.serverMaxRecvSize); gRPC's default, 4 MiB, refuses a
+# full insert batch (index_builder.bundle.milvus_collection.INSERT_ROWS of 128-D vectors: 4.7 MB)
+SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.http2.max_ping_strikes", 0),  # 0: never close a connection for its pings
+    ("grpc.max_receive_message_length", MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MESSAGE_BYTES),
 ]
 
 
@@ -57,7 +61,7 @@ def run_server(data_dir: str, port: int) -> None:
     from pymilvus.grpc_gen import milvus_pb2_grpc
 
     db = MilvusLite(data_dir)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=10), options=KEEPALIVE_OPTIONS)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=10), options=SERVER_OPTIONS)
     milvus_pb2_grpc.add_MilvusServiceServicer_to_server(MilvusServicer(db), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()

@@ -31,7 +31,7 @@ from model.runtime.labels import LABEL_FIELDS, normalise_label
 
 LOG = logging.getLogger(__name__)
 
-INSERT_ROWS = 8192  # rows per insert: 8192 x 128 float32 = 4 MiB, far below gRPC's 64 MiB message limit
+INSERT_ROWS = 8192  # rows per insert: 8192 x 128 float32 = 4 MiB (4.7 MB a message), below Milvus's 256 MiB limit
 READ_ROWS = 8192  # rows per query when vectors are read back
 MAX_TOPK = 16_384  # Milvus's largest limit (topk) of one search
 VARCHAR_LENGTH = 512
