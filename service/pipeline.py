@@ -284,7 +284,7 @@ async def search_and_rerank(bundle: Bundle, queries: np.ndarray, geometry: list[
     group = bundle.catalog.clip if group_by_clip else None
 
     def candidates_and_fit() -> list[list[Hit]]:
-        joined = with_lifted(hits, lifted, queries, reranking, bundle.index, pose_mask, group)
+        joined = with_lifted(hits, lifted, queries, reranking, bundle.index, poses, rotations, pose_mask, group)
         return rerank(joined, geometry, poses, rotations, reranking, k)
 
     if len(hits) <= INLINE_RERANK_ROWS:

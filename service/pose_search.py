@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import faiss
 import numpy as np
 
-from model.retrieval.lifted_candidates import DescriptorIndex, best_views, merge_candidates
+from model.retrieval.lifted_candidates import DescriptorIndex, merge_candidates, views_and_cosines
 from model.retrieval.rerank import ErrorCurve, first_per_key, fit_residuals, rank_order, rank_scores
 from model.runtime.bundle_format import RerankInfo
 from service.index_backend import VectorIndex
@@ -136,24 +136,26 @@ RERANK_CHUNK = 64  # query rows fitted per vectorised call
 
 
 def with_lifted(rows: list[list[Hit]], lifted: list[np.ndarray | None], queries: np.ndarray, reranking: Reranking,
-                index: VectorIndex, pose_mask: np.ndarray | None = None,
+                index: VectorIndex, poses: np.ndarray, rotations: np.ndarray, pose_mask: np.ndarray | None = None,
                 group_of_pose: np.ndarray | None = None) -> list[list[Hit]]:
     """Each query row's cosine candidates joined by its lifted candidates (``model.retrieval.lifted_candidates``):
-    the ``reranking.lifted`` poses (allowed by ``pose_mask``) nearest its lifted 3D, each at its best view by the
-    stored vectors; one list in cosine order, each pose (or group, with ``group_of_pose``) once.
+    the ``reranking.lifted`` poses (allowed by ``pose_mask``) nearest its lifted 3D, each at the view that sees it as
+    the query's camera sees the lift, with that view's cosine; one list in cosine order, each pose (or group, with
+    ``group_of_pose``) once.
 
-    lifted: per row (17, 3) mm, its lifted 3D, or None (the row keeps its candidates); queries: (Q, D).
+    lifted: per row (17, 3) mm, its lifted 3D (camera frame), or None (the row keeps its candidates); queries: (Q,
+    D); poses: (N, 17, 3) mm world, rotations: (V, 3, 3), the catalog's.
     """
     members = [i for i, pose in enumerate(lifted) if pose is not None]
     if not members or reranking.descriptors is None:
         return rows
     bitmap = None if pose_mask is None else np.packbits(pose_mask, bitorder="little")
     selector = None if bitmap is None else faiss.IDSelectorBitmap(len(pose_mask), faiss.swig_ptr(bitmap))
-    near = reranking.descriptors.search(np.stack([lifted[i] for i in members]), reranking.lifted, selector)
-    views = index.views
-    ids = (np.maximum(near, 0)[..., None] * views + np.arange(views)).reshape(-1)
-    vectors = index.vectors(ids, cache=False).reshape(*near.shape, views, -1)  # one query's: not worth caching
-    lifted_view, lifted_cosine = best_views(queries[members], vectors)
+    lifted_poses = np.stack([lifted[i] for i in members])
+    near = reranking.descriptors.search(lifted_poses, reranking.lifted, selector)
+    lifted_view, lifted_cosine = views_and_cosines(
+        lifted_poses, near, queries[members], poses, rotations,
+        lambda ids: index.vectors(ids, cache=False))  # one query's vectors: not worth keeping in the filter cache
     out = list(rows)
     for i, p, v, c in zip(members, near, lifted_view, lifted_cosine):
         found = p >= 0

@@ -29,7 +29,7 @@ import model.runtime.bundle_format as fmt
 from model.pose.pose_fit import procrustes_residual
 from model.pose.units import MM_PER_M
 from model.retrieval.exact_search import exact_search
-from model.retrieval.lifted_candidates import LIFTED_CANDIDATES, DescriptorIndex, best_views, merge_candidates
+from model.retrieval.lifted_candidates import LIFTED_CANDIDATES, DescriptorIndex, merge_candidates, views_and_cosines
 from model.retrieval.rerank import (
     CANDIDATES,
     RESIDUAL_UNITS,
@@ -83,7 +83,7 @@ class QuerySet:
 @dataclass(frozen=True)
 class LiftedPath:
     """A gallery's lifted candidates (``model.retrieval.lifted_candidates``): the descriptor index over its poses and
-    its stored vectors (vector ids (n,) -> (n, D) float32), which give a lifted candidate its view and cosine."""
+    its stored vectors (vector ids (n,) -> (n, D) float32), which give a lifted candidate its cosine."""
 
     index: DescriptorIndex
     vectors: Callable[[np.ndarray], np.ndarray]
@@ -212,7 +212,8 @@ def gather(gallery: Gallery, queries: QuerySet, exclude_clip: bool, count: int =
 def lifted_hits(gallery: Gallery, lifted: np.ndarray, embeddings: np.ndarray,
                 exclude: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per query the ``LIFTED_CANDIDATES`` gallery poses nearest its lifted 3D (outside its clip when ``exclude``
-    gives the clips), each with its best view and that view's cosine: (pose, view, cosine) per query."""
+    gives the clips), each with its view and that view's cosine (``views_and_cosines``): (pose, view, cosine) per
+    query."""
     extra = 0 if exclude is None else int(np.bincount(gallery.clip).max())  # room for the own clip's poses
     near = gallery.lifted.index.search(lifted, LIFTED_CANDIDATES + extra)
     if exclude is not None:
@@ -221,10 +222,7 @@ def lifted_hits(gallery: Gallery, lifted: np.ndarray, embeddings: np.ndarray,
         order = np.argsort(near < 0, axis=1, kind="stable")  # the found poses first, nearest first
         near = np.take_along_axis(near, order, 1)
     near = near[:, :LIFTED_CANDIDATES]
-    views = gallery.views
-    ids = (np.maximum(near, 0)[..., None] * views + np.arange(views)).reshape(-1)
-    vectors = gallery.lifted.vectors(ids).reshape(*near.shape, views, -1)
-    view, cosine = best_views(embeddings, vectors)
+    view, cosine = views_and_cosines(lifted, near, embeddings, gallery.poses, gallery.rotations, gallery.lifted.vectors)
     return [(p[p >= 0], v[p >= 0], c[p >= 0]) for p, v, c in zip(near, view, cosine)]
 
 

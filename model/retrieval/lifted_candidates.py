@@ -17,7 +17,9 @@ query's own pose from 71% to 95% (real rig) and 42% to 77% (random); 200 cosine 
   fewer than ``MIN_PCA_ROWS`` poses keep the 136.
 - Index (``DescriptorIndex``): FAISS over the library's descriptors, exact below ``EXACT_BELOW`` poses, else IVF
   with ``NPROBE`` lists searched; built from the poses when a library is loaded (about 1.5 s per 140k poses).
-- A lifted candidate's view and cosine: the best of its V stored vectors (``best_views``), as a cosine candidate's.
+- A lifted candidate's view: the virtual view that sees it as the query's camera sees the lifted pose
+  (``facing_views``), and its cosine that view's stored vector's: one vector read per candidate (a cosine
+  candidate's view is its best-scoring one; re-ranking then turns every candidate freely).
 - ``merge_candidates``: the two lists as one, in cosine order, each pose (or group) once.
 """
 
@@ -93,12 +95,38 @@ class DescriptorIndex:
         return self.index.search(query, k, params=params)[1]
 
 
-def best_views(embeddings: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """embeddings: (Q, D) the queries; vectors: (Q, C, V, D) the stored vectors of each query's C candidates under
-    the V views -> view (Q, C) int64 and cosine (Q, C) float64 of the best view of each."""
-    cosine = np.einsum("qcvd,qd->qcv", vectors, embeddings, optimize=True)
-    view = cosine.argmax(axis=-1)
-    return view.astype(np.int64), np.take_along_axis(cosine, view[..., None], -1)[..., 0].astype(np.float64)
+def facing_views(lifted: np.ndarray, candidates: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+    """The virtual view that sees each candidate as the query's camera sees the lifted pose.
+
+    lifted: (Q, 17, 3) mm, the lifted queries in their camera frames; candidates: (Q, C, 17, 3) mm, library poses in
+    the world frame; rotations: (V, 3, 3) world -> view camera. returns: (Q, C) int64, per candidate the view whose
+    rotation is closest (largest trace of R_v^T R) to the rotation R that best maps it onto the lift (Kabsch).
+    """
+    lifted = np.asarray(lifted, np.float64)
+    candidates = np.asarray(candidates, np.float64)
+    a = candidates - candidates.mean(axis=-2, keepdims=True)
+    b = (lifted - lifted.mean(axis=-2, keepdims=True))[:, None]
+    u, _, vt = np.linalg.svd(np.swapaxes(a, -1, -2) @ b)  # (Q, C, 3, 3): a^T b = U S V^T
+    d = np.sign(np.linalg.det(np.swapaxes(vt, -1, -2) @ np.swapaxes(u, -1, -2)))
+    flip = np.ones(u.shape[:-1])
+    flip[..., -1] = d
+    best = np.swapaxes(vt, -1, -2) @ (flip[..., None] * np.swapaxes(u, -1, -2))  # candidate -> lift rotation
+    return np.einsum("vij,qcij->qcv", rotations, best).argmax(axis=-1).astype(np.int64)
+
+
+def views_and_cosines(lifted: np.ndarray, near: np.ndarray, embeddings: np.ndarray, poses: np.ndarray,
+                      rotations: np.ndarray, vectors) -> tuple[np.ndarray, np.ndarray]:
+    """Each lifted candidate's view (``facing_views``) and the cosine of that view's stored vector with its query.
+
+    lifted: (Q, 17, 3) mm; near: (Q, C) library rows (-1: none); embeddings: (Q, D) the queries; poses: (N, 17, 3)
+    mm world, the library; rotations: (V, 3, 3); vectors(ids (n,)) -> (n, D), the stored vectors (id = pose * V +
+    view). returns: view (Q, C) int64 and cosine (Q, C) float64 (-inf where ``near`` is -1).
+    """
+    rows = np.maximum(near, 0)
+    view = facing_views(lifted, poses[rows], rotations)
+    stored = vectors((rows * len(rotations) + view).reshape(-1)).reshape(*near.shape, -1)
+    cosine = np.einsum("qcd,qd->qc", stored, embeddings).astype(np.float64)
+    return view, np.where(near >= 0, cosine, -np.inf)
 
 
 def merge_candidates(pose: list[np.ndarray], view: list[np.ndarray], cosine: list[np.ndarray],

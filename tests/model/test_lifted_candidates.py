@@ -7,14 +7,17 @@ import faiss
 import numpy as np
 import pytest
 
+from model.pose.camera_rigs import virtual_view_rotations
 from model.pose.cameras import look_at
 from model.retrieval.lifted_candidates import (
     EXACT_BELOW,
     DescriptorIndex,
-    best_views,
+    facing_views,
     merge_candidates,
     pose_descriptors,
+    views_and_cosines,
 )
+from model.retrieval.sequence_fit import camera_rotations
 
 
 def library(n: int, seed: int = 0) -> np.ndarray:
@@ -65,15 +68,24 @@ def test_a_selector_keeps_the_search_to_the_allowed_poses():
     assert (found[::3, 0] == np.arange(0, 20, 3)).all()  # the allowed queries find themselves
 
 
-def test_the_best_view_is_the_one_the_query_matches():
-    rng = np.random.default_rng(4)
-    vectors = rng.normal(size=(2, 3, 8, 16))
-    vectors /= np.linalg.norm(vectors, axis=-1, keepdims=True)
-    queries = np.stack([vectors[0, 1, 5], vectors[1, 2, 0]])
-    view, cosine = best_views(queries, vectors)
-    assert view[0, 1] == 5 and view[1, 2] == 0
-    assert cosine[0, 1] == pytest.approx(1.0) and cosine[1, 2] == pytest.approx(1.0)
-    assert (cosine <= 1.0 + 1e-9).all()
+def test_the_facing_view_is_the_virtual_camera_nearest_the_query_camera():
+    """A library pose seen by a camera close to view 5 (azimuth off by 10 degrees, a little higher): its lift is
+    matched to view 5, whatever the other candidates; and the cosine is that view's stored vector's."""
+    poses = library(4)
+    views = virtual_view_rotations(8)
+    camera = camera_rotations(np.array([5 * 45.0 + 10.0]), np.array([12.0]), np.array([3.0]))[0]
+    lifted = (poses[2] @ camera.T)[None] + np.random.default_rng(5).normal(size=(1, 17, 3)) * 5.0
+    assert facing_views(lifted, poses[None], views)[0, 2] == nearest_view(views, camera) == 5
+    vectors = np.random.default_rng(6).normal(size=(4 * 8, 16))
+    query = vectors[2 * 8 + 5][None]
+    view, cosine = views_and_cosines(lifted, np.array([[2, -1]]), query, poses, views, lambda ids: vectors[ids])
+    assert view[0, 0] == 5 and cosine[0, 0] == pytest.approx(float(query[0] @ query[0]))
+    assert cosine[0, 1] == -np.inf
+
+
+def nearest_view(views: np.ndarray, camera: np.ndarray) -> int:
+    """The view whose rotation is closest to ``camera`` (smallest angle between them)."""
+    return int(np.argmax(np.einsum("vij,ij->v", views, camera)))
 
 
 def test_merged_candidates_are_in_cosine_order_each_pose_or_group_once():
