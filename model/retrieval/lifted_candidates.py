@@ -7,10 +7,11 @@ right pose is often not among them (the best of 100 cosine candidates was 5.0 mm
 library holds through the fixed real rig, 13.4 mm through random cameras). The decoder's lift of the same query is a
 3D pose in the query's camera frame; the distances between its joints do not depend on the camera at all. The
 library poses nearest to it by those distances are candidates from any viewpoint, and re-ranking fits them like
-the others. Measured in the evaluation's retrieval over the whole library (300 test queries per camera set, the
-shipped weights; throwaway script, before this module): 100 cosine candidates plus 100 lifted ones bring the
-best candidate to 0.9 mm (real rig) and 4.5 mm (random cameras), and the re-ranked top-1 within 10 mm of the
-query's own pose from 71% to 95% (real rig) and 42% to 77% (random); 200 cosine candidates alone reach 83% and 51%.
+the others. Measured by ``unihpr-build evaluate`` (retrieval over the whole library, 300 test queries per camera
+set, the shipped weights; ``reports/eval.md``): 100 cosine candidates plus 100 lifted ones bring the best
+candidate to 0.9 mm (real rig) and 4.6 mm (random cameras) from 5.0 and 13.4, and the re-ranked top-1 within 10 mm
+of the query's own pose from 71% to 95% (real rig) and 42% to 77% (random); 200 cosine candidates alone reached
+83% and 51% on the same queries (a throwaway comparison, not in the report).
 
 - Descriptor (``pose_descriptors``): the 136 distances (mm) between the 17 joints, projected by PCA to ``DIM``
   dimensions fitted on the library (they lose almost nothing: 32 dimensions ranked as the 136 did); libraries of
