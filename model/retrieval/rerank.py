@@ -5,7 +5,7 @@ The builder chooses the weight and calibrates the expected error on held-out val
 (``model.runtime.bundle_format.RerankInfo``); the service applies them (``service.pose_search``).
 
 - Candidates: the ``CANDIDATES`` best poses by cosine (the best virtual view of each (clip, frame)), or k when k
-  is larger.
+  is larger, and the lifted candidates (``model.retrieval.lifted_candidates``) where the bundle has them.
 - Residual (``fit_residuals``): how well the candidate's 3D, in its matched view's camera frame, explains the
   query, by *method*:
   - ``pose2d`` and ``image``: 2D through the perspective crop, whose frame (``model.pose.features``) gives the rays of

@@ -35,7 +35,8 @@ STEP_RESULTS = 256  # results built between two passes through the event loop
 async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, settings: SettingsDep,
                    metrics: MetricsDep, layout: OutputLayout = "h36m17") -> Response:
     """Top-k poses, one result per (clip, frame) (the best of its virtual views), or per clip with
-    `group_by_clip`, ordered by `rank_score`: the 100 best by cosine `score` (k when larger) are re-ranked by how
+    `group_by_clip`, ordered by `rank_score`: the 100 best by cosine `score` (k when larger), with the poses
+    nearest the query's lifted 3D by joint distances (`/info`'s `rerank.lifted_candidates`), are re-ranked by how
     well each one's 3D explains the query (`fit_residual`: a camera fitted to a 2D query, a similarity to a 3D
     query) and the k best kept, each with its `confidence` (the expected PA-MPJPE to the query's true pose,
     calibrated on held-out queries). `rerank: false`, embedding queries and bundles built without a calibration

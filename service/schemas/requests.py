@@ -67,9 +67,11 @@ class RetrieveRequest(StrictModel):
                                                     "world Y-up")
     include_pose3d: bool = Field(True, description="include each result's pose3d")
     rerank: bool = Field(True, description="geometric re-ranking (default on): the 100 best poses by cosine (k "
-                                           "when larger) are fitted to the query and the k best by `rank_score` "
-                                           "returned, each with `fit_residual` and `confidence`; false: the k best "
-                                           "by cosine `score`, as before, without fit or confidence (faster)")
+                                           "when larger) and the bundle's lifted candidates (the poses nearest the "
+                                           "query's lifted 3D by joint distances) are fitted to the query and the "
+                                           "k best by `rank_score` returned, each with `fit_residual` and "
+                                           "`confidence`; false: the k best by cosine `score`, as before, without "
+                                           "fit or confidence (faster)")
     sequence: SequenceInput | None = Field(None, description="a motion (poses over time): answered with the "
                                                              "best-matching segments of library clips (motion "
                                                              "search), any speed from 1/3x to 3x")
