@@ -9,7 +9,7 @@ library holds through the fixed real rig, 13.4 mm through random cameras). The d
 library poses nearest to it by those distances are candidates from any viewpoint, and re-ranking fits them like
 the others. Measured by ``unihpr-build evaluate`` (retrieval over the whole library, 300 test queries per camera
 set, the shipped weights; ``reports/eval.md``): 100 cosine candidates plus 100 lifted ones bring the best
-candidate to 0.9 mm (real rig) and 4.6 mm (random cameras) from 5.0 and 13.4, and the re-ranked top-1 within 10 mm
+candidate to 0.9 mm (real rig) and 4.5 mm (random cameras) from 5.0 and 13.4, and the re-ranked top-1 within 10 mm
 of the query's own pose from 71% to 95% (real rig) and 42% to 77% (random); 200 cosine candidates alone reached
 83% and 51% on the same queries (a throwaway comparison, not in the report).
 
