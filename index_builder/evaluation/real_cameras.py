@@ -19,7 +19,9 @@ features of the perspective crop -> pose2d encoder -> 3D decoder -> ``to_real_ca
 record (x, y of the same crop features, answered in the virtual camera, rotated back alike) and Martinez absolute
 (undistorted normalised image coordinates, answered in the real camera). Two runs: the true intrinsics and
 distortion, and the default field of view of the image size with no distortion known (``default_intrinsics``),
-the same for every lifter.
+the same for every lifter. A control with the intrinsics: the same views, each camera turned to aim at the pelvis
+and without its lens (``aimed_at_pelvis``); a bin keeps its poses, so the ratio real / aimed per bin is what the
+off-axis angle costs, apart from which poses land in which bin (clips far from the floor centre move more).
 """
 
 from __future__ import annotations
@@ -39,7 +41,14 @@ from model.pose.camera_rigs import NOMINAL_PELVIS_HEIGHT_MM, disc, inside_image,
 from model.pose.cameras import Camera, world_to_camera
 from model.pose.features import cropped_pose2d_features
 from model.pose.metrics import mpjpe, pa_mpjpe
-from model.pose.perspective_crop import Intrinsics, default_intrinsics, off_axis_deg, pixels_to_rays, to_real_camera
+from model.pose.perspective_crop import (
+    Intrinsics,
+    crop_rotation,
+    default_intrinsics,
+    off_axis_deg,
+    pixels_to_rays,
+    to_real_camera,
+)
 from model.pose.skeleton import ROOT, root_centred
 
 OFFSET_RADIUS_MM = 1000.0  # each clip's pelvis offset from the floor centre: uniform in this disc
@@ -147,7 +156,8 @@ def aim_summary(cameras: list[H36mCamera], pelvis_height_mm: float = NOMINAL_PEL
 class RigViews:
     """The kept views (V of them). pixels: (V, 17, 2) distorted pixels; target: (V, 17, 3) mm, root-relative,
     real camera frame; off_axis: (V,) degrees of the pelvis ray; camera: (V,) camera index; pose: (V,) index of
-    the evaluated frame; intrinsics: the true ones, V rows; image_size: (V, 2) width, height."""
+    the evaluated frame; intrinsics: the true ones, V rows; image_size: (V, 2) width, height; pelvis: (V, 3) mm,
+    real camera frame."""
 
     pixels: np.ndarray
     target: np.ndarray
@@ -156,6 +166,7 @@ class RigViews:
     pose: np.ndarray
     intrinsics: Intrinsics
     image_size: np.ndarray
+    pelvis: np.ndarray
 
 
 def rig_views(world: np.ndarray, cameras: list[H36mCamera]) -> RigViews:
@@ -167,12 +178,31 @@ def rig_views(world: np.ndarray, cameras: list[H36mCamera]) -> RigViews:
         batch = batch[keep]
         cam3d = world_to_camera(world[keep], batch)
         parts.append((pixels_of(world[keep], batch), root_centred(cam3d), off_axis_deg(cam3d[:, ROOT]),
-                      np.full(len(keep), c), keep, batch))
-    cat = [np.concatenate([p[i] for p in parts]) for i in range(5)]
-    focal, centre, distortion, size = (np.concatenate([getattr(p[5], f) for p in parts])
+                      np.full(len(keep), c), keep, cam3d[:, ROOT], batch))
+    cat = [np.concatenate([p[i] for p in parts]) for i in range(6)]
+    focal, centre, distortion, size = (np.concatenate([getattr(p[6], f) for p in parts])
                                        for f in ("focal", "center", "distortion", "size"))
     return RigViews(pixels=cat[0], target=cat[1], off_axis=cat[2], camera=cat[3].astype(np.int64),
-                    pose=cat[4].astype(np.int64), intrinsics=Intrinsics(focal, centre, distortion), image_size=size)
+                    pose=cat[4].astype(np.int64), intrinsics=Intrinsics(focal, centre, distortion), image_size=size,
+                    pelvis=cat[5])
+
+
+def aimed_at_pelvis(views: RigViews) -> tuple[np.ndarray, Intrinsics, np.ndarray]:
+    """The control of the off-axis bins: every view with its camera turned about its centre until the pelvis lies
+    on the optical axis (``crop_rotation``), the same focal length and principal point, no lens. The bins keep
+    their views, so what differs between real and aimed is the off-axis angle (and the lens) alone, not which
+    poses fall in a bin.
+
+    returns: pixels (V, 17, 2), their intrinsics (V rows, no distortion), target (V, 17, 3) mm, root-relative, in
+        the turned camera.
+    """
+    rotation = crop_rotation(views.pelvis)  # R @ pelvis = (0, 0, |pelvis|)
+    target = np.einsum("vij,vkj->vki", rotation, views.target)
+    points = target.copy()
+    points[..., 2] += np.linalg.norm(views.pelvis, axis=-1)[:, None]
+    centre = views.intrinsics.principal_point
+    pixels = points[..., :2] / points[..., 2:3] * views.intrinsics.focal[:, None, :] + centre[:, None, :]
+    return pixels, Intrinsics(views.intrinsics.focal, centre, np.zeros_like(views.intrinsics.distortion)), target
 
 
 def crop_rig_lifter(lift: Lifter) -> RigLifter:
@@ -235,13 +265,14 @@ def fixed_real_rig(lifters: dict[str, RigLifter], inputs: dict[str, str], db: Mo
     bins = off_axis_bins(views.off_axis)
     counts = {name: int((bins == b).sum()) for b, name in enumerate(BIN_NAMES)}
     told = {"intrinsics": views.intrinsics, "default_fov": default_intrinsics(views.image_size)}
+
+    def errors_of(lift: RigLifter, pixels: np.ndarray, intrinsics: Intrinsics, target: np.ndarray) -> dict:
+        lifted = lift(pixels, intrinsics) if len(views.pose) else np.zeros((0, 17, 3))
+        return _summary({"mpjpe": mpjpe(lifted, target), "pa_mpjpe": pa_mpjpe(lifted, target)}, bins)
+
     runs = {}
     for run, what in RUNS.items():
-        per_lifter = {}
-        for name, lift in lifters.items():
-            lifted = lift(views.pixels, told[run]) if len(views.pose) else np.zeros((0, 17, 3))
-            errors = {"mpjpe": mpjpe(lifted, views.target), "pa_mpjpe": pa_mpjpe(lifted, views.target)}
-            per_lifter[name] = _summary(errors, bins)
+        per_lifter = {name: errors_of(lift, views.pixels, told[run], views.target) for name, lift in lifters.items()}
         martinez = [n for n in per_lifter if n != "unihpr" and per_lifter[n]["mpjpe_mm"] is not None]
         better = min(martinez, key=lambda n: per_lifter[n]["mpjpe_mm"]) if martinez else None
         uni = per_lifter["unihpr"]
@@ -251,6 +282,17 @@ def fixed_real_rig(lifters: dict[str, RigLifter], inputs: dict[str, str], db: Mo
                      "ratio_unihpr_to_better_martinez": ratio,
                      "unihpr_bin_ratio": bin_ratio(uni["per_bin"], counts)}
     best = runs["intrinsics"]
+    aimed_pixels, aimed_intrinsics, aimed_target = aimed_at_pelvis(views)
+    aimed = {name: errors_of(lift, aimed_pixels, aimed_intrinsics, aimed_target) for name, lift in lifters.items()}
+    best["aimed"] = {
+        "told": "the same views, each camera turned about its centre to aim at the pelvis, no lens (the control: "
+                "the bins keep their poses, only the off-axis angle and the lens go)",
+        "lifters": aimed,
+        "unihpr_bin_ratio": bin_ratio(aimed["unihpr"]["per_bin"], counts),
+        "off_axis_cost": {name: {b: _r(best["lifters"][name]["per_bin"][b]["mpjpe_mm"] / e["per_bin"][b]["mpjpe_mm"])
+                                 if counts[b] and e["per_bin"][b]["mpjpe_mm"] else None for b in BIN_NAMES}
+                          for name, e in aimed.items()},
+    }
     uni_mpjpe = best["lifters"]["unihpr"]["mpjpe_mm"]
     ratio = best["ratio_unihpr_to_better_martinez"]
     targets = [

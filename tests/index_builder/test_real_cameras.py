@@ -34,6 +34,7 @@ from index_builder.evaluation.real_cameras import (
     BIN_NAMES,
     OFFSET_RADIUS_MM,
     TRAJECTORY_CLIP_MM,
+    aimed_at_pelvis,
     camera_batch,
     clip_offset,
     fixed_real_rig,
@@ -141,6 +142,25 @@ def test_kept_views_lie_inside_the_image_and_undistort_to_the_true_rays(test_spl
     np.testing.assert_allclose(views.target[:, ROOT], 0.0)
 
 
+def test_aimed_views_put_the_pelvis_on_the_axis_and_keep_the_pose(test_split):
+    """The control: the camera turned about its centre, so the pelvis projects to the principal point, the pose
+    is the same up to that rotation, its distance is kept, and no lens remains."""
+    rows, _ = subsample_rows(test_split, 1.0)
+    views = rig_views(place_on_floor(test_split, rows), rig_cameras("S9"))
+    pixels, intrinsics, target = aimed_at_pelvis(views)
+    np.testing.assert_allclose(pixels[:, ROOT], views.intrinsics.principal_point, atol=1e-6)
+    assert not intrinsics.distortion.any()
+    np.testing.assert_allclose(np.linalg.norm(target, axis=-1), np.linalg.norm(views.target, axis=-1), atol=1e-6)
+    # the pixels are the pinhole projection of the turned pose at the pelvis's own distance
+    depth = np.linalg.norm(views.pelvis, axis=-1)[:, None]
+    rays, _ = pixels_to_rays(pixels, intrinsics)
+    np.testing.assert_allclose(rays, target[..., :2] / (target[..., 2:3] + depth[..., None]), atol=1e-9)
+    # a view on the axis already is left alone
+    on_axis = np.argmin(views.off_axis)
+    assert views.off_axis[on_axis] < 1.0
+    np.testing.assert_allclose(target[on_axis], views.target[on_axis], atol=40.0 * views.off_axis[on_axis])
+
+
 def test_off_axis_bins():
     np.testing.assert_array_equal(off_axis_bins(np.array([0.0, 4.99, 5.0, 9.9, 10.0, 14.9, 15.0, 40.0])),
                                   [0, 0, 1, 1, 2, 2, 3, 3])
@@ -178,6 +198,13 @@ def test_rig_section_with_a_blind_lifter(test_split):
     assert told["focal"][0][0] == pytest.approx(1145.0494, abs=1e-3)
     assert told["focal"][1][0] == pytest.approx(500.0 / math.tan(math.radians(30.0)))
     assert [t["met"] for t in section["targets"]][:2] == [False, False]
+    # the control lifts the same views aimed at the pelvis: a blind lifter's error is the same per bin
+    aimed = run["aimed"]
+    assert told["focal"][2][0] == pytest.approx(1145.0494, abs=1e-3)
+    for name in BIN_NAMES:
+        real, control = run["lifters"]["unihpr"]["per_bin"][name], aimed["lifters"]["unihpr"]["per_bin"][name]
+        assert control["mpjpe_mm"] == pytest.approx(real["mpjpe_mm"], abs=1e-3) if real["mpjpe_mm"] else True
+        assert aimed["off_axis_cost"]["unihpr"][name] in (None, pytest.approx(1.0, abs=1e-4))
 
 
 # --------------------------------------------------------------------------------------- photo geometry

@@ -64,8 +64,29 @@ def real_rig_markdown(r: dict, plots: dict[str, str]) -> list[str]:
         line += (f"UniHPR max / min over the off-axis bins with >= {rig['min_bin_views']} views: "
                  + ("-" if spread is None else f"{spread:.2f}") + ".")
         out += [line, ""]
+        if "aimed" in e:
+            out += aimed_markdown(e["aimed"], bins, rig["bin_counts"])
     out += [targets_table(rig["targets"]), "", f"![fixed real rig]({plots['real_rig']})", ""]
     return out
+
+
+def aimed_markdown(aimed: dict, bins: list[str], counts: dict[str, int]) -> list[str]:
+    """The control of the off-axis bins: the same views with each camera aimed at the pelvis."""
+    rows = [[name, f"{x['mpjpe_mm']:.1f} / {x['pa_mpjpe_mm']:.1f}"]
+            + [None if x["per_bin"][b]["mpjpe_mm"] is None else f"{x['per_bin'][b]['mpjpe_mm']:.1f}" for b in bins]
+            for name, x in aimed["lifters"].items()]
+    cost = aimed["off_axis_cost"]["unihpr"]
+    spread = aimed["unihpr_bin_ratio"]
+    costs = [cost[b] for b in bins if cost[b] is not None]
+    return [f"*Control*: {aimed['told']}:", "",
+            table(["lifter", "MPJPE / PA"] + [f"MPJPE {b} deg" for b in bins], rows), "",
+            "UniHPR max / min over the bins with its camera aimed at the pelvis: "
+            + ("-" if spread is None else f"{spread:.2f}")
+            + "; real / aimed per bin (what the off-axis angle and the lens cost): "
+            + ", ".join(f"{b} {'-' if cost[b] is None else f'{cost[b]:.3f}'}" for b in bins)
+            + (f" (max / min {max(costs) / min(costs):.3f})" if costs else "")
+            + ". Where the aimed bins spread as the real ones do, the spread comes from the poses in each bin "
+            "(clips far from the floor centre move more), not from the camera.", ""]
 
 
 def plot_real_rig(rig: dict, path: Path) -> None:
@@ -81,11 +102,16 @@ def plot_real_rig(rig: dict, path: Path) -> None:
             values = [e["per_bin"][b]["mpjpe_mm"] or 0.0 for b in bins]
             ax.bar(x + (i - (len(lifters) - 1) / 2) * width, values, width, label=name,
                    color=MODEL_COLOURS.get(name))
+            aimed = rig["runs"][run].get("aimed", {}).get("lifters", {}).get(name)
+            if aimed is not None:  # the control: the same views with the camera aimed at the pelvis
+                ax.plot(x + (i - (len(lifters) - 1) / 2) * width, [aimed["per_bin"][b]["mpjpe_mm"] or np.nan
+                                                                   for b in bins],
+                        "k_", markersize=14, markeredgewidth=2, label="aimed at the pelvis" if i == 0 else None)
         ax.set_xticks(x)
         ax.set_xticklabels([f"{b} deg\n({rig['bin_counts'][b]} views)" for b in bins], fontsize=8)
         ax.set_ylabel("MPJPE (mm)")
         top = max([e["per_bin"][b]["mpjpe_mm"] or 0.0 for e in lifters.values() for b in bins] + [1.0])
         ax.set_ylim(0, 1.25 * top)  # room for the legend above the bars
-        ax.legend(fontsize=8, loc="upper center", ncol=len(lifters))
+        ax.legend(fontsize=8, loc="upper center", ncol=len(lifters) + 1)
         ax.set_title(f"Fixed real rig ({rig['subject']} H36M cameras), {run}: MPJPE per off-axis bin", fontsize=9)
     save_figure(fig, path)
