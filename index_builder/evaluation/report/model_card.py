@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from index_builder.atomic_files import atomic_path
+from index_builder.datasets.extra_mocap import EXTRA_SOURCES
 from index_builder.datasets.motion_database import MotionDatabase
 from index_builder.training.checkpoint import load_checkpoint
 from model.runtime.bundle_format import sha256_of
@@ -76,11 +77,24 @@ def model_card(weights: Path, report: dict | None, db: MotionDatabase, float16_c
         + ", ".join(f"{s} {int((clips.split == s).sum())} clips" for s in ("train", "val", "test")) + ".",
         f"- Contents: {', '.join(sorted(set(clips.content.tolist())))}.",
         f"- Styles: {', '.join(sorted(set(clips.style.tolist())))}.",
-        "- Not covered: sitting, lying, floor work, crawling, sports other than running and a few kicks and "
-        "punches; three actors and one skeleton (bone lengths are augmented); most frames are dataset-2 "
-        "locomotion and arm gestures. Expect larger errors on poses far from these.",
-        "",
     ]
+    if config.extra_data:
+        lines += [
+            f"- Also trained on (about {config.extra_share:.0%} of the training poses, their train split): "
+            + "; ".join(f"`{name}` ({EXTRA_SOURCES[name].licence})" for name in config.extra_data)
+            + ", read from `../shared/data/extra-mocap/` through the ingestion path: CMU motions of other people "
+            "on other skeletons (playground climbing and sitting, jumps, ballet, basketball, soccer, swordplay, "
+            "directing traffic, walking and running). The DeepMimic clips stay unseen (the report's unseen-capture "
+            "protocol).",
+            "- Covered thinly: sitting (one CMU clip), dance and sports (a few minutes each); not covered: lying, "
+            "floor work, crawling. Most frames are Bandai's three actors in locomotion and arm gestures: expect "
+            "larger errors on poses far from these.",
+        ]
+    else:
+        lines.append("- Not covered: sitting, lying, floor work, crawling, sports other than running and a few "
+                     "kicks and punches; three actors and one skeleton (bone lengths are augmented); most frames "
+                     "are dataset-2 locomotion and arm gestures. Expect larger errors on poses far from these.")
+    lines.append("")
     if report:
         lift = report["lifting"]
         gt = lift["conditions"]["gt_2d/h36m_rig"]
@@ -128,6 +142,9 @@ def model_card(weights: Path, report: dict | None, db: MotionDatabase, float16_c
         "**non-commercial use only** and carry this credit. BlazePose (used for images) is Apache-2.0.",
         "",
     ]
+    if any(name.endswith("cmu") for name in config.extra_data):
+        lines += ["The CMU motions: the data used in this project was obtained from mocap.cs.cmu.edu. The database "
+                  "was created with funding from NSF EIA-0196217.", ""]
     return "\n".join(lines)
 
 
