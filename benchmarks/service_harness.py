@@ -84,7 +84,7 @@ def start_server(bundle: Path, script: str, ready_s: float = 180.0,
 
 def run_bundle_benchmark(parser: argparse.ArgumentParser, argv: list[str] | None, serve, run) -> None:
     """Add the options every bundle benchmark shares to ``parser`` (``--bundle``; ``--serve`` and ``--port``: the
-    script's own server mode, which ``start_server`` starts), check the bundle, then ``serve(bundle, port)`` or
+    script's own server mode, which ``start_server`` starts), check the bundle, then ``serve(args)`` or
     ``run(args)``."""
     parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "bundles" / "default")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -93,7 +93,7 @@ def run_bundle_benchmark(parser: argparse.ArgumentParser, argv: list[str] | None
     if not (args.bundle / "manifest.json").is_file():
         raise SystemExit(f"{args.bundle}: no bundle (build one with `unihpr-build index --sample --out ...`)")
     if args.serve:
-        serve(args.bundle, args.port)
+        serve(args)
     else:
         run(args)
 

@@ -1,13 +1,14 @@
 """Latency and throughput of the HTTP service against the same work done in-process, and the HTTP floor.
 
     .venv/bin/python benchmarks/service_latency.py [--bundle bundles/default] [--requests 300] [--concurrency 8]
-                                                   [--image PATH]
+                                                   [--image PATH] [--server auto|plain]
 
-It starts the service (``create_app`` on uvicorn, loopback, a free port) in a child process with two extra routes
-that read the body: ``POST /_bench/bare``, a bare ASGI route in front of the app (no middleware, routing or
-validation: the floor of the server itself), answering ``{}`` or, with an ``X-Bench-Answer-Bytes`` header, a JSON
-object of that many bytes; and ``POST /_bench/empty``, a FastAPI endpoint behind the service's middleware answering
-``{}``. Then, in this process:
+It starts the service (``create_app`` on uvicorn, loopback, a free port; ``--server auto`` lets uvicorn choose its
+event loop and HTTP parser as ``unihpr-serve`` does, ``plain`` forces asyncio and h11) in a child process with two
+extra routes that read the body: ``POST /_bench/bare``, a bare ASGI route in front of the app (no middleware,
+routing or validation: the floor of the server itself), answering ``{}`` or, with an ``X-Bench-Answer-Bytes``
+header, a JSON object of that many bytes; and ``POST /_bench/empty``, a FastAPI endpoint behind the service's
+middleware answering ``{}``. Then, in this process:
 
 - HTTP: a keep-alive httpx client, sequential requests for p50/p99 latency; ``--concurrency`` threads with one
   client each for throughput. Scenarios: /embed with one pose2d, /embed with a batch of 64, /retrieve with k = 10
@@ -74,15 +75,35 @@ async def empty_endpoint(request: Request) -> JSONResponse:
     return JSONResponse({})
 
 
-def serve(bundle: Path, port: int) -> None:
+SERVERS = {  # --server: uvicorn's event loop and HTTP parser
+    "auto": {"loop": "auto", "http": "auto"},  # as unihpr-serve: uvloop and httptools where installed
+    "plain": {"loop": "asyncio", "http": "h11"},  # the pure-Python pair uvicorn falls back to
+}
+
+
+def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from service.config import Settings
     from service.main import create_app
 
-    app = create_app(Settings(bundle_path=bundle))
+    app = create_app(Settings(bundle_path=args.bundle))
     app.add_api_route("/_bench/empty", empty_endpoint, methods=["POST"], include_in_schema=False)
-    uvicorn.run(with_bare_floor(app), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(with_bare_floor(app), host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
+                **SERVERS[args.server])
+
+
+def server_implementation(choice: str) -> str:
+    """What uvicorn runs for ``--server choice``, in words (its "auto" takes uvloop and httptools when they
+    import)."""
+    import importlib.util
+
+    chosen = SERVERS[choice]
+    loop = chosen["loop"] if chosen["loop"] != "auto" else (
+        "uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
+    http = chosen["http"] if chosen["http"] != "auto" else (
+        "httptools" if importlib.util.find_spec("httptools") else "h11")
+    return f"uvicorn with the {loop} event loop and the {http} HTTP parser"
 
 
 def with_bare_floor(app):
@@ -290,7 +311,7 @@ def run(args: argparse.Namespace) -> None:
     direct_calls = {"embed1": lambda: direct.embed(kp[:1]), "embed64": lambda: direct.embed(kp),
                     "retrieve": lambda: direct.retrieve(kp[:1])}
 
-    proc, url = start_server(bundle, __file__)
+    proc, url = start_server(bundle, __file__, extra_args=["--server", args.server])
     rows = []
     try:
         with httpx.Client(base_url=url, timeout=60) as client:  # each scenario's floor: its body, its answer's size
@@ -368,6 +389,7 @@ def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundl
     index = manifest.index
     print(f"\nbundle {bundle} ({manifest.model_version}): {index.factory}, {index.ntotal} vectors, "
           f"D={manifest.embedding.dim}, nprobe={index.operating_point.nprobe}")
+    print(f"server: {server_implementation(args.server)}")
     print(f"{os.cpu_count()} CPUs; {args.requests} sequential requests per scenario (64-batch: a quarter), "
           f"throughput with {args.concurrency} concurrent clients; times in ms\n")
     names = {"bare": "bare ASGI route, answer {} (2 B)", "empty": "empty FastAPI endpoint",
@@ -436,6 +458,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="clients for the throughput runs")
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="a JPEG/PNG with a person")
     parser.add_argument("--image-requests", type=int, default=30)
+    parser.add_argument("--server", choices=sorted(SERVERS), default="auto",
+                        help="auto: uvicorn's choice, as unihpr-serve (uvloop and httptools where installed); "
+                             "plain: the asyncio loop and the h11 parser")
     run_bundle_benchmark(parser, argv, serve, run)
 
 

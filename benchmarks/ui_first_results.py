@@ -35,13 +35,13 @@ WARMUP = 2
 TARGET_MS = 1000.0  # issue #20: first cards within 1 s of an upload on 2 cores
 
 
-def serve(bundle: Path, port: int) -> None:
+def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from service.config import Settings
     from service.main import create_app
 
-    uvicorn.run(create_app(Settings(bundle_path=bundle)), host="127.0.0.1", port=port, log_level="warning",
+    uvicorn.run(create_app(Settings(bundle_path=args.bundle)), host="127.0.0.1", port=args.port, log_level="warning",
                 access_log=False)
 
 
