@@ -26,26 +26,35 @@ from index_builder.training.config import TrainConfig
 CMU_TERMS = ("CMU Graphics Lab Motion Capture Database (mocap.cs.cmu.edu): free for research, may be included in "
              "commercially-sold products but not resold directly; acknowledgement: the database was created with "
              "funding from NSF EIA-0196217")
+CMU_CREDIT = ("The data used in this project was obtained from mocap.cs.cmu.edu. The database was created with funding "
+              "from NSF EIA-0196217.")  # the acknowledgement CMU asks for, word for word
 
 
 @dataclass(frozen=True)
 class ExtraSource:
     """archive: the tarball in extra-mocap; folder: the part of it to ingest; side_file: a file of extra-mocap that
-    the reader needs beside the data (copied next to ``folder``); drop: clip-name fragments left out."""
+    the reader needs beside the data (copied next to ``folder``); drop: clip-name fragments left out; motions:
+    what the clips show, in words (the model card); credit: the acknowledgement its owners ask for, if any."""
 
     archive: str
     folder: str
     licence: str
     side_file: str | None = None
     drop: tuple[str, ...] = ()
+    motions: str = ""
+    credit: str | None = None
 
 
 EXTRA_SOURCES = {
     "deepmimic": ExtraSource("deepmimic.tar.xz", "data", "MIT (xbpeng/DeepMimic); the clips' capture source is "
                                                          "not recorded", drop=("_mirror",)),
-    "iclone-cmu": ExtraSource("iclone-cmu.tar.xz", "All_BVH", CMU_TERMS),
+    "iclone-cmu": ExtraSource("iclone-cmu.tar.xz", "All_BVH", CMU_TERMS,
+                              motions="CMU subjects 1-7: playground climbing and one sitting clip, jumps, ballet, "
+                                      "basketball dribbling, swordplay, walking and running", credit=CMU_CREDIT),
     "dmgnn-cmu": ExtraSource("dmgnn-cmu.tar.xz", "data", f"MIT (limaosen0/DMGNN); {CMU_TERMS}",
-                             side_file="dmgnn-cmu-skeleton.json"),
+                             side_file="dmgnn-cmu-skeleton.json",
+                             motions="CMU basketball, soccer, directing traffic, jumping, running, walking and "
+                                     "window washing", credit=CMU_CREDIT),
 }
 
 

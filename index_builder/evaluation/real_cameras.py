@@ -47,6 +47,7 @@ from model.pose.perspective_crop import (
     default_intrinsics,
     off_axis_deg,
     pixels_to_rays,
+    rays_to_pixels,
     to_real_camera,
 )
 from model.pose.skeleton import ROOT, root_centred
@@ -198,11 +199,10 @@ def aimed_at_pelvis(views: RigViews) -> tuple[np.ndarray, Intrinsics, np.ndarray
     """
     rotation = crop_rotation(views.pelvis)  # R @ pelvis = (0, 0, |pelvis|)
     target = np.einsum("vij,vkj->vki", rotation, views.target)
-    points = target.copy()
-    points[..., 2] += np.linalg.norm(views.pelvis, axis=-1)[:, None]
-    centre = views.intrinsics.principal_point
-    pixels = points[..., :2] / points[..., 2:3] * views.intrinsics.focal[:, None, :] + centre[:, None, :]
-    return pixels, Intrinsics(views.intrinsics.focal, centre, np.zeros_like(views.intrinsics.distortion)), target
+    depth = target[..., 2] + np.linalg.norm(views.pelvis, axis=-1)[:, None]
+    intrinsics = Intrinsics(views.intrinsics.focal, views.intrinsics.principal_point,
+                            np.zeros_like(views.intrinsics.distortion))
+    return rays_to_pixels(target[..., :2] / depth[..., None], intrinsics), intrinsics, target
 
 
 def crop_rig_lifter(lift: Lifter) -> RigLifter:

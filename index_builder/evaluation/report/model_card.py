@@ -79,17 +79,12 @@ def model_card(weights: Path, report: dict | None, db: MotionDatabase, float16_c
         f"- Styles: {', '.join(sorted(set(clips.style.tolist())))}.",
     ]
     if config.extra_data:
-        lines += [
-            f"- Also trained on (about {config.extra_share:.0%} of the training poses, their train split): "
-            + "; ".join(f"`{name}` ({EXTRA_SOURCES[name].licence})" for name in config.extra_data)
-            + ", read from `../shared/data/extra-mocap/` through the ingestion path: CMU motions of other people "
-            "on other skeletons (playground climbing and sitting, jumps, ballet, basketball, soccer, swordplay, "
-            "directing traffic, walking and running). The DeepMimic clips stay unseen (the report's unseen-capture "
-            "protocol).",
-            "- Covered thinly: sitting (one CMU clip), dance and sports (a few minutes each); not covered: lying, "
-            "floor work, crawling. Most frames are Bandai's three actors in locomotion and arm gestures: expect "
-            "larger errors on poses far from these.",
-        ]
+        lines += [f"- Also trained on (about {config.extra_share:.0%} of the training poses, their train split; read "
+                  "from `../shared/data/extra-mocap/` through the ingestion path), other people on other skeletons: "
+                  + "; ".join(f"`{name}`: {EXTRA_SOURCES[name].motions} ({EXTRA_SOURCES[name].licence})"
+                              for name in config.extra_data) + ".",
+                  "- Covered thinly: what the extra sources show (a few minutes each); most frames are Bandai's "
+                  "three actors in locomotion and arm gestures. Expect larger errors on poses far from these."]
     else:
         lines.append("- Not covered: sitting, lying, floor work, crawling, sports other than running and a few "
                      "kicks and punches; three actors and one skeleton (bone lengths are augmented); most frames "
@@ -142,9 +137,8 @@ def model_card(weights: Path, report: dict | None, db: MotionDatabase, float16_c
         "**non-commercial use only** and carry this credit. BlazePose (used for images) is Apache-2.0.",
         "",
     ]
-    if any(name.endswith("cmu") for name in config.extra_data):
-        lines += ["The CMU motions: the data used in this project was obtained from mocap.cs.cmu.edu. The database "
-                  "was created with funding from NSF EIA-0196217.", ""]
+    credits = dict.fromkeys(EXTRA_SOURCES[name].credit for name in config.extra_data if EXTRA_SOURCES[name].credit)
+    lines += [line for credit in credits for line in (credit, "")]
     return "\n".join(lines)
 
 

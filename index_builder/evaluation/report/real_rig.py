@@ -52,9 +52,7 @@ def real_rig_markdown(r: dict, plots: dict[str, str]) -> list[str]:
     bins = rig["bins"]
     for run, e in rig["runs"].items():
         out += [f"**{run}** ({e['told']}):", ""]
-        rows = [[name, f"{x['mpjpe_mm']:.1f} / {x['pa_mpjpe_mm']:.1f}"]
-                + [None if x["per_bin"][b]["mpjpe_mm"] is None else f"{x['per_bin'][b]['mpjpe_mm']:.1f}"
-                   for b in bins] for name, x in e["lifters"].items()]
+        rows = bin_rows(e["lifters"], bins)
         rows.append(["views", sum(rig["bin_counts"].values())] + [rig["bin_counts"][b] for b in bins])
         out += [table(["lifter", "MPJPE / PA"] + [f"MPJPE {b} deg" for b in bins], rows), ""]
         ratio = e["ratio_unihpr_to_better_martinez"]
@@ -65,16 +63,21 @@ def real_rig_markdown(r: dict, plots: dict[str, str]) -> list[str]:
                  + ("-" if spread is None else f"{spread:.2f}") + ".")
         out += [line, ""]
         if "aimed" in e:
-            out += aimed_markdown(e["aimed"], bins, rig["bin_counts"])
+            out += aimed_markdown(e["aimed"], bins)
     out += [targets_table(rig["targets"]), "", f"![fixed real rig]({plots['real_rig']})", ""]
     return out
 
 
-def aimed_markdown(aimed: dict, bins: list[str], counts: dict[str, int]) -> list[str]:
-    """The control of the off-axis bins: the same views with each camera aimed at the pelvis."""
-    rows = [[name, f"{x['mpjpe_mm']:.1f} / {x['pa_mpjpe_mm']:.1f}"]
+def bin_rows(lifters: dict, bins: list[str]) -> list[list]:
+    """One table row per lifter: overall MPJPE / PA, then the MPJPE of each off-axis bin."""
+    return [[name, f"{x['mpjpe_mm']:.1f} / {x['pa_mpjpe_mm']:.1f}"]
             + [None if x["per_bin"][b]["mpjpe_mm"] is None else f"{x['per_bin'][b]['mpjpe_mm']:.1f}" for b in bins]
-            for name, x in aimed["lifters"].items()]
+            for name, x in lifters.items()]
+
+
+def aimed_markdown(aimed: dict, bins: list[str]) -> list[str]:
+    """The control of the off-axis bins: the same views with each camera aimed at the pelvis."""
+    rows = bin_rows(aimed["lifters"], bins)
     cost = aimed["off_axis_cost"]["unihpr"]
     spread = aimed["unihpr_bin_ratio"]
     costs = [cost[b] for b in bins if cost[b] is not None]
