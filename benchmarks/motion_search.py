@@ -9,10 +9,12 @@ is printed):
 
 1. **In process, by stage** (the service's own functions, one ONNX Runtime and one FAISS thread as the service
    runs them): ``prepare`` (``service.inputs.pose2d_to_features``: validation, joint formulas, perspective crop),
-   ``embed`` (the pose2d encoder on every frame), ``candidates`` (the anchor searches of the index and the windows),
-   ``alignment`` (gathering the windows' vectors, cosines, subsequence DTW, tracing the ends), ``verification``
-   (one fitted camera per candidate segment, re-aligned). Queries: 3 s of the bundle's clips at 30 fps (90
-   frames), replayed at a random speed in 0.5-2x, seen by a random camera, 2D in pixels with the image size.
+   ``embed`` (the pose2d encoder on every frame), ``lift`` (the 3D decoder on every frame, for the lifted path),
+   ``candidates`` (the anchor searches of the index and of the descriptor index, the windows), ``alignment``
+   (gathering the windows' vectors and descriptors, the costs, subsequence DTW, tracing the ends), ``verification``
+   (the candidate segments screened by a fitted camera and by the lifted 3D, the best fitted again, re-aligned).
+   Queries: 3 s of the bundle's clips at 30 fps (90 frames), replayed at a random speed in 0.5-2x, seen by a
+   random camera, 2D in pixels with the image size.
 2. **Over HTTP** (``create_app`` on uvicorn in a child process, a keep-alive client): the same queries as JSON
    ``sequence`` requests, p50 / p99 of the whole request and the server's stages from ``Server-Timing``.
 3. **Growth with query length** (1, 3, 10, 30 s; in process) and **with library size** (the same 3 s queries over
@@ -93,11 +95,12 @@ def make_queries(catalog, count: int, seconds: float, seed: int) -> list[dict]:
 def in_process(bundle, queries: list[dict]) -> dict[str, list[float]]:
     """Per-stage ms of every query through the service's functions (module docstring)."""
     from service.inputs import pose2d_to_features
-    from service.motion_search import query_shape, run_search
+    from service.motion_search import lifts_of, query_shape, run_search
     from service.schemas.inputs import SequenceInput
 
-    stages: dict[str, list[float]] = {s: [] for s in ("prepare", "embed", "candidates", "alignment", "verification",
-                                                       "total")}
+    stages: dict[str, list[float]] = {s: [] for s in ("prepare", "embed", "lift", "candidates", "alignment",
+                                                       "verification", "total")}
+    lifted_path = bundle.reranking is not None and bundle.reranking.descriptors is not None
     parsed = [SequenceInput.model_validate(q) for q in queries]
     for i, sequence in enumerate(parsed):
         started = time.perf_counter()
@@ -110,12 +113,15 @@ def in_process(bundle, queries: list[dict]) -> dict[str, list[float]]:
         times = np.arange(len(frames)) / sequence.fps
         present = np.ones(len(frames), bool)
         shape: QueryShape | None = query_shape(features, ["encoder_pose2d"], present, batch.frames[:, 2])
-        segments, stats = run_search(bundle, embeddings, times, present, None, 1.0, K, False, shape)
+        lifts = lifts_of(bundle, bundle.models.run_sync("decoder3d", embeddings), present) if lifted_path else None
+        lifted = time.perf_counter()
+        segments, stats = run_search(bundle, embeddings, times, present, None, 1.0, K, False, shape, lifts=lifts)
         done = time.perf_counter()
         if i < WARMUP:
             continue
         stages["prepare"].append((prepared - started) * 1e3)
         stages["embed"].append((embedded - prepared) * 1e3)
+        stages["lift"].append((lifted - embedded) * 1e3)
         for name in ("candidates", "alignment", "verification"):
             stages[name].append(stats.timings.get(name, 0.0))
         stages["total"].append((done - started) * 1e3)
@@ -257,14 +263,14 @@ def main(argv: list[str] | None = None) -> None:
     table(f"in process, 3 s at 30 fps (90 frames), {args.bundle.name}", in_process(bundle, queries))
 
     print("\ngrowth with query length (in process, p50 ms)")
-    print(f"{'seconds':>8} {'frames':>7} {'prepare':>8} {'embed':>7} {'candid.':>8} {'align.':>7} {'verif.':>7} "
-          f"{'total':>7}")
+    print(f"{'seconds':>8} {'frames':>7} {'prepare':>8} {'embed':>7} {'lift':>7} {'candid.':>8} {'align.':>7} "
+          f"{'verif.':>7} {'total':>7}")
     for seconds in (1.0, 3.0, 10.0, 30.0):
         count = max(5, args.queries // (1 if seconds <= 3 else 4)) + WARMUP
         stages = in_process(bundle, make_queries(bundle.catalog, count, seconds, args.seed + 1))
         print(f"{seconds:>8g} {int(seconds * QUERY_FPS):>7} " + " ".join(
-            f"{p(stages[s], 50):>7}" for s in ("prepare", "embed", "candidates", "alignment", "verification",
-                                                "total")))
+            f"{p(stages[s], 50):>7}" for s in ("prepare", "embed", "lift", "candidates", "alignment",
+                                                "verification", "total")))
 
     small = load(args.small_bundle)
     small_queries = make_queries(small.catalog, args.queries + WARMUP, 3.0, args.seed)

@@ -25,8 +25,9 @@ import numpy as np
 from fastapi import Request
 from fastapi.responses import Response
 
+from model.pose.skeleton import root_centred
 from model.pose.units import MM_PER_M
-from model.retrieval.motion_search import ClipLayout, QueryShape, SearchStats, Segment, search_motion
+from model.retrieval.motion_search import ClipLayout, LiftedQuery, QueryShape, SearchStats, Segment, search_motion
 from service import pipeline
 from service.artifacts import Bundle
 from service.catalog import PoseCatalog
@@ -145,11 +146,33 @@ def query_shape(features: np.ndarray, graphs: list[str | None], present: np.ndar
     return QueryShape(points, None)
 
 
+def lifts_of(bundle: Bundle, decoded: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """(F, 17, 3) mm root-relative per query frame (zeros where missing) from the decoder's output (P, 17, 3) for
+    the present frames."""
+    lifts = np.zeros((len(present), *decoded.shape[1:]), np.float64)
+    lifts[present] = root_centred(decoded.astype(np.float64) * bundle.mm_per_unit)
+    return lifts
+
+
+async def sequence_lifts(bundle: Bundle, embeddings: np.ndarray, present: np.ndarray,
+                         shape: QueryShape | None) -> np.ndarray | None:
+    """Every frame's 3D for the lifted path of motion search (``model.retrieval.motion_search.LiftedQuery``): the
+    frames' own 3D for a pose3d sequence, else the decoder's lift of each frame's embedding (as ``/lift3d``);
+    None when the bundle has no descriptor index (no lifted candidates in its re-ranking)."""
+    if bundle.reranking is None or bundle.reranking.descriptors is None:
+        return None
+    if shape is not None and shape.weights is None:
+        return shape.points
+    return lifts_of(bundle, await bundle.models.run("decoder3d", embeddings[present]), present)
+
+
 def run_search(bundle: Bundle, embeddings: np.ndarray, times: np.ndarray, present: np.ndarray,
                pose_mask: np.ndarray | None, effort: float, k: int, group_by_clip: bool,
-               shape: QueryShape | None = None, expr: str | None = None) -> tuple[list[Segment], SearchStats]:
+               shape: QueryShape | None = None, expr: str | None = None,
+               lifts: np.ndarray | None = None) -> tuple[list[Segment], SearchStats]:
     """``model.retrieval.motion_search.search_motion`` on the bundle's index, verified geometrically against the
-    bundle's poses when ``shape`` is given (blocking: run it in a worker thread)."""
+    bundle's poses when ``shape`` is given, with the lifted path when ``lifts`` (``sequence_lifts``) are (blocking:
+    run it in a worker thread)."""
     index, views = bundle.index, bundle.views
     vec_mask = _vector_mask(pose_mask, views)
     selected = index.ntotal if vec_mask is None else int(vec_mask.sum())
@@ -164,8 +187,11 @@ def run_search(bundle: Bundle, embeddings: np.ndarray, times: np.ndarray, presen
 
     stats = SearchStats()
     poses = bundle.catalog.poses
+    lifted = None
+    if lifts is not None and bundle.reranking is not None and bundle.reranking.descriptors is not None:
+        lifted = LiftedQuery(lifts, bundle.reranking.descriptors, bundle.catalog.rotations, pose_mask)
     segments = search_motion(embeddings, times, present, clip_layout(bundle.catalog), views, search, vectors, k,
-                             group_by_clip, stats, shape, lambda rows: poses[rows])
+                             group_by_clip, stats, shape, lambda rows: poses[rows], lifted)
     return segments, stats
 
 
@@ -251,8 +277,11 @@ async def answer(request: Request, req, bundle: Bundle, settings: Settings, metr
         embeddings, times, present, shape = await _sequence_embeddings(bundle, settings, req.sequence, metrics,
                                                                        timings)
         query_frames = np.arange(len(times))
+    started = time.perf_counter()
+    lifts = await sequence_lifts(bundle, embeddings, present, shape)
+    pipeline.add_timing(timings, "lift", (time.perf_counter() - started) * 1e3)
     segments, stats = await anyio.to_thread.run_sync(run_search, bundle, embeddings, times, present, pose_mask,
-                                                     req.search_effort, req.k, req.group_by_clip, shape, expr)
+                                                     req.search_effort, req.k, req.group_by_clip, shape, expr, lifts)
     for name, ms in stats.timings.items():
         pipeline.add_timing(timings, name, ms)
     results = [segment_result(bundle, s, query_frames) for s in segments]

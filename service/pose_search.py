@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import faiss
 import numpy as np
 
 from model.retrieval.lifted_candidates import DescriptorIndex, merge_candidates, views_and_cosines
@@ -149,10 +148,8 @@ def with_lifted(rows: list[list[Hit]], lifted: list[np.ndarray | None], queries:
     members = [i for i, pose in enumerate(lifted) if pose is not None]
     if not members or reranking.descriptors is None:
         return rows
-    bitmap = None if pose_mask is None else np.packbits(pose_mask, bitorder="little")
-    selector = None if bitmap is None else faiss.IDSelectorBitmap(len(pose_mask), faiss.swig_ptr(bitmap))
     lifted_poses = np.stack([lifted[i] for i in members])
-    near = reranking.descriptors.search(lifted_poses, reranking.lifted, selector)
+    near = reranking.descriptors.search(lifted_poses, reranking.lifted, pose_mask)
     lifted_view, lifted_cosine = views_and_cosines(
         lifted_poses, near, queries[members], poses, rotations,
         lambda ids: index.vectors(ids, cache=False))  # one query's vectors: not worth keeping in the filter cache

@@ -11,6 +11,7 @@ import torch
 from index_builder.evaluation.held_out import HeldOut
 from model.nn.networks import UniHPR
 from model.pose.features import MODALITIES
+from model.pose.skeleton import root_centred
 
 BATCH = 4096  # poses per forward pass: bounded memory on the full test split
 
@@ -29,6 +30,12 @@ def decode3d(model: UniHPR, embeddings: np.ndarray, batch: int = BATCH) -> np.nd
     """embeddings: (N, D) -> (N, 17, 3) float32 mm, root-relative camera frame."""
     return np.concatenate([model.decoder3d(torch.from_numpy(embeddings[i : i + batch])).numpy()
                            for i in range(0, len(embeddings), batch)])
+
+
+def lift(model: UniHPR, embeddings: np.ndarray) -> np.ndarray:
+    """(Q, D) query embeddings -> (Q, 17, 3) float64 mm root-relative, the decoder's 3D: what the lifted candidates
+    search with (``model.retrieval.lifted_candidates``), as the service lifts a query."""
+    return root_centred(decode3d(model, embeddings).astype(np.float64))
 
 
 def unihpr_lifter(model: UniHPR) -> Lifter:

@@ -40,6 +40,7 @@ TRAIN_ROWS = 50_000  # at most this many poses fit the PCA and the IVF centroids
 DESCRIPTOR_CHUNK = 16_384  # poses whose descriptors are computed at once
 MIN_PCA_ROWS = 1_000  # smaller libraries keep the 136 distances (too few poses to fit a projection on)
 _PAIRS = np.triu_indices(17, 1)
+PAIRS = len(_PAIRS[0])  # joint pairs a descriptor measures (136)
 
 
 def pose_descriptors(poses: np.ndarray) -> np.ndarray:
@@ -78,6 +79,7 @@ class DescriptorIndex:
             self.index.train(self._reduce(sample))
             self.index.nprobe = NPROBE
         self.index.add(reduced)
+        self.reduced = reduced  # (N, d) float32, what ``descriptors`` reads (an IVF's lists cost 2 ms a read)
 
     def _reduce(self, descriptors: np.ndarray) -> np.ndarray:
         descriptors = np.ascontiguousarray(descriptors, np.float32)
@@ -86,13 +88,23 @@ class DescriptorIndex:
     def __len__(self) -> int:
         return self.index.ntotal
 
-    def search(self, poses: np.ndarray, k: int, selector: faiss.IDSelector | None = None) -> np.ndarray:
+    def describe(self, poses: np.ndarray) -> np.ndarray:
+        """poses: (Q, 17, 3) mm -> (Q, d) float32 their descriptors as the index stores them (after the PCA)."""
+        return self._reduce(pose_descriptors(poses))
+
+    def descriptors(self, rows: np.ndarray) -> np.ndarray:
+        """rows: (n,) library rows -> (n, d) float32 their stored descriptors (read back, not recomputed)."""
+        return self.reduced[rows]
+
+    def search(self, poses: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
         """poses: (Q, 17, 3) mm (lifted queries) -> (Q, k) int64 library rows, nearest first, -1 where fewer were
-        found. selector: the library rows allowed (a FAISS ``IDSelector``; None: all)."""
+        found. allowed: (N,) bool, the library rows a filter keeps (None: all)."""
         if len(poses) == 0 or k <= 0:
             return np.zeros((len(poses), max(k, 0)), np.int64)
-        query = self._reduce(pose_descriptors(poses))
+        query = self.describe(poses)
         k = min(k, len(self))
+        bitmap = None if allowed is None else np.packbits(allowed, bitorder="little")  # alive through the search
+        selector = None if bitmap is None else faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
         if selector is None:
             params = None
         elif isinstance(self.index, faiss.IndexIVF):

@@ -57,13 +57,22 @@ def test_a_pose_is_found_from_any_camera(n):
     assert np.mean(found[:, 0] == rows) >= 0.95
 
 
-def test_a_selector_keeps_the_search_to_the_allowed_poses():
+@pytest.mark.parametrize("n", [300, 2_000, EXACT_BELOW + 5_000])
+def test_stored_descriptors_read_back_as_the_poses_describe(n):
+    poses = library(n)
+    index = DescriptorIndex(poses)
+    rows = np.array([n - 1, 0, 17, 17])
+    stored = index.descriptors(rows)
+    assert stored.shape == (4, index.describe(poses[:1]).shape[1])
+    np.testing.assert_allclose(stored, index.describe(poses[rows]), rtol=1e-4, atol=0.05)
+
+
+def test_a_filter_keeps_the_search_to_the_allowed_poses():
     poses = library(3_000)
     index = DescriptorIndex(poses)
     allowed = np.zeros(len(poses), bool)
     allowed[::3] = True
-    bitmap = np.packbits(allowed, bitorder="little")
-    found = index.search(poses[:20], 30, faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap)))
+    found = index.search(poses[:20], 30, allowed)
     assert (found >= 0).all() and allowed[found].all()
     assert (found[::3, 0] == np.arange(0, 20, 3)).all()  # the allowed queries find themselves
 

@@ -7,13 +7,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import model.retrieval.sequence_fit as sequence_fit
+from model.retrieval.lifted_candidates import DescriptorIndex
 from model.retrieval.motion_search import (
     MAX_STEP,
     ClipLayout,
+    DistinctSegments,
+    LiftedQuery,
     QueryShape,
     SearchStats,
     candidate_windows,
-    overlaps,
+    descriptor_cost,
     search_motion,
 )
 from model.retrieval.sequence_fit import (
@@ -109,7 +113,10 @@ def test_segments_of_one_clip_never_overlap_and_group_by_clip_keeps_one():
     embeddings, times = lib.query(0, 100, 20, 1.0)
     segments = run(lib, embeddings, times, k=10)
     for i, a in enumerate(segments):
-        assert not overlaps(a, segments[:i])
+        assert not any(b.clip == a.clip and a.first <= b.last and b.first <= a.last for b in segments[:i])
+    distinct = DistinctSegments()
+    assert distinct.add((0, 10, 20)) and not distinct.add((0, 20, 25)) and distinct.add((0, 21, 30))
+    assert distinct.add((1, 10, 20)) and len(distinct) == 3
     grouped = run(lib, embeddings, times, k=10, group_by_clip=True)
     assert len({s.clip for s in grouped}) == len(grouped) <= 2
 
@@ -178,3 +185,76 @@ def test_search_with_verification_orders_by_residual():
                              lib.read_vectors, 5, shape=shape, poses=lambda r: library_poses[r])
     assert segments[0].clip == 1 and segments[0].residual < 0.01
     assert all(a.residual <= b.residual for a, b in zip(segments, segments[1:]))
+
+
+def crop_of(camera_frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What a perspective crop aimed at the root gives for camera-frame poses (F, 17, 3) mm, root in front: the
+    normalised 2D (F, 17, 2) and the box half-side in ray units (F,)."""
+    rays = camera_frame[..., :2] / camera_frame[..., 2:]
+    centred = rays - rays[:, :1]
+    half = np.abs(centred).max(axis=(1, 2))
+    return centred / half[:, None, None], half
+
+
+def test_a_close_camera_is_refined_under_perspective(monkeypatch):
+    """A person 2.5 m from the camera: the weak-perspective camera is several degrees off and leaves a residual
+    (as large as the difference between two takes of one move) that the perspective refinement removes."""
+    rng = np.random.default_rng(4)
+    poses = pose_sequence(rng, 30) * 0.6
+    rotation = camera_rotations(np.array([63.0]), np.array([21.0]), np.array([4.0]))[0]
+    points, half = crop_of(poses @ rotation.T + np.array([0.0, 0.0, 2500.0]))
+    weights, present, path = np.ones((30, 17)), np.ones(30, bool), np.arange(30)
+    refined = fit_sequence(points, weights, present, poses, path, half)
+    monkeypatch.setattr(sequence_fit, "PERSPECTIVE_REFINE_DEG", ())
+    weak = fit_sequence(points, weights, present, poses, path, half)
+    def angle(fitted: np.ndarray) -> float:
+        return float(np.degrees(np.arccos(np.clip((np.trace(fitted.T @ rotation) - 1) / 2, -1, 1))))
+
+    assert refined.residual < 0.2 * weak.residual and angle(refined.rotation) < 0.5 < 3.0 < angle(weak.rotation)
+
+
+def test_the_descriptor_cost_sees_the_pose_not_the_camera():
+    rng = np.random.default_rng(5)
+    poses = pose_sequence(rng, 40)
+    index = DescriptorIndex(poses)
+    turned = poses[[7, 20]] @ camera_rotations(np.array([150.0]), np.array([35.0]), np.array([10.0]))[0].T
+    cost = descriptor_cost(index.describe(turned), index.descriptors(np.arange(40)))
+    assert cost.shape == (2, 40) and cost.argmin(1).tolist() == [7, 20] and cost.min() < 1e-3
+
+
+def test_the_lifted_path_finds_a_motion_the_embedding_cannot():
+    """Embeddings that say nothing (the query's are noise): the lifted 3D alone brings the clip into the
+    candidates and the alignment, and the fitted camera ranks it first."""
+    lengths = [100] * 200
+    lib = Library(lengths, seed=6)
+    rng = np.random.default_rng(6)
+    library_poses = np.concatenate([pose_sequence(rng, n) for n in lengths])
+    _, times = lib.query(1, 40, 30, 1.0)
+    noise = rng.normal(size=(len(times), DIM)).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    rows = np.flatnonzero(lib.clip == 1)[40:70]
+    source = np.minimum(np.round(times * 10.0).astype(int), 29)
+    rotation = camera_rotations(np.array([200.0]), np.array([15.0]), np.array([0.0]))[0]
+    camera_frame = library_poses[rows[source]] @ rotation.T
+    shape = QueryShape(camera_frame[..., :2] / 1000.0, np.ones((len(times), 17)))
+    present = np.ones(len(times), bool)
+    lifted = LiftedQuery(camera_frame, DescriptorIndex(library_poses), camera_rotations(np.array([0.0, 180.0]),
+                                                                                        np.zeros(2), np.zeros(2)))
+    without = search_motion(noise, times, present, lib.layout, VIEWS, lib.search, lib.read_vectors, 5, shape=shape,
+                            poses=lambda r: library_poses[r])
+    found = search_motion(noise, times, present, lib.layout, VIEWS, lib.search, lib.read_vectors, 5, shape=shape,
+                          poses=lambda r: library_poses[r], lifted=lifted)
+    assert not any(s.clip == 1 and s.residual < 0.01 for s in without)  # by chance at most a part of it
+    top = found[0]
+    assert top.clip == 1 and abs(top.first - 40) <= 1 and abs(top.last - 69) <= 1 and top.residual < 0.01
+    allowed = lib.clip != 1  # a filter reaches the lifted path too
+
+    def search_allowed(queries: np.ndarray, k: int):
+        scores = np.where(np.repeat(allowed, VIEWS), queries @ lib.vectors.T, -np.inf)
+        ids = np.argsort(-scores, axis=1)[:, :k]
+        return np.take_along_axis(scores, ids, 1), ids
+
+    filtered = search_motion(noise, times, present, lib.layout, VIEWS, search_allowed, lib.read_vectors, 5,
+                             shape=shape, poses=lambda r: library_poses[r],
+                             lifted=LiftedQuery(camera_frame, lifted.index, lifted.rotations, allowed))
+    assert all(s.clip != 1 for s in filtered)

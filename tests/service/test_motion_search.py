@@ -134,7 +134,7 @@ def test_a_clip_played_at_another_speed_finds_itself_first(client, database, spe
     assert body["sequence"]["frames"] == len(frames) and body["sequence"]["rate"] == 10.0
     assert "CC BY-NC" in body["licence"] and body["model_version"]
     timing = response.headers["server-timing"]
-    assert "candidates" in timing and "alignment" in timing and "encoder" in timing
+    assert "candidates" in timing and "alignment" in timing and "encoder" in timing and "lift" in timing
     for i, a in enumerate(body["results"]):  # no two segments of one clip overlap
         for b in body["results"][:i]:
             if a["clip"] == b["clip"]:

@@ -17,6 +17,7 @@ from index_builder.progress import progress_bar
 from model.pose.camera_rigs import virtual_view_rotations
 from model.pose.features import pose3d_features
 from model.pose.skeleton import root_centred
+from model.retrieval.lifted_candidates import DescriptorIndex
 from model.retrieval.motion_search import ClipLayout
 
 LIBRARY_FPS = 10.0
@@ -36,10 +37,10 @@ def at_rate(db: MotionDatabase, fps: float) -> MotionDatabase:
 
 class IndexSearch:
     """``model.retrieval.motion_search.SearchFn`` over the library index, restricted to allowed poses (a FAISS
-    selector)."""
+    selector); ``allowed``: (N,) bool per pose, or None."""
 
     def __init__(self, index: faiss.Index, views: int, nprobe: int, allowed: np.ndarray | None):
-        self.index, self.nprobe = index, nprobe
+        self.index, self.nprobe, self.allowed = index, nprobe, allowed
         self.bitmap = None if allowed is None else np.packbits(np.repeat(allowed, views), bitorder="little")
         self.selector = None if allowed is None else faiss.IDSelectorBitmap(index.ntotal, faiss.swig_ptr(self.bitmap))
 
@@ -56,7 +57,8 @@ class IndexSearch:
 @dataclass
 class Library:
     """Training and test clips at 10 fps. poses: (N, 17, 3) mm root-relative world; train: (C,) bool per clip;
-    vectors: (N * V, D); layout over all poses; index and its nprobe."""
+    vectors: (N * V, D); layout over all poses; index and its nprobe; the descriptor index over the poses and the
+    virtual views' rotations (V, 3, 3), for the lifted query (``model.retrieval.motion_search.LiftedQuery``)."""
 
     db: MotionDatabase
     poses: np.ndarray
@@ -66,6 +68,8 @@ class Library:
     index: faiss.Index
     nprobe: int
     info: dict
+    descriptors: DescriptorIndex
+    rotations: np.ndarray
 
     def clip_poses(self, clip: int, first: int = 0, last: int | None = None) -> np.ndarray:
         length = self.layout.length(clip)
@@ -75,7 +79,7 @@ class Library:
 
 def build_library(model, db: MotionDatabase, index_queries: np.ndarray, seed: int, progress: bool) -> Library:
     """The training and test clips at 10 fps, embedded under the virtual views and indexed (``protocol``
-    docstring)."""
+    docstring), and their descriptor index."""
     keep = np.isin(db.clips.split, ("train", "test"))
     lib = at_rate(db.select_clips(keep), LIBRARY_FPS)
     poses = root_centred(lib.poses).astype(np.float64)
@@ -98,4 +102,5 @@ def build_library(model, db: MotionDatabase, index_queries: np.ndarray, seed: in
             "nprobe": int(point.nprobe), "recall_at_10": round(float(point.recall_at_10), 4),
             "embedding_s": round(embedded - started, 1), "index_s": round(time.perf_counter() - embedded, 1)}
     layout = ClipLayout.of(lib.clip, lib.frame, lib.clips.fps)
-    return Library(lib, poses, lib.clips.split == "train", vectors, layout, index, int(point.nprobe), info)
+    return Library(lib, poses, lib.clips.split == "train", vectors, layout, index, int(point.nprobe), info,
+                   DescriptorIndex(poses, seed), rotations)

@@ -12,7 +12,7 @@ from index_builder.evaluation.motion.library import VIEWS, IndexSearch, Library
 from index_builder.evaluation.motion.queries import Query
 from model.pose.camera_rigs import virtual_view_rotations
 from model.pose.normalization import normalize_2d
-from model.retrieval.motion_search import QueryShape, anchor_hits, overlaps, search_motion
+from model.retrieval.motion_search import DistinctSegments, LiftedQuery, QueryShape, anchor_hits, search_motion
 from model.retrieval.sequence_alignment import ColumnLayout, backtrack, local_minima, subsequence_dtw
 
 K = 10  # segments per query
@@ -26,9 +26,10 @@ Found = list[tuple[int, int, int]]  # (library clip, first position, last positi
 
 def unihpr_search(q: Query, condition: str, library: Library, search: IndexSearch, verify: bool = True) -> Found:
     shape = QueryShape(q.keypoints[condition], q.weights[condition], q.scales) if verify else None
+    lifted = LiftedQuery(q.lifts[condition], library.descriptors, library.rotations, search.allowed)
     segments = search_motion(q.embeddings[condition], q.times, np.ones(len(q.times), bool), library.layout, VIEWS,
                              search, lambda ids: library.vectors[ids], K, shape=shape,
-                             poses=lambda rows: library.poses[rows])
+                             poses=lambda rows: library.poses[rows], lifted=lifted)
     return [(s.clip, s.first, s.last) for s in segments]
 
 
@@ -89,15 +90,12 @@ def top_segments(cost: np.ndarray, columns: ColumnLayout, clips: np.ndarray, k: 
     """The k best distinct segments of a subsequence DTW over ``columns`` (sequence s is library clip clips[s])."""
     alignment = subsequence_dtw(columns.place(cost))
     end_cost = alignment.mean_end_cost
-    out: Found = []
+    out = DistinctSegments()
     for end in local_minima(end_cost, columns.sequence)[: 20 * k]:
         path = columns.offset[backtrack(alignment, end)]
-        segment = (int(clips[columns.sequence[end]]), int(path[0]), int(path[-1]))
-        if not overlaps(segment, out):
-            out.append(segment)
-            if len(out) >= k:
-                break
-    return out
+        if out.add((int(clips[columns.sequence[end]]), int(path[0]), int(path[-1]))) and len(out) >= k:
+            break
+    return out.kept
 
 
 def dtw_2d_search(q: Query, condition: str, baseline: Baseline2D) -> Found:

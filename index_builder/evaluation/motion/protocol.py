@@ -14,6 +14,7 @@ vectors, else IVF with float16 vectors at the nprobe reaching recall@10 >= 0.95 
 
 Methods, each returning up to 10 segments (clip, first frame, last frame):
 - ``unihpr``: the service's motion search, ``model.retrieval.motion_search.search_motion``, on this index, with the
+  lifted path (the decoder's lift of every query frame, the descriptor index over the library's poses) and the
   geometric verification on the query's 2D (the perspective crop's normalised 2D and its scale; the clean 2D's
   weights are 1, the detector features' are their visibilities);
 - ``voting``: per-frame retrieval with voting (no time model): every query frame on the 10 fps grid retrieves its
@@ -78,9 +79,11 @@ OWN_CLIP_TOLERANCE = 1.1
 PROTOCOL = ("Queries: 2-4 s segments of held-out clips played at 0.5x, 1x and 2x (30 fps, joints interpolated), one "
             "random camera per query following the subject, as clean 2D (pose2d) and simulated detector features "
             "(image). Library: the training clips at 10 fps under 8 virtual views, indexed like a bundle. Methods: "
-            "UniHPR motion search (the service's: anchor frames search the index, subsequence DTW over cosine "
-            "distances on the candidate windows, the best 60 segments screened with one fitted camera each and the "
-            "best 20 of those re-aligned under theirs and ordered by that fit), "
+            "UniHPR motion search (the service's: anchor frames search the index by embedding and, with their "
+            "lifted 3D, the descriptor index by joint distances; subsequence DTW over cosine distances plus the "
+            "lifted 3D's joint-distance differences on the candidate windows; the best 60 segments screened by one "
+            "fitted camera each and by their 3D turned onto the lift, and the best 20 of those re-aligned under "
+            "their camera, refined under perspective and ordered by that fit), "
             "per-frame retrieval with voting over clips (no time model), subsequence DTW over normalised 2D against "
             "every training clip (the best of 8 virtual views per frame), and the 3D oracle (the best subsequence-DTW "
             "3D alignment over every training clip). Aligned 3D error: the query's 3D aligned to a segment by "

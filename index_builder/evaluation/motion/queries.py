@@ -5,12 +5,12 @@ as clean 2D and as simulated detector features, embedded per condition."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from index_builder.datasets.motion_database import MotionDatabase
-from index_builder.evaluation.adapters import encode
+from index_builder.evaluation.adapters import encode, lift
 from index_builder.evaluation.motion.library import LIBRARY_FPS, Library
 from index_builder.training.batches import NO_AUGMENT, view_poses
 from index_builder.training.detector_noise import DetectorNoise
@@ -31,8 +31,8 @@ CONDITIONS = {"clean": ("pose2d", "clean projected 2D, pose2d encoder"),
 @dataclass
 class Query:
     """One query: the source (test-split clip of ``test``, its library clip), times (T,) s at 30 fps, world 3D
-    (T, 17, 3) root-relative, embeddings and normalised 2D per condition, and the grid (M,) of query frames on
-    the library's 10 fps grid."""
+    (T, 17, 3) root-relative, embeddings, normalised 2D and the decoder's lifts (T, 17, 3) mm per condition, and
+    the grid (M,) of query frames on the library's 10 fps grid."""
 
     speed: float
     clip: int
@@ -47,6 +47,7 @@ class Query:
     weights: dict[str, np.ndarray]
     scales: np.ndarray  # (T,) the perspective crop's box half-side in ray units (the clean 2D's)
     grid: np.ndarray
+    lifts: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def grid3d(self) -> np.ndarray:
@@ -101,8 +102,10 @@ def make_queries(model, test: MotionDatabase, library: Library, per_speed: int, 
     for condition, (modality, _) in CONDITIONS.items():  # one encoder call per condition for all queries
         features = np.concatenate([q.embeddings[condition] for q in queries])
         embedded = encode(model, np.ascontiguousarray(features, dtype=np.float32), modality)
+        lifted = lift(model, embedded)
         start = 0
         for q in queries:
             q.embeddings[condition] = embedded[start : start + len(q.times)]
+            q.lifts[condition] = lifted[start : start + len(q.times)]
             start += len(q.times)
     return queries

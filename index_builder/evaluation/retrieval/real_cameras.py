@@ -43,7 +43,7 @@ import numpy as np
 from index_builder.bundle import reranking
 from index_builder.bundle.writer import DEFAULT_VIEWS, frames_at_rate
 from index_builder.datasets.motion_database import MotionDatabase
-from index_builder.evaluation.adapters import decode3d, encode
+from index_builder.evaluation.adapters import encode, lift
 from index_builder.evaluation.real_cameras import place_on_floor, rig_cameras, rig_views
 from index_builder.evaluation.retrieval.calibration_metrics import (
     RELIABILITY_BINS,
@@ -96,12 +96,6 @@ def embed_gallery(model: UniHPR, poses: np.ndarray, rotations: np.ndarray, progr
     chunks = range(0, len(viewed), EMBED_CHUNK)
     return np.concatenate([encode(model, pose3d_features(viewed[i : i + EMBED_CHUNK]), "pose3d")
                            for i in progress_bar(chunks, desc="embedding the gallery", enabled=progress)])
-
-
-def lift(model: UniHPR, embeddings: np.ndarray) -> np.ndarray:
-    """(Q, D) query embeddings -> (Q, 17, 3) mm root-relative, the decoder's 3D: what the lifted candidates search
-    with (``model.retrieval.lifted_candidates``), as the service lifts a query."""
-    return root_centred(decode3d(model, embeddings).astype(np.float64))
 
 
 def random_camera_set(model: UniHPR, gallery_db: MotionDatabase, poses: np.ndarray, rows: np.ndarray,
