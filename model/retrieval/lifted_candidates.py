@@ -18,7 +18,10 @@ of the query's own pose from 71% to 95% (real rig) and 42% to 77% (random); 200 
   fewer than ``MIN_PCA_ROWS`` poses keep the 136.
 - Index (``DescriptorIndex``): FAISS over the library's descriptors, exact below ``EXACT_BELOW`` poses, else IVF
   with ``NPROBE`` of sqrt(N) lists searched; built from the poses when a library is loaded (measured: 1.7 s for
-  140k poses, 3.8 s for 417k, on 2 cores).
+  140k poses, 3.8 s for 417k, on 2 cores). It also keeps the reduced descriptors as an array (128 bytes a pose:
+  18 MB for 140k poses, 53 MB for 417k) for motion search, which compares a query's lifted frames with every
+  frame of its candidate windows (``model.retrieval.motion_search``); read back from the IVF's lists instead, the
+  same rows took about 2 ms a query.
 - A lifted candidate's view: the virtual view that sees it as the query's camera sees the lifted pose
   (``facing_views``), and its cosine that view's stored vector's: one vector read per candidate (a cosine
   candidate's view is its best-scoring one; re-ranking then turns every candidate freely).

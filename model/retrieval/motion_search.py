@@ -256,7 +256,7 @@ def descriptor_cost(query: np.ndarray, library: np.ndarray) -> np.ndarray:
 
 def lifted_anchor_hits(hits: list[tuple[np.ndarray, np.ndarray, np.ndarray]], frames: np.ndarray,
                        embeddings: np.ndarray, lifted: LiftedQuery, poses: PosesFn, vectors: VectorsFn,
-                       count: int = LIFTED_ANCHOR_POSES) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                       count: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Each anchor's hits joined by the ``count`` library poses nearest its lifted 3D by joint distances, each at the
     view that sees it as the query's camera sees the lift and with that view's cosine; one list per anchor in cosine
     order, each pose once. frames: (A,) the anchors' query frames."""
@@ -281,41 +281,54 @@ def candidate_windows(hits: list[tuple[np.ndarray, np.ndarray, np.ndarray]], anc
     ``VIEWS_PER_WINDOW`` views its hits scored best in.
 
     hits: per anchor (pose rows, scores, views); anchor_rows: (A,) the anchors' grid rows on the primary grid;
-    grid_length(rate): the query's grid length M at a clip rate.
+    grid_length(rate): the query's grid length M at a clip rate. Vectorised over the hits (a thousand a query).
     """
-    spans: dict[int, list[tuple[int, int, int, float, int]]] = {}
-    for a, ((rows, scores, views), i_a) in enumerate(zip(hits, anchor_rows.tolist())):
-        for row, score, view in zip(rows.tolist(), scores.tolist(), views.tolist()):
-            c = int(layout.clip[row])
-            rate = float(layout.rate[c])
-            m = grid_length(rate)
-            i = min(m - 1, int(round(i_a * rate / primary_rate)))
-            p = int(layout.position[row])
-            lo = max(0, p - MAX_STEP * i - WINDOW_MARGIN)
-            hi = min(layout.length(c) - 1, p + MAX_STEP * (m - 1 - i) + WINDOW_MARGIN)
-            spans.setdefault(c, []).append((lo, hi, a, score, view))
-    windows = []
-    for c, items in spans.items():
-        items.sort()
-        groups: list[list] = []  # [lo, hi, {anchor: best score}, {view: best score}]
-        for lo, hi, a, score, view in items:
-            if not (groups and lo <= groups[-1][1] + 1):
-                groups.append([lo, hi, {}, {}])
-            group = groups[-1]
-            group[1] = max(group[1], hi)
-            group[2][a] = max(group[2].get(a, -np.inf), score)
-            group[3][view] = max(group[3].get(view, -np.inf), score)
-        for lo, hi, best, views in groups:
-            chosen = tuple(sorted(views, key=lambda v: -views[v])[:VIEWS_PER_WINDOW])
-            windows.append(Window(c, lo, hi, float(sum(best.values())), chosen))
-    windows.sort(key=lambda w: (-w.priority, w.clip, w.lo))
-    kept, used = [], 0
-    for w in windows:
-        width = w.hi - w.lo + 1
+    counts = [len(h[0]) for h in hits]
+    if not sum(counts):
+        return []
+    row = np.concatenate([h[0] for h in hits]).astype(np.int64)
+    score = np.concatenate([h[1] for h in hits]).astype(np.float64)
+    view = np.concatenate([h[2] for h in hits]).astype(np.int64)
+    anchor = np.repeat(np.arange(len(hits)), counts)
+    clip = layout.clip[row]
+    rate = layout.rate[clip]
+    rates, rate_of = np.unique(rate, return_inverse=True)
+    m = np.array([grid_length(float(r)) for r in rates], np.int64)[rate_of]
+    i = np.minimum(m - 1, np.round(anchor_rows[anchor] * rate / primary_rate).astype(np.int64))
+    position = layout.position[row]
+    lo = np.maximum(0, position - MAX_STEP * i - WINDOW_MARGIN)
+    hi = np.minimum(layout.bounds[clip + 1] - layout.bounds[clip] - 1,
+                    position + MAX_STEP * (m - 1 - i) + WINDOW_MARGIN)
+    # merge the spans of each clip: sorted by (clip, lo), a span opens a window when it starts after every earlier
+    # span of its clip has ended (the running maximum of hi, kept within a clip by an offset per clip)
+    order = np.lexsort((lo, clip))
+    clip, lo, hi, anchor, score, view = clip[order], lo[order], hi[order], anchor[order], score[order], view[order]
+    offset = clip * (int(hi.max()) + 2)
+    reach = np.maximum.accumulate(hi + offset)
+    opens = np.ones(len(lo), bool)
+    opens[1:] = lo[1:] + offset[1:] > reach[:-1] + 1
+    window = np.cumsum(opens) - 1
+    count = int(window[-1]) + 1
+    w_lo = lo[opens]
+    w_hi = np.full(count, -1, np.int64)
+    np.maximum.at(w_hi, window, hi)
+    best_anchor = np.full((count, len(hits)), -np.inf)
+    np.maximum.at(best_anchor, (window, anchor), score)
+    priority = np.where(np.isfinite(best_anchor), best_anchor, 0.0).sum(1)
+    best_view = np.full((count, int(view.max()) + 1), -np.inf)
+    np.maximum.at(best_view, (window, view), score)
+    w_clip = clip[opens]
+    ranked = np.lexsort((w_lo, w_clip, -priority))
+    windows, used = [], 0
+    for w in ranked.tolist():
+        width = int(w_hi[w] - w_lo[w] + 1)
         if used + width <= budget:
-            kept.append(w)
+            seen = np.flatnonzero(np.isfinite(best_view[w]))
+            chosen = seen[np.argsort(-best_view[w][seen], kind="stable")][:VIEWS_PER_WINDOW]
+            windows.append(Window(int(w_clip[w]), int(w_lo[w]), int(w_hi[w]), float(priority[w]),
+                                  tuple(int(v) for v in chosen)))
             used += width
-    return kept
+    return windows
 
 
 class DistinctSegments:
@@ -330,14 +343,18 @@ class DistinctSegments:
     def __len__(self) -> int:
         return len(self.kept)
 
+    def admits(self, clip: int, first: int, last: int) -> bool:
+        """Whether a segment of ``clip`` over first..last would be kept."""
+        spans = self._spans.get(clip, ())
+        return not any(self.group_by_clip or (first <= o_last and o_first <= last) for o_first, o_last in spans)
+
     def add(self, segment) -> bool:
         """Keep ``segment`` unless it overlaps a kept one of its clip; whether it was kept."""
         clip, first, last = ((segment.clip, segment.first, segment.last) if isinstance(segment, Segment)
                              else tuple(segment))
-        spans = self._spans.setdefault(clip, [])
-        if any(self.group_by_clip or (first <= o_last and o_first <= last) for o_first, o_last in spans):
+        if not self.admits(clip, first, last):
             return False
-        spans.append((first, last))
+        self._spans.setdefault(clip, []).append((first, last))
         self.kept.append(segment)
         return True
 
@@ -371,11 +388,14 @@ def align_windows(embeddings: np.ndarray, grid: np.ndarray, windows: list[Window
         sequence = int(columns.sequence[end])
         w, view = pairs[sequence]
         positions = w.lo + columns.offset[path]
+        first, last = int(positions[present_rows[0]]), int(positions[present_rows[-1]])
+        if not out.admits(w.clip, first, last):  # most ends: a neighbour of a kept one
+            continue
         score = float(cosine[np.arange(len(present_rows)), first_row[sequence] + columns.offset[path[present_rows]]]
                       .mean())
-        segment = Segment(w.clip, int(positions[present_rows[0]]), int(positions[present_rows[-1]]), score, grid,
-                          positions, np.full(len(grid), view, np.int64), rate, cost=float(end_cost[end]))
-        if out.add(segment) and len(out) >= k:
+        out.add(Segment(w.clip, first, last, score, grid, positions, np.full(len(grid), view, np.int64), rate,
+                        cost=float(end_cost[end])))
+        if len(out) >= k:
             break
     return out.kept
 
@@ -460,7 +480,7 @@ def search_motion(embeddings: np.ndarray, times: np.ndarray, present: np.ndarray
                          ANCHOR_POSES * views)
     hits = anchor_hits(scores, ids, views, ANCHOR_POSES)
     if lifted is not None and poses is not None:
-        hits = lifted_anchor_hits(hits, grid[anchor_rows], embeddings, lifted, poses, vectors)
+        hits = lifted_anchor_hits(hits, grid[anchor_rows], embeddings, lifted, poses, vectors, LIFTED_ANCHOR_POSES)
     stats.hits = int(sum(len(h[0]) for h in hits))
     budget = max(MIN_COLUMNS, COLUMNS_PER_FRAME * len(grid))
     windows = candidate_windows(hits, anchor_rows, layout, lambda r: len(grid_at(r)), primary, budget)

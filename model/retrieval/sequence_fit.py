@@ -37,6 +37,7 @@ REFINE_STEPS = ((7.5, 5.0, 5.0), (3.75, 2.5, 2.5), (1.875, 1.25, 1.25))  # (azim
 REALIGNMENTS = 1
 PERSPECTIVE_ITERATIONS = 1
 SUBFRAME = (-0.5, -0.25, 0.0, 0.25, 0.5)  # library frames an aligned query frame may sit off its path frame
+REALIGN_SUBFRAME = (-0.5, -0.25, 0.0, 0.25, 0.5)  # ... and when re-aligning under perspective
 PERSPECTIVE_REFINE_DEG = (2.0, 1.0, 0.5, 0.25)  # steps of the camera's refinement under perspective ...
 REFINE_REPEATS = 3  # ... each size repeated while it helps ...
 REFINE_FRAMES = 12  # ... on at most this many frames of a sequence (one camera: a few frames pin it down) ...
@@ -216,22 +217,22 @@ def perspective_sums(points2d: np.ndarray, weights: np.ndarray, posed: np.ndarra
     index.
     """
     x = _centred(points2d, weights)
-    w = weights[..., None]
-    wx = w * x
-    xx = (wx * x).sum((-2, -1))
+    wx = weights[..., None] * x
+    xx = np.einsum("pjc,pjc->p", wx, x)
     total = np.maximum(weights.sum(-1), MIN_WEIGHT)
     known = np.isfinite(scales)
     scales = np.where(known, scales, 0.0)
     projected = posed[..., :2]
-    for step in range(iterations + 1):
-        mean = (w * projected).sum(-2)  # (..., P, 2)
-        xp = (wx * projected).sum((-2, -1))  # = sum w x_c . p_c, as sum w x_c = 0
-        pp = np.maximum((w * projected * projected).sum((-2, -1)) - (mean * mean).sum(-1) / total, MIN_WEIGHT)
+    for step in range(iterations + 1):  # einsum: one pass over the poses per sum, half the time of the products
+        mean = np.einsum("pj,...pjc->...pc", weights, projected)
+        xp = np.einsum("pjc,...pjc->...p", wx, projected)  # = sum w x_c . p_c, as sum w x_c = 0
+        squares = np.einsum("...pjc,...pjc->...pj", projected, projected)
+        pp = np.maximum(np.einsum("pj,...pj->...p", weights, squares) - (mean * mean).sum(-1) / total, MIN_WEIGHT)
         if step == iterations:
             break
         depth_scale = np.maximum(xp, 0.0) / pp * scales  # s * scale = 1 / D per frame
-        factor = 1.0 / np.maximum(1.0 + posed[..., 2] * depth_scale[..., None], 0.1)
-        projected = np.where(known[:, None, None], posed[..., :2] * factor[..., None], posed[..., :2])
+        factor = np.where(known[:, None], 1.0 / np.maximum(1.0 + posed[..., 2] * depth_scale[..., None], 0.1), 1.0)
+        projected = posed[..., :2] * factor[..., None]
     return np.maximum(xx - np.maximum(xp, 0.0) ** 2 / pp, 0.0)
 
 
@@ -267,29 +268,81 @@ def fit_sequences(query: np.ndarray, weights: np.ndarray | None, present: np.nda
                 tried[s].append(SequenceFit(rotations[s], math.sqrt(max(float(mean_sq[s]), 0.0)), paths[s]))
         if step == realignments:
             break
-        cost = np.zeros((len(query), columns.width), np.float32)
-        for s, p in enumerate(poses):  # each sequence's costs under its own camera
-            block = (pair_costs_2d(query[rows], weights[rows], p, rotations[s]) if two_d
-                     else pair_costs_3d(query[rows], p, rotations[s]))
-            cost[np.ix_(rows, columns.starts[s] + np.arange(len(p)))] = block
-        separators = columns.sequence < 0
-        cost[:, separators] = np.inf
-        alignment = subsequence_dtw(cost, present)
-        end_cost = alignment.end_cost
-        ends = [columns.starts[s] + int(np.argmin(end_cost[columns.starts[s] : columns.starts[s] + len(p)]))
-                for s, p in enumerate(poses)]
-        traced = columns.offset[backtrack_many(alignment, np.array(ends))]
-        # a sequence too short for the query under the step limits has no path: it keeps the one it had
-        paths = [traced[s] if np.isfinite(end_cost[end]) else paths[s] for s, end in enumerate(ends)]
-    if realignments > 0:
-        # the full fit: perspective and sub-frame timing for the final residual, of the path it started from as
-        # well as the re-aligned ones (re-aligning under a weak-perspective camera can move a right path to a
-        # wrong cycle when the person is close to the camera)
-        owner = np.repeat(np.arange(count), [len(t) for t in tried])
-        final = _final_residuals(query, weights, rows, [poses[o] for o in owner], [f for t in tried for f in t],
-                                 scales)
-        tried = [[f for f, o in zip(final, owner) if o == s] for s in range(count)]
-    return [min(t, key=lambda f: f.residual) for t in tried]
+        blocks = [pair_costs_2d(query[rows], weights[rows], p, rotations[s]) if two_d
+                  else pair_costs_3d(query[rows], p, rotations[s]) for s, p in enumerate(poses)]
+        paths = _realigned(blocks, rows, present, columns, paths)
+    if realignments == 0:
+        return [min(t, key=lambda f: f.residual) for t in tried]
+    # the full fit: perspective and sub-frame timing for the final residual, of the path it started from as well as
+    # the re-aligned ones (re-aligning under a weak-perspective camera can move a right path to a wrong cycle when
+    # the person is close to the camera)
+    owner = np.repeat(np.arange(count), [len(t) for t in tried])
+    final = _final_residuals(query, weights, rows, [poses[o] for o in owner], [f for t in tried for f in t], scales)
+    best = [min((f for f, o in zip(final, owner) if o == s), key=lambda f: f.residual) for s in range(count)]
+    if two_d and scales is not None and np.isfinite(scales[rows]).all():
+        best = _perspective_realignment(query, weights, present, rows, poses, best, scales)
+    return best
+
+
+def _realigned(blocks: list[np.ndarray], rows: np.ndarray, present: np.ndarray, columns: ColumnLayout,
+               paths: list[np.ndarray]) -> list[np.ndarray]:
+    """Each sequence's path re-aligned by subsequence DTW over its pair costs blocks[s] (P, n_s) (the present query
+    frames ``rows`` against its frames); a sequence too short for the query under the step limits keeps its path."""
+    cost = np.zeros((len(present), columns.width), np.float32)
+    for s, block in enumerate(blocks):
+        cost[np.ix_(rows, columns.starts[s] + np.arange(block.shape[1]))] = block
+    cost[:, columns.sequence < 0] = np.inf
+    alignment = subsequence_dtw(cost, present)
+    end_cost = alignment.end_cost
+    ends = [columns.starts[s] + int(np.argmin(end_cost[columns.starts[s] : columns.starts[s] + block.shape[1]]))
+            for s, block in enumerate(blocks)]
+    traced = columns.offset[backtrack_many(alignment, np.array(ends))]
+    return [traced[s] if np.isfinite(end_cost[end]) else paths[s] for s, end in enumerate(ends)]
+
+
+def perspective_pair_costs(points2d: np.ndarray, weights: np.ndarray, scales: np.ndarray, poses: np.ndarray,
+                           fit: SequenceFit, rows: np.ndarray) -> np.ndarray:
+    """(P, n) pair costs of the query frames ``rows`` against library poses (n, J, 3) world under ``fit``'s camera
+    *with perspective and sub-frame timing*: each pose turned into the camera and projected from the root depth its
+    path implies (the median over the frames of 1 / (weak-perspective scale x crop scale)), costed as
+    ``pair_costs_2d``, the best of a few sub-frame offsets (the final residual's timing: fast motion moves a
+    long way between 10 fps frames; ``REALIGN_SUBFRAME``). points2d (M, J, 2), weights (M, J), scales (M,): the
+    query."""
+    aligned = poses[fit.path[rows]] @ fit.rotation.T  # (P, J, 3)
+    x = _centred(points2d[rows], weights[rows])
+    p = _centred(aligned[..., :2], weights[rows])
+    w = weights[rows][..., None]
+    scale = (w * x * p).sum((1, 2)) / np.maximum((w * p * p).sum((1, 2)), MIN_WEIGHT)  # weak scale per frame
+    depth = float(np.median(1.0 / np.maximum(scale * scales[rows], 1e-9)))
+    best = None
+    for offset in REALIGN_SUBFRAME:
+        turned = _shifted(poses, offset) @ fit.rotation.T
+        projected = turned[..., :2] * (depth / np.maximum(depth + turned[..., 2:], 0.1 * depth))
+        flat = np.concatenate([projected, np.zeros((*projected.shape[:-1], 1))], axis=-1)
+        cost = pair_costs_2d(points2d[rows], weights[rows], flat, np.eye(3))
+        best = cost if best is None else np.minimum(best, cost)
+    return best
+
+
+def _perspective_realignment(query: np.ndarray, weights: np.ndarray, present: np.ndarray, rows: np.ndarray,
+                             poses: list[np.ndarray], fits: list[SequenceFit], scales: np.ndarray) -> list[SequenceFit]:
+    """The best ``REFINE_SEQUENCES`` fits re-aligned once more under their camera with perspective
+    (``perspective_pair_costs``), kept where the final residual improves: when the person is close to the camera
+    the weak-perspective pair costs can prefer a path in the wrong phase even under the right camera."""
+    chosen = np.argsort([f.residual for f in fits])[:REFINE_SEQUENCES]
+    blocks = [perspective_pair_costs(query, weights, scales, poses[s], fits[s], rows) for s in chosen]
+    paths = _realigned(blocks, rows, present, ColumnLayout.of([len(poses[s]) for s in chosen]),
+                       [fits[s].path for s in chosen])
+    moved = [(s, path) for s, path in zip(chosen.tolist(), paths) if not np.array_equal(path, fits[s].path)]
+    if not moved:
+        return fits
+    again = _final_residuals(query, weights, rows, [poses[s] for s, _ in moved],
+                             [SequenceFit(fits[s].rotation, fits[s].residual, path) for s, path in moved], scales)
+    out = list(fits)
+    for (s, _), fit in zip(moved, again):
+        if fit.residual < out[s].residual:
+            out[s] = fit
+    return out
 
 
 def _small_rotations(half_deg: float) -> np.ndarray:
@@ -310,8 +363,21 @@ def _interpolated(fits: list[SequenceFit], poses: list[np.ndarray], rows: np.nda
     position = np.clip(np.stack([f.path[rows] for f in fits])[None] + np.asarray(offsets)[:, None, None], 0, last)
     i1 = np.floor(position).astype(np.int64)  # (O, count, P)
     t = (position - i1)[..., None, None]
-    p0, p1, p2, p3 = (library[starts[None, :, None] + np.clip(i1 + d, 0, last)] for d in (-1, 0, 1, 2))
+    return _catmull_rom(*(library[starts[None, :, None] + np.clip(i1 + d, 0, last)] for d in (-1, 0, 1, 2)), t)
+
+
+def _catmull_rom(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The Catmull-Rom spline through four consecutive frames at t in [0, 1] between p1 and p2."""
     return p1 + 0.5 * t * ((p2 - p0) + t * ((2 * p0 - 5 * p1 + 4 * p2 - p3) + t * (3 * (p1 - p2) + p3 - p0)))
+
+
+def _shifted(poses: np.ndarray, offset: float) -> np.ndarray:
+    """(n, J, 3) a sequence's poses each ``offset`` frames later (|offset| < 1; Catmull-Rom, clamped at the ends)."""
+    n = len(poses)
+    base = np.arange(n) + offset
+    i1 = np.clip(np.floor(base).astype(np.int64), 0, n - 1)
+    t = np.clip(base - i1, 0.0, 1.0)[:, None, None]
+    return _catmull_rom(*(poses[np.clip(i1 + d, 0, n - 1)] for d in (-1, 0, 1, 2)), t)
 
 
 def perspective_frame_sums(points2d: np.ndarray, weights: np.ndarray, scales: np.ndarray, world: np.ndarray,
