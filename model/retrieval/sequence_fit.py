@@ -16,7 +16,9 @@ best (``REFINE_STEPS``), so the fit is global over the plausible cameras and nee
 weak-perspective (closed-form moments); the final residual projects with perspective where the crop's scale is
 known, and the best fits' cameras are refined under it (``refine_rotations_perspective``): for a person 2-3 m away
 the weak-perspective camera is several degrees off, and the residual it leaves is as large as the difference
-between two takes of one move.
+between two takes of one move. For the same reason the best fits are re-aligned once more under their refined
+camera with perspective and sub-frame timing (``perspective_pair_costs``): the weak-perspective pair costs can
+prefer a path in the wrong phase of a fast motion even under the right camera.
 """
 
 from __future__ import annotations
@@ -352,18 +354,18 @@ def _small_rotations(half_deg: float) -> np.ndarray:
 
 
 def _interpolated(fits: list[SequenceFit], poses: list[np.ndarray], rows: np.ndarray,
-                  offsets: tuple[float, ...]) -> np.ndarray:
-    """(O, count, P, J, 3) world poses of every aligned frame each of ``offsets`` library frames off its path,
-    interpolated with a Catmull-Rom spline through the neighbouring library frames (linear interpolation cuts the
-    corners of fast motion sampled at 10 fps)."""
+                  offsets: float | np.ndarray) -> np.ndarray:
+    """(count, P, J, 3) world poses of the aligned frames ``rows`` of every fit, ``offsets`` library frames off its
+    path (a number, or (count, P) per frame), interpolated with a Catmull-Rom spline through the neighbouring
+    library frames (linear interpolation cuts the corners of fast motion sampled at 10 fps)."""
     lengths = np.array([len(p) for p in poses])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     library = np.concatenate(poses)
-    last = (lengths - 1)[None, :, None]
-    position = np.clip(np.stack([f.path[rows] for f in fits])[None] + np.asarray(offsets)[:, None, None], 0, last)
-    i1 = np.floor(position).astype(np.int64)  # (O, count, P)
+    last = (lengths - 1)[:, None]
+    position = np.clip(np.stack([f.path[rows] for f in fits]) + offsets, 0, last)
+    i1 = np.floor(position).astype(np.int64)  # (count, P)
     t = (position - i1)[..., None, None]
-    return _catmull_rom(*(library[starts[None, :, None] + np.clip(i1 + d, 0, last)] for d in (-1, 0, 1, 2)), t)
+    return _catmull_rom(*(library[starts[:, None] + np.clip(i1 + d, 0, last)] for d in (-1, 0, 1, 2)), t)
 
 
 def _catmull_rom(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -424,26 +426,42 @@ def _final_residuals(query: np.ndarray, weights: np.ndarray | None, rows: np.nda
     from the camera is deep enough that the weak-perspective rotation is off by a degree or more. On clean 2D of
     held-out motion fitted with its own 3D, that left a residual several times the refined one (typically 0.005
     against 0.001), as large as the difference between two takes of one move by one actor."""
-    world = _interpolated(fits, poses, rows, SUBFRAME)  # (O, count, P, J, 3)
     rotations = np.stack([f.rotation for f in fits])  # (count, 3, 3)
-    if query.shape[-1] != 2:
-        turned = world @ np.swapaxes(rotations, -1, -2)[:, None]
-        per_frame = ((turned - query[rows]) ** 2).sum(-1).mean(-1)  # (O, count, P)
-        total = float(len(rows))
-    else:
+    two_d = query.shape[-1] == 2
+    if two_d:
         points, w = query[rows], weights[rows]
         scale = scales[rows] if scales is not None else np.full(len(rows), np.nan)
-        per_frame = perspective_frame_sums(points, w, scale, world, rotations)  # (O, count, P)
         total = max(float(w.sum()), MIN_WEIGHT)
-        if np.isfinite(scale).any():
-            chosen = np.argsort(per_frame.min(0).sum(-1))[:REFINE_SEQUENCES]
-            keep = np.unique(np.round(np.linspace(0, len(rows) - 1, min(len(rows), REFINE_FRAMES))).astype(np.int64))
-            offset = per_frame[:, chosen][..., keep].argmin(0)  # (R, K) each frame's best offset
-            aligned = world[:, chosen][:, :, keep][offset, np.arange(len(chosen))[:, None], np.arange(len(keep))]
-            rotations[chosen] = refine_rotations_perspective(points[keep], w[keep], scale[keep], aligned,
-                                                             rotations[chosen])
-            per_frame[:, chosen] = perspective_frame_sums(points, w, scale, world[:, chosen], rotations[chosen])
-    best = per_frame.min(axis=0).sum(-1) / total
+    else:
+        total = float(len(rows))
+
+    def sums_at(chosen: list[int] | np.ndarray, turn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per frame the least residual sum over the offsets, and its offset, of the fits ``chosen`` turned by
+        ``turn``; one offset at a time (a few hundred kB each, where all at once are megabytes: allocations the
+        service's allocator serves from fresh pages, ``service.memory``)."""
+        best = np.full((len(chosen), len(rows)), np.inf)
+        at = np.zeros((len(chosen), len(rows)))
+        for offset in SUBFRAME:
+            world = _interpolated([fits[c] for c in chosen], [poses[c] for c in chosen], rows, offset)
+            if two_d:
+                sums = perspective_frame_sums(points, w, scale, world, turn)
+            else:
+                sums = ((world @ np.swapaxes(turn, -1, -2)[:, None] - query[rows]) ** 2).sum(-1).mean(-1)
+            better = sums < best
+            best, at = np.where(better, sums, best), np.where(better, offset, at)
+        return best, at
+
+    every = np.arange(len(fits))
+    per_frame, offset = sums_at(every, rotations)  # (count, P)
+    if two_d and np.isfinite(scale).any():
+        chosen = np.argsort(per_frame.sum(-1))[:REFINE_SEQUENCES]
+        keep = np.unique(np.round(np.linspace(0, len(rows) - 1, min(len(rows), REFINE_FRAMES))).astype(np.int64))
+        aligned = _interpolated([fits[c] for c in chosen], [poses[c] for c in chosen], rows[keep],
+                                offset[chosen][:, keep])  # (R, K, J, 3) each frame at its best offset
+        rotations[chosen] = refine_rotations_perspective(points[keep], w[keep], scale[keep], aligned,
+                                                         rotations[chosen])
+        per_frame[chosen] = sums_at(chosen, rotations[chosen])[0]
+    best = per_frame.sum(-1) / total
     return [SequenceFit(r, math.sqrt(max(float(b), 0.0)), fit.path) for fit, r, b in zip(fits, rotations, best)]
 
 
