@@ -27,7 +27,8 @@ turn = np.radians(40)  # the camera: 40 degrees round the vertical, 5 m away, Op
 rotation = np.array([[np.cos(turn), 0, -np.sin(turn)], [0, -1, 0], [-np.sin(turn), 0, -np.cos(turn)]])
 camera = poses @ rotation.T + [0, 0, 5000]
 pixels = camera[..., :2] / camera[..., 2:] * 1145 + 500
-frames = [{"keypoints": p.round(1).tolist(), "image_size": [1000, 1000]} for p in pixels]
+lens = {"focal": [1145, 1145], "principal_point": [500, 500]}  # the camera's, so the fit can use its perspective
+frames = [{"keypoints": p.round(1).tolist(), "image_size": [1000, 1000], "camera": lens} for p in pixels]
 request = urllib.request.Request(f"{URL}/retrieve", json.dumps({"sequence": {"frames": frames, "fps": 30},
                                                                  "k": 3}).encode(),
                                  {"Content-Type": "application/json"})

@@ -233,7 +233,7 @@ async def _sequence_embeddings(bundle: Bundle, settings: Settings, sequence, met
     embedded = np.concatenate(await pipeline.embed(bundle, prepared, timings))
     embeddings = np.zeros((len(times), bundle.dim), np.float32)
     embeddings[index] = embedded
-    features = np.concatenate([p.rows for p in prepared])
+    features = np.concatenate([p.fit_rows for p in prepared])
     scales = np.array([p.frames[0, 2] if p.frames is not None else np.nan for p in prepared])
     return embeddings, times, present, query_shape(features, [p.graph for p in prepared], present, scales)
 

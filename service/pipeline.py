@@ -18,6 +18,7 @@ import anyio.to_thread
 import numpy as np
 from fastapi import Request
 
+from model.pose.joint_conventions import exact_joints
 from model.pose.perspective_crop import to_real_camera
 from model.pose.skeleton import root_centred
 from model.pose.units import MM_PER_M
@@ -55,6 +56,8 @@ class Prepared:
     camera: for 2D inputs, the camera assumed (``CameraChoice.as_json`` says it in an answer); None otherwise.
     frames: for 2D inputs, (P, 3) the crops' frames (``model.pose.features``; NaN rows on the optical axis: no rays);
     None otherwise.
+    exact: for 2D inputs, (17,) the weight of each joint in geometric fits (``model.pose.joint_conventions
+    .exact_joints``: 0 where the input's layout gives a joint only approximately); None: all 1.
     """
 
     graph: str | None
@@ -63,16 +66,26 @@ class Prepared:
     crop: np.ndarray | None = None
     camera: CameraChoice | None = None
     frames: np.ndarray | None = None
+    exact: np.ndarray | None = None
 
     @property
     def modality(self) -> str | None:
         """pose2d, pose3d or image; None for embeddings."""
         return MODALITY_OF.get(self.graph)
 
+    @property
+    def fit_rows(self) -> np.ndarray:
+        """The rows as the geometric fits read them: 2D features with each joint's confidence times ``exact``."""
+        if self.exact is None:
+            return self.rows
+        rows = self.rows.copy()
+        rows[..., 2] *= self.exact
+        return rows
+
     def geometry(self) -> list[QueryGeometry]:
         """What re-ranking fits each row with (``service.pose_search.QueryGeometry``)."""
         out = []
-        for j, features in enumerate(self.rows if self.graph is not None else [None] * len(self.rows)):
+        for j, features in enumerate(self.fit_rows if self.graph is not None else [None] * len(self.rows)):
             frame = None if self.frames is None or not np.isfinite(self.frames[j]).all() else self.frames[j]
             method = None if features is None else method_of(self.modality, frame is not None)
             out.append(QueryGeometry(method, features, frame))
@@ -145,7 +158,8 @@ def _prepare_poses(bundle: Bundle, settings: Settings, items: list, fields: list
         for j, i in enumerate(idx):
             out[i] = Prepared(graph, rows[j : j + 1], crop=None if crop is None else crop[j : j + 1],
                               camera=None if cameras is None else cameras[j],
-                              frames=None if frames is None else frames[j : j + 1])
+                              frames=None if frames is None else frames[j : j + 1],
+                              exact=exact_joints(items[i].layout) if kind is Pose2DInput else None)
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
     return out

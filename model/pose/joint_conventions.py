@@ -123,6 +123,18 @@ def conversion_matrix(source: str, target: str, fitted: dict[str, dict[str, floa
     return matrix
 
 
+def exact_joints(layout: str) -> np.ndarray:
+    """(17,) float: 1 for each ``unihpr17`` joint that input in ``layout`` gives exactly, 0 for those it gives
+    through a fitted row (``h36m17``'s neck/nose and head top: tens of mm off for a given body). The geometric fits
+    of re-ranking and motion search weight the query's joints by this: a true match should not pay for the
+    conversion (a half-speed replay of a library clip sent as ``h36m17`` fitted its own segment with a residual of
+    0.022 instead of 0.003, about the gap to the next take of the move)."""
+    weights = np.ones(H36M17.num_joints)
+    if layout == FIELD:
+        weights[[H36M17.index(name) for name in FITTED_TO_OURS]] = 0.0
+    return weights
+
+
 def convert_joints(joints: np.ndarray, source: str, target: str, confidence: np.ndarray | None = None):
     """Convert 2D or 3D joints between conventions.
 

@@ -15,6 +15,7 @@ from model.pose.joint_conventions import (
     THORAX_TO_NECK_NOSE_MM,
     conversion_matrix,
     convert_joints,
+    exact_joints,
     field_derived_joints,
     fit_conversion,
     with_derived,
@@ -144,3 +145,9 @@ def test_the_sample_field_joints_sit_where_the_field_puts_them(sample):
                                rtol=1e-4)
     assert np.median(axis[:, 1] / np.linalg.norm(axis, axis=-1)) > 0.9
     assert list(DERIVED) == ["spine", "thorax", "neck_nose", "head_top"]
+
+
+def test_exact_joints_mark_what_a_layout_gives_only_through_a_fitted_row():
+    field = exact_joints(FIELD)
+    assert field[J("neck_nose")] == 0.0 and field[J("head_top")] == 0.0 and field.sum() == 15.0
+    assert (exact_joints(OURS) == 1.0).all() and (exact_joints("coco17") == 1.0).all()

@@ -291,3 +291,18 @@ def test_bad_videos_are_4xx_naming_video(client, small_client, vtest_cut):
     error_of(upload(client, vtest_cut, align_to_query="true"), 422, "align_to_query")  # not a video option
     response = client.post("/retrieve", files={"video": ("a.mp4", vtest_cut), "image": ("a.jpg", b"\xff\xd8\xff")})
     error_of(response, 422, "video")
+
+
+def test_the_fit_reads_only_the_joints_a_layout_gives_exactly(client, database):
+    """The library's own poses sent as the field's h36m17 (the default layout) and as unihpr17: the conversion
+    moves neck/nose and head top by tens of mm, and the camera fit weights those two joints 0 for h36m17 input,
+    so the clip's own segment is fitted as closely either way."""
+    frames, fps = sequence_query(database, moving_clip(database), 1.0)
+    residuals = {}
+    for layout in ("h36m17", "unihpr17"):
+        sent = [{**frame, "layout": layout} for frame in frames]
+        response = client.post("/retrieve", json={"sequence": {"frames": sent, "fps": fps}, "k": 1})
+        assert response.status_code == 200, response.text
+        residuals[layout] = response.json()["results"][0]["fit_residual"]
+    assert residuals["h36m17"] < 0.01 and residuals["unihpr17"] < 0.01, residuals
+    assert residuals["h36m17"] < 2.0 * residuals["unihpr17"] + 0.002, residuals
