@@ -39,7 +39,6 @@ REFINE_STEPS = ((7.5, 5.0, 5.0), (3.75, 2.5, 2.5), (1.875, 1.25, 1.25))  # (azim
 REALIGNMENTS = 1
 PERSPECTIVE_ITERATIONS = 1
 SUBFRAME = (-0.5, -0.25, 0.0, 0.25, 0.5)  # library frames an aligned query frame may sit off its path frame
-REALIGN_SUBFRAME = (-0.5, -0.25, 0.0, 0.25, 0.5)  # ... and when re-aligning under perspective
 PERSPECTIVE_REFINE_DEG = (2.0, 1.0, 0.5, 0.25)  # steps of the camera's refinement under perspective ...
 REFINE_REPEATS = 3  # ... each size repeated while it helps ...
 REFINE_FRAMES = 12  # ... on at most this many frames of a sequence (one camera: a few frames pin it down) ...
@@ -307,9 +306,8 @@ def perspective_pair_costs(points2d: np.ndarray, weights: np.ndarray, scales: np
     """(P, n) pair costs of the query frames ``rows`` against library poses (n, J, 3) world under ``fit``'s camera
     *with perspective and sub-frame timing*: each pose turned into the camera and projected from the root depth its
     path implies (the median over the frames of 1 / (weak-perspective scale x crop scale)), costed as
-    ``pair_costs_2d``, the best of a few sub-frame offsets (the final residual's timing: fast motion moves a
-    long way between 10 fps frames; ``REALIGN_SUBFRAME``). points2d (M, J, 2), weights (M, J), scales (M,): the
-    query."""
+    ``pair_costs_2d``, the best of the ``SUBFRAME`` offsets (the final residual's timing: fast motion moves a
+    long way between 10 fps frames). points2d (M, J, 2), weights (M, J), scales (M,): the query."""
     aligned = poses[fit.path[rows]] @ fit.rotation.T  # (P, J, 3)
     x = _centred(points2d[rows], weights[rows])
     p = _centred(aligned[..., :2], weights[rows])
@@ -317,7 +315,7 @@ def perspective_pair_costs(points2d: np.ndarray, weights: np.ndarray, scales: np
     scale = (w * x * p).sum((1, 2)) / np.maximum((w * p * p).sum((1, 2)), MIN_WEIGHT)  # weak scale per frame
     depth = float(np.median(1.0 / np.maximum(scale * scales[rows], 1e-9)))
     best = None
-    for offset in REALIGN_SUBFRAME:
+    for offset in SUBFRAME:
         turned = _shifted(poses, offset) @ fit.rotation.T
         projected = turned[..., :2] * (depth / np.maximum(depth + turned[..., 2:], 0.1 * depth))
         flat = np.concatenate([projected, np.zeros((*projected.shape[:-1], 1))], axis=-1)
@@ -395,7 +393,8 @@ def refine_rotations_perspective(points2d: np.ndarray, weights: np.ndarray, scal
     """Each sequence's camera rotation (R, 3, 3) refined under perspective by a pattern search: steps of each size
     of ``PERSPECTIVE_REFINE_DEG`` about each camera axis, repeated while they lower the sum of ``perspective_sums``
     over the frames (at most ``REFINE_REPEATS`` times a size). points2d (K, J, 2), weights (K, J), scales (K,): the
-    query's frames; world: (R, K, J, 3) the sequences' aligned poses."""
+    query's frames; world: (R, K, J, 3) the sequences' aligned poses. returns: (R, 3, 3) the refined rotations."""
+    rotations = rotations.copy()
     best = perspective_frame_sums(points2d, weights, scales, world, rotations).sum(-1)  # (R,)
     every = np.arange(len(rotations))
     for half in PERSPECTIVE_REFINE_DEG:
@@ -416,9 +415,9 @@ def refine_rotations_perspective(points2d: np.ndarray, weights: np.ndarray, scal
 def _final_residuals(query: np.ndarray, weights: np.ndarray | None, rows: np.ndarray, poses: list[np.ndarray],
                      fits: list[SequenceFit], scales: np.ndarray | None) -> list[SequenceFit]:
     """The residual of each fit with every aligned frame free to sit up to half a library frame early or late
-    (``SUBFRAME``: the library's poses interpolated linearly), under the fitted camera: a query rarely samples the
-    motion in phase with the library's frames, and the true segment should not pay for that against a take
-    that happens to be in phase.
+    (``SUBFRAME``: the library's poses interpolated by ``_interpolated``), under the fitted camera: a query rarely
+    samples the motion in phase with the library's frames, and the true segment should not pay for that against a
+    take that happens to be in phase.
 
     2D projects with perspective where the scale is known (``perspective_sums``), and the cameras of the best
     ``REFINE_SEQUENCES`` fits, found under weak perspective, are then refined under perspective
