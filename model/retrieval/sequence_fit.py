@@ -44,6 +44,7 @@ REFINE_REPEATS = 3  # ... each size repeated while it helps ...
 REFINE_FRAMES = 12  # ... on at most this many frames of a sequence (one camera: a few frames pin it down) ...
 REFINE_SEQUENCES = 4  # ... for this many of the best fits (the rest keep the weak-perspective camera)
 MIN_WEIGHT = 1e-6
+COARSE_CHUNK = 65_536  # numbers per (pairs x coarse grid) block: 512 kB
 
 
 def camera_rotations(azimuth_deg: np.ndarray, elevation_deg: np.ndarray, roll_deg: np.ndarray) -> np.ndarray:
@@ -134,14 +135,23 @@ def fit_rotations_2d(points2d: np.ndarray, weights: np.ndarray, poses: np.ndarra
     starts = np.searchsorted(sequence, np.arange(count))
     totals = np.maximum(np.add.reduceat(weights.sum(1), starts), MIN_WEIGHT)  # (count,)
 
-    def residuals(xp: np.ndarray, pp: np.ndarray) -> np.ndarray:  # (P, n) -> (count, n)
-        per_frame = np.maximum(xx[:, None] - np.maximum(xp, 0.0) ** 2 / np.maximum(pp, MIN_WEIGHT), 0.0)
-        return np.add.reduceat(per_frame, starts, axis=0)
+    def residuals(xp: np.ndarray, pp: np.ndarray, rows: slice = slice(None),
+                  first: np.ndarray = starts) -> np.ndarray:  # (P, n) -> (count, n)
+        per_frame = np.maximum(xx[rows, None] - np.maximum(xp, 0.0) ** 2 / np.maximum(pp, MIN_WEIGHT), 0.0)
+        return np.add.reduceat(per_frame, first, axis=0)
 
     grid, rotations = _coarse_rotations()
     r2 = rotations[:, :2]
-    sums = residuals(moments_c @ r2.reshape(len(r2), 6).T,
-                     moments_s @ np.einsum("nab,nac->nbc", r2, r2).reshape(len(r2), 9).T)  # (count, n)
+    c_grid, s_grid = r2.reshape(len(r2), 6).T, np.einsum("nab,nac->nbc", r2, r2).reshape(len(r2), 9).T
+    # the coarse grid a few sequences at a time: (pairs x grid) arrays of at most COARSE_CHUNK numbers, which stay
+    # in the allocator's heap (a screen of 60 sequences at once made megabytes, mapped afresh in the service)
+    bounds = np.append(starts, len(x))
+    step = max(1, int(COARSE_CHUNK / len(grid) * count / max(len(x), 1)))
+    sums = np.empty((count, len(grid)))
+    for a in range(0, count, step):
+        b = min(count, a + step)
+        rows = slice(int(bounds[a]), int(bounds[b]))
+        sums[a:b] = residuals(moments_c[rows] @ c_grid, moments_s[rows] @ s_grid, rows, starts[a:b] - bounds[a])
     best_i = sums.argmin(1)
     best, centres, out = sums[np.arange(count), best_i], grid[best_i], rotations[best_i]
     for half in refine:
