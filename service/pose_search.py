@@ -151,7 +151,7 @@ def with_lifted(rows: list[list[Hit]], lifted: list[np.ndarray | None], queries:
     lifted_poses = np.stack([lifted[i] for i in members])
     near = reranking.descriptors.search(lifted_poses, reranking.lifted, pose_mask)
     lifted_view, lifted_cosine = views_and_cosines(
-        lifted_poses, near, queries[members], poses, rotations,
+        lifted_poses, near, queries[members], lambda rows: poses[rows], rotations,
         lambda ids: index.vectors(ids, cache=False))  # one query's vectors: not worth keeping in the filter cache
     out = list(rows)
     for i, p, v, c in zip(members, near, lifted_view, lifted_cosine):

@@ -222,7 +222,8 @@ def lifted_hits(gallery: Gallery, lifted: np.ndarray, embeddings: np.ndarray,
         order = np.argsort(near < 0, axis=1, kind="stable")  # the found poses first, nearest first
         near = np.take_along_axis(near, order, 1)
     near = near[:, :LIFTED_CANDIDATES]
-    view, cosine = views_and_cosines(lifted, near, embeddings, gallery.poses, gallery.rotations, gallery.lifted.vectors)
+    view, cosine = views_and_cosines(lifted, near, embeddings, lambda rows: gallery.poses[rows], gallery.rotations,
+                                     gallery.lifted.vectors)
     return [(p[p >= 0], v[p >= 0], c[p >= 0]) for p, v, c in zip(near, view, cosine)]
 
 

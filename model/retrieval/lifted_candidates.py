@@ -136,16 +136,16 @@ def facing_views(lifted: np.ndarray, candidates: np.ndarray, rotations: np.ndarr
     return np.einsum("vij,qcij->qcv", rotations, best).argmax(axis=-1).astype(np.int64)
 
 
-def views_and_cosines(lifted: np.ndarray, near: np.ndarray, embeddings: np.ndarray, poses: np.ndarray,
+def views_and_cosines(lifted: np.ndarray, near: np.ndarray, embeddings: np.ndarray, poses_of,
                       rotations: np.ndarray, vectors) -> tuple[np.ndarray, np.ndarray]:
     """Each lifted candidate's view (``facing_views``) and the cosine of that view's stored vector with its query.
 
-    lifted: (Q, 17, 3) mm; near: (Q, C) library rows (-1: none); embeddings: (Q, D) the queries; poses: (N, 17, 3)
-    mm world, the library; rotations: (V, 3, 3); vectors(ids (n,)) -> (n, D), the stored vectors (id = pose * V +
-    view). returns: view (Q, C) int64 and cosine (Q, C) float64 (-inf where ``near`` is -1).
+    lifted: (Q, 17, 3) mm; near: (Q, C) library rows (-1: none); embeddings: (Q, D) the queries; poses_of(rows
+    (n,)) -> (n, 17, 3) mm world, the library's poses; rotations: (V, 3, 3); vectors(ids (n,)) -> (n, D), the stored
+    vectors (id = pose * V + view). returns: view (Q, C) int64 and cosine (Q, C) float64 (-inf where ``near`` is -1).
     """
     rows = np.maximum(near, 0)
-    view = facing_views(lifted, poses[rows], rotations)
+    view = facing_views(lifted, poses_of(rows.reshape(-1)).reshape(*rows.shape, *lifted.shape[1:]), rotations)
     stored = vectors((rows * len(rotations) + view).reshape(-1)).reshape(*near.shape, -1)
     cosine = np.einsum("qcd,qd->qc", stored, embeddings).astype(np.float64)
     return view, np.where(near >= 0, cosine, -np.inf)

@@ -71,7 +71,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.retrieval.lifted_candidates import PAIRS, DescriptorIndex, facing_views, merge_candidates
+from model.retrieval.lifted_candidates import PAIRS, DescriptorIndex, merge_candidates, views_and_cosines
 from model.retrieval.sequence_alignment import (
     MAX_HOLD,
     MAX_STEP,
@@ -261,10 +261,7 @@ def lifted_anchor_hits(hits: list[tuple[np.ndarray, np.ndarray, np.ndarray]], fr
     order, each pose once. frames: (A,) the anchors' query frames."""
     lift = lifted.poses[frames]
     near = lifted.index.search(lift, count, lifted.allowed)
-    rows = np.maximum(near, 0)
-    view = facing_views(lift, poses(rows.reshape(-1)).reshape(*rows.shape, *lift.shape[1:]), lifted.rotations)
-    stored = vectors((rows * len(lifted.rotations) + view).reshape(-1)).reshape(*rows.shape, -1)
-    cosine = np.einsum("acd,ad->ac", stored, embeddings[frames]).astype(np.float64)
+    view, cosine = views_and_cosines(lift, near, embeddings[frames], poses, lifted.rotations, vectors)
     out = []
     for (pose, score, v), p, lv, c in zip(hits, near, view, cosine):
         found = p >= 0

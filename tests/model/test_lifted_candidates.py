@@ -87,7 +87,8 @@ def test_the_facing_view_is_the_virtual_camera_nearest_the_query_camera():
     assert facing_views(lifted, poses[None], views)[0, 2] == nearest_view(views, camera) == 5
     vectors = np.random.default_rng(6).normal(size=(4 * 8, 16))
     query = vectors[2 * 8 + 5][None]
-    view, cosine = views_and_cosines(lifted, np.array([[2, -1]]), query, poses, views, lambda ids: vectors[ids])
+    view, cosine = views_and_cosines(lifted, np.array([[2, -1]]), query, lambda rows: poses[rows], views,
+                                     lambda ids: vectors[ids])
     assert view[0, 0] == 5 and cosine[0, 0] == pytest.approx(float(query[0] @ query[0]))
     assert cosine[0, 1] == -np.inf
 
