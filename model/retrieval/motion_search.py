@@ -38,20 +38,23 @@ Design, and why:
    almost the same cost, do not crowd the list. Distinct cycles of periodic motion (steps of a walk) do not
    overlap and stay.
 5. **Geometric verification** (when the caller gives the query's 2D or 3D and the library's poses): the best
-   ``SCREEN`` segments are screened by a quick one-camera fit of their paths and, with the lifted 3D, by the
-   rotation that best turns their 3D onto the lift (the two rankings interleaved: the weak-perspective screen
-   misjudges people close to the camera); the best ``VERIFY`` are each fitted with one camera
-   (``model.retrieval.sequence_fit``: found under weak perspective, then refined under perspective), re-aligned
-   under it in their clip (grown by ``VERIFY_MARGIN``), and ordered by the fit's residual. Per-frame embeddings
-   tell a held-out pose from similar ones only coarsely across viewpoints (on the sample, a query frame's own
-   library pose ranks about 50th among 14k by cosine), while one camera for a whole motion is a strong constraint.
+   ``VERIFY`` segments by the alignment's cost are each fitted with one camera (``model.retrieval.sequence_fit``:
+   found under weak perspective, then refined under perspective), re-aligned under it in their clip, grown by
+   ``VERIFY_MARGIN`` of its length on each side (a path that held on a few similar poses, as a wave at 2x does,
+   lies shorter than the motion, and the true path must be inside the region to be found), and ordered by the
+   fit's residual. Per-frame embeddings tell a held-out pose from similar ones only coarsely across viewpoints
+   (on the sample, a query frame's own library pose ranks about 50th among 14k by cosine), while one camera for a
+   whole motion is a strong constraint. Every candidate is verified: a quick screen (one weak-perspective camera
+   fitted to each path found, and the lift turned onto each segment's 3D) dropped the query's own take for 11 of
+   200 own-clip queries at 1x, most of them runs, whose 10 fps path misplaces fast limbs.
 
-Measured by ``unihpr-build evaluate --motion-queries 50`` (shipped weights, clean 2D, 50 queries a speed, at 0.5x /
-1x / 2x): with the query's clip in the library, its own segment at top-1 for 0.62 / 0.60 / 0.48 of queries with
-the cosine path and the weak-perspective verification, 0.92 / 0.88 / 0.86 with the lifted path, the perspective
-refinement and re-alignment; held out, the top-1's aligned 3D error went from 1.27 / 1.35 / 1.41x the oracle's to
-1.05 / 1.08 / 1.11x. What still loses: takes of one move by one actor whose 2D differ less than the 10 fps
-library samples them, cameras whose fit settles on another cycle of a turning walk, and clips no anchor finds.
+Measured with the query's clip in the library (200 queries a speed, clean 2D, at 0.5x / 1x / 2x), its own segment
+at top-1: 0.62 / 0.60 / 0.48 of queries with the cosine path and the weak-perspective verification (50 queries a
+speed); 0.91 / 0.88 / 0.835 with the lifted path, the perspective refinement and re-alignment, 20 of 60
+segments verified, grown by half their length; RESULTS with every segment verified, grown by their length,
+and 8 cameras refined under perspective (``reports/eval.md`` for the held-out rows). What still loses: takes of
+one move by one actor whose 2D differ less than the 10 fps library samples them, people so close to the camera
+that the weak-perspective camera starts too far off for the refinement, and clips no anchor finds.
 
 Cost per query, M grid frames (library rate x duration): ``ANCHORS`` searches of the index (fixed), then
 (M x columns) for the cosines (D multiply-adds each) and the DTW (about ten numpy operations per row over the
@@ -81,7 +84,7 @@ from model.retrieval.sequence_alignment import (
     local_minima,
     subsequence_dtw,
 )
-from model.retrieval.sequence_fit import REALIGNMENTS, fit_sequences
+from model.retrieval.sequence_fit import fit_sequences
 
 ANCHORS = 8  # query frames that search the index
 ANCHOR_POSES = 64  # poses (best view each) every anchor asks for
@@ -92,9 +95,8 @@ MIN_COLUMNS = 4096  # library frames the alignment may visit per query, at least
 COLUMNS_PER_FRAME = 48  # ... or this many per grid frame of the query (about 16 windows of 3M frames)
 ENDS_PER_RESULT = 20  # candidate ends traced per requested result, at most
 VIEWS_PER_WINDOW = 2  # virtual views a window is aligned in (those its anchor hits scored best in)
-SCREEN = 60  # candidate segments screened by a quick camera fit on their paths, at least k ...
-VERIFY = 20  # ... of which the best by that fit are verified fully (re-aligned, perspective), at least k
-VERIFY_MARGIN = 0.5  # frames a verified segment may grow by on each side, as a fraction of its length (>= 2)
+VERIFY = 60  # the best segments by the alignment's cost verified geometrically (at least k)
+VERIFY_MARGIN = 1.0  # frames a verified segment may grow by on each side, as a fraction of its length (>= 2)
 
 PosesFn = Callable[[np.ndarray], np.ndarray]  # pose rows (n,) -> (n, J, 3) mm root-relative, world Y-up
 SearchFn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]  # (queries (A, D), k) -> (scores, vector ids)
@@ -396,23 +398,9 @@ def align_windows(embeddings: np.ndarray, grid: np.ndarray, windows: list[Window
     return out.kept
 
 
-def interleave(first: list[Segment], second: list[Segment]) -> list[Segment]:
-    """Two rankings of the same segments as one: alternately the next of each not yet taken (by clip and extent)."""
-    out, seen = [], set()
-    for pair in zip(first, second):
-        for segment in pair:
-            key = (segment.clip, segment.first, segment.last)
-            if key not in seen:
-                seen.add(key)
-                out.append(segment)
-    return out
-
-
-def verify(segments: list[Segment], shape: QueryShape, layout: ClipLayout, poses: PosesFn,
-           realignments: int = REALIGNMENTS, perspective: bool = True) -> list[Segment]:
+def verify(segments: list[Segment], shape: QueryShape, layout: ClipLayout, poses: PosesFn) -> list[Segment]:
     """Each segment fitted with one camera (``model.retrieval.sequence_fit.fit_sequences``) and re-aligned under it
-    within its clip, grown by ``VERIFY_MARGIN`` on each side; returned ordered by the fit's residual (best first).
-    With ``realignments=0`` and ``perspective=False``: the quick screen (the camera fitted to the paths found)."""
+    within its clip, grown by ``VERIFY_MARGIN`` on each side; returned ordered by the fit's residual (best first)."""
     segments = [s for s in segments if (s.grid >= 0).any()]
     if not segments:
         return []
@@ -433,8 +421,8 @@ def verify(segments: list[Segment], shape: QueryShape, layout: ClipLayout, poses
             libraries.append(poses(layout.row(s.clip, np.arange(lo, hi + 1))))
             starts.append(np.clip(s.positions - lo, 0, hi - lo))
         weights = None if shape.weights is None else shape.weights[rows]
-        scales = None if shape.scales is None or not perspective else shape.scales[rows]
-        fits = fit_sequences(shape.points[rows], weights, present, libraries, starts, scales, realignments)
+        scales = None if shape.scales is None else shape.scales[rows]
+        fits = fit_sequences(shape.points[rows], weights, present, libraries, starts, scales)
         keep = np.flatnonzero(present)
         for s, lo, fit in zip(group, regions, fits):
             positions = np.where(present, lo + fit.path, s.positions)
@@ -484,7 +472,7 @@ def search_motion(embeddings: np.ndarray, times: np.ndarray, present: np.ndarray
     aligned = time.perf_counter()
     stats.timings["candidates"] = (aligned - started) * 1e3
     verifying = shape is not None and poses is not None
-    wanted = max(k, SCREEN) if verifying else k
+    wanted = max(k, VERIFY) if verifying else k
     segments: list[Segment] = []
     for rate in sorted({float(layout.rate[w.clip]) for w in windows}):
         group = [w for w in windows if float(layout.rate[w.clip]) == rate]
@@ -496,11 +484,7 @@ def search_motion(embeddings: np.ndarray, times: np.ndarray, present: np.ndarray
     if verifying:
         verified = time.perf_counter()
         kept = DistinctSegments(group_by_clip)
-        screened = verify(segments, shape, layout, poses, realignments=0, perspective=False)
-        if lifted is not None:
-            screened = interleave(screened, verify(segments, QueryShape(lifted.poses), layout, poses, realignments=0))
-        screened = screened[: max(k, VERIFY)]
-        for segment in verify(screened, shape, layout, poses):  # re-aligned segments may now overlap
+        for segment in verify(segments, shape, layout, poses):  # re-aligned segments may now overlap
             kept.add(segment)
         segments = kept.kept
         stats.timings["verification"] = (time.perf_counter() - verified) * 1e3

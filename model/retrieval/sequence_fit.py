@@ -42,7 +42,7 @@ SUBFRAME = (-0.5, -0.25, 0.0, 0.25, 0.5)  # library frames an aligned query fram
 PERSPECTIVE_REFINE_DEG = (2.0, 1.0, 0.5, 0.25)  # steps of the camera's refinement under perspective ...
 REFINE_REPEATS = 3  # ... each size repeated while it helps ...
 REFINE_FRAMES = 12  # ... on at most this many frames of a sequence (one camera: a few frames pin it down) ...
-REFINE_SEQUENCES = 4  # ... for this many of the best fits (the rest keep the weak-perspective camera)
+REFINE_SEQUENCES = 8  # ... for this many of the best fits (the rest keep the weak-perspective camera)
 MIN_WEIGHT = 1e-6
 COARSE_CHUNK = 65_536  # numbers per (pairs x coarse grid) block: 512 kB
 
@@ -248,8 +248,7 @@ def perspective_sums(points2d: np.ndarray, weights: np.ndarray, posed: np.ndarra
 
 
 def fit_sequences(query: np.ndarray, weights: np.ndarray | None, present: np.ndarray, poses: list[np.ndarray],
-                  paths: list[np.ndarray], scales: np.ndarray | None = None,
-                  realignments: int = REALIGNMENTS) -> list[SequenceFit]:
+                  paths: list[np.ndarray], scales: np.ndarray | None = None) -> list[SequenceFit]:
     """Fit one camera to a query aligned to each library sequence, re-align under it, refit (module docstring);
     every sequence at once.
 
@@ -257,8 +256,7 @@ def fit_sequences(query: np.ndarray, weights: np.ndarray | None, present: np.nda
     present: (M,) bool; poses: per sequence (n_s, J, 3) world root-relative mm, the library frames its path may
     use; paths: per sequence (M,) the starting alignment (indices into its poses). scales: (M,) for 2D from a
     perspective crop, its box half-side in ray units (NaN or None: unknown): the final residual then projects
-    with perspective (``perspective_sums``), the search for the camera stays weak-perspective. realignments: how
-    often to re-align under the fitted camera and refit (0: fit the given paths only, as a quick screen).
+    with perspective (``perspective_sums``), the search for the camera stays weak-perspective.
     """
     two_d = query.shape[-1] == 2
     rows = np.flatnonzero(present)
@@ -266,32 +264,30 @@ def fit_sequences(query: np.ndarray, weights: np.ndarray | None, present: np.nda
     columns = ColumnLayout.of([len(p) for p in poses])
     sequence = np.repeat(np.arange(count), len(rows))
     tried: list[list[SequenceFit]] = [[] for _ in range(count)]  # every step's fit of each sequence
-    for step in range(realignments + 1):
+    for step in range(REALIGNMENTS + 1):
         aligned = np.concatenate([p[path[rows]] for p, path in zip(poses, paths)])  # (count * P, J, 3)
         if two_d:
             rotations, mean_sq = fit_rotations_2d(np.tile(query[rows], (count, 1, 1)),
-                                                  np.tile(weights[rows], (count, 1)), aligned, sequence, count,
-                                                  REFINE_STEPS if realignments else REFINE_STEPS[:1])
+                                                  np.tile(weights[rows], (count, 1)), aligned, sequence, count)
         else:
             rotations, mean_sq = fit_rotations_3d(query[rows], aligned.reshape(count, len(rows), *aligned.shape[1:]))
         for s in range(count):
             if not any(np.array_equal(f.path, paths[s]) for f in tried[s]):  # a path re-aligned onto itself: once
                 tried[s].append(SequenceFit(rotations[s], math.sqrt(max(float(mean_sq[s]), 0.0)), paths[s]))
-        if step == realignments:
+        if step == REALIGNMENTS:
             break
         blocks = [pair_costs_2d(query[rows], weights[rows], p, rotations[s]) if two_d
                   else pair_costs_3d(query[rows], p, rotations[s]) for s, p in enumerate(poses)]
         paths = _realigned(blocks, rows, present, columns, paths)
-    if realignments == 0:
-        return [min(t, key=lambda f: f.residual) for t in tried]
     # the full fit: perspective and sub-frame timing for the final residual, of the path it started from as well as
     # the re-aligned ones (re-aligning under a weak-perspective camera can move a right path to a wrong cycle when
     # the person is close to the camera)
+    stacked = StackedPoses.of(poses)
     owner = np.repeat(np.arange(count), [len(t) for t in tried])
-    final = _final_residuals(query, weights, rows, [poses[o] for o in owner], [f for t in tried for f in t], scales)
+    final = _final_residuals(query, weights, rows, stacked, owner, [f for t in tried for f in t], scales)
     best = [min((f for f, o in zip(final, owner) if o == s), key=lambda f: f.residual) for s in range(count)]
     if two_d and scales is not None and np.isfinite(scales[rows]).all():
-        best = _perspective_realignment(query, weights, present, rows, poses, best, scales)
+        best = _perspective_realignment(query, weights, present, rows, stacked, best, scales)
     return best
 
 
@@ -311,42 +307,47 @@ def _realigned(blocks: list[np.ndarray], rows: np.ndarray, present: np.ndarray, 
     return [traced[s] if np.isfinite(end_cost[end]) else paths[s] for s, end in enumerate(ends)]
 
 
-def perspective_pair_costs(points2d: np.ndarray, weights: np.ndarray, scales: np.ndarray, poses: np.ndarray,
-                           fit: SequenceFit, rows: np.ndarray) -> np.ndarray:
-    """(P, n) pair costs of the query frames ``rows`` against library poses (n, J, 3) world under ``fit``'s camera
-    *with perspective and sub-frame timing*: each pose turned into the camera and projected from the root depth its
-    path implies (the median over the frames of 1 / (weak-perspective scale x crop scale)), costed as
-    ``pair_costs_2d``, the best of the ``SUBFRAME`` offsets (the final residual's timing: fast motion moves a
-    long way between 10 fps frames). points2d (M, J, 2), weights (M, J), scales (M,): the query."""
-    aligned = poses[fit.path[rows]] @ fit.rotation.T  # (P, J, 3)
-    x = _centred(points2d[rows], weights[rows])
-    p = _centred(aligned[..., :2], weights[rows])
-    w = weights[rows][..., None]
-    scale = (w * x * p).sum((1, 2)) / np.maximum((w * p * p).sum((1, 2)), MIN_WEIGHT)  # weak scale per frame
-    depth = float(np.median(1.0 / np.maximum(scale * scales[rows], 1e-9)))
+def perspective_pair_costs(points2d: np.ndarray, weights: np.ndarray, scales: np.ndarray, stacked: StackedPoses,
+                           sequences: np.ndarray, fits: list[SequenceFit], rows: np.ndarray) -> list[np.ndarray]:
+    """Per fit (its path in sequence ``sequences[i]`` of ``stacked``) the (P, n_s) pair costs of the query frames
+    ``rows`` against every frame of its sequence under its camera *with perspective and sub-frame timing*: each pose
+    turned into the camera and projected from the root depth its path implies (the median over the frames of 1 /
+    (weak-perspective scale x crop scale)), costed as ``pair_costs_2d``, the best of the ``SUBFRAME`` offsets (the
+    final residual's timing: fast motion moves a long way between 10 fps frames). points2d (M, J, 2), weights
+    (M, J), scales (M,): the query. All fits at once."""
+    rotations = np.swapaxes(np.stack([f.rotation for f in fits]), -1, -2)[:, None]  # (c, 1, 3, 3) applied as R^T
+    aligned = stacked.interpolated(sequences, np.stack([f.path[rows] for f in fits]).astype(np.float64)) @ rotations
+    w = weights[rows]
+    x = _centred(points2d[rows], w)
+    p = _centred(aligned[..., :2], w)
+    scale = (w[..., None] * x * p).sum((-2, -1)) / np.maximum((w[..., None] * p * p).sum((-2, -1)), MIN_WEIGHT)
+    depth = np.median(1.0 / np.maximum(scale * scales[rows], 1e-9), axis=1)[:, None, None, None]  # (c, 1, 1, 1)
+    lengths = stacked.lengths[sequences]
+    frames = np.arange(int(lengths.max()), dtype=np.float64)[None].repeat(len(fits), 0)  # (c, n) clamped per fit
     best = None
     for offset in SUBFRAME:
-        turned = _shifted(poses, offset) @ fit.rotation.T
+        turned = stacked.interpolated(sequences, frames + offset) @ rotations  # (c, n, J, 3)
         projected = turned[..., :2] * (depth / np.maximum(depth + turned[..., 2:], 0.1 * depth))
         flat = np.concatenate([projected, np.zeros((*projected.shape[:-1], 1))], axis=-1)
-        cost = pair_costs_2d(points2d[rows], weights[rows], flat, np.eye(3))
+        cost = pair_costs_2d(points2d[rows], w, flat.reshape(-1, *flat.shape[2:]), np.eye(3))
         best = cost if best is None else np.minimum(best, cost)
-    return best
+    best = best.reshape(len(rows), len(fits), -1)
+    return [best[:, i, :n] for i, n in enumerate(lengths.tolist())]
 
 
 def _perspective_realignment(query: np.ndarray, weights: np.ndarray, present: np.ndarray, rows: np.ndarray,
-                             poses: list[np.ndarray], fits: list[SequenceFit], scales: np.ndarray) -> list[SequenceFit]:
+                             stacked: StackedPoses, fits: list[SequenceFit], scales: np.ndarray) -> list[SequenceFit]:
     """The best ``REFINE_SEQUENCES`` fits re-aligned once more under their camera with perspective
     (``perspective_pair_costs``), kept where the final residual improves: when the person is close to the camera
     the weak-perspective pair costs can prefer a path in the wrong phase even under the right camera."""
     chosen = np.argsort([f.residual for f in fits])[:REFINE_SEQUENCES]
-    blocks = [perspective_pair_costs(query, weights, scales, poses[s], fits[s], rows) for s in chosen]
-    paths = _realigned(blocks, rows, present, ColumnLayout.of([len(poses[s]) for s in chosen]),
+    blocks = perspective_pair_costs(query, weights, scales, stacked, chosen, [fits[s] for s in chosen], rows)
+    paths = _realigned(blocks, rows, present, ColumnLayout.of(stacked.lengths[chosen].tolist()),
                        [fits[s].path for s in chosen])
     moved = [(s, path) for s, path in zip(chosen.tolist(), paths) if not np.array_equal(path, fits[s].path)]
     if not moved:
         return fits
-    again = _final_residuals(query, weights, rows, [poses[s] for s, _ in moved],
+    again = _final_residuals(query, weights, rows, stacked, np.array([s for s, _ in moved]),
                              [SequenceFit(fits[s].rotation, fits[s].residual, path) for s, path in moved], scales)
     out = list(fits)
     for (s, _), fit in zip(moved, again):
@@ -361,33 +362,36 @@ def _small_rotations(half_deg: float) -> np.ndarray:
     return rodrigues(np.deg2rad(half_deg) * steps)
 
 
-def _interpolated(fits: list[SequenceFit], poses: list[np.ndarray], rows: np.ndarray,
-                  offsets: float | np.ndarray) -> np.ndarray:
-    """(count, P, J, 3) world poses of the aligned frames ``rows`` of every fit, ``offsets`` library frames off its
-    path (a number, or (count, P) per frame), interpolated with a Catmull-Rom spline through the neighbouring
-    library frames (linear interpolation cuts the corners of fast motion sampled at 10 fps)."""
-    lengths = np.array([len(p) for p in poses])
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    library = np.concatenate(poses)
-    last = (lengths - 1)[:, None]
-    position = np.clip(np.stack([f.path[rows] for f in fits]) + offsets, 0, last)
-    i1 = np.floor(position).astype(np.int64)  # (count, P)
-    t = (position - i1)[..., None, None]
-    return _catmull_rom(*(library[starts[:, None] + np.clip(i1 + d, 0, last)] for d in (-1, 0, 1, 2)), t)
+@dataclass(frozen=True)
+class StackedPoses:
+    """Sequences of poses (n_s, J, 3) in one array, so the frames of many sequences are read in one gather.
+
+    frames: (sum n_s, J, 3); starts: (S,) each sequence's first row; lengths: (S,) n_s."""
+
+    frames: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def of(cls, poses: list[np.ndarray]) -> StackedPoses:
+        lengths = np.array([len(p) for p in poses], np.int64)
+        return cls(np.concatenate(poses), np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+
+    def interpolated(self, sequences: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """(count, P, J, 3) the poses of sequences (count,) at fractional positions (count, P), clamped to each
+        sequence, interpolated with a Catmull-Rom spline through the neighbouring frames (linear interpolation cuts
+        the corners of fast motion sampled at 10 fps)."""
+        last = (self.lengths[sequences] - 1)[:, None]
+        position = np.clip(positions, 0, last)
+        i1 = np.floor(position).astype(np.int64)  # (count, P)
+        t = (position - i1)[..., None, None]
+        first = self.starts[sequences][:, None]
+        return _catmull_rom(*(self.frames[first + np.clip(i1 + d, 0, last)] for d in (-1, 0, 1, 2)), t)
 
 
 def _catmull_rom(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, t: np.ndarray) -> np.ndarray:
     """The Catmull-Rom spline through four consecutive frames at t in [0, 1] between p1 and p2."""
     return p1 + 0.5 * t * ((p2 - p0) + t * ((2 * p0 - 5 * p1 + 4 * p2 - p3) + t * (3 * (p1 - p2) + p3 - p0)))
-
-
-def _shifted(poses: np.ndarray, offset: float) -> np.ndarray:
-    """(n, J, 3) a sequence's poses each ``offset`` frames later (|offset| < 1; Catmull-Rom, clamped at the ends)."""
-    n = len(poses)
-    base = np.arange(n) + offset
-    i1 = np.clip(np.floor(base).astype(np.int64), 0, n - 1)
-    t = np.clip(base - i1, 0.0, 1.0)[:, None, None]
-    return _catmull_rom(*(poses[np.clip(i1 + d, 0, n - 1)] for d in (-1, 0, 1, 2)), t)
 
 
 def perspective_frame_sums(points2d: np.ndarray, weights: np.ndarray, scales: np.ndarray, world: np.ndarray,
@@ -422,12 +426,12 @@ def refine_rotations_perspective(points2d: np.ndarray, weights: np.ndarray, scal
     return rotations
 
 
-def _final_residuals(query: np.ndarray, weights: np.ndarray | None, rows: np.ndarray, poses: list[np.ndarray],
-                     fits: list[SequenceFit], scales: np.ndarray | None) -> list[SequenceFit]:
-    """The residual of each fit with every aligned frame free to sit up to half a library frame early or late
-    (``SUBFRAME``: the library's poses interpolated by ``_interpolated``), under the fitted camera: a query rarely
-    samples the motion in phase with the library's frames, and the true segment should not pay for that against a
-    take that happens to be in phase.
+def _final_residuals(query: np.ndarray, weights: np.ndarray | None, rows: np.ndarray, stacked: StackedPoses,
+                     owner: np.ndarray, fits: list[SequenceFit], scales: np.ndarray | None) -> list[SequenceFit]:
+    """The residual of each fit (its path in sequence ``owner[i]`` of ``stacked``) with every aligned frame free to
+    sit up to half a library frame early or late (``SUBFRAME``: the library's poses interpolated), under the fitted
+    camera: a query rarely samples the motion in phase with the library's frames, and the true segment should not
+    pay for that against a take that happens to be in phase.
 
     2D projects with perspective where the scale is known (``perspective_sums``), and the cameras of the best
     ``REFINE_SEQUENCES`` fits, found under weak perspective, are then refined under perspective
@@ -436,6 +440,7 @@ def _final_residuals(query: np.ndarray, weights: np.ndarray | None, rows: np.nda
     held-out motion fitted with its own 3D, that left a residual several times the refined one (typically 0.005
     against 0.001), as large as the difference between two takes of one move by one actor."""
     rotations = np.stack([f.rotation for f in fits])  # (count, 3, 3)
+    paths = np.stack([f.path[rows] for f in fits]).astype(np.float64)  # (count, P) positions in their sequences
     two_d = query.shape[-1] == 2
     if two_d:
         points, w = query[rows], weights[rows]
@@ -451,7 +456,7 @@ def _final_residuals(query: np.ndarray, weights: np.ndarray | None, rows: np.nda
         best = np.full((len(chosen), len(rows)), np.inf)
         at = np.zeros((len(chosen), len(rows)))
         for offset in SUBFRAME:
-            world = _interpolated([fits[c] for c in chosen], [poses[c] for c in chosen], rows, offset)
+            world = stacked.interpolated(owner[chosen], paths[chosen] + offset)
             if two_d:
                 sums = perspective_frame_sums(points, w, scale, world, turn)
             else:
@@ -465,8 +470,7 @@ def _final_residuals(query: np.ndarray, weights: np.ndarray | None, rows: np.nda
     if two_d and np.isfinite(scale).any():
         chosen = np.argsort(per_frame.sum(-1))[:REFINE_SEQUENCES]
         keep = np.unique(np.round(np.linspace(0, len(rows) - 1, min(len(rows), REFINE_FRAMES))).astype(np.int64))
-        aligned = _interpolated([fits[c] for c in chosen], [poses[c] for c in chosen], rows[keep],
-                                offset[chosen][:, keep])  # (R, K, J, 3) each frame at its best offset
+        aligned = stacked.interpolated(owner[chosen], (paths[chosen] + offset[chosen])[:, keep])  # (R, K, J, 3)
         rotations[chosen] = refine_rotations_perspective(points[keep], w[keep], scale[keep], aligned,
                                                          rotations[chosen])
         per_frame[chosen] = sums_at(chosen, rotations[chosen])[0]
