@@ -95,7 +95,7 @@ MIN_COLUMNS = 4096  # library frames the alignment may visit per query, at least
 COLUMNS_PER_FRAME = 48  # ... or this many per grid frame of the query (about 16 windows of 3M frames)
 ENDS_PER_RESULT = 20  # candidate ends traced per requested result, at most
 VIEWS_PER_WINDOW = 2  # virtual views a window is aligned in (those its anchor hits scored best in)
-VERIFY = 60  # the best segments by the alignment's cost verified geometrically (at least k)
+VERIFY = 48  # the best segments by the alignment's cost verified geometrically (at least k)
 VERIFY_MARGIN = 1.0  # frames a verified segment may grow by on each side, as a fraction of its length (>= 2)
 
 PosesFn = Callable[[np.ndarray], np.ndarray]  # pose rows (n,) -> (n, J, 3) mm root-relative, world Y-up

@@ -111,67 +111,60 @@ def _local_grid(centres: np.ndarray, half: tuple[float, float, float]) -> np.nda
     return grid
 
 
-def fit_rotations_2d(points2d: np.ndarray, weights: np.ndarray, poses: np.ndarray, sequence: np.ndarray,
-                     count: int, refine: tuple = REFINE_STEPS) -> tuple[np.ndarray, np.ndarray]:
-    """The camera rotation explaining each sequence's aligned pairs best, all sequences at once.
+def fit_rotations_2d(points2d: np.ndarray, weights: np.ndarray, poses: np.ndarray,
+                     refine: tuple = REFINE_STEPS) -> tuple[np.ndarray, np.ndarray]:
+    """The camera rotation explaining each sequence's aligned frames best, all sequences at once.
 
-    points2d: (P, J, 2) normalised query 2D of every aligned pair, weights (P, J), poses (P, J, 3) world
-    root-relative mm; sequence: (P,) which of ``count`` sequences each pair belongs to, non-decreasing;
-    refine: the local grids after the coarse one. returns: (count, 3, 3) rotations and (count,) mean squared
-    residuals per unit weight.
+    points2d: (L, J, 2) normalised query 2D of the aligned frames, weights (L, J); poses: (S, L, J, 3) world
+    root-relative mm, each sequence's pose at every aligned frame; refine: the local grids after the coarse one.
+    returns: (S, 3, 3) rotations and (S,) mean squared residuals per unit weight.
 
     Per frame the weak-perspective residual is xx - max(xp, 0)^2 / pp with xx = sum w |x_c|^2, xp = sum w x_c .
     (R2 Y) = <R2, C> (C = sum w x_c Y^T) and pp = sum w |R2 Y_c|^2 = <R2^T R2, S> (S = sum w Y_c Y_c^T), where R2 is
     the rotation's first two rows and _c means centred: every rotation of a grid is scored by small matrix
     products over the frames' moments.
     """
+    count, length = poses.shape[:2]
     x = _centred(points2d, weights)
     y = poses.astype(np.float64)
     w = weights[..., None]
-    xx = (w * x * x).sum((1, 2))  # (P,)
-    moments_c = np.matmul((w * x).transpose(0, 2, 1), y).reshape(len(x), 6)  # C^T flattened like R2: (P, 6)
+    xx = (w * x * x).sum((1, 2))[:, None]  # (L, 1)
+    moments_c = np.einsum("ljc,sljk->slck", w * x, y).reshape(count, length, 6)  # C^T flattened like R2
     yc = _centred(y, weights)
-    moments_s = np.matmul((w * yc).transpose(0, 2, 1), yc).reshape(len(x), 9)  # (P, 9)
-    starts = np.searchsorted(sequence, np.arange(count))
-    totals = np.maximum(np.add.reduceat(weights.sum(1), starts), MIN_WEIGHT)  # (count,)
+    moments_s = np.matmul((w * yc).swapaxes(-1, -2), yc).reshape(count, length, 9)
+    total = max(float(weights.sum()), MIN_WEIGHT)
 
-    def residuals(xp: np.ndarray, pp: np.ndarray, rows: slice = slice(None),
-                  first: np.ndarray = starts) -> np.ndarray:  # (P, n) -> (count, n)
-        per_frame = np.maximum(xx[rows, None] - np.maximum(xp, 0.0) ** 2 / np.maximum(pp, MIN_WEIGHT), 0.0)
-        return np.add.reduceat(per_frame, first, axis=0)
+    def residuals(xp: np.ndarray, pp: np.ndarray) -> np.ndarray:  # (s, L, n) -> (s, n)
+        return np.maximum(xx - np.maximum(xp, 0.0) ** 2 / np.maximum(pp, MIN_WEIGHT), 0.0).sum(1)
 
     grid, rotations = _coarse_rotations()
     r2 = rotations[:, :2]
     c_grid, s_grid = r2.reshape(len(r2), 6).T, np.einsum("nab,nac->nbc", r2, r2).reshape(len(r2), 9).T
-    # the coarse grid a few sequences at a time: (pairs x grid) arrays of at most COARSE_CHUNK numbers, which stay
+    # the coarse grid a few sequences at a time: (frames x grid) arrays of at most COARSE_CHUNK numbers, which stay
     # in the allocator's heap (a screen of 60 sequences at once made megabytes, mapped afresh in the service)
-    bounds = np.append(starts, len(x))
-    step = max(1, int(COARSE_CHUNK / len(grid) * count / max(len(x), 1)))
-    sums = np.empty((count, len(grid)))
-    for a in range(0, count, step):
-        b = min(count, a + step)
-        rows = slice(int(bounds[a]), int(bounds[b]))
-        sums[a:b] = residuals(moments_c[rows] @ c_grid, moments_s[rows] @ s_grid, rows, starts[a:b] - bounds[a])
+    step = max(1, COARSE_CHUNK // (len(grid) * length))
+    sums = np.concatenate([residuals(moments_c[a : a + step] @ c_grid, moments_s[a : a + step] @ s_grid)
+                           for a in range(0, count, step)])
     best_i = sums.argmin(1)
-    best, centres, out = sums[np.arange(count), best_i], grid[best_i], rotations[best_i]
+    every = np.arange(count)
+    best, centres, out = sums[every, best_i], grid[best_i], rotations[best_i]
     for half in refine:
-        local = _local_grid(centres, half)  # (count, 27, 3)
+        local = _local_grid(centres, half)  # (S, 27, 3)
         rot = camera_rotations(*local.reshape(-1, 3).T).reshape(count, -1, 3, 3)
         r2 = rot[:, :, :2]
         q = np.einsum("knab,knac->knbc", r2, r2).reshape(count, -1, 9)
-        sums = residuals(np.einsum("pk,pnk->pn", moments_c, r2.reshape(count, -1, 6)[sequence]),
-                         np.einsum("pk,pnk->pn", moments_s, q[sequence]))  # (count, 27)
+        sums = residuals(moments_c @ r2.reshape(count, -1, 6).swapaxes(-1, -2), moments_s @ q.swapaxes(-1, -2))
         i = sums.argmin(1)
-        better = sums[np.arange(count), i] < best
-        best = np.where(better, sums[np.arange(count), i], best)
-        centres = np.where(better[:, None], local[np.arange(count), i], centres)
-        out = np.where(better[:, None, None], rot[np.arange(count), i], out)
-    return out, best / totals
+        better = sums[every, i] < best
+        best = np.where(better, sums[every, i], best)
+        centres = np.where(better[:, None], local[every, i], centres)
+        out = np.where(better[:, None, None], rot[every, i], out)
+    return out, best / total
 
 
 def fit_rotation_2d(points2d: np.ndarray, weights: np.ndarray, poses: np.ndarray) -> tuple[np.ndarray, float]:
     """``fit_rotations_2d`` of one sequence: (3, 3) rotation and mean squared residual per unit weight."""
-    rotations, residuals = fit_rotations_2d(points2d, weights, poses, np.zeros(len(points2d), np.int64), 1)
+    rotations, residuals = fit_rotations_2d(points2d, weights, poses[None])
     return rotations[0], float(residuals[0])
 
 
@@ -179,7 +172,11 @@ def pair_costs_2d(points2d: np.ndarray, weights: np.ndarray, poses: np.ndarray, 
     """(M, n) mean squared residual per unit weight of every query frame (M, J, 2) against every library pose
     (n, J, 3) under ``rotation`` (the moments of ``fit_rotation_2d``, with the projected pose centred by each
     query frame's own weights)."""
-    projected = poses.astype(np.float64) @ rotation[:2].T  # (n, J, 2)
+    return projected_pair_costs(points2d, weights, poses.astype(np.float64) @ rotation[:2].T)
+
+
+def projected_pair_costs(points2d: np.ndarray, weights: np.ndarray, projected: np.ndarray) -> np.ndarray:
+    """``pair_costs_2d`` of poses already projected: (M, n) against projected (n, J, 2)."""
     x = _centred(points2d, weights)
     total = np.maximum(weights.sum(-1), MIN_WEIGHT)  # (M,)
     xx = (weights[..., None] * x * x).sum((1, 2))  # (M,)
@@ -262,22 +259,24 @@ def fit_sequences(query: np.ndarray, weights: np.ndarray | None, present: np.nda
     rows = np.flatnonzero(present)
     count = len(poses)
     columns = ColumnLayout.of([len(p) for p in poses])
-    sequence = np.repeat(np.arange(count), len(rows))
     tried: list[list[SequenceFit]] = [[] for _ in range(count)]  # every step's fit of each sequence
     for step in range(REALIGNMENTS + 1):
-        aligned = np.concatenate([p[path[rows]] for p, path in zip(poses, paths)])  # (count * P, J, 3)
+        aligned = np.stack([p[path[rows]] for p, path in zip(poses, paths)])  # (count, P, J, 3)
         if two_d:
-            rotations, mean_sq = fit_rotations_2d(np.tile(query[rows], (count, 1, 1)),
-                                                  np.tile(weights[rows], (count, 1)), aligned, sequence, count)
+            rotations, mean_sq = fit_rotations_2d(query[rows], weights[rows], aligned)
         else:
-            rotations, mean_sq = fit_rotations_3d(query[rows], aligned.reshape(count, len(rows), *aligned.shape[1:]))
+            rotations, mean_sq = fit_rotations_3d(query[rows], aligned)
         for s in range(count):
             if not any(np.array_equal(f.path, paths[s]) for f in tried[s]):  # a path re-aligned onto itself: once
                 tried[s].append(SequenceFit(rotations[s], math.sqrt(max(float(mean_sq[s]), 0.0)), paths[s]))
         if step == REALIGNMENTS:
             break
-        blocks = [pair_costs_2d(query[rows], weights[rows], p, rotations[s]) if two_d
-                  else pair_costs_3d(query[rows], p, rotations[s]) for s, p in enumerate(poses)]
+        if two_d:  # every sequence projected by its camera, costed at once
+            projected = np.concatenate([p @ rotations[s, :2].T for s, p in enumerate(poses)])
+            costs = projected_pair_costs(query[rows], weights[rows], projected)
+            blocks = np.split(costs, np.cumsum([len(p) for p in poses])[:-1], axis=1)
+        else:
+            blocks = [pair_costs_3d(query[rows], p, rotations[s]) for s, p in enumerate(poses)]
         paths = _realigned(blocks, rows, present, columns, paths)
     # the full fit: perspective and sub-frame timing for the final residual, of the path it started from as well as
     # the re-aligned ones (re-aligning under a weak-perspective camera can move a right path to a wrong cycle when
@@ -328,8 +327,7 @@ def perspective_pair_costs(points2d: np.ndarray, weights: np.ndarray, scales: np
     for offset in SUBFRAME:
         turned = stacked.interpolated(sequences, frames + offset) @ rotations  # (c, n, J, 3)
         projected = turned[..., :2] * (depth / np.maximum(depth + turned[..., 2:], 0.1 * depth))
-        flat = np.concatenate([projected, np.zeros((*projected.shape[:-1], 1))], axis=-1)
-        cost = pair_costs_2d(points2d[rows], w, flat.reshape(-1, *flat.shape[2:]), np.eye(3))
+        cost = projected_pair_costs(points2d[rows], w, projected.reshape(-1, *projected.shape[2:]))
         best = cost if best is None else np.minimum(best, cost)
     best = best.reshape(len(rows), len(fits), -1)
     return [best[:, i, :n] for i, n in enumerate(lengths.tolist())]
