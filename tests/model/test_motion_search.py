@@ -16,11 +16,14 @@ from model.retrieval.motion_search import (
     LiftedQuery,
     QueryShape,
     SearchStats,
+    Segment,
     candidate_windows,
     descriptor_cost,
     search_motion,
+    verify,
 )
 from model.retrieval.sequence_fit import (
+    StackedPoses,
     camera_rotations,
     fit_rotation_2d,
     fit_sequence,
@@ -170,6 +173,35 @@ def test_the_fit_prefers_the_true_motion_and_repairs_a_shifted_alignment():
     query3d = true[10:30] @ rotation.T
     fit3d = fit_sequence(query3d, None, present, true, shifted)
     assert fit3d.residual < 1e-6 and np.allclose(fit3d.rotation, rotation, atol=1e-6)
+
+
+def test_verification_reaches_past_a_path_that_held():
+    """A 2x query whose alignment held on a few similar poses at its start lies shorter than the motion: the
+    verified region (the segment grown by its length) holds the true start, and the re-alignment finds it."""
+    rng = np.random.default_rng(7)
+    poses = pose_sequence(rng, 80)
+    layout = ClipLayout.of(np.zeros(80, np.int64), np.arange(80) * 3, np.array([30.0]))
+    truth = 20 + 2 * np.arange(16)  # 2x: two library frames a query frame
+    rotation = camera_rotations(np.array([70.0]), np.array([15.0]), np.array([0.0]))[0]
+    shape = QueryShape((poses[truth] @ rotation[:2].T) / 1000.0, np.ones((16, 17)))
+    held = np.concatenate([np.repeat(np.arange(34, 39), 2), [40, 42, 44, 46, 48, 50]])
+    segment = Segment(0, 34, 50, 0.9, np.arange(16), held, np.zeros(16, np.int64), 10.0)
+    verified = verify([segment], shape, layout, lambda rows: poses[rows])[0]
+    assert (verified.first, verified.last) == (20, 50) and (verified.positions == truth).all()
+    assert verified.residual < 0.01
+
+
+def test_stacked_poses_interpolate_between_frames_and_clamp_at_the_ends():
+    rng = np.random.default_rng(8)
+    a, b = pose_sequence(rng, 6), pose_sequence(rng, 4)
+    stacked = StackedPoses.of([a, b])
+    exact = stacked.interpolated(np.array([0, 1]), np.array([[0.0, 5.0], [3.0, 1.0]]))
+    assert np.allclose(exact, np.stack([a[[0, 5]], b[[3, 1]]]))
+    ends = stacked.interpolated(np.array([1, 1]), np.array([[-0.5, 3.5], [1.5, 1.5]]))
+    assert np.allclose(ends[0], b[[0, 3]])
+    assert np.allclose(ends[1, 0], stacked.interpolated(np.array([1]), np.array([[1.5]]))[0, 0])
+    line = StackedPoses.of([np.arange(8, dtype=np.float64)[:, None, None] * np.ones((8, 17, 3))])
+    assert np.allclose(line.interpolated(np.array([0]), np.array([[2.25, 4.5]]))[0, :, 0, 0], [2.25, 4.5])  # a line
 
 
 def test_search_with_verification_orders_by_residual():
