@@ -48,13 +48,16 @@ Design, and why:
    fitted to each path found, and the lift turned onto each segment's 3D) dropped the query's own take for 11 of
    200 own-clip queries at 1x, most of them runs, whose 10 fps path misplaces fast limbs.
 
-Measured with the query's clip in the library (200 queries a speed, clean 2D, at 0.5x / 1x / 2x), its own segment
-at top-1: 0.62 / 0.60 / 0.48 of queries with the cosine path and the weak-perspective verification (50 queries a
-speed); 0.91 / 0.88 / 0.835 with the lifted path, the perspective refinement and re-alignment, 20 of 60
-segments verified, grown by half their length; RESULTS with every segment verified, grown by their length,
-and 8 cameras refined under perspective (``reports/eval.md`` for the held-out rows). What still loses: takes of
-one move by one actor whose 2D differ less than the 10 fps library samples them, people so close to the camera
-that the weak-perspective camera starts too far off for the refinement, and clips no anchor finds.
+Measured with the query's clip in the library (``unihpr-build evaluate``'s own-clip protocol, clean 2D, at 0.5x /
+1x / 2x), its own segment at top-1: 0.62 / 0.60 / 0.48 of queries with the cosine path and the weak-perspective
+verification (50 queries a speed); 0.91 / 0.88 / 0.835 with the lifted path, the perspective refinement and the
+re-alignment, 20 of 60 segments verified, each grown by half its length (200 queries a speed); 0.925 / 0.95 /
+0.915 with 48 segments verified, each grown by its length, and 8 cameras refined under perspective (at 2x,
+growing by the length instead of half: 0.835 -> 0.865; at 1x with that growth and 8 cameras: 40 segments 0.94, 48
+or 60 segments 0.95; 60 segments with 4 cameras 0.93).
+What still loses: takes of one move by one actor whose 2D differ less than the 10 fps library samples them,
+people so close to the camera that the weak-perspective camera starts too far off for the refinement, and clips
+no anchor finds (``reports/eval.md`` for the held-out rows).
 
 Cost per query, M grid frames (library rate x duration): ``ANCHORS`` searches of the index (fixed), then
 (M x columns) for the cosines (D multiply-adds each) and the DTW (about ten numpy operations per row over the
