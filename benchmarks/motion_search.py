@@ -12,7 +12,7 @@ is printed):
    ``embed`` (the pose2d encoder on every frame), ``lift`` (the 3D decoder on every frame, for the lifted path),
    ``candidates`` (the anchor searches of the index and of the descriptor index, the windows), ``alignment``
    (gathering the windows' vectors and descriptors, the costs, subsequence DTW, tracing the ends), ``verification``
-   (the candidate segments screened by a fitted camera and by the lifted 3D, the best fitted again, re-aligned).
+   (the best candidate segments each fitted with one camera, re-aligned under it, refined under perspective).
    Queries: 3 s of the bundle's clips at 30 fps (90 frames), replayed at a random speed in 0.5-2x, seen by a
    random camera, 2D in pixels with the image size.
 2. **Over HTTP** (``create_app`` on uvicorn in a child process, a keep-alive client): the same queries as JSON
