@@ -44,7 +44,7 @@ REFINE_REPEATS = 3  # ... each size repeated while it helps ...
 REFINE_FRAMES = 12  # ... on at most this many frames of a sequence (one camera: a few frames pin it down) ...
 REFINE_SEQUENCES = 8  # ... for this many of the best fits (the rest keep the weak-perspective camera)
 MIN_WEIGHT = 1e-6
-COARSE_CHUNK = 65_536  # numbers per (pairs x coarse grid) block: 512 kB
+BLOCK_NUMBERS = 65_536  # numbers per temporary block (512 kB): larger ones come from fresh pages in the service
 
 
 def camera_rotations(azimuth_deg: np.ndarray, elevation_deg: np.ndarray, roll_deg: np.ndarray) -> np.ndarray:
@@ -140,9 +140,9 @@ def fit_rotations_2d(points2d: np.ndarray, weights: np.ndarray, poses: np.ndarra
     grid, rotations = _coarse_rotations()
     r2 = rotations[:, :2]
     c_grid, s_grid = r2.reshape(len(r2), 6).T, np.einsum("nab,nac->nbc", r2, r2).reshape(len(r2), 9).T
-    # the coarse grid a few sequences at a time: (frames x grid) arrays of at most COARSE_CHUNK numbers, which stay
-    # in the allocator's heap (a screen of 60 sequences at once made megabytes, mapped afresh in the service)
-    step = max(1, COARSE_CHUNK // (len(grid) * length))
+    # the coarse grid a few sequences at a time: (frames x grid) arrays of at most BLOCK_NUMBERS numbers, which stay
+    # in the allocator's heap (60 sequences at once made megabytes, mapped afresh in the service)
+    step = max(1, BLOCK_NUMBERS // (len(grid) * length))
     sums = np.concatenate([residuals(moments_c[a : a + step] @ c_grid, moments_s[a : a + step] @ s_grid)
                            for a in range(0, count, step)])
     best_i = sums.argmin(1)
@@ -176,15 +176,21 @@ def pair_costs_2d(points2d: np.ndarray, weights: np.ndarray, poses: np.ndarray, 
 
 
 def projected_pair_costs(points2d: np.ndarray, weights: np.ndarray, projected: np.ndarray) -> np.ndarray:
-    """``pair_costs_2d`` of poses already projected: (M, n) against projected (n, J, 2)."""
+    """``pair_costs_2d`` of poses already projected: (M, n) against projected (n, J, 2); a block of poses at a time
+    (temporaries of at most ``BLOCK_NUMBERS`` numbers)."""
     x = _centred(points2d, weights)
-    total = np.maximum(weights.sum(-1), MIN_WEIGHT)  # (M,)
-    xx = (weights[..., None] * x * x).sum((1, 2))  # (M,)
-    xp = (weights[..., None] * x).reshape(len(x), -1) @ projected.reshape(len(projected), -1).T  # (M, n)
-    mean = np.stack([weights @ projected[..., a].T for a in range(2)], -1) / total[:, None, None]  # (M, n, 2)
-    pp = weights @ (projected ** 2).sum(-1).T - total[:, None] * (mean ** 2).sum(-1)
-    sums = np.maximum(xx[:, None] - np.maximum(xp, 0.0) ** 2 / np.maximum(pp, MIN_WEIGHT), 0.0)
-    return sums / total[:, None]
+    total = np.maximum(weights.sum(-1), MIN_WEIGHT)[:, None]  # (M, 1)
+    xx = (weights[..., None] * x * x).sum((1, 2))[:, None]  # (M, 1)
+    wx = (weights[..., None] * x).reshape(len(x), -1)
+    out = np.empty((len(x), len(projected)))
+    step = max(1, BLOCK_NUMBERS // (2 * len(x)))
+    for a in range(0, len(projected), step):
+        block = projected[a : a + step]
+        xp = wx @ block.reshape(len(block), -1).T  # (M, b)
+        mean_x, mean_y = weights @ block[..., 0].T / total, weights @ block[..., 1].T / total  # (M, b) each
+        pp = weights @ (block ** 2).sum(-1).T - total * (mean_x ** 2 + mean_y ** 2)
+        out[:, a : a + step] = np.maximum(xx - np.maximum(xp, 0.0) ** 2 / np.maximum(pp, MIN_WEIGHT), 0.0) / total
+    return out
 
 
 def fit_rotations_3d(query: np.ndarray, poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -447,20 +453,24 @@ def _final_residuals(query: np.ndarray, weights: np.ndarray | None, rows: np.nda
     else:
         total = float(len(rows))
 
-    def sums_at(chosen: list[int] | np.ndarray, turn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def sums_at(chosen: np.ndarray, turn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per frame the least residual sum over the offsets, and its offset, of the fits ``chosen`` turned by
-        ``turn``; one offset at a time (a few hundred kB each, where all at once are megabytes: allocations the
-        service's allocator serves from fresh pages, ``service.memory``)."""
+        ``turn``; one offset and a block of fits at a time (poses of at most ``BLOCK_NUMBERS`` numbers: all at once
+        are megabytes, allocations the service's allocator serves from fresh pages, ``service.memory``)."""
         best = np.full((len(chosen), len(rows)), np.inf)
         at = np.zeros((len(chosen), len(rows)))
-        for offset in SUBFRAME:
-            world = stacked.interpolated(owner[chosen], paths[chosen] + offset)
-            if two_d:
-                sums = perspective_frame_sums(points, w, scale, world, turn)
-            else:
-                sums = ((world @ np.swapaxes(turn, -1, -2)[:, None] - query[rows]) ** 2).sum(-1).mean(-1)
-            better = sums < best
-            best, at = np.where(better, sums, best), np.where(better, offset, at)
+        step = max(1, BLOCK_NUMBERS // (len(rows) * query.shape[1] * 3))
+        for a in range(0, len(chosen), step):
+            block, turned = chosen[a : a + step], turn[a : a + step]
+            for offset in SUBFRAME:
+                world = stacked.interpolated(owner[block], paths[block] + offset)
+                if two_d:
+                    sums = perspective_frame_sums(points, w, scale, world, turned)
+                else:
+                    sums = ((world @ np.swapaxes(turned, -1, -2)[:, None] - query[rows]) ** 2).sum(-1).mean(-1)
+                better = sums < best[a : a + step]
+                best[a : a + step] = np.where(better, sums, best[a : a + step])
+                at[a : a + step] = np.where(better, offset, at[a : a + step])
         return best, at
 
     every = np.arange(len(fits))
