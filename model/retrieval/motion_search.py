@@ -407,11 +407,10 @@ def verify(segments: list[Segment], shape: QueryShape, layout: ClipLayout, poses
     segments = [s for s in segments if (s.grid >= 0).any()]
     if not segments:
         return []
-    grid = segments[0].grid  # every segment of one rate group shares the grid; groups are verified apart
     out = []
     for rate in sorted({s.rate for s in segments}):
         group = [s for s in segments if s.rate == rate]
-        grid = group[0].grid
+        grid = group[0].grid  # every segment of one rate group shares the grid; groups are verified apart
         present = grid >= 0
         rows = np.where(present, grid, 0)
         regions, libraries, starts = [], [], []

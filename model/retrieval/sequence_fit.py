@@ -111,13 +111,12 @@ def _local_grid(centres: np.ndarray, half: tuple[float, float, float]) -> np.nda
     return grid
 
 
-def fit_rotations_2d(points2d: np.ndarray, weights: np.ndarray, poses: np.ndarray,
-                     refine: tuple = REFINE_STEPS) -> tuple[np.ndarray, np.ndarray]:
+def fit_rotations_2d(points2d: np.ndarray, weights: np.ndarray, poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The camera rotation explaining each sequence's aligned frames best, all sequences at once.
 
     points2d: (L, J, 2) normalised query 2D of the aligned frames, weights (L, J); poses: (S, L, J, 3) world
-    root-relative mm, each sequence's pose at every aligned frame; refine: the local grids after the coarse one.
-    returns: (S, 3, 3) rotations and (S,) mean squared residuals per unit weight.
+    root-relative mm, each sequence's pose at every aligned frame. returns: (S, 3, 3) rotations and (S,) mean
+    squared residuals per unit weight.
 
     Per frame the weak-perspective residual is xx - max(xp, 0)^2 / pp with xx = sum w |x_c|^2, xp = sum w x_c .
     (R2 Y) = <R2, C> (C = sum w x_c Y^T) and pp = sum w |R2 Y_c|^2 = <R2^T R2, S> (S = sum w Y_c Y_c^T), where R2 is
@@ -148,7 +147,7 @@ def fit_rotations_2d(points2d: np.ndarray, weights: np.ndarray, poses: np.ndarra
     best_i = sums.argmin(1)
     every = np.arange(count)
     best, centres, out = sums[every, best_i], grid[best_i], rotations[best_i]
-    for half in refine:
+    for half in REFINE_STEPS:
         local = _local_grid(centres, half)  # (S, 27, 3)
         rot = camera_rotations(*local.reshape(-1, 3).T).reshape(count, -1, 3, 3)
         r2 = rot[:, :, :2]
@@ -265,6 +264,7 @@ def fit_sequences(query: np.ndarray, weights: np.ndarray | None, present: np.nda
     rows = np.flatnonzero(present)
     count = len(poses)
     columns = ColumnLayout.of([len(p) for p in poses])
+    stacked = StackedPoses.of(poses)
     tried: list[list[SequenceFit]] = [[] for _ in range(count)]  # every step's fit of each sequence
     for step in range(REALIGNMENTS + 1):
         aligned = np.stack([p[path[rows]] for p, path in zip(poses, paths)])  # (count, P, J, 3)
@@ -280,14 +280,13 @@ def fit_sequences(query: np.ndarray, weights: np.ndarray | None, present: np.nda
         if two_d:  # every sequence projected by its camera, costed at once
             projected = np.concatenate([p @ rotations[s, :2].T for s, p in enumerate(poses)])
             costs = projected_pair_costs(query[rows], weights[rows], projected)
-            blocks = np.split(costs, np.cumsum([len(p) for p in poses])[:-1], axis=1)
+            blocks = np.split(costs, stacked.starts[1:], axis=1)
         else:
             blocks = [pair_costs_3d(query[rows], p, rotations[s]) for s, p in enumerate(poses)]
         paths = _realigned(blocks, rows, present, columns, paths)
     # the full fit: perspective and sub-frame timing for the final residual, of the path it started from as well as
     # the re-aligned ones (re-aligning under a weak-perspective camera can move a right path to a wrong cycle when
     # the person is close to the camera)
-    stacked = StackedPoses.of(poses)
     owner = np.repeat(np.arange(count), [len(t) for t in tried])
     final = _final_residuals(query, weights, rows, stacked, owner, [f for t in tried for f in t], scales)
     best = [min((f for f, o in zip(final, owner) if o == s), key=lambda f: f.residual) for s in range(count)]
