@@ -1,12 +1,12 @@
 """Request bodies: JSON or multipart (image uploads) into the validated request model, as one dependency.
 
-Routes declare ``req: Annotated[EmbedRequest, Depends(EMBED_BODY)]``; the ``RequestBody`` dependency reads the
-body, parses it (JSON, or ``multipart/form-data`` with the file field `image`), checks the batch size before
-validating the items, validates with the request model and attaches the upload to its image input. Every failure
-(empty body, malformed JSON, a field of the wrong type, an unknown or ambiguous field, an oversized batch) is a
-domain error naming the field. Large bodies are parsed and validated in a worker thread so that probes and other
-requests keep being answered. Multipart bodies are parsed in memory (bounded by ``max_body_bytes``): uploads never
-touch the disk, and nothing here logs their bytes.
+Read routes take it through ``service.deps.ReadAccess(EMBED_BODY)``, the admin route as ``Depends(RELOAD_BODY)``;
+the ``RequestBody`` reads the body, parses it (JSON, or ``multipart/form-data`` with the file field `image`),
+checks the batch size before validating the items, validates with the request model and attaches the upload to its
+image input. Every failure (empty body, malformed JSON, a field of the wrong type, an unknown or ambiguous field,
+an oversized batch) is a domain error naming the field. Large bodies are parsed and validated in a worker thread so
+that probes and other requests keep being answered. Multipart bodies are parsed in memory (bounded by
+``max_body_bytes``): uploads never touch the disk, and nothing here logs their bytes.
 """
 
 from __future__ import annotations

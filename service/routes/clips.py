@@ -10,14 +10,14 @@ from fastapi.responses import Response
 
 from model.pose.joint_conventions import OURS, convert_joints
 from service.bvh_cut import BvhCutError, cut_bvh
-from service.deps import READ_ROUTE, BundleDep, OutputLayout
+from service.deps import OutputLayout, Read
 from service.errors import MAX_ECHO, NoSourceMotionError, NotFoundError, OutOfRangeError
 from service.pipeline import rounded_pose
 from service.responses import json_response
 from service.schemas.errors import error_responses
 from service.schemas.responses import ClipInfo, ClipMotion
 
-router = APIRouter(prefix="/clips", tags=["clips"], dependencies=READ_ROUTE)
+router = APIRouter(prefix="/clips", tags=["clips"])
 Seconds = Annotated[float | None, Query(ge=0, le=1e7, description="seconds from the start of the clip's source "
                                                                   "(a result's `time`, `start` and `end`)")]
 
@@ -37,12 +37,13 @@ def _bvh_source(bundle, clip: str) -> bytes | None:
 # The motion route comes first: a clip name may hold slashes (ingested clips are relative paths).
 @router.get("/{clip:path}/motion", summary="A clip's motion over a time range, as JSON poses or its source BVH",
             response_model=ClipMotion, responses=error_responses(401, 404, 409, 422, 503))
-async def clip_motion(clip: str, bundle: BundleDep, start: Seconds = None, end: Seconds = None,
+async def clip_motion(clip: str, read: Read, start: Seconds = None, end: Seconds = None,
                       format: Literal["json", "bvh"] = "json", layout: OutputLayout = "h36m17") -> Response:
     """The frames of `clip` whose time lies in [`start`, `end`] seconds (default: the whole clip). JSON: the
     indexed h36m17 poses (mm, root-relative, world Y-up) at the bundle's frame rate. BVH: the same range cut from
     the source file (same rig and channels, its own frame rate); 409 when the bundle does not keep it as BVH.
     JSON poses come in the joint convention `layout` (the field's `h36m17` by default)."""
+    bundle = read.bundle
     index = _clip_index(bundle, clip)
     catalog = bundle.catalog
     rows = catalog.rows_of_clip(index)
@@ -81,7 +82,8 @@ async def clip_motion(clip: str, bundle: BundleDep, start: Seconds = None, end: 
 
 @router.get("/{clip:path}", summary="A library clip: frame rate, frames, labels, source and licence",
             response_model=ClipInfo, responses=error_responses(401, 404, 503))
-async def clip_info(clip: str, bundle: BundleDep) -> Response:
+async def clip_info(clip: str, read: Read) -> Response:
+    bundle = read.bundle
     index = _clip_index(bundle, clip)
     formats = ["json", "bvh"] if _bvh_source(bundle, clip) is not None else ["json"]
     return await json_response({"model_version": bundle.model_version, **bundle.catalog.clip_info(index),

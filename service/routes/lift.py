@@ -8,26 +8,27 @@ from fastapi.responses import Response
 
 from model.pose.joint_conventions import OURS, convert_joints
 from service import pipeline
-from service.deps import LIFT_BODY, READ_ROUTE, BundleDep, LiftBody, MetricsDep, OutputLayout, SettingsDep
+from service.deps import LIFT_BODY, LiftRead, OutputLayout
 from service.openapi import body_doc
 from service.responses import json_response
 from service.schemas.errors import READ_ERRORS
 from service.schemas.responses import LiftResponse
 
-router = APIRouter(tags=["lift3d"], dependencies=READ_ROUTE)
+router = APIRouter(tags=["lift3d"])
 
 
 @router.post("/lift3d", summary="Lift a 2D pose or an image to 3D",
              response_model=LiftResponse, responses=READ_ERRORS, openapi_extra=body_doc(LIFT_BODY))
-async def lift3d(request: Request, req: LiftBody, bundle: BundleDep, settings: SettingsDep,
-                 metrics: MetricsDep, layout: OutputLayout = "h36m17") -> Response:
+async def lift3d(request: Request, read: LiftRead, layout: OutputLayout = "h36m17") -> Response:
     """Encoder, then the 3D decoder: `pose3d` is (17, 3) mm, root-relative (pelvis at 0), in the real camera's
     frame with OpenCV axes (x right, y down, z forward), in the joint convention `layout` (the field's `h36m17`
     by default; the decoder's `unihpr17` converted by `model.pose.joint_conventions`). 2D inputs are lifted in a
     virtual camera aimed at the person (the perspective crop of their `camera`) and turned back into the real
     camera's frame; `camera` says which intrinsics were assumed (null for 3D poses and embeddings). A body with
     `inputs` is a batch, answered as `outputs`."""
-    prepared, embeddings, timings = await pipeline.embed_request(request, "/lift3d", req, bundle, settings, metrics)
+    req, bundle = read.body, read.bundle
+    prepared, embeddings, timings = await pipeline.embed_request(request, "/lift3d", req, bundle, read.settings,
+                                                                 read.metrics)
     poses = await pipeline.lift(bundle, np.concatenate(embeddings), timings, pipeline.crops_of(prepared, embeddings))
     poses = convert_joints(poses, OURS, layout)
     starts = np.cumsum([0, *(len(e) for e in embeddings)])

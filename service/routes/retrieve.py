@@ -10,15 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service import motion_search, pipeline
-from service.deps import (
-    READ_ROUTE,
-    RETRIEVE_BODY,
-    BundleDep,
-    MetricsDep,
-    OutputLayout,
-    RetrieveBody,
-    SettingsDep,
-)
+from service.deps import RETRIEVE_BODY, OutputLayout, RetrieveRead
 from service.errors import OutOfRangeError, ResultTooLargeError
 from service.openapi import body_doc
 from service.responses import json_response
@@ -26,14 +18,13 @@ from service.schemas.errors import READ_ERRORS
 from service.schemas.responses import RetrieveResponse
 from service.segments import clip_segments
 
-router = APIRouter(tags=["retrieve"], dependencies=READ_ROUTE)
+router = APIRouter(tags=["retrieve"])
 STEP_RESULTS = 256  # results built between two passes through the event loop
 
 
 @router.post("/retrieve", summary="Find the database poses nearest to a query",
              response_model=RetrieveResponse, responses=READ_ERRORS, openapi_extra=body_doc(RETRIEVE_BODY))
-async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, settings: SettingsDep,
-                   metrics: MetricsDep, layout: OutputLayout = "h36m17") -> Response:
+async def retrieve(request: Request, read: RetrieveRead, layout: OutputLayout = "h36m17") -> Response:
     """Top-k poses, one result per (clip, frame) (the best of its virtual views), or per clip with
     `group_by_clip`, ordered by `rank_score`: the 100 best by cosine `score` (k when larger), with the poses
     nearest the query's lifted 3D by joint distances (`/info`'s `rerank.lifted_candidates`), are re-ranked by how
@@ -50,6 +41,7 @@ async def retrieve(request: Request, req: RetrieveBody, bundle: BundleDep, setti
     Motion search: a `sequence` of poses (or a multipart `video` upload) is answered with the best-matching
     segments of library clips (`{id, clip, start, end, score, alignment, metadata}`, no two of one clip
     overlapping), found at any speed from 1/3x to 3x (`service.motion_search`)."""
+    req, bundle, settings, metrics = read.body, read.bundle, read.settings, read.metrics
     if req.sequence is not None or req.video is not None:
         return await motion_search.answer(request, req, bundle, settings, metrics)
     if req.search_effort > settings.max_search_effort:
