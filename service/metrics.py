@@ -11,6 +11,8 @@ unihpr_bundle_reloads_total{outcome}                        reloads accepted / r
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -38,17 +40,30 @@ class ServiceMetrics:
         self.bundle = Gauge("unihpr_bundle_info", "The served bundle (value 1)", ["model_version", "index_type"],
                             registry=r)
         self.reloads = Counter("unihpr_bundle_reloads", "Bundle reloads", ["outcome"], registry=r)
+        # the labelled series each observation updates, by its labels: ``labels()`` costs a few microseconds a
+        # call (it checks and joins the label values under a lock), several times per request
+        self._series: dict[Hashable, tuple] = {}
+
+    def _children(self, key: Hashable, metrics: tuple, labels: tuple[str, ...]) -> tuple:
+        children = self._series.get(key)
+        if children is None:
+            children = self._series[key] = tuple(metric.labels(*labels) for metric in metrics)
+        return children
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(endpoint, method, str(status)).inc()
-        self.latency.labels(endpoint, method, str(status)).observe(seconds)
+        count, latency = self._children(("request", endpoint, method, status), (self.requests, self.latency),
+                                        (endpoint, method, str(status)))
+        count.inc()
+        latency.observe(seconds)
 
     def observe_items(self, endpoint: str, count: int) -> None:
-        self.items.labels(endpoint).observe(count)
+        self._children(("items", endpoint), (self.items,), (endpoint,))[0].observe(count)
 
     def observe_microbatch(self, graph: str, rows: int, requests: int) -> None:
-        self.batch_rows.labels(graph).observe(rows)
-        self.batch_requests.labels(graph).observe(requests)
+        batch_rows, batch_requests = self._children(("microbatch", graph), (self.batch_rows, self.batch_requests),
+                                                    (graph,))
+        batch_rows.observe(rows)
+        batch_requests.observe(requests)
 
     def set_bundle(self, model_version: str, index_type: str, vectors: int, poses: int) -> None:
         self.bundle.clear()
