@@ -47,9 +47,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type", "X-API-Key", "X-Request-ID"],
                            expose_headers=["X-Request-ID", "X-Model-Version", "Server-Timing"])
-    for module in (health, embed, retrieve, lift, clips, admin):
-        app.include_router(module.router)
-        app.include_router(module.router, prefix="/v1", include_in_schema=False)
+    routers = [module.router for module in (health, embed, retrieve, lift, clips, admin)]
+    for router in routers:  # first: routes are matched in order, and an unprefixed path never matches /v1/...
+        app.include_router(router)
+    for router in routers:
+        app.include_router(router, prefix="/v1", include_in_schema=False)
     pages.mount(app)  # the web page at /, /docs and /redoc, and service/static
     app.openapi = lambda: build_openapi(app, BODIES)
     return app
