@@ -10,6 +10,7 @@ the joint formulas and features then run once per batch and layout.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import NamedTuple
 
 import numpy as np
@@ -21,7 +22,7 @@ from model.pose.joint_layouts import LAYOUTS, REQUEST_LAYOUTS_2D
 from model.pose.perspective_crop import UNDISTORT_TOLERANCE
 from model.pose.skeleton import NUM_JOINTS, ROOT
 from model.pose.units import MM_PER_M
-from service.camera import CameraChoice, distortion_error, pose2d_cameras
+from service.camera import ON_AXIS, CameraChoice, distortion_error, pose2d_cameras
 from service.errors import InvalidEmbeddingError, InvalidPoseError, UnihprError, UnknownSkeletonError, subfield
 from service.schemas.inputs import EmbeddingInput, Pose2DInput, Pose3DInput
 
@@ -29,6 +30,8 @@ MAX_JOINT_DISTANCE_MM = 3000.0  # no joint of a person is 3 m from the pelvis
 MIN_POSE_EXTENT_MM = 100.0  # a whole body spans far more; less means metres sent as mm
 MIN_EXTENT_PX = 1e-6  # visible 2D joints must not all sit on one point
 MAX_ABS_COORDINATE = 1e7  # pixels or mm: beyond this a value is an error, and squares would overflow
+IDENTITY = np.eye(3)
+IDENTITY.setflags(write=False)
 
 
 def _check_values(rows: np.ndarray, present: np.ndarray, field: str) -> None:
@@ -106,14 +109,13 @@ def _parse_uniform(items: list[Pose2DInput]) -> tuple[np.ndarray, np.ndarray] | 
     layout = items[0].layout
     if layout not in REQUEST_LAYOUTS_2D or any(item.layout != layout for item in items):
         return None
-    try:
-        rows = np.array([item.keypoints for item in items], dtype=np.float64)  # (n, K, W)
-    except (ValueError, TypeError):  # ragged, or a null joint
+    rows = _uniform_rows(items, LAYOUTS[layout].size)  # (n, K, W)
+    if rows is None or rows.shape[2] not in (2, 3):
         return None
-    if rows.ndim != 3 or rows.shape[1] != LAYOUTS[layout].size or rows.shape[2] not in (2, 3):
+    if not np.abs(rows).max() <= MAX_ABS_COORDINATE:  # one pass for both: the maximum of a NaN is NaN
         return None
     conf = rows[..., 2] if rows.shape[2] == 3 else np.ones(rows.shape[:2])
-    if not np.isfinite(rows).all() or (np.abs(rows) > MAX_ABS_COORDINATE).any() or ((conf < 0) | (conf > 1)).any():
+    if rows.shape[2] == 3 and not (conf.min() >= 0 and conf.max() <= 1):
         return None
     xy = rows[..., :2]
     sized = [i for i, item in enumerate(items) if item.image_size is not None]
@@ -127,6 +129,30 @@ def _parse_uniform(items: list[Pose2DInput]) -> tuple[np.ndarray, np.ndarray] | 
     if rows.shape[2] == 3:
         xy = np.where((conf > 0)[..., None], xy, np.nan)
     return xy, conf
+
+
+def _uniform_rows(items: list[Pose2DInput], size: int) -> np.ndarray | None:
+    """(n, size, W) float64 keypoints of a batch whose poses each give ``size`` joints, all with the same number W
+    of values; None when one has another count, a joint of another width or a null joint. The values are read
+    in one pass over the flattened lists (``np.array`` on the nested lists takes about twice as long)."""
+    if any(len(item.keypoints) != size for item in items):
+        return None
+    joints = list(chain.from_iterable(item.keypoints for item in items))  # n * size lists of W numbers
+    try:
+        widths = set(map(len, joints))
+    except TypeError:  # a null joint
+        return None
+    if len(widths) != 1:
+        return None
+    (width,) = widths
+    values = np.fromiter(chain.from_iterable(joints), np.float64, count=len(joints) * width)
+    return values.reshape(len(items), size, width)
+
+
+def _without_geometry(items: list[Pose2DInput]) -> bool:
+    """No pose of the batch gives a camera, an image size or a field of view (the common request): every one is
+    on the optical axis, as ``pose2d_cameras`` would find without an error, and there is no camera to work out."""
+    return all(item.camera is None and item.image_size is None and item.fov_deg is None for item in items)
 
 
 def _parse_each(items: list[Pose2DInput], fields: list[str],
@@ -177,7 +203,12 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
     ``min_visible`` visible h36m17 joints (after the joint formulas) that do not all sit on one point. The crop
     runs once for the whole batch.
     """
-    cameras, errors = pose2d_cameras(items, fields)
+    n = len(items)
+    if _without_geometry(items):
+        cameras, errors, on_axis = None, [], np.ones(n, bool)
+    else:
+        cameras, errors = pose2d_cameras(items, fields)
+        on_axis = cameras.on_axis
     uniform = _parse_uniform(items)
     if uniform is not None:
         xy, conf = uniform
@@ -187,10 +218,13 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
     visible = (confidence > 0) & np.isfinite(joints).all(-1)
-    confidence = np.where(visible, confidence, 0.0)
     counts = visible.sum(axis=1)
-    lo = np.where(visible[..., None], joints, np.inf).min(axis=1)  # (N, 2)
-    hi = np.where(visible[..., None], joints, -np.inf).max(axis=1)
+    if visible.all():  # every joint seen (the common batch): nothing to mask
+        lo, hi = joints.min(axis=1), joints.max(axis=1)  # (N, 2)
+    else:
+        confidence = np.where(visible, confidence, 0.0)
+        lo = np.where(visible[..., None], joints, np.inf).min(axis=1)
+        hi = np.where(visible[..., None], joints, -np.inf).max(axis=1)
     extent = (hi - lo).max(axis=1)  # -inf when nothing is visible (refused by the count first)
     for i in np.flatnonzero((counts < min_visible) | ~(extent > MIN_EXTENT_PX)):
         if counts[i] < min_visible:
@@ -202,13 +236,12 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
 
-    crop = np.broadcast_to(np.eye(3), (len(items), 3, 3)).copy()
-    frames = np.full((len(items), 3), np.nan)
-    on_axis = cameras.on_axis
+    crop = np.repeat(IDENTITY[None], n, axis=0)
+    frames = np.full((n, 3), np.nan)
     if on_axis.all():  # no image geometry in the batch: the box-normalised pixels, no crop
         out = pose2d_features(joints, confidence)
     else:
-        out = np.empty((len(items), NUM_JOINTS, 3), np.float32)
+        out = np.empty((n, NUM_JOINTS, 3), np.float32)
         if on_axis.any():
             out[on_axis] = pose2d_features(joints[on_axis], confidence[on_axis])
         rows = np.flatnonzero(~on_axis)
@@ -216,16 +249,18 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
             joints[rows], confidence[rows], cameras.intrinsics[rows], with_frame=True)
         for j in np.flatnonzero(residual > UNDISTORT_TOLERANCE):
             errors.append((rows[j], distortion_error(float(residual[j]), fields[rows[j]])))
-    for i in np.flatnonzero(~(np.isfinite(out).all(axis=(1, 2)) & np.isfinite(crop).all(axis=(1, 2)))):
-        if not any(e[0] == i for e in errors):
-            where, context = "keypoints", ""
-            if not on_axis[i]:
-                where, context = "camera" if items[i].camera is not None else "image_size", " with this camera"
-            errors.append((i, InvalidPoseError(f"the keypoints do not normalise to finite values{context}",
-                                               subfield(fields[i], where))))
+    if not (np.isfinite(out).all() and np.isfinite(crop).all()):  # two passes when all is well, as it nearly always is
+        for i in np.flatnonzero(~(np.isfinite(out).all(axis=(1, 2)) & np.isfinite(crop).all(axis=(1, 2)))):
+            if not any(e[0] == i for e in errors):
+                where, context = "keypoints", ""
+                if not on_axis[i]:
+                    where, context = "camera" if items[i].camera is not None else "image_size", " with this camera"
+                errors.append((i, InvalidPoseError(f"the keypoints do not normalise to finite values{context}",
+                                                   subfield(fields[i], where))))
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
-    return Pose2DBatch(out, crop, [cameras.choice(i) for i in range(len(items))], frames)
+    choices = [ON_AXIS] * n if cameras is None else [cameras.choice(i) for i in range(n)]
+    return Pose2DBatch(out, crop, choices, frames)
 
 
 def pose3d_to_camera_mm(item: Pose3DInput, field: str, world_to_camera: np.ndarray) -> np.ndarray:
