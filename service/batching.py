@@ -5,7 +5,8 @@ batch of one request, no timer); while a batch runs in the worker thread, later 
 finishes the next batch takes everything queued (up to ``max_rows`` rows, always at least one submission). So a
 lone request pays no batching delay and a burst is served in a few large calls. A small submission that finds the
 batcher idle runs right away on the event loop: its ONNX call takes a fraction of a millisecond, less than the
-hop to a worker thread and back.
+hop to a worker thread and back. A larger one that finds it idle goes to the worker thread itself, without the
+drain task that queued submissions wait on (a task and a future less: about 40 us under uvloop).
 """
 
 from __future__ import annotations
@@ -43,16 +44,29 @@ class MicroBatcher:
 
     async def submit(self, rows: np.ndarray) -> np.ndarray:
         """rows: (m, ...) -> the run's (m, ...) outputs for these rows."""
-        if not self._running and not self._queue and len(rows) <= self._inline_rows:
-            out = self._run(rows)
-            if self._on_batch is not None:
-                self._on_batch(len(rows), 1)
-            return out
+        if self._running:
+            return await self._enqueue(rows)
+        out = self._run(rows) if len(rows) <= self._inline_rows else await self._run_alone(rows)
+        if self._on_batch is not None:
+            self._on_batch(len(rows), 1)
+        return out
+
+    async def _run_alone(self, rows: np.ndarray) -> np.ndarray:
+        """An idle batcher's submission as a batch of its own, in a worker thread; submissions arriving meanwhile
+        queue, and a drain task takes them after it."""
+        self._running = True
+        try:
+            return await anyio.to_thread.run_sync(self._run, rows)
+        finally:
+            if self._queue:
+                asyncio.get_running_loop().create_task(self._drain())
+            else:
+                self._running = False
+
+    async def _enqueue(self, rows: np.ndarray) -> np.ndarray:
+        """Wait for a batch that the drain task runs after the current one."""
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(rows, future))
-        if not self._running:
-            self._running = True
-            asyncio.get_running_loop().create_task(self._drain())
         return await future
 
     def _take(self) -> list[_Pending]:
