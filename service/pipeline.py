@@ -155,11 +155,13 @@ def _prepare_poses(bundle: Bundle, settings: Settings, items: list, fields: list
         except UnihprError as err:
             errors.append((_owner(err, idx, fields), err))
             continue
+        layouts = {items[i].layout for i in idx} if kind is Pose2DInput else set()
+        exact = {layout: exact_joints(layout) for layout in layouts}  # once per layout, not per pose (2 us each)
         for j, i in enumerate(idx):
             out[i] = Prepared(graph, rows[j : j + 1], crop=None if crop is None else crop[j : j + 1],
                               camera=None if cameras is None else cameras[j],
                               frames=None if frames is None else frames[j : j + 1],
-                              exact=exact_joints(items[i].layout) if kind is Pose2DInput else None)
+                              exact=exact[items[i].layout] if kind is Pose2DInput else None)
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
     return out
