@@ -7,14 +7,14 @@
 README). What it measures, on whatever cores the machine gives it (2 here, shared with other jobs: the load average
 is printed):
 
-1. **In process, by stage** (the service's own functions, one ONNX Runtime and one FAISS thread as the service
-   runs them): ``prepare`` (``service.inputs.pose2d_to_features``: validation, joint formulas, perspective crop),
-   ``embed`` (the pose2d encoder on every frame), ``lift`` (the 3D decoder on every frame, for the lifted path),
-   ``candidates`` (the anchor searches of the index and of the descriptor index, the windows), ``alignment``
-   (gathering the windows' vectors and descriptors, the costs, subsequence DTW, tracing the ends), ``verification``
-   (the best candidate segments each fitted with one camera, re-aligned under it, refined under perspective).
-   Queries: 3 s of the bundle's clips at 30 fps (90 frames), replayed at a random speed in 0.5-2x, seen by a
-   random camera, 2D in pixels with the image size.
+1. **In process, by stage** (the service's own functions, one ONNX Runtime, one FAISS and one BLAS thread as
+   the service runs them): ``prepare`` (``service.inputs.pose2d_to_features``: validation, joint formulas,
+   perspective crop), ``embed`` (the pose2d encoder on every frame), ``lift`` (the 3D decoder on every frame, for
+   the lifted path), ``candidates`` (the anchor searches of the index and of the descriptor index, the windows),
+   ``alignment`` (gathering the windows' vectors and descriptors, the costs, subsequence DTW, tracing the ends),
+   ``verification`` (the best candidate segments each fitted with one camera, re-aligned under it, refined under
+   perspective). Queries: 3 s of the bundle's clips at 30 fps (90 frames), replayed at a random speed in 0.5-2x,
+   seen by a random camera, 2D in pixels with the image size.
 2. **Over HTTP** (``create_app`` on uvicorn in a child process, a keep-alive client): the same queries as JSON
    ``sequence`` requests, p50 / p99 of the whole request and the server's stages from ``Server-Timing``.
 3. **Growth with query length** (1, 3, 10, 30 s; in process) and **with library size** (the same 3 s queries over
@@ -132,8 +132,11 @@ def load(path: Path):
     from service.artifacts import load_bundle
     from service.config import Settings
     from service.device import choose_device
+    from service.native_threads import limit_blas_threads
 
-    return load_bundle(path, Settings(bundle_path=path, ort_threads=1, faiss_threads=1), choose_device("cpu"))
+    settings = Settings(bundle_path=path, ort_threads=1, faiss_threads=1)
+    limit_blas_threads(settings.blas_threads)
+    return load_bundle(path, settings, choose_device("cpu"))
 
 
 # ------------------------------------------------------------------------------------------------ over HTTP

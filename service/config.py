@@ -92,6 +92,8 @@ class Settings(BaseSettings):
                             "auto (the GPU when both are present)")
     ort_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per session (spinning off)")
     faiss_threads: int = Field(1, ge=1, description="FAISS OpenMP threads per search")
+    blas_threads: int = Field(1, ge=1, description="BLAS threads of numpy, process-wide (the motion search's and the "
+                                                   "re-ranking's fits; service.native_threads says why one)")
     detector_instances: int = Field(2, ge=1, description="BlazePose instances (one LiteRT interpreter pair each)")
     detector_threads: int = Field(1, ge=1, description="LiteRT threads per BlazePose interpreter")
     microbatch: bool = Field(True, description="merge concurrent requests into one ONNX call per graph")

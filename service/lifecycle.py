@@ -26,6 +26,7 @@ from service.config import Settings
 from service.device import choose_device
 from service.errors import ArtifactMismatchError, BundleRejectedError
 from service.memory import configure_allocator
+from service.native_threads import limit_blas_threads
 
 LOG = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ async def lifespan(app: FastAPI):
     settings = app.state.settings
     app.state.device = choose_device(settings.device)  # refuses to start when a required GPU is missing
     configure_allocator()
+    limit_blas_threads(settings.blas_threads)
     Image.MAX_IMAGE_PIXELS = settings.max_image_pixels  # Pillow's own bomb check at the service's limit
     # Pillow warns between 1x and 2x its limit; service.images refuses those images itself (413), so the warning
     # would only repeat that in the log.
