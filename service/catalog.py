@@ -8,6 +8,7 @@ so it is stable across rebuilds of the same data (unlike FAISS row numbers).
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -35,6 +36,10 @@ class PoseCatalog:
         self.frame = metadata["frame"].astype(np.int64)  # (N,)
         self.clip_name = [str(x) for x in metadata["clip_name"]]
         self.clip_fps = metadata["clip_fps"].astype(np.float64)
+        fps = self.clip_fps[self.clip]
+        # (N,) each pose's time in its clip's source, seconds, as results give it (NaN where the rate is unknown):
+        # once here rather than a few numpy calls per answer
+        self.time = np.round(np.divide(self.frame, fps, out=np.full(len(self.frame), np.nan), where=fps > 0), 6)
         raw = {"content": metadata["clip_content"], "style": metadata["clip_style"],
                "dataset": metadata["clip_dataset"], "source": metadata["clip_source"]}
         self.clip_labels = {f: np.array([normalise_label(str(x)) for x in v]) for f, v in raw.items()}
@@ -139,8 +144,6 @@ class PoseCatalog:
         pose = np.array([h.pose for h in hits])
         view = np.array([h.view for h in hits])
         clip, frame = self.clip[pose], self.frame[pose]
-        fps = self.clip_fps[clip]
-        times = np.round(np.divide(frame, fps, out=np.full(len(hits), np.nan), where=fps > 0), 6)
         if include_pose3d:
             poses = convert_joints(self.poses[pose].astype(np.float64), OURS, layout)  # (H, 17, 3) world Y-up
             if align_to_query:
@@ -150,6 +153,8 @@ class PoseCatalog:
                 poses = np.einsum("hij,hkj->hki", turn, poses)  # each as its matched view sees it
             poses = np.round(poses, POSE_DECIMALS)  # written as lists by service.responses
         out = []
+        times = self.time[pose].tolist()  # Python floats: cheaper to test and write than numpy scalars, one by one
+        fps = self.clip_fps[clip].tolist()
         for j, (c, f, h) in enumerate(zip(clip.tolist(), frame.tolist(), hits)):
             result = {"id": f"{self.clip_name[c]}#{f}", "score": round(h.score, 6),
                       "rank_score": round(h.score if h.rank is None else h.rank, 6),
@@ -160,8 +165,8 @@ class PoseCatalog:
             if include_pose3d:
                 result["pose3d"] = poses[j]
             result["metadata"] = {
-                "clip": self.clip_name[c], "frame": f, "time": None if np.isnan(times[j]) else float(times[j]),
-                "fps": float(fps[j]), "labels": self.clip_label_dicts[c], "source": self.clip_sources[c],
+                "clip": self.clip_name[c], "frame": f, "time": None if math.isnan(times[j]) else times[j],
+                "fps": fps[j], "labels": self.clip_label_dicts[c], "source": self.clip_sources[c],
                 "view": h.view, "view_azimuth_deg": float(self.view_azimuths[h.view]),
             }
             out.append(result)
