@@ -40,8 +40,13 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        client_id = headers.get("x-request-id", "")
+        client_id, declared = "", None
+        for key, value in scope.get("headers", ()):  # the two it reads (the last of each, as a dict would keep)
+            key = key.lower()
+            if key == b"x-request-id":
+                client_id = value.decode("latin-1")
+            elif key == b"content-length":
+                declared = value.decode("latin-1")
         request_id = client_id if REQUEST_ID.match(client_id) else uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -78,7 +83,6 @@ class RequestContextMiddleware:
             return message
 
         try:
-            declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 err = BodyTooLargeError(f"the body has {declared} bytes; at most {self.max_body_bytes}")
                 await self._send_error(send_wrapper, err.status_code, error_body(err, version()))
