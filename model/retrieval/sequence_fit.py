@@ -182,12 +182,16 @@ def projected_pair_costs(points2d: np.ndarray, weights: np.ndarray, projected: n
     xx = (weights[..., None] * x * x).sum((1, 2))[:, None]  # (M, 1)
     wx = (weights[..., None] * x).reshape(len(x), -1)
     out = np.empty((len(x), len(projected)))
-    step = max(1, BLOCK_NUMBERS // (2 * len(x)))
+    step = max(1, BLOCK_NUMBERS // (4 * len(x)))
     for a in range(0, len(projected), step):
         block = projected[a : a + step]
         xp = wx @ block.reshape(len(block), -1).T  # (M, b)
-        mean_x, mean_y = weights @ block[..., 0].T / total, weights @ block[..., 1].T / total  # (M, b) each
-        pp = weights @ (block ** 2).sum(-1).T - total * (mean_x ** 2 + mean_y ** 2)
+        # x, y and x^2 + y^2 of every joint as one contiguous (3b, J) operand: one matrix product for the three
+        # weighted sums (a strided x or y column alone makes numpy skip BLAS; a sum over an axis of 2 is slow)
+        px, py = block[..., 0], block[..., 1]
+        sums = weights @ np.concatenate([px, py, px * px + py * py]).T  # (M, 3b)
+        mean_x, mean_y, squares = np.split(sums, 3, axis=1)
+        pp = squares - (mean_x ** 2 + mean_y ** 2) / total
         out[:, a : a + step] = np.maximum(xx - np.maximum(xp, 0.0) ** 2 / np.maximum(pp, MIN_WEIGHT), 0.0) / total
     return out
 
