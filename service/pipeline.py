@@ -243,7 +243,10 @@ async def embed(bundle: Bundle, prepared: list[Prepared], timings: dict[str, flo
             out[i] = result[start:stop]
             start = stop
 
-    await asyncio.gather(*(run(g) for g in graphs))
+    if len(graphs) == 1:  # the common request: awaited directly, gather would wrap it in a task (a loop pass)
+        await run(graphs[0])
+    else:
+        await asyncio.gather(*(run(g) for g in graphs))
     if graphs:
         add_timing(timings, "encoder", (time.perf_counter() - started) * 1e3)
     return out  # type: ignore[return-value]
