@@ -8,6 +8,7 @@ serialised by a lock; a bundle that fails verification is refused and the old on
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -25,7 +26,7 @@ from service.artifacts import Bundle, load_bundle
 from service.config import Settings
 from service.device import choose_device
 from service.errors import ArtifactMismatchError, BundleRejectedError
-from service.memory import configure_allocator
+from service.memory import configure_allocator, trim_periodically
 from service.native_threads import limit_blas_threads
 
 LOG = logging.getLogger(__name__)
@@ -144,7 +145,9 @@ async def lifespan(app: FastAPI):
         if settings.require_bundle:
             raise ArtifactMismatchError(f"cannot serve {settings.bundle_path}: {err}") from err
         LOG.error("no bundle served (%s); /readyz is 503 until POST /admin/reload succeeds", err)
+    trimming = asyncio.create_task(trim_periodically())
     try:
         yield
     finally:
+        trimming.cancel()
         app.state.bundle = None
