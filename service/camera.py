@@ -112,11 +112,20 @@ class PoseCameras:
                             self.intrinsics.distortion[i], self.source[i])
 
 
+def _without_geometry(items: list[Pose2DInput]) -> bool:
+    """No pose of the batch gives a camera, an image size or a field of view: every one is on the optical axis,
+    with no camera to work out and nothing to refuse."""
+    return all(item.camera is None and item.image_size is None and item.fov_deg is None for item in items)
+
+
 def pose2d_cameras(items: list[Pose2DInput], fields: list[str]) -> tuple[PoseCameras, list[tuple[int, UnihprError]]]:
     """The cameras of 2D pose inputs by the module's rules, computed as arrays (a batch of plain poses costs a
     loop over the items and a few array operations), and (index, InvalidCameraError naming the field) per input
     whose camera cannot be used."""
     n = len(items)
+    if _without_geometry(items):  # the common request: every pose on the axis, nothing to read or check
+        return PoseCameras(Intrinsics(np.full((n, 2), np.nan), np.full((n, 2), np.nan), np.zeros((n, 5))),
+                           ["none"] * n, np.ones(n, bool)), []
     size, pp, focal = np.full((n, 2), np.nan), np.full((n, 2), np.nan), np.full((n, 2), np.nan)
     fov, distortion = np.full(n, DEFAULT_FOV_DEG), np.zeros((n, 5))
     on_axis, failed = np.zeros(n, bool), np.zeros(n, bool)

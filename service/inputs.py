@@ -22,7 +22,7 @@ from model.pose.joint_layouts import LAYOUTS, REQUEST_LAYOUTS_2D
 from model.pose.perspective_crop import UNDISTORT_TOLERANCE
 from model.pose.skeleton import NUM_JOINTS, ROOT
 from model.pose.units import MM_PER_M
-from service.camera import ON_AXIS, CameraChoice, distortion_error, pose2d_cameras
+from service.camera import CameraChoice, distortion_error, pose2d_cameras
 from service.errors import InvalidEmbeddingError, InvalidPoseError, UnihprError, UnknownSkeletonError, subfield
 from service.schemas.inputs import EmbeddingInput, Pose2DInput, Pose3DInput
 
@@ -149,12 +149,6 @@ def _uniform_rows(items: list[Pose2DInput], size: int) -> np.ndarray | None:
     return values.reshape(len(items), size, width)
 
 
-def _without_geometry(items: list[Pose2DInput]) -> bool:
-    """No pose of the batch gives a camera, an image size or a field of view (the common request): every one is
-    on the optical axis, as ``pose2d_cameras`` would find without an error, and there is no camera to work out."""
-    return all(item.camera is None and item.image_size is None and item.fov_deg is None for item in items)
-
-
 def _parse_each(items: list[Pose2DInput], fields: list[str],
                 errors: list[tuple[int, UnihprError]]) -> tuple[np.ndarray, np.ndarray]:
     """The per-item path: each pose parsed and checked on its own, its errors (naming its field) added to
@@ -204,11 +198,8 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
     runs once for the whole batch.
     """
     n = len(items)
-    if _without_geometry(items):
-        cameras, errors, on_axis = None, [], np.ones(n, bool)
-    else:
-        cameras, errors = pose2d_cameras(items, fields)
-        on_axis = cameras.on_axis
+    cameras, errors = pose2d_cameras(items, fields)
+    on_axis = cameras.on_axis
     uniform = _parse_uniform(items)
     if uniform is not None:
         xy, conf = uniform
@@ -259,8 +250,7 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
                                                    subfield(fields[i], where))))
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
-    choices = [ON_AXIS] * n if cameras is None else [cameras.choice(i) for i in range(n)]
-    return Pose2DBatch(out, crop, choices, frames)
+    return Pose2DBatch(out, crop, [cameras.choice(i) for i in range(n)], frames)
 
 
 def pose3d_to_camera_mm(item: Pose3DInput, field: str, world_to_camera: np.ndarray) -> np.ndarray:

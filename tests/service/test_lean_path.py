@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from service.body import check_json_items
-from service.camera import ON_AXIS, pose2d_cameras
+from service.camera import ON_AXIS, _without_geometry, pose2d_cameras
 from service.errors import BodyTooLargeError
-from service.inputs import _uniform_rows, _without_geometry, pose2d_to_features
+from service.inputs import _uniform_rows, pose2d_to_features
 from service.schemas.requests import EMBED_ADAPTER
 
 RNG = np.random.default_rng(18)
