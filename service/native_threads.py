@@ -2,10 +2,10 @@
 
 OpenBLAS starts one thread per core, and its threads spin while they wait for work. On a small host whose cores are
 also busy with the event loop, ONNX Runtime, FAISS and other requests, a mid-sized matrix product then waits for a
-core instead of running: the weak-perspective pair costs of one motion query's 48 segments took 3.7 ms with one
-thread and 34-54 ms with two while another process kept one core busy (benchmarks/README.md has the whole motion
-search). Each request's numpy work is small, so the service runs it on the request's own thread. ONNX Runtime and
-FAISS have their own settings (``Settings.ort_threads``, ``Settings.faiss_threads``).
+core instead of running: with another job on the cores, a 3 s motion query's verification took 104-293 ms with
+two threads against 64-103 with one (``benchmarks/motion_search.py``, ``benchmarks/README.md``). Each request's
+numpy work is small, so the service runs it on the request's own thread. ONNX Runtime and FAISS have their own
+settings (``Settings.ort_threads``, ``Settings.faiss_threads``).
 """
 
 from __future__ import annotations
