@@ -184,6 +184,10 @@ class ReadAccess:
         body = None if self.body is None else await self.body(request)
         return ReadContext(body, await served_bundle(request), state.settings, state.metrics)
 
+    async def from_request(self, request: Request) -> ReadContext[Any]:
+        """The same checks for a caller other than FastAPI (``service.read_dispatch``): the key from its header."""
+        return await self(request, await API_KEY(request))
+
 
 EmbedRead = Annotated[ReadContext[EmbedRequest], Depends(ReadAccess(EMBED_BODY))]
 RetrieveRead = Annotated[ReadContext[RetrieveRequest], Depends(ReadAccess(RETRIEVE_BODY))]

@@ -17,6 +17,7 @@ from service.lifecycle import lifespan
 from service.metrics import ServiceMetrics
 from service.middleware import RequestContextMiddleware
 from service.openapi import build_openapi
+from service.read_dispatch import ReadDispatch
 from service.routes import admin, clips, embed, health, lift, pages, retrieve
 
 DESCRIPTION = """Human-pose embeddings (UniHPR): one embedding space for images, 2D keypoints and 3D skeletons.
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.bundle = None
     app.state.reload_lock = asyncio.Lock()  # binds to the serving loop on first use
     register_exception_handlers(app)
+    app.add_middleware(ReadDispatch)  # inside RequestContextMiddleware: added first
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
