@@ -22,11 +22,15 @@ def combine_points(weights: np.ndarray, points: np.ndarray, confidence: np.ndarr
     if present is None:
         present = np.isfinite(points).all(axis=-1)
     used = weights != 0  # (J, K)
-    filled = np.where(present[..., None], points, 0.0)
-    joints = np.matmul(weights, filled)  # (J, K) @ (..., K, C): one BLAS call per pose, no einsum parsing
-    ok = (~present).astype(np.float64) @ used.T.astype(np.float64) == 0  # (..., J): no used point is missing
-    joints = np.where(ok[..., None], joints, np.nan)
+    if present.all():  # every point given (nearly every request): nothing to mask
+        joints = np.matmul(weights, points.astype(np.float64, copy=False))  # one BLAS call per pose, no einsum
+        ok = None
+    else:
+        filled = np.where(present[..., None], points, 0.0)
+        joints = np.matmul(weights, filled)
+        ok = (~present).astype(np.float64) @ used.T.astype(np.float64) == 0  # (..., J): no used point is missing
+        joints = np.where(ok[..., None], joints, np.nan)
     if confidence is None:
         return joints
     conf = np.where(used, confidence[..., None, :], np.inf).min(axis=-1)
-    return joints, np.where(ok, conf, 0.0)
+    return joints, conf if ok is None else np.where(ok, conf, 0.0)

@@ -110,6 +110,18 @@ def test_missing_joints_and_confidence_propagate():
     assert ours_conf[J("r_wrist")] == 0.0
 
 
+def test_complete_poses_convert_alike_beside_a_pose_with_a_missing_joint():
+    """A batch where every joint is given skips the masking: its poses get what they get beside an incomplete one."""
+    rng = np.random.default_rng(3)
+    poses, conf = rng.normal(size=(3, 17, 2)) * 300, rng.uniform(0.1, 1, (3, 17))
+    alone = convert_joints(poses[:2], FIELD, OURS, conf[:2])
+    poses[2, J("l_ankle")] = np.nan
+    beside = convert_joints(poses, FIELD, OURS, conf)
+    np.testing.assert_allclose(beside[0][:2], alone[0], rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(beside[1][:2], alone[1])
+    assert np.isnan(beside[0][2, J("l_ankle")]).all() and beside[1][2, J("l_ankle")] == 0
+
+
 def test_the_fit_recovers_known_weights():
     rng = np.random.default_rng(1)
     source = rng.normal(size=(500, 17, 3)) * 200
