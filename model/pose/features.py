@@ -32,8 +32,11 @@ def pose2d_features(keypoints: np.ndarray, confidence: np.ndarray | None = None)
     """
     if confidence is None:
         confidence = np.ones(keypoints.shape[:2])
-    confidence = np.where(np.isfinite(keypoints).all(-1), confidence, 0.0)
-    normalised, _, _ = normalize_2d(np.nan_to_num(keypoints), confidence > 0)
+    finite = np.isfinite(keypoints).all(-1)
+    if not finite.all():  # nan_to_num and the masking cost more than the rest for a single pose: only when needed
+        confidence = np.where(finite, confidence, 0.0)
+        keypoints = np.nan_to_num(keypoints)
+    normalised, _, _ = normalize_2d(keypoints, confidence > 0)
     return np.concatenate([normalised, confidence[..., None]], axis=-1).astype(np.float32)
 
 
