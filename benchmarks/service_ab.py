@@ -1,0 +1,87 @@
+"""Two revisions' services side by side, the same requests sent to each in turn: what a change buys over HTTP.
+
+    .venv/bin/python benchmarks/service_ab.py --before REV [--bundle bundles/default] [--requests 1000]
+
+Checks REV out into a temporary git worktree, starts its service and this tree's (``running_server``: uvicorn on
+127.0.0.1, configured as a deployment is, each tree's own ``service`` package), and times every scenario on both
+with ``paired``: one request to each in turn, the order swapped every pair, so that the machine's drift (several
+tens of percent over minutes on a shared 2-core machine) hits both alike, where two runs one after the other
+compare two moments as much as two revisions. Prints p50 and p99 per scenario and revision and the ratio of the
+p50s (after / before).
+
+Two servers on one machine evict each other's caches: absolute times come out above a lone server's
+(``service_latency.py`` measures those); the ratio is what this script is for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import orjson
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# run as a script: the repository goes on the path before its modules are imported
+sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.service_harness import paired, percentile, pose_keypoints, running_server  # noqa: E402
+
+BATCH = 64
+
+
+def scenarios(bundle: Path) -> dict[str, tuple[str, bytes]]:
+    """name -> (path, JSON body): poses of the bundle's database through its views, as ``service_latency.py``."""
+    keypoints = pose_keypoints(bundle, BATCH)
+    poses = [{"modality": "pose2d", "keypoints": k.tolist(), "layout": "h36m17"} for k in keypoints]
+    return {
+        "/embed pose2d x1": ("/embed", orjson.dumps({"inputs": poses[:1]})),
+        f"/embed pose2d x{BATCH}": ("/embed", orjson.dumps({"inputs": poses})),
+        "/retrieve k=10, no re-ranking": ("/retrieve", orjson.dumps({"query": poses[0], "k": 10, "rerank": False})),
+        "/retrieve k=10, re-ranked": ("/retrieve", orjson.dumps({"query": poses[0], "k": 10})),
+        "/lift3d pose2d x1": ("/lift3d", orjson.dumps(poses[0])),
+    }
+
+
+def worktree(stack: ExitStack, revision: str) -> Path:
+    """A detached git worktree of ``revision`` in a temporary folder, removed when ``stack`` closes."""
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="unihpr-before-"))) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(folder), revision], cwd=REPO_ROOT,
+                   check=True)
+    stack.callback(subprocess.run, ["git", "worktree", "remove", "--force", str(folder)], cwd=REPO_ROOT,
+                   check=False)
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before", required=True, help="the git revision to compare this tree with")
+    parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "bundles" / "default")
+    parser.add_argument("--requests", type=int, default=1000, help="timed requests per scenario and revision")
+    args = parser.parse_args(argv)
+    bundle = args.bundle.resolve()
+    with ExitStack() as stack:
+        before = worktree(stack, args.before)
+        servers = [stack.enter_context(running_server(bundle, source=tree)) for tree in (before, REPO_ROOT)]
+        clients = [stack.enter_context(httpx.Client(base_url=server.url, timeout=60)) for server in servers]
+        print(f"{args.before} (before) against this tree (after), {args.requests} requests each, interleaved; ms")
+        print(f"{'scenario':32s} {'before p50':>10s} {'p99':>7s} {'after p50':>10s} {'p99':>7s} "
+              f"{'after / before':>15s}")
+        for name, (path, body) in scenarios(bundle).items():
+            def call(client: httpx.Client, path=path, body=body) -> None:
+                response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+                response.raise_for_status()
+
+            times = paired(lambda: call(clients[0]), lambda: call(clients[1]), args.requests)
+            p50 = [percentile(t, 50) for t in times]
+            p99 = [percentile(t, 99) for t in times]
+            print(f"{name:32s} {p50[0]:10.3f} {p99[0]:7.3f} {p50[1]:10.3f} {p99[1]:7.3f} {p50[1] / p50[0]:15.3f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
