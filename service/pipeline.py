@@ -32,7 +32,7 @@ from service.images import DetectedPeople, detect_people, image_pixels
 from service.inputs import embedding_to_vector, pose2d_to_features, pose3d_to_features
 from service.memory import release_memory
 from service.metrics import ServiceMetrics
-from service.pose_search import Hit, QueryGeometry, rerank, search_poses, with_lifted
+from service.pose_search import Hit, QueryGeometry, rerank, search_candidates, search_poses, with_lifted
 from service.schemas.inputs import EmbeddingInput, ImageInput, Pose2DInput, Pose3DInput
 
 INLINE_CONVERSIONS = 64  # more pose inputs than this are converted in a worker thread (64 uniform poses: ~0.7 ms)
@@ -270,15 +270,17 @@ async def lift(bundle: Bundle, embeddings: np.ndarray, timings: dict[str, float]
 
 
 async def search(bundle: Bundle, queries: np.ndarray, k: int, pose_mask: np.ndarray | None, effort: float,
-                 group_by_clip: bool, timings: dict[str, float], expr: str | None = None) -> list[list[Hit]]:
-    """queries: (Q, D) -> per query at most k hits (poses de-duplicated by (clip, frame), or one per clip).
+                 group_by_clip: bool, timings: dict[str, float], expr: str | None = None,
+                 find: Callable = search_poses) -> list:
+    """queries: (Q, D) -> per query at most k hits (poses de-duplicated by (clip, frame), or one per clip), as
+    ``find`` gives them: ``search_poses`` (lists of ``Hit``) or ``search_candidates`` (arrays, for re-ranking).
     expr: the filter of ``pose_mask`` as a Milvus expression (``PoseCatalog.expression``)."""
     started = time.perf_counter()
     group = bundle.catalog.clip if group_by_clip else None
     if pose_mask is None and group is None and len(queries) * bundle.index.visited(effort) <= INLINE_SEARCH_VECTORS:
-        hits = search_poses(bundle.index, queries, k, None, effort, None)  # cheaper than a thread hop
+        hits = find(bundle.index, queries, k, None, effort, None)  # cheaper than a thread hop
     else:
-        hits = await anyio.to_thread.run_sync(search_poses, bundle.index, queries, k, pose_mask, effort, group, expr)
+        hits = await anyio.to_thread.run_sync(find, bundle.index, queries, k, pose_mask, effort, group, expr)
     add_timing(timings, "search", (time.perf_counter() - started) * 1e3)
     return hits
 
@@ -296,7 +298,7 @@ async def search_and_rerank(bundle: Bundle, queries: np.ndarray, geometry: list[
     if reranking is None:
         return await search(bundle, queries, k, pose_mask, effort, group_by_clip, timings, expr), False
     hits = await search(bundle, queries, candidate_count(k, reranking.candidates), pose_mask, effort, group_by_clip,
-                        timings, expr)
+                        timings, expr, find=search_candidates)
     lifted = await lifted_poses(bundle, queries, geometry) if reranking.lifted else [None] * len(hits)
     started = time.perf_counter()
     poses, rotations = bundle.catalog.poses, bundle.catalog.rotations

@@ -6,17 +6,18 @@ The index holds every database pose under V virtual views (vector id = pose * V 
 for enough vectors, keeps the first view of each pose, and asks again with a larger pool when grouping left fewer
 than k groups.
 
-Re-ranking (``rerank``, ``model.retrieval.rerank``): the route asks ``search_poses`` for
-``model.retrieval.rerank.candidate_count(k)`` poses (groups), adds the bundle's lifted candidates (``with_lifted``:
-the library poses nearest the query's lifted 3D by joint distances, ``model.retrieval.lifted_candidates``), fits each
-candidate's 3D, as its matched view sees it, to the query, orders them by the rank score (cosine - weight *
-residual, the bundle's weight for the query's method) and keeps k; each kept hit carries its residual, rank score
-and expected error (the bundle's calibration).
+Re-ranking (``rerank``, ``model.retrieval.rerank``): the route asks ``search_candidates`` for
+``model.retrieval.rerank.candidate_count(k)`` poses (groups) as arrays (``Candidates``), adds the bundle's lifted
+candidates (``with_lifted``: the library poses nearest the query's lifted 3D by joint distances,
+``model.retrieval.lifted_candidates``), fits each candidate's 3D, as its matched view sees it, to the query, orders
+them by the rank score (cosine - weight * residual, the bundle's weight for the query's method) and keeps k; each
+kept hit carries its residual, rank score and expected error (the bundle's calibration).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -43,31 +44,32 @@ class Hit:
     far: bool | None = None
 
 
-class Hits(list):
-    """One query's hits (a list of ``Hit``, best first) that also keeps them as arrays: pose, view (H,) int64 and
-    score (H,) float (what re-ranking reads without going through the objects)."""
+class Candidates(NamedTuple):
+    """One query's pose hits as arrays, best first: pose, view (H,) int64 and score (H,) float (cosines). What
+    re-ranking reads and writes: ``Hit`` objects are built only for the hits a query answers with (re-ranking takes
+    a few hundred candidates to keep k)."""
 
-    def __init__(self, pose: np.ndarray, view: np.ndarray, score: np.ndarray):
-        super().__init__(Hit(p, v, s) for p, v, s in zip(pose.tolist(), view.tolist(), score.tolist()))
-        self.pose, self.view, self.score = pose, view, score
+    pose: np.ndarray
+    view: np.ndarray
+    score: np.ndarray
+
+    def hits(self, k: int | None = None, ranked: bool = False) -> list[Hit]:
+        """The first k (all) as ``Hit``; ``ranked``: with rank = score (the cosine order kept)."""
+        rows = zip(self.pose[:k].tolist(), self.view[:k].tolist(), self.score[:k].tolist())
+        return [Hit(p, v, s, rank=s) for p, v, s in rows] if ranked else [Hit(p, v, s) for p, v, s in rows]
 
 
-def _arrays(hits: list[Hit]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """pose, view (H,) int64 and score (H,) float64 of a list of hits (read off a ``Hits`` as they are)."""
-    if isinstance(hits, Hits):
-        return hits.pose, hits.view, hits.score
-    return (np.array([h.pose for h in hits], np.int64), np.array([h.view for h in hits], np.int64),
-            np.array([h.score for h in hits], np.float64))
+NO_CANDIDATES = Candidates(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
 
 
 def best_per_pose(scores: np.ndarray, ids: np.ndarray, views: int, k: int,
-                  group_of_pose: np.ndarray | None = None) -> Hits:
+                  group_of_pose: np.ndarray | None = None) -> Candidates:
     """One query's vector hits -> at most k pose hits, best first (``model.retrieval.rerank.first_per_key``).
 
     scores, ids: (kk,) one row of ``(D, I)``, best first; -1 placeholders are dropped.
     group_of_pose: (N,) int; when given, at most one hit per group (its best pose).
     """
-    return Hits(*first_per_key(scores, ids, views, k, group_of_pose))
+    return Candidates(*first_per_key(scores, ids, views, k, group_of_pose))
 
 
 def search_poses(index: VectorIndex, queries: np.ndarray, k: int, pose_mask: np.ndarray | None = None,
@@ -81,18 +83,25 @@ def search_poses(index: VectorIndex, queries: np.ndarray, k: int, pose_mask: np.
     ``index.max_k`` vectors a query (Milvus: 16,384).
     returns: per query a list of at most k hits, best first; scores are cosines.
     """
+    return [found.hits() for found in search_candidates(index, queries, k, pose_mask, effort, group_of_pose, expr)]
+
+
+def search_candidates(index: VectorIndex, queries: np.ndarray, k: int, pose_mask: np.ndarray | None = None,
+                      effort: float = 1.0, group_of_pose: np.ndarray | None = None,
+                      expr: str | None = None) -> list[Candidates]:
+    """``search_poses`` as arrays (``Candidates``), what re-ranking starts from."""
     vec_mask = None if pose_mask is None else np.repeat(pose_mask, index.views)
     selected = index.ntotal if vec_mask is None else int(vec_mask.sum())
     if selected == 0 or len(queries) == 0:
-        return [[] for _ in range(len(queries))]
+        return [NO_CANDIDATES] * len(queries)
     limit = min(selected, index.max_k)
     kk = min(limit, k * index.views)
     while True:
         scores, ids = index.search(queries, kk, vec_mask, effort, expr=expr)
-        hits = [best_per_pose(s, i, index.views, k, group_of_pose) for s, i in zip(scores, ids)]
+        found = [best_per_pose(s, i, index.views, k, group_of_pose) for s, i in zip(scores, ids)]
         exhausted = kk >= limit or all((i < 0).any() for i in ids)  # nothing more to find
-        if group_of_pose is None or exhausted or all(len(h) >= k for h in hits):
-            return hits
+        if group_of_pose is None or exhausted or all(len(c.pose) >= k for c in found):
+            return found
         kk = min(limit, kk * GROWTH)
 
 
@@ -134,9 +143,9 @@ class QueryGeometry:
 RERANK_CHUNK = 64  # query rows fitted per vectorised call
 
 
-def with_lifted(rows: list[list[Hit]], lifted: list[np.ndarray | None], queries: np.ndarray, reranking: Reranking,
+def with_lifted(rows: list[Candidates], lifted: list[np.ndarray | None], queries: np.ndarray, reranking: Reranking,
                 index: VectorIndex, poses: np.ndarray, rotations: np.ndarray, pose_mask: np.ndarray | None = None,
-                group_of_pose: np.ndarray | None = None) -> list[list[Hit]]:
+                group_of_pose: np.ndarray | None = None) -> list[Candidates]:
     """Each query row's cosine candidates joined by its lifted candidates (``model.retrieval.lifted_candidates``):
     the ``reranking.lifted`` poses (allowed by ``pose_mask``) nearest its lifted 3D, each at the view that sees it as
     the query's camera sees the lift, with that view's cosine; one list in cosine order, each pose (or group, with
@@ -156,41 +165,42 @@ def with_lifted(rows: list[list[Hit]], lifted: list[np.ndarray | None], queries:
     out = list(rows)
     for i, p, v, c in zip(members, near, lifted_view, lifted_cosine):
         found = p >= 0
-        pose, view, score = _arrays(rows[i])
-        out[i] = Hits(*merge_candidates([pose, p[found]], [view, v[found]], [score, c[found]], group_of_pose))
+        pose, view, score = rows[i]
+        out[i] = Candidates(*merge_candidates([pose, p[found]], [view, v[found]], [score, c[found]], group_of_pose))
     return out
 
 
-def rerank(rows: list[list[Hit]], geometry: list[QueryGeometry], poses: np.ndarray, rotations: np.ndarray,
+def rerank(rows: list[Candidates], geometry: list[QueryGeometry], poses: np.ndarray, rotations: np.ndarray,
            reranking: Reranking, k: int) -> list[list[Hit]]:
     """Every query row's candidate hits (cosine order) -> its k best by rank score, each with residual, rank score
     and expected error. Rows of one method are fitted together (``RERANK_CHUNK`` at a time, candidates padded);
     rows without geometry (or of a method the bundle has no weight for) keep the cosine order.
 
-    rows: per query its candidate hits; geometry: per query (aligned). poses: (N, 17, 3) mm world Y-up;
+    rows: per query its candidates (cosine order); geometry: per query (aligned). poses: (N, 17, 3) mm world Y-up;
     rotations: (V, 3, 3) world -> virtual view.
     """
     out: list[list[Hit] | None] = [None] * len(rows)
-    methods = {g.method for g, hits in zip(geometry, rows) if hits and g.method in reranking.weights}
+    methods = {g.method for g, found in zip(geometry, rows) if len(found.pose) and g.method in reranking.weights}
     for method in sorted(methods):
-        members = [i for i, (g, hits) in enumerate(zip(geometry, rows)) if hits and g.method == method]
+        members = [i for i, (g, found) in enumerate(zip(geometry, rows)) if len(found.pose) and g.method == method]
         for start in range(0, len(members), RERANK_CHUNK):
             chunk = members[start : start + RERANK_CHUNK]
             for i, ranked in zip(chunk, _rerank_method([rows[i] for i in chunk], [geometry[i] for i in chunk],
                                                        method, poses, rotations, reranking, k)):
                 out[i] = ranked
-    return [[replace(h, rank=h.score) for h in hits[:k]] if done is None else done for hits, done in zip(rows, out)]
+    return [found.hits(k, ranked=True) if done is None else done for found, done in zip(rows, out)]
 
 
-def _rerank_method(rows: list[list[Hit]], geometry: list[QueryGeometry], method: str, poses: np.ndarray,
+def _rerank_method(rows: list[Candidates], geometry: list[QueryGeometry], method: str, poses: np.ndarray,
                    rotations: np.ndarray, reranking: Reranking, k: int) -> list[list[Hit]]:
     """``rerank`` of rows of one method, in one vectorised fit."""
-    count = max(len(hits) for hits in rows)
+    count = max(len(found.pose) for found in rows)
     pose = np.zeros((len(rows), count), np.int64)
     view = np.zeros((len(rows), count), np.int64)
     cosine = np.full((len(rows), count), -np.inf)
-    for r, hits in enumerate(rows):
-        pose[r, : len(hits)], view[r, : len(hits)], cosine[r, : len(hits)] = _arrays(hits)
+    for r, found in enumerate(rows):
+        n = len(found.pose)
+        pose[r, :n], view[r, :n], cosine[r, :n] = found
     seen = poses[pose].astype(np.float64) @ np.swapaxes(rotations[view], -1, -2)  # as the matched views see them
     features = np.stack([g.features for g in geometry])
     frames = None if geometry[0].frame is None else np.stack([g.frame for g in geometry])
@@ -199,8 +209,8 @@ def _rerank_method(rows: list[list[Hit]], geometry: list[QueryGeometry], method:
     order = rank_order(rank)
     curve = reranking.curves[method]
     out = []
-    for r, hits in enumerate(rows):
-        keep = order[r, : min(k, len(hits))]
+    for r, found in enumerate(rows):
+        keep = order[r, : min(k, len(found.pose))]
         expected, far = curve.expected_error(residual[r, keep]), curve.far(residual[r, keep])
         out.append([Hit(int(pose[r, i]), int(view[r, i]), float(cosine[r, i]), float(residual[r, i]), float(rank[r, i]),
                         e, f) for i, e, f in zip(keep.tolist(), expected.tolist(), far.tolist())])
