@@ -41,11 +41,12 @@ class ReadRoute:
 
 
 def read_route(context: RouteContext) -> ReadRoute | None:
-    """A route (as included, with its prefix) as a ``ReadRoute`` when it is a POST route whose endpoint takes the
-    request, exactly one ``ReadAccess`` and otherwise only query parameters with defaults; None for any other."""
+    """A route (as included, with its prefix) as a ``ReadRoute`` when it is a POST route without a FastAPI body limit
+    whose endpoint takes the request, exactly one ``ReadAccess`` and otherwise only query parameters with defaults;
+    None for any other."""
     route = context.original_route
-    if not isinstance(route, APIRoute) or context.methods != {"POST"}:
-        return None
+    if not isinstance(route, APIRoute) or context.methods != {"POST"} or context.max_body_size is not None:
+        return None  # a route of FastAPI's own body limit keeps it
     dependant = context.dependant
     if (dependant.path_params or dependant.header_params or dependant.cookie_params or dependant.body_params
             or dependant.request_param_name is None or len(dependant.dependencies) != 1):

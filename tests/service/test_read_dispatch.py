@@ -9,9 +9,11 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import iter_route_contexts
 
 from service import read_dispatch
+from service.deps import EmbedRead
 from service.main import create_app
 from service.read_dispatch import ReadDispatch, read_route
 from tests.service.live_server import READ_KEY, keyed_settings, make_settings, serve
@@ -143,6 +145,24 @@ def test_the_dispatch_steps_aside_while_fastapi_records_telemetry(tiny_bundle, d
     with client_of(make_settings(tiny_bundle)) as client:
         assert client.post("/embed", json={"inputs": [pose2d(0)]}).status_code == 200
     assert not dispatched
+
+
+def test_routes_with_more_than_a_read_dependency_are_left_to_fastapi():
+    app = FastAPI()
+
+    async def endpoint(request: Request, read: EmbedRead, layout: str = "h36m17") -> None: ...
+
+    async def other(request: Request, read: EmbedRead, key: str) -> None: ...
+
+    router = APIRouter()
+    router.add_api_route("/plain", endpoint, methods=["POST"])
+    router.add_api_route("/limited", endpoint, methods=["POST"], max_body_size=1024)
+    router.add_api_route("/required-query", other, methods=["POST"])
+    router.add_api_route("/get", endpoint, methods=["GET"])
+    app.include_router(router)
+    app.include_router(router, prefix="/guarded", dependencies=[Depends(lambda: None)])
+    found = {context.path: read_route(context) for context in iter_route_contexts(app.routes)}
+    assert [path for path, target in found.items() if target is not None] == ["/plain"]
 
 
 def test_the_dispatched_routes_are_the_read_routes(tiny_bundle):
