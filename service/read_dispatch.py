@@ -94,7 +94,10 @@ class ReadDispatch:
 
     @staticmethod
     async def _answer(target: ReadRoute, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["route"] = target.route  # as FastAPI's router sets it: the metrics label, the query check
+        # what FastAPI's router puts in the scope (the metrics label, the query check, request.url_for and
+        # instrumentation read them)
+        scope.setdefault("router", scope["app"].router)
+        scope["route"], scope["endpoint"], scope["path_params"] = target.route, target.route.endpoint, {}
         request = Request(scope, receive, send)
         try:
             read = await target.access.from_request(request)

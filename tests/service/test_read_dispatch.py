@@ -89,15 +89,20 @@ def answers(settings, headers: dict) -> list[tuple]:
     return out
 
 
+scopes: list[dict] = []
+
+
 @pytest.fixture()
 def dispatched(monkeypatch):
-    """Counts the requests ``ReadDispatch`` answers itself."""
+    """Counts the requests ``ReadDispatch`` answers itself (their scopes in ``scopes``)."""
     calls = []
+    scopes.clear()
     answer = ReadDispatch._answer
 
     async def counted(target, scope, receive, send):
         calls.append(scope["path"])
         await answer(target, scope, receive, send)
+        scopes.append(scope)
 
     monkeypatch.setattr(ReadDispatch, "_answer", staticmethod(counted))
     return calls
@@ -136,6 +141,9 @@ def test_only_the_read_routes_post_requests_without_a_query_are_dispatched(tiny_
         assert not dispatched
         assert client.post("/retrieve", json=body).json()["layout"] == "h36m17"  # the query's default
         assert dispatched == ["/retrieve"]
+        (scope,) = scopes  # what FastAPI's router would have set
+        assert scope["router"] is scope["app"].router and scope["path_params"] == {}
+        assert scope["route"].path == "/retrieve" and scope["endpoint"] is scope["route"].endpoint
         metrics = client.get("/metrics").text
     assert 'endpoint="/retrieve",method="POST",status="200"' in metrics  # labelled as FastAPI's route would be
 
