@@ -1,16 +1,17 @@
 """The read routes' POST requests answered without FastAPI's per-request machinery, by the same code.
 
 For every request FastAPI matches the path against each route in turn, opens two exit stacks, wraps the endpoint
-in an exception layer and resolves its parameters through the dependency tree: about 0.15 ms of a one-pose
-`/embed` that takes 0.5 ms in process (issue 18, `benchmarks/README.md`). A read route's endpoint takes only the
+in an exception layer and resolves its parameters through the dependency tree: about 0.1 ms of a one-pose
+`/embed`'s 0.5 ms in process (issue 18, `benchmarks/README.md`). A read route's endpoint takes only the
 request, one ``ReadAccess`` dependency (key, query, body, bundle) and query parameters that have defaults, so a
 POST to it without a query string needs none of that: ``ReadDispatch`` finds the route by its path, calls the
 route's own ``ReadAccess`` and endpoint, and answers a raised error through the app's own exception handler.
 Answers, headers and errors are the ones FastAPI gives (`tests/service/test_read_dispatch.py`).
 
-Everything else goes to FastAPI: other methods and routes, any query string (its parameters are FastAPI's to
-parse and check), and every request while FastAPI's OpenTelemetry integration records one (it reads the request
-from inside the route).
+Everything else goes to FastAPI: other methods and routes (routes with more dependencies, a required query
+parameter or FastAPI's own body limit included), any query string (its parameters are FastAPI's to parse and
+check), and every request while FastAPI's OpenTelemetry integration records one (it reads the request from inside
+the route).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.telemetry import get_telemetry_data
-from starlette._utils import get_route_path
+from starlette._utils import get_route_path  # the path FastAPI's own router matches (it imports the same)
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
