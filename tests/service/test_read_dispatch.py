@@ -89,23 +89,22 @@ def answers(settings, headers: dict) -> list[tuple]:
     return out
 
 
-scopes: list[dict] = []
-
-
 @pytest.fixture()
-def dispatched(monkeypatch):
-    """Counts the requests ``ReadDispatch`` answers itself (their scopes in ``scopes``)."""
-    calls = []
-    scopes.clear()
+def dispatched(monkeypatch) -> list[dict]:
+    """The scopes of the requests ``ReadDispatch`` answers itself, as they are once answered."""
+    scopes = []
     answer = ReadDispatch._answer
 
-    async def counted(target, scope, receive, send):
-        calls.append(scope["path"])
+    async def recorded(target, scope, receive, send):
         await answer(target, scope, receive, send)
         scopes.append(scope)
 
-    monkeypatch.setattr(ReadDispatch, "_answer", staticmethod(counted))
-    return calls
+    monkeypatch.setattr(ReadDispatch, "_answer", staticmethod(recorded))
+    return scopes
+
+
+def paths(scopes: list[dict]) -> list[str]:
+    return [scope["path"] for scope in scopes]
 
 
 @pytest.mark.parametrize("keyed", [False, True])
@@ -128,7 +127,7 @@ def test_the_key_is_checked_before_the_body_when_dispatched(tiny_bundle, dispatc
         assert r.status_code == 401 and r.json()["error"]["code"] == "missing_api_key"
         r = client.post("/retrieve", content=b"not json", headers={"X-API-Key": "wrong"})
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
-    assert dispatched == ["/retrieve", "/retrieve"]
+    assert paths(dispatched) == ["/retrieve", "/retrieve"]
 
 
 def test_only_the_read_routes_post_requests_without_a_query_are_dispatched(tiny_bundle, dispatched):
@@ -140,8 +139,8 @@ def test_only_the_read_routes_post_requests_without_a_query_are_dispatched(tiny_
         assert client.get("/healthz").status_code == 200
         assert not dispatched
         assert client.post("/retrieve", json=body).json()["layout"] == "h36m17"  # the query's default
-        assert dispatched == ["/retrieve"]
-        (scope,) = scopes  # what FastAPI's router would have set
+        (scope,) = dispatched  # with what FastAPI's router would have set
+        assert scope["path"] == "/retrieve"
         assert scope["router"] is scope["app"].router and scope["path_params"] == {}
         assert scope["route"].path == "/retrieve" and scope["endpoint"] is scope["route"].endpoint
         metrics = client.get("/metrics").text
