@@ -10,11 +10,13 @@ routing or validation: the floor of the server itself), answering ``{}`` or, wit
 header, a JSON object of that many bytes; and ``POST /_bench/empty``, a FastAPI endpoint behind the service's
 middleware answering ``{}``. Then, in this process:
 
-- HTTP: a keep-alive httpx client, sequential requests for p50/p99 latency; ``--concurrency`` threads with one
-  client each for throughput. Scenarios: /embed with one pose2d, /embed with a batch of 64, /retrieve with k = 10
-  without re-ranking (its cost is measured on its own below), each after its floor: the bare route sent the same
-  body and answering as many bytes as the scenario's answer (so the floor moves the same bytes through server and
-  client); and the bare route and the FastAPI endpoint answering ``{}``.
+- HTTP: a keep-alive httpx client, sequential requests for p50/p99 latency, each scenario's interleaved with its
+  floor's (``paired``: one of each in turn, the order swapped every pair, so that the machine's drift over minutes
+  moves both alike); ``--concurrency`` threads with one client each for throughput. Scenarios: /embed with one
+  pose2d, /embed with a batch of 64, /retrieve with k = 10 without re-ranking (its cost is measured on its own
+  below), each with its floor: the bare route sent the same body and answering as many bytes as the scenario's
+  answer (so the floor moves the same bytes through server and client); and the bare route and the FastAPI
+  endpoint answering ``{}``, interleaved likewise.
 - direct: the same inputs through the service's layout conversion and ``model.pose.features`` + ONNX Runtime (one
   intra-op thread, spinning off, as the service) + FAISS (the bundle's operating point, k x views candidates), in
   this process.
@@ -321,31 +323,32 @@ def run(args: argparse.Namespace) -> None:
                 floor = f"floor:{name}"
                 bodies[floor], paths[floor] = bodies[name], "/_bench/bare"
                 headers[floor] = {**headers[name], ANSWER_BYTES.decode(): str(len(answer.content))}
-        for name in ("bare", "empty", *(n for s in SCENARIOS for n in (f"floor:{s}", s))):
-            n = args.requests if "embed64" not in name else max(20, args.requests // 4)
+        for pair in (("bare", "empty"), *((f"floor:{s}", s) for s in SCENARIOS)):
+            n = args.requests if "embed64" not in pair[1] else max(20, args.requests // 4)
             with httpx.Client(base_url=url, timeout=60) as client:
-                def call(client=client, name=name):
+                def call(name: str, client=client) -> None:
                     r = client.post(paths[name], content=bodies[name], headers=headers[name])
                     assert r.status_code == 200, r.text
 
-                http_ms = sequential(call, n)
+                # a scenario and its floor interleaved: the machine's drift over a block would move the ratio
+                latencies = dict(zip(pair, paired(lambda: call(pair[0]), lambda: call(pair[1]), n)))
+            for name, http_ms in latencies.items():
+                clients: list[httpx.Client] = []
 
-            clients: list[httpx.Client] = []
+                def make_call(name=name):
+                    clients.append(httpx.Client(base_url=url, timeout=60))
+                    return lambda c=clients[-1]: c.post(paths[name], content=bodies[name], headers=headers[name])
 
-            def make_call(name=name):
-                clients.append(httpx.Client(base_url=url, timeout=60))
-                return lambda c=clients[-1]: c.post(paths[name], content=bodies[name], headers=headers[name])
-
-            http_rps = concurrent(make_call, n * 2, args.concurrency)
-            for c in clients:
-                c.close()
-            row = {"name": name, "http_p50": percentile(http_ms, 50), "http_p99": percentile(http_ms, 99),
-                   "http_rps": http_rps, "answer_bytes": int(headers[name].get(ANSWER_BYTES.decode(), 2))}
-            if name in direct_calls:
-                direct_ms = sequential(direct_calls[name], n)
-                row.update(direct_p50=percentile(direct_ms, 50), direct_p99=percentile(direct_ms, 99),
-                           direct_rps=concurrent(lambda f=direct_calls[name]: f, n * 2, args.concurrency))
-            rows.append(row)
+                http_rps = concurrent(make_call, n * 2, args.concurrency)
+                for c in clients:
+                    c.close()
+                row = {"name": name, "http_p50": percentile(http_ms, 50), "http_p99": percentile(http_ms, 99),
+                       "http_rps": http_rps, "answer_bytes": int(headers[name].get(ANSWER_BYTES.decode(), 2))}
+                if name in direct_calls:
+                    direct_ms = sequential(direct_calls[name], n)
+                    row.update(direct_p50=percentile(direct_ms, 50), direct_p99=percentile(direct_ms, 99),
+                               direct_rps=concurrent(lambda f=direct_calls[name]: f, n * 2, args.concurrency))
+                rows.append(row)
         parts = batch_parts(bundle, bodies["embed64"], max(20, args.requests // 4))
         rerank_rows = rerank_split(url, kp, args.requests)
         image_rows = image_split(url, args, direct) if args.image.is_file() else None
