@@ -20,10 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi.dependencies.utils import get_typed_return_annotation
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.telemetry import get_telemetry_data
 from starlette._utils import get_route_path  # the path FastAPI's own router matches (it imports the same)
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.deps import ReadAccess
@@ -43,8 +45,8 @@ class ReadRoute:
 
 def read_route(context: RouteContext) -> ReadRoute | None:
     """A route (as included, with its prefix) as a ``ReadRoute`` when it is a POST route without a FastAPI body limit
-    whose endpoint takes the request, exactly one ``ReadAccess`` and otherwise only query parameters with defaults;
-    None for any other."""
+    whose endpoint takes the request, exactly one ``ReadAccess`` and otherwise only query parameters with defaults,
+    and returns a ``Response``; None for any other."""
     route = context.original_route
     if not isinstance(route, APIRoute) or context.methods != {"POST"} or context.max_body_size is not None:
         return None  # a route of FastAPI's own body limit keeps it
@@ -57,6 +59,9 @@ def read_route(context: RouteContext) -> ReadRoute | None:
         return None
     if any(field.field_info.is_required() for field in dependant.query_params):
         return None
+    returns = get_typed_return_annotation(route.endpoint)  # as FastAPI reads it (it resolved it to build the route)
+    if not (isinstance(returns, type) and issubclass(returns, Response)):
+        return None  # FastAPI serialises any other return value; the dispatch sends the endpoint's response
     defaults = {field.name: field.field_info.get_default(call_default_factory=True)
                 for field in dependant.query_params}
     return ReadRoute(route, read.call, dependant.request_param_name, read.name, defaults)

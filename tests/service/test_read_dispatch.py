@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.routing import iter_route_contexts
 
 from service import read_dispatch
@@ -154,18 +154,21 @@ def test_the_dispatch_steps_aside_while_fastapi_records_telemetry(tiny_bundle, d
     assert not dispatched
 
 
-def test_routes_with_more_than_a_read_dependency_are_left_to_fastapi():
+def test_routes_with_more_than_a_read_dependency_or_other_answers_are_left_to_fastapi():
     app = FastAPI()
 
-    async def endpoint(request: Request, read: EmbedRead, layout: str = "h36m17") -> None: ...
+    async def endpoint(request: Request, read: EmbedRead, layout: str = "h36m17") -> Response: ...
 
-    async def other(request: Request, read: EmbedRead, key: str) -> None: ...
+    async def other(request: Request, read: EmbedRead, key: str) -> Response: ...
+
+    async def serialised(request: Request, read: EmbedRead) -> dict: ...
 
     router = APIRouter()
     router.add_api_route("/plain", endpoint, methods=["POST"])
     router.add_api_route("/limited", endpoint, methods=["POST"], max_body_size=1024)
     router.add_api_route("/required-query", other, methods=["POST"])
     router.add_api_route("/get", endpoint, methods=["GET"])
+    router.add_api_route("/serialised", serialised, methods=["POST"])
     app.include_router(router)
     app.include_router(router, prefix="/guarded", dependencies=[Depends(lambda: None)])
     found = {context.path: read_route(context) for context in iter_route_contexts(app.routes)}
