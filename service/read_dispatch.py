@@ -9,9 +9,9 @@ route's own ``ReadAccess`` and endpoint, and answers a raised error through the 
 Answers, headers and errors are the ones FastAPI gives (`tests/service/test_read_dispatch.py`).
 
 Everything else goes to FastAPI: other methods and routes (routes with more dependencies, a required query
-parameter or FastAPI's own body limit included), any query string (its parameters are FastAPI's to parse and
-check), and every request while FastAPI's OpenTelemetry integration records one (it reads the request from inside
-the route).
+parameter, FastAPI's own body limit or an endpoint that returns anything but a ``Response`` included), any query
+string (its parameters are FastAPI's to parse and check), and every request while FastAPI's OpenTelemetry
+integration records one (it reads the request from inside the route).
 """
 
 from __future__ import annotations
