@@ -217,8 +217,7 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
         lo = np.where(visible[..., None], joints, np.inf).min(axis=1)
         hi = np.where(visible[..., None], joints, -np.inf).max(axis=1)
     extent = (hi - lo).max(axis=1)  # -inf when nothing is visible (refused by the count first)
-    refused = (counts < min_visible) | ~(extent > MIN_EXTENT_PX)
-    for i in np.flatnonzero(refused) if refused.any() else ():
+    for i in np.flatnonzero((counts < min_visible) | ~(extent > MIN_EXTENT_PX)):
         if counts[i] < min_visible:
             errors.append((i, InvalidPoseError(f"{counts[i]} of {NUM_JOINTS} h36m17 joints are visible; at "
                                                f"least {min_visible} needed", subfield(fields[i], "keypoints"))))

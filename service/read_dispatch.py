@@ -16,13 +16,13 @@ integration records one (it reads the request from inside the route).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi.dependencies.utils import get_typed_return_annotation
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.telemetry import get_telemetry_data
+from starlette._exception_handler import _lookup_exception_handler
 from starlette._utils import get_route_path  # the path FastAPI's own router matches (it imports the same)
 from starlette.requests import Request
 from starlette.responses import Response
@@ -67,14 +67,6 @@ def read_route(context: RouteContext) -> ReadRoute | None:
     return ReadRoute(route, read.call, dependant.request_param_name, read.name, defaults)
 
 
-def handler_for(handlers: dict[Any, Callable], error: Exception) -> Callable | None:
-    """The exception handler Starlette's exception layer would pick for ``error``: the first of its classes'."""
-    for cls in type(error).__mro__:
-        if cls in handlers:
-            return handlers[cls]
-    return None
-
-
 class ReadDispatch:
     """Pure ASGI, inside the app's middleware (so request ids, limits, metrics and the last-resort 500 apply as
     to any request) and outside FastAPI's router. The routes are read from the app on the first request, when
@@ -110,7 +102,7 @@ class ReadDispatch:
             response = await target.route.endpoint(**{target.request_name: request, target.read_name: read},
                                                    **target.defaults)
         except Exception as error:
-            handler = handler_for(scope["app"].exception_handlers, error)
+            handler = _lookup_exception_handler(scope["app"].exception_handlers, error)  # Starlette's pick
             if handler is None:
                 raise
             response = await handler(request, error)
