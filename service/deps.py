@@ -35,6 +35,7 @@ from service.errors import (
 from service.examples import EMBED_EXAMPLES, LIFT_EXAMPLES, RELOAD_EXAMPLES, RETRIEVE_EXAMPLES
 from service.metrics import ServiceMetrics
 from service.motion_search import check_sequence_size
+from service.plain_poses import PlainPose2D, read_plain_embed
 from service.schemas.inputs import Layout3D
 from service.schemas.requests import (
     EMBED_ADAPTER,
@@ -81,8 +82,13 @@ def _lift_request(data: object) -> LiftBatchRequest:
     return LiftBatchRequest.of_one(validate(LIFT_SINGLE_ADAPTER, data))
 
 
-EMBED_BODY = RequestBody(lambda data: validate(EMBED_ADAPTER, data), EmbedRequest, EMBED_EXAMPLES,
-                         batch_field="inputs", form=ImageForm,
+def _embed_request(data: object) -> EmbedRequest | PlainPose2D:
+    """A body of plain 2D poses as one array (``service.plain_poses``); any other through the request model."""
+    plain = read_plain_embed(data)
+    return plain if plain is not None else validate(EMBED_ADAPTER, data)
+
+
+EMBED_BODY = RequestBody(_embed_request, EmbedRequest, EMBED_EXAMPLES, batch_field="inputs", form=ImageForm,
                          from_upload=lambda item, rest: {"inputs": [item], **rest})
 RETRIEVE_BODY = RequestBody(lambda data: validate(RETRIEVE_ADAPTER, data), RetrieveRequest, RETRIEVE_EXAMPLES,
                             batch_field="queries", form=RetrieveForm,
@@ -189,7 +195,7 @@ class ReadAccess:
         return await self(request, await API_KEY(request))
 
 
-EmbedRead = Annotated[ReadContext[EmbedRequest], Depends(ReadAccess(EMBED_BODY))]
+EmbedRead = Annotated[ReadContext[EmbedRequest | PlainPose2D], Depends(ReadAccess(EMBED_BODY))]
 RetrieveRead = Annotated[ReadContext[RetrieveRequest], Depends(ReadAccess(RETRIEVE_BODY))]
 LiftRead = Annotated[ReadContext[LiftBatchRequest], Depends(ReadAccess(LIFT_BODY))]
 Read = Annotated[ReadContext[None], Depends(ReadAccess())]

@@ -10,6 +10,7 @@ the joint formulas and features then run once per batch and layout.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import chain
 from typing import NamedTuple
 
@@ -110,14 +111,10 @@ def _parse_uniform(items: list[Pose2DInput]) -> tuple[np.ndarray, np.ndarray] | 
     if layout not in REQUEST_LAYOUTS_2D or any(item.layout != layout for item in items):
         return None
     rows = _uniform_rows(items, LAYOUTS[layout].size)  # (n, K, W)
-    if rows is None or rows.shape[2] not in (2, 3):
+    parsed = None if rows is None else uniform_keypoints(rows)
+    if parsed is None:
         return None
-    if not np.abs(rows).max() <= MAX_ABS_COORDINATE:  # one pass for both: the maximum of a NaN is NaN
-        return None
-    conf = rows[..., 2] if rows.shape[2] == 3 else np.ones(rows.shape[:2])
-    if rows.shape[2] == 3 and not (conf.min() >= 0 and conf.max() <= 1):
-        return None
-    xy = rows[..., :2]
+    xy, conf = parsed
     sized = [i for i, item in enumerate(items) if item.image_size is not None]
     for i in sized:
         if not all(0 < side <= MAX_ABS_COORDINATE for side in items[i].image_size):
@@ -126,9 +123,23 @@ def _parse_uniform(items: list[Pose2DInput]) -> tuple[np.ndarray, np.ndarray] | 
     if normalized:
         xy = xy.copy()
         xy[normalized] *= np.array([items[i].image_size for i in normalized])[:, None, :]
-    if rows.shape[2] == 3:
-        xy = np.where((conf > 0)[..., None], xy, np.nan)
     return xy, conf
+
+
+def uniform_keypoints(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(n, K, W) keypoints, W = 2 ([x, y]) or 3 ([x, y, c]), -> (n, K, 2) pixels (NaN where c = 0) and (n, K)
+    confidence, when every value is finite and in range and every confidence in [0, 1] (what ``_parse_pose2d``
+    accepts); None otherwise."""
+    if rows.shape[2] not in (2, 3):
+        return None
+    if not np.abs(rows).max() <= MAX_ABS_COORDINATE:  # one pass for both: the maximum of a NaN is NaN
+        return None
+    if rows.shape[2] == 2:
+        return rows, np.ones(rows.shape[:2])
+    conf = rows[..., 2]
+    if not (conf.min() >= 0 and conf.max() <= 1):
+        return None
+    return np.where((conf > 0)[..., None], rows[..., :2], np.nan), conf
 
 
 def _uniform_rows(items: list[Pose2DInput], size: int) -> np.ndarray | None:
@@ -188,6 +199,30 @@ class Pose2DBatch(NamedTuple):
     frames: np.ndarray
 
 
+def visible_confidence(joints: np.ndarray, confidence: np.ndarray, fields: Sequence[str], min_visible: int,
+                        errors: list[tuple[int, UnihprError]]) -> np.ndarray:
+    """(N, 17) confidence with 0 where a joint is not visible (no confidence or no finite position); adds to
+    ``errors`` each pose with fewer than ``min_visible`` visible joints or whose visible joints all lie on one
+    point. joints: (N, 17, 2) unihpr17 pixels."""
+    visible = (confidence > 0) & np.isfinite(joints).all(-1)
+    counts = visible.sum(axis=1)
+    if visible.all():  # every joint seen (the common batch): nothing to mask
+        lo, hi = joints.min(axis=1), joints.max(axis=1)  # (N, 2)
+    else:
+        confidence = np.where(visible, confidence, 0.0)
+        lo = np.where(visible[..., None], joints, np.inf).min(axis=1)
+        hi = np.where(visible[..., None], joints, -np.inf).max(axis=1)
+    extent = (hi - lo).max(axis=1)  # -inf when nothing is visible (refused by the count first)
+    for i in np.flatnonzero((counts < min_visible) | ~(extent > MIN_EXTENT_PX)):
+        if counts[i] < min_visible:
+            errors.append((i, InvalidPoseError(f"{counts[i]} of {NUM_JOINTS} h36m17 joints are visible; at "
+                                               f"least {min_visible} needed", subfield(fields[i], "keypoints"))))
+        elif extent[i] <= MIN_EXTENT_PX:
+            errors.append((i, InvalidPoseError("the visible keypoints all lie on one point",
+                                               subfield(fields[i], "keypoints"))))
+    return confidence
+
+
 def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible: int) -> Pose2DBatch:
     """2D poses -> pose2d-encoder features, each through the perspective crop of its camera (``service.camera``).
 
@@ -208,22 +243,7 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
         joints, confidence = _parse_each(items, fields, errors)
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
-    visible = (confidence > 0) & np.isfinite(joints).all(-1)
-    counts = visible.sum(axis=1)
-    if visible.all():  # every joint seen (the common batch): nothing to mask
-        lo, hi = joints.min(axis=1), joints.max(axis=1)  # (N, 2)
-    else:
-        confidence = np.where(visible, confidence, 0.0)
-        lo = np.where(visible[..., None], joints, np.inf).min(axis=1)
-        hi = np.where(visible[..., None], joints, -np.inf).max(axis=1)
-    extent = (hi - lo).max(axis=1)  # -inf when nothing is visible (refused by the count first)
-    for i in np.flatnonzero((counts < min_visible) | ~(extent > MIN_EXTENT_PX)):
-        if counts[i] < min_visible:
-            errors.append((i, InvalidPoseError(f"{counts[i]} of {NUM_JOINTS} h36m17 joints are visible; at "
-                                               f"least {min_visible} needed", subfield(fields[i], "keypoints"))))
-        elif extent[i] <= MIN_EXTENT_PX:
-            errors.append((i, InvalidPoseError("the visible keypoints all lie on one point",
-                                               subfield(fields[i], "keypoints"))))
+    confidence = visible_confidence(joints, confidence, fields, min_visible, errors)
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
 

@@ -32,6 +32,7 @@ from service.images import DetectedPeople, detect_people, image_pixels
 from service.inputs import embedding_to_vector, pose2d_to_features, pose3d_to_features
 from service.memory import release_memory
 from service.metrics import ServiceMetrics
+from service.plain_poses import PlainPose2D, plain_pose2d_features
 from service.pose_search import Hit, QueryGeometry, rerank, search_candidates, search_poses, with_lifted
 from service.schemas.inputs import EmbeddingInput, ImageInput, Pose2DInput, Pose3DInput
 
@@ -349,6 +350,22 @@ async def embed_request(request: Request, endpoint: str, req, bundle: Bundle, se
     return prepared, await embed(bundle, prepared, timings), timings
 
 
+async def embed_plain_request(request: Request, endpoint: str, poses: PlainPose2D, bundle: Bundle, settings: Settings,
+                              metrics: ServiceMetrics) -> np.ndarray:
+    """``embed_request`` for a request of plain 2D poses (``service.plain_poses``): (N, D) float32 embeddings,
+    one per pose, from one array of features."""
+    metrics.observe_items(endpoint, len(poses))
+    timings = request.state.timings = {}
+    if len(poses) > INLINE_CONVERSIONS:
+        features = await anyio.to_thread.run_sync(plain_pose2d_features, poses, settings.min_visible_joints)
+    else:
+        features = plain_pose2d_features(poses, settings.min_visible_joints)
+    started = time.perf_counter()
+    embeddings = await bundle.models.run(ENCODER_OF["pose2d"], features)
+    add_timing(timings, "encoder", (time.perf_counter() - started) * 1e3)
+    return embeddings
+
+
 def people_of(item, prepared: Prepared, per_person: Callable[[int], dict]) -> list[dict] | None:
     """The people found in an image input (JSON-ready), or None for other inputs. With ``all_people`` person j
     also gets ``per_person(j)`` (its own embedding, pose or results)."""
@@ -362,7 +379,7 @@ def people_of(item, prepared: Prepared, per_person: Callable[[int], dict]) -> li
 
 
 def answer_embedding(vector: np.ndarray) -> np.ndarray:
-    """(D,) float32 as answered: each value written as the shortest text that reads back as the same float32
+    """(..., D) float32 as answered: each value written as the shortest text that reads back as the same float32
     (about 7 significant digits; ``service.responses`` writes arrays as lists)."""
     return vector.astype(np.float32, copy=False)
 

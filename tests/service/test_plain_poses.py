@@ -1,0 +1,160 @@
+"""2D poses sent as plain numbers, read as one array (``service.plain_poses``, issue 18): the reader takes only what
+the request models take, the features and errors are the general path's, and the answers over HTTP are the same
+byte for byte."""
+
+from __future__ import annotations
+
+import copy
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+
+from service import deps
+from service.deps import _embed_request
+from service.errors import InvalidPoseError, UnihprError
+from service.inputs import pose2d_to_features
+from service.main import create_app
+from service.plain_poses import PlainPose2D, plain_pose2d_features, read_plain_embed
+from service.schemas.requests import EMBED_ADAPTER, EmbedRequest
+from tests.service.live_server import make_settings, serve
+from tests.service.test_read_dispatch import comparable
+
+RNG = np.random.default_rng(181)
+
+
+def poses(n: int, joints: int = 17, width: int = 2) -> np.ndarray:
+    """(n, joints, width) pixels, with confidences in (0.2, 1] when width is 3."""
+    out = RNG.uniform(100, 900, (n, joints, width))
+    if width == 3:
+        out[..., 2] = RNG.uniform(0.2, 1, (n, joints))
+    return out
+
+
+def body(keypoints: np.ndarray, **fields) -> dict:
+    return {"inputs": [{"modality": "pose2d", "keypoints": k.tolist(), **fields} for k in keypoints]}
+
+
+def general_features(data: dict) -> np.ndarray:
+    request = EMBED_ADAPTER.validate_python(data)
+    return pose2d_to_features(request.items, request.item_fields, 8).features
+
+
+@pytest.mark.parametrize("layout, joints, width", [("h36m17", 17, 2), ("h36m17", 17, 3), ("unihpr17", 17, 2),
+                                                    ("coco17", 17, 3), ("blazepose33", 33, 2)])
+def test_plain_poses_give_the_general_paths_features(layout, joints, width):
+    keypoints = poses(5, joints, width)
+    if width == 3:
+        keypoints[1, 4, 2] = 0.0  # a joint not seen
+    data = body(keypoints, layout=layout)
+    plain = read_plain_embed(data)
+    assert isinstance(plain, PlainPose2D) and plain.layout == layout and len(plain) == 5
+    np.testing.assert_array_equal(plain_pose2d_features(plain, 8), general_features(data))
+
+
+def test_modality_and_layout_may_be_left_out_as_the_models_allow():
+    data = {"inputs": [{"keypoints": k.tolist()} for k in poses(2)]}
+    plain = read_plain_embed(data)
+    assert plain is not None and plain.layout == "h36m17"
+    np.testing.assert_array_equal(plain_pose2d_features(plain, 8), general_features(data))
+
+
+def integer_pixels() -> dict:
+    data = body(poses(2))
+    data["inputs"][0]["keypoints"] = np.round(poses(1)[0]).astype(int).tolist()  # JSON integers: numbers too
+    return data
+
+
+def test_integers_are_numbers_with_the_same_values():
+    data = integer_pixels()
+    plain = read_plain_embed(data)
+    assert plain is not None
+    np.testing.assert_array_equal(plain_pose2d_features(plain, 8), general_features(data))
+
+
+def changed(change) -> dict:
+    data = body(poses(3, width=3))
+    change(data["inputs"])
+    return data
+
+
+NOT_PLAIN = {  # each goes to the request models (valid or not)
+    "a camera field": lambda items: items[1].update(image_size=[1000, 1000]),
+    "an unknown field": lambda items: items[1].update(colour="red"),
+    "another modality": lambda items: items[1].update(modality="pose3d"),
+    "two layouts": lambda items: items[1].update(layout="coco17"),
+    "an unknown layout": lambda items: items[1].update(layout="smpl24"),
+    "a null layout": lambda items: [item.update(layout=None) for item in items],
+    "a null joint": lambda items: items[1]["keypoints"].__setitem__(3, None),
+    "a joint of another width": lambda items: items[1]["keypoints"][3].pop(),
+    "a joint too few": lambda items: items[1]["keypoints"].pop(),
+    "a bool": lambda items: items[1]["keypoints"][3].__setitem__(0, True),
+    "a numeric string": lambda items: items[1]["keypoints"][3].__setitem__(0, "250.5"),
+    "NaN": lambda items: items[1]["keypoints"][3].__setitem__(0, float("nan")),
+    "an out-of-range value": lambda items: items[1]["keypoints"][3].__setitem__(1, 1e8),
+    "an integer beyond float64": lambda items: items[1]["keypoints"][3].__setitem__(1, 10**400),
+    "a confidence over 1": lambda items: items[1]["keypoints"][3].__setitem__(2, 1.5),
+    "a negative confidence": lambda items: items[1]["keypoints"][3].__setitem__(2, -0.1),
+    "keypoints not a list": lambda items: items[1].update(keypoints={"x": 1}),
+    "an item not an object": lambda items: items.__setitem__(1, [1, 2]),
+    "no items": lambda items: items.clear(),
+}
+
+
+@pytest.mark.parametrize("name", NOT_PLAIN)
+def test_anything_but_plain_numbers_goes_to_the_models(name):
+    data = changed(NOT_PLAIN[name])
+    assert read_plain_embed(data) is None
+    try:
+        assert isinstance(_embed_request(copy.deepcopy(data)), EmbedRequest)
+    except UnihprError:
+        pass  # the models' error, as before
+
+
+@pytest.mark.parametrize("data", [{"inputs": [], "extra": 1}, {"input": []}, [], "inputs"])
+def test_other_bodies_go_to_the_models(data):
+    assert read_plain_embed(data) is None
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda k: k[1, 2:, 2].__imul__(0), "2 of 17 h36m17 joints are visible; at least 8 needed"),
+    (lambda k: k[1, :, :2].__imul__(0), "the visible keypoints all lie on one point"),
+])
+def test_plain_poses_are_refused_as_the_general_path_refuses_them(change, message):
+    keypoints = poses(3, width=3)
+    change(keypoints)
+    data = body(keypoints)
+    with pytest.raises(InvalidPoseError) as plain:
+        plain_pose2d_features(read_plain_embed(data), 8)
+    with pytest.raises(InvalidPoseError) as general:
+        general_features(data)
+    assert (plain.value.message, plain.value.field) == (general.value.message, general.value.field)
+    assert plain.value.message == message and plain.value.field == "inputs[1].keypoints"
+
+
+REQUESTS = [
+    body(poses(1)),
+    body(poses(64, width=3), layout="coco17"),
+    body(poses(2, 33), layout="blazepose33"),
+    integer_pixels(),
+    body(np.zeros((2, 17, 2))),  # all on one point: a 422 naming inputs[0].keypoints
+]
+
+
+def test_plain_requests_are_answered_as_through_the_models(tiny_bundle, monkeypatch):
+    def answers() -> list[tuple]:
+        with (serve(create_app(make_settings(tiny_bundle))) as live,
+              httpx.Client(base_url=live.url, timeout=60) as client):
+            return [comparable(client.post("/embed", content=orjson.dumps(data),
+                                           headers={"Content-Type": "application/json", "X-Request-ID": "fixed"}))
+                    for data in REQUESTS]
+
+    read = []
+    monkeypatch.setattr(deps, "read_plain_embed", lambda data: read.append(1) or read_plain_embed(data))
+    plain = answers()
+    assert len(read) == len(REQUESTS)
+    assert [answer[0] for answer in plain] == [200, 200, 200, 200, 422]
+    monkeypatch.setattr(deps, "read_plain_embed", lambda data: None)
+    for mine, theirs in zip(plain, answers(), strict=True):
+        assert mine == theirs
