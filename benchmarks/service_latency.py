@@ -218,11 +218,12 @@ def batch_parts(bundle: Path, body: bytes, n: int) -> dict[str, float]:
     import asyncio
 
     from service import pipeline
-    from service.body import parse_json, validate
+    from service.body import parse_json
     from service.config import Settings
+    from service.deps import EMBED_BODY
     from service.main import create_app
+    from service.plain_poses import plain_pose2d_features
     from service.responses import dumps
-    from service.schemas.requests import EMBED_ADAPTER
 
     app = create_app(Settings(bundle_path=bundle))
 
@@ -234,11 +235,8 @@ def batch_parts(bundle: Path, body: bytes, n: int) -> dict[str, float]:
     async def measure() -> dict[str, float]:
         async with app.router.lifespan_context(app):
             served, settings = app.state.bundle, app.state.settings
-            req = validate(EMBED_ADAPTER, parse_json(body))
-            items, fields = req.items, [f"inputs[{i}]" for i in range(len(req.items))]
-            order = list(range(len(items)))
-            prepared = pipeline._prepare_poses(served, settings, items, fields, order)  # the work, no hop
-            rows = np.concatenate([prepared[i].rows for i in order])
+            poses = EMBED_BODY.validate(parse_json(body))  # plain poses: one array (service.plain_poses)
+            rows = plain_pose2d_features(poses, settings.min_visible_joints)
             embeddings = await served.models.run("encoder_pose2d", rows)
             encoder_ms = []
             for _ in range(WARMUP + n):
@@ -246,13 +244,13 @@ def batch_parts(bundle: Path, body: bytes, n: int) -> dict[str, float]:
                 await served.models.run("encoder_pose2d", rows)
                 encoder_ms.append((time.perf_counter() - started) * 1e3)
             return {
-                "parse and validate": timed(lambda: validate(EMBED_ADAPTER, parse_json(body))),
+                "parse and validate": timed(lambda: EMBED_BODY.validate(parse_json(body))),
                 "features (the service's path)": timed(
-                    lambda: pipeline._prepare_poses(served, settings, items, fields, order)),
+                    lambda: plain_pose2d_features(poses, settings.min_visible_joints)),
                 "encoder through the batcher": statistics.median(encoder_ms[WARMUP:]),
                 "answer built and encoded": timed(lambda: dumps({
                     "model_version": served.model_version, "dim": served.dim,
-                    "embeddings": [pipeline.answer_embedding(e) for e in embeddings], "people": [None] * len(items)})),
+                    "embeddings": pipeline.answer_embedding(embeddings), "people": [None] * len(poses)})),
             }
 
     return asyncio.run(measure())

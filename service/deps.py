@@ -35,7 +35,7 @@ from service.errors import (
 from service.examples import EMBED_EXAMPLES, LIFT_EXAMPLES, RELOAD_EXAMPLES, RETRIEVE_EXAMPLES
 from service.metrics import ServiceMetrics
 from service.motion_search import check_sequence_size
-from service.plain_poses import PlainPose2D, read_plain_embed
+from service.plain_poses import PlainPose2D, read_plain_embed, read_plain_lift
 from service.schemas.inputs import Layout3D
 from service.schemas.requests import (
     EMBED_ADAPTER,
@@ -75,8 +75,12 @@ async def served_bundle(request: Request) -> Bundle:
     return bundle
 
 
-def _lift_request(data: object) -> LiftBatchRequest:
-    """{"inputs": [...]} is a batch; anything else is one input."""
+def _lift_request(data: object) -> LiftBatchRequest | PlainPose2D:
+    """{"inputs": [...]} is a batch; anything else is one input. Plain 2D poses are read as one array
+    (``service.plain_poses``)."""
+    plain = read_plain_lift(data)
+    if plain is not None:
+        return plain
     if isinstance(data, dict) and "inputs" in data:
         return validate(LIFT_BATCH_ADAPTER, data)
     return LiftBatchRequest.of_one(validate(LIFT_SINGLE_ADAPTER, data))
@@ -197,7 +201,7 @@ class ReadAccess:
 
 EmbedRead = Annotated[ReadContext[EmbedRequest | PlainPose2D], Depends(ReadAccess(EMBED_BODY))]
 RetrieveRead = Annotated[ReadContext[RetrieveRequest], Depends(ReadAccess(RETRIEVE_BODY))]
-LiftRead = Annotated[ReadContext[LiftBatchRequest], Depends(ReadAccess(LIFT_BODY))]
+LiftRead = Annotated[ReadContext[LiftBatchRequest | PlainPose2D], Depends(ReadAccess(LIFT_BODY))]
 Read = Annotated[ReadContext[None], Depends(ReadAccess())]
 
 

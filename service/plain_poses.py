@@ -1,16 +1,16 @@
 """2D poses sent as plain numbers, read as one array instead of one validated model per pose and per value.
 
-Most `/embed` requests are batches of poses like ``{"modality": "pose2d", "keypoints": [[x, y], ...], "layout":
-"h36m17"}``: nothing but numbers, no camera or image size. Validating one such pose costs pydantic a model and a
-float check per value, and the service then reads the values back out into arrays and makes one prepared input
-per pose (a 64-pose batch: about 0.5 ms of 3 in process). ``read_plain_pose2d`` reads such a request's poses
+Most `/embed` and `/lift3d` requests carry poses like ``{"modality": "pose2d", "keypoints": [[x, y], ...],
+"layout": "h36m17"}``: nothing but numbers, no camera or image size. Validating one such pose costs pydantic a
+model and a float check per value, and the service then reads the values back out into arrays and makes one
+prepared input per pose (a 64-pose batch: about 0.5 ms of 3 in process). ``read_plain_pose2d`` reads such poses
 straight into one array. It accepts only what the request models accept with the same values: items with no
 fields but ``modality`` ("pose2d"), ``keypoints`` and ``layout``; one layout; every pose with the layout's joint
 count, every joint as [x, y] or every one as [x, y, c]; every value a JSON number, finite, in range; every
 confidence in [0, 1]. Anything else (a null joint, a camera, a string where a number belongs, a NaN) returns
 None, and the request goes through the models, whose error table is unchanged. ``plain_pose2d_features`` then
 makes the encoder's features with the same checks and functions as ``service.inputs.pose2d_to_features``
-(`tests/service/test_plain_poses.py` compares the two, and the answers over HTTP).
+(`tests/service/test_plain_poses.py` compares the two, and the answers of both routes over HTTP).
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ class PlainPose2D:
     """A request's 2D poses, read by ``read_plain_pose2d``.
 
     xy: (N, K, 2) float64 pixels, NaN where a confidence is 0. confidence: (N, K). layout: the poses' joint layout
-    (K joints). field: the request field that lists them (errors name ``field[i].keypoints``).
+    (K joints). field: the request field that lists them (errors name ``field[i].keypoints``); None for a body that
+    is one pose (errors name ``keypoints``).
     """
 
     xy: np.ndarray
@@ -49,13 +50,18 @@ class PlainPose2D:
         return len(self.xy)
 
     @property
+    def single(self) -> bool:
+        """The body was one pose, not a list of them."""
+        return self.field is None
+
+    @property
     def item_fields(self) -> list[str]:
-        return [f"{self.field}[{i}]" for i in range(len(self))]
+        return [""] if self.single else [f"{self.field}[{i}]" for i in range(len(self))]
 
 
-def read_plain_pose2d(items: object, field: str) -> PlainPose2D | None:
-    """The poses of ``items`` (a request's parsed JSON list) as one ``PlainPose2D``, or None when any of them is
-    more than a plain pose (see the module's docstring)."""
+def read_plain_pose2d(items: object, field: str | None) -> PlainPose2D | None:
+    """The poses of ``items`` (a request's parsed JSON list, listed by ``field``; None: the body's one pose) as one
+    ``PlainPose2D``, or None when any of them is more than a plain pose (see the module's docstring)."""
     if type(items) is not list or not items:
         return None
     layout = None
@@ -116,3 +122,13 @@ def read_plain_embed(data: object) -> PlainPose2D | None:
     if type(data) is not dict or data.keys() != {"inputs"}:
         return None
     return read_plain_pose2d(data["inputs"], "inputs")
+
+
+def read_plain_lift(data: object) -> PlainPose2D | None:
+    """A `/lift3d` body (parsed JSON) of plain poses, ``{"inputs": [...]}`` or one pose, as a ``PlainPose2D``; None
+    for any other body (validated by ``service.schemas.requests.LiftBatchRequest`` or the one input's model)."""
+    if type(data) is not dict:
+        return None
+    if "inputs" in data:
+        return read_plain_pose2d(data["inputs"], "inputs") if data.keys() == {"inputs"} else None
+    return read_plain_pose2d([data], None)

@@ -8,8 +8,11 @@ from fastapi.responses import Response
 
 from model.pose.joint_conventions import OURS, convert_joints
 from service import pipeline
+from service.camera import ON_AXIS
 from service.deps import LIFT_BODY, LiftRead, OutputLayout
+from service.inputs import IDENTITY
 from service.openapi import body_doc
+from service.plain_poses import PlainPose2D
 from service.responses import json_response
 from service.schemas.errors import READ_ERRORS
 from service.schemas.responses import LiftResponse
@@ -27,6 +30,8 @@ async def lift3d(request: Request, read: LiftRead, layout: OutputLayout = "h36m1
     camera's frame; `camera` says which intrinsics were assumed (null for 3D poses and embeddings). A body with
     `inputs` is a batch, answered as `outputs`."""
     req, bundle = read.body, read.bundle
+    if isinstance(req, PlainPose2D):  # 2D poses as plain numbers, read as one array
+        return await lift_plain(request, req, read, layout)
     prepared, embeddings, timings = await pipeline.embed_request(request, "/lift3d", req, bundle, read.settings,
                                                                  read.metrics)
     poses = await pipeline.lift(bundle, np.concatenate(embeddings), timings, pipeline.crops_of(prepared, embeddings))
@@ -41,5 +46,18 @@ async def lift3d(request: Request, read: LiftRead, layout: OutputLayout = "h36m1
             output["people"] = people
         outputs.append(output)
     if req.single:
+        return await json_response({"model_version": bundle.model_version, **outputs[0]})
+    return await json_response({"model_version": bundle.model_version, "outputs": outputs})
+
+
+async def lift_plain(request: Request, poses: PlainPose2D, read: LiftRead, layout: str) -> Response:
+    """``lift3d`` for plain 2D poses (``service.plain_poses``): all on the optical axis, so no crop to undo."""
+    bundle = read.bundle
+    embeddings = await pipeline.embed_plain_request(request, "/lift3d", poses, bundle, read.settings, read.metrics)
+    lifted = await pipeline.lift(bundle, embeddings, request.state.timings, np.repeat(IDENTITY[None], len(poses), 0))
+    camera = ON_AXIS.as_json()
+    outputs = [{"pose3d": pipeline.rounded_pose(pose), "units": "mm", "frame": "camera", "layout": layout,
+                "camera": camera} for pose in convert_joints(lifted, OURS, layout)]
+    if poses.single:
         return await json_response({"model_version": bundle.model_version, **outputs[0]})
     return await json_response({"model_version": bundle.model_version, "outputs": outputs})

@@ -1,6 +1,6 @@
 """2D poses sent as plain numbers, read as one array (``service.plain_poses``, issue 18): the reader takes only what
-the request models take, the features and errors are the general path's, and the answers over HTTP are the same
-byte for byte."""
+the request models take, the features and errors are the general path's, and the answers of `/embed` and `/lift3d`
+over HTTP are the same byte for byte."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from service.deps import _embed_request
 from service.errors import InvalidPoseError, UnihprError
 from service.inputs import pose2d_to_features
 from service.main import create_app
-from service.plain_poses import PlainPose2D, plain_pose2d_features, read_plain_embed
+from service.plain_poses import PlainPose2D, plain_pose2d_features, read_plain_embed, read_plain_lift
 from service.schemas.requests import EMBED_ADAPTER, EmbedRequest
 from tests.service.live_server import make_settings, serve
 from tests.service.test_read_dispatch import comparable
@@ -133,28 +133,49 @@ def test_plain_poses_are_refused_as_the_general_path_refuses_them(change, messag
     assert plain.value.message == message and plain.value.field == "inputs[1].keypoints"
 
 
-REQUESTS = [
-    body(poses(1)),
-    body(poses(64, width=3), layout="coco17"),
-    body(poses(2, 33), layout="blazepose33"),
-    integer_pixels(),
-    body(np.zeros((2, 17, 2))),  # all on one point: a 422 naming inputs[0].keypoints
+def one_pose(keypoints: np.ndarray, **fields) -> dict:
+    return {"keypoints": keypoints.tolist(), **fields}
+
+
+REQUESTS = [  # (route, body)
+    ("/embed", body(poses(1))),
+    ("/embed", body(poses(64, width=3), layout="coco17")),
+    ("/embed", body(poses(2, 33), layout="blazepose33")),
+    ("/embed", integer_pixels()),
+    ("/embed", body(np.zeros((2, 17, 2)))),  # all on one point: a 422 naming inputs[0].keypoints
+    ("/lift3d", one_pose(poses(1)[0])),
+    ("/lift3d", one_pose(poses(1, width=3)[0], layout="unihpr17", modality="pose2d")),
+    ("/lift3d", body(poses(5, width=3))),
+    ("/lift3d", one_pose(np.zeros((17, 2)))),  # a 422 naming keypoints
+    ("/lift3d?layout=unihpr17", body(poses(3))),
 ]
+
+
+def test_lift_bodies_of_plain_poses_are_read_as_one_array():
+    single = read_plain_lift(one_pose(poses(1)[0]))
+    assert single is not None and single.single and single.item_fields == [""]
+    batch = read_plain_lift(body(poses(3)))
+    assert batch is not None and not batch.single and batch.item_fields == ["inputs[0]", "inputs[1]", "inputs[2]"]
+    for other in ({"inputs": body(poses(2))["inputs"], "layout": "h36m17"}, one_pose(poses(1)[0], fov_deg=60.0),
+                  {"embedding": [1.0, 0.0]}, [1, 2]):
+        assert read_plain_lift(other) is None
 
 
 def test_plain_requests_are_answered_as_through_the_models(tiny_bundle, monkeypatch):
     def answers() -> list[tuple]:
         with (serve(create_app(make_settings(tiny_bundle))) as live,
               httpx.Client(base_url=live.url, timeout=60) as client):
-            return [comparable(client.post("/embed", content=orjson.dumps(data),
+            return [comparable(client.post(route, content=orjson.dumps(data),
                                            headers={"Content-Type": "application/json", "X-Request-ID": "fixed"}))
-                    for data in REQUESTS]
+                    for route, data in REQUESTS]
 
     read = []
     monkeypatch.setattr(deps, "read_plain_embed", lambda data: read.append(1) or read_plain_embed(data))
+    monkeypatch.setattr(deps, "read_plain_lift", lambda data: read.append(1) or read_plain_lift(data))
     plain = answers()
     assert len(read) == len(REQUESTS)
-    assert [answer[0] for answer in plain] == [200, 200, 200, 200, 422]
+    assert [answer[0] for answer in plain] == [200, 200, 200, 200, 422, 200, 200, 200, 422, 200]
     monkeypatch.setattr(deps, "read_plain_embed", lambda data: None)
+    monkeypatch.setattr(deps, "read_plain_lift", lambda data: None)
     for mine, theirs in zip(plain, answers(), strict=True):
         assert mine == theirs
