@@ -1,7 +1,7 @@
 """Latency and throughput of the HTTP service against the same work done in-process, and the HTTP floor.
 
     .venv/bin/python benchmarks/service_latency.py [--bundle bundles/default] [--requests 300] [--concurrency 8]
-                                                   [--image PATH] [--server auto|plain]
+                                                   [--image PATH] [--server auto|plain] [--pin]
 
 It starts the service (``create_app`` on uvicorn, loopback, a free port; ``--server auto`` lets uvicorn choose its
 event loop and HTTP parser as ``unihpr-serve`` does, ``plain`` forces asyncio and h11) in a child process with two
@@ -12,11 +12,12 @@ middleware answering ``{}``. Then, in this process:
 
 - HTTP: a keep-alive httpx client, sequential requests for p50/p99 latency, each scenario's interleaved with its
   floor's (``paired``: one of each in turn, the order swapped every pair, so that the machine's drift over minutes
-  moves both alike); ``--concurrency`` threads with one client each for throughput. Scenarios: /embed with one
-  pose2d, /embed with a batch of 64, /retrieve with k = 10 without re-ranking (its cost is measured on its own
-  below), each with its floor: the bare route sent the same body and answering as many bytes as the scenario's
-  answer (so the floor moves the same bytes through server and client); and the bare route and the FastAPI
-  endpoint answering ``{}``, interleaved likewise.
+  moves both alike); ``--concurrency`` threads with one client each for throughput (with ``--pin`` the server on
+  one CPU and the clients on the others; the direct throughput then on that one CPU too). Scenarios: /embed with
+  one pose2d, /embed with a batch of 64, /retrieve with k = 10 without re-ranking (its cost is measured on its
+  own below), each with its floor: the bare route sent the same body and answering as many bytes as the
+  scenario's answer (so the floor moves the same bytes through server and client); and the bare route and the
+  FastAPI endpoint answering ``{}``, interleaved likewise.
 - direct: the same inputs through the service's layout conversion and ``model.pose.features`` + ONNX Runtime (one
   intra-op thread, spinning off, as the service) + FAISS (the bundle's operating point, k x views candidates), in
   this process.
@@ -44,6 +45,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +69,9 @@ BATCH = 64
 K = 10
 ANSWER_BYTES = b"x-bench-answer-bytes"
 SCENARIOS = ("embed1", "embed64", "retrieve")  # each measured against the bare route with its body and answer size
+ALL_CPUS = os.sched_getaffinity(0)
+SERVICE_CPUS = {min(ALL_CPUS)}  # --pin: the service (over HTTP or in process) on one CPU, the clients on the rest
+CLIENT_CPUS = ALL_CPUS - SERVICE_CPUS
 
 
 # ------------------------------------------------------------------ the server (child process)
@@ -169,6 +174,24 @@ def concurrent(make_call, n: int, workers: int) -> float:
             f.result()
         elapsed = time.perf_counter() - start
     return per_worker * workers / elapsed
+
+
+@contextmanager
+def pinned(cpus_of: dict[int, set[int]]):
+    """Every thread of each process ``pid`` in ``cpus_of`` on its CPUs for the block (threads started meanwhile
+    inherit them), then back on every CPU. ``os.sched_setaffinity`` moves one thread: each task id in turn."""
+    def place(pid: int, cpus: set[int]) -> None:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with suppress(ProcessLookupError):  # a thread that has just ended
+                os.sched_setaffinity(int(task), cpus)
+
+    for pid, cpus in cpus_of.items():
+        place(pid, cpus)
+    try:
+        yield
+    finally:
+        for pid in cpus_of:
+            place(pid, ALL_CPUS)
 
 
 def rerank_split(url: str, kp: np.ndarray, n: int) -> dict[str, dict[str, float]]:
@@ -337,15 +360,18 @@ def run(args: argparse.Namespace) -> None:
                     clients.append(httpx.Client(base_url=url, timeout=60))
                     return lambda c=clients[-1]: c.post(paths[name], content=bodies[name], headers=headers[name])
 
-                http_rps = concurrent(make_call, n * 2, args.concurrency)
+                with pinned({proc.pid: SERVICE_CPUS, os.getpid(): CLIENT_CPUS} if args.pin else {}):
+                    http_rps = concurrent(make_call, n * 2, args.concurrency)
                 for c in clients:
                     c.close()
                 row = {"name": name, "http_p50": percentile(http_ms, 50), "http_p99": percentile(http_ms, 99),
                        "http_rps": http_rps, "answer_bytes": int(headers[name].get(ANSWER_BYTES.decode(), 2))}
                 if name in direct_calls:
                     direct_ms = sequential(direct_calls[name], n)
+                    with pinned({os.getpid(): SERVICE_CPUS} if args.pin else {}):
+                        direct_rps = concurrent(lambda f=direct_calls[name]: f, n * 2, args.concurrency)
                     row.update(direct_p50=percentile(direct_ms, 50), direct_p99=percentile(direct_ms, 99),
-                               direct_rps=concurrent(lambda f=direct_calls[name]: f, n * 2, args.concurrency))
+                               direct_rps=direct_rps)
                 rows.append(row)
         parts = batch_parts(bundle, bodies["embed64"], max(20, args.requests // 4))
         rerank_rows = rerank_split(url, kp, args.requests)
@@ -391,8 +417,10 @@ def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundl
     print(f"\nbundle {bundle} ({manifest.model_version}): {index.factory}, {index.ntotal} vectors, "
           f"D={manifest.embedding.dim}, nprobe={index.operating_point.nprobe}")
     print(f"server: {server_implementation(args.server)}")
+    placement = (f" (the service on CPU {sorted(SERVICE_CPUS)}, over HTTP and in process; the clients on CPUs "
+                 f"{sorted(CLIENT_CPUS)})" if args.pin else " (all sharing every CPU)")
     print(f"{os.cpu_count()} CPUs; {args.requests} sequential requests per scenario (64-batch: a quarter), "
-          f"throughput with {args.concurrency} concurrent clients; times in ms\n")
+          f"throughput with {args.concurrency} concurrent clients{placement}; times in ms\n")
     names = {"bare": "bare ASGI route, answer {} (2 B)", "empty": "empty FastAPI endpoint",
              "embed1": "/embed pose2d x1",
              "embed64": f"/embed pose2d x{BATCH}", "retrieve": f"/retrieve k={K}, no re-ranking"}
@@ -459,6 +487,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="clients for the throughput runs")
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="a JPEG/PNG with a person")
     parser.add_argument("--image-requests", type=int, default=30)
+    parser.add_argument("--pin", action="store_true",
+                        help="throughput with the service on one CPU and the clients on the others, both over HTTP "
+                             "and in process (the service's work per CPU, without the clients' share)")
     parser.add_argument("--server", choices=sorted(SERVERS), default="auto",
                         help="auto: uvicorn's choice, as unihpr-serve (uvloop and httptools where installed); "
                              "plain: the asyncio loop and the h11 parser")
