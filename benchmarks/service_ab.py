@@ -44,6 +44,7 @@ def scenarios(bundle: Path) -> dict[str, tuple[str, bytes]]:
         "/retrieve k=10, no re-ranking": ("/retrieve", orjson.dumps({"query": poses[0], "k": 10, "rerank": False})),
         "/retrieve k=10, re-ranked": ("/retrieve", orjson.dumps({"query": poses[0], "k": 10})),
         "/lift3d pose2d x1": ("/lift3d", orjson.dumps(poses[0])),
+        f"/lift3d pose2d x{BATCH}": ("/lift3d", orjson.dumps({"inputs": poses})),
     }
 
 
