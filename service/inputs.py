@@ -17,9 +17,11 @@ from typing import NamedTuple
 import numpy as np
 
 from model.pose.features import cropped_pose2d_features, pose2d_features, pose3d_features
+from model.pose.joint_combinations import finite_points
 from model.pose.joint_conventions import CONVENTIONS, OURS, convert_joints
 from model.pose.joint_formulas import layout_to_unihpr17
 from model.pose.joint_layouts import LAYOUTS, REQUEST_LAYOUTS_2D
+from model.pose.normalization import point_bounds
 from model.pose.perspective_crop import UNDISTORT_TOLERANCE
 from model.pose.skeleton import NUM_JOINTS, ROOT
 from model.pose.units import MM_PER_M
@@ -204,14 +206,12 @@ def visible_confidence(joints: np.ndarray, confidence: np.ndarray, fields: Seque
     """(N, 17) confidence with 0 where a joint is not visible (no confidence or no finite position); adds to
     ``errors`` each pose with fewer than ``min_visible`` visible joints or whose visible joints all lie on one
     point. joints: (N, 17, 2) unihpr17 pixels."""
-    visible = (confidence > 0) & np.isfinite(joints).all(-1)
+    visible = (confidence > 0) & finite_points(joints)
     counts = visible.sum(axis=1)
-    if visible.all():  # every joint seen (the common batch): nothing to mask
-        lo, hi = joints.min(axis=1), joints.max(axis=1)  # (N, 2)
-    else:
+    every = visible.all()  # every joint seen (the common batch): nothing to mask
+    if not every:
         confidence = np.where(visible, confidence, 0.0)
-        lo = np.where(visible[..., None], joints, np.inf).min(axis=1)
-        hi = np.where(visible[..., None], joints, -np.inf).max(axis=1)
+    lo, hi = point_bounds(joints, None if every else visible)  # (N, 2)
     extent = (hi - lo).max(axis=1)  # -inf when nothing is visible (refused by the count first)
     for i in np.flatnonzero((counts < min_visible) | ~(extent > MIN_EXTENT_PX)):
         if counts[i] < min_visible:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.pose.joint_combinations import finite_points
 from model.pose.normalization import normalize_2d
 from model.pose.perspective_crop import Intrinsics, perspective_crop
 from model.pose.skeleton import root_centred
@@ -32,7 +33,7 @@ def pose2d_features(keypoints: np.ndarray, confidence: np.ndarray | None = None)
     """
     if confidence is None:
         confidence = np.ones(keypoints.shape[:2])
-    finite = np.isfinite(keypoints).all(-1)
+    finite = finite_points(keypoints)
     if not finite.all():  # nan_to_num and the masking cost more than the rest for a single pose: only when needed
         confidence = np.where(finite, confidence, 0.0)
         keypoints = np.nan_to_num(keypoints)
@@ -69,7 +70,7 @@ def cropped_pose2d_features(pixels: np.ndarray, confidence: np.ndarray, intrinsi
         rotation, (N,) undistortion residual (``model.pose.perspective_crop.undistort_rays``), and with ``with_frame``
         the crop's frame (N, 3) (module docstring).
     """
-    visible = (confidence > 0) & np.isfinite(pixels).all(-1)
+    visible = (confidence > 0) & finite_points(pixels)
     crop, rotation, residual = perspective_crop(pixels, intrinsics, visible)
     features = pose2d_features(np.where(visible[..., None], crop, np.nan), confidence)
     if not with_frame:

@@ -7,6 +7,8 @@ is missing, and its confidence is the smallest confidence among the points it us
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
@@ -20,7 +22,7 @@ def combine_points(weights: np.ndarray, points: np.ndarray, confidence: np.ndarr
         float64: the smallest confidence among the points each joint uses (0 where the joint is missing).
     """
     if present is None:
-        present = np.isfinite(points).all(axis=-1)
+        present = finite_points(points)
     used = weights != 0  # (J, K)
     if present.all():  # every point given (nearly every request): nothing to mask
         joints = np.matmul(weights, points.astype(np.float64, copy=False))  # one BLAS call per pose, no einsum
@@ -32,5 +34,39 @@ def combine_points(weights: np.ndarray, points: np.ndarray, confidence: np.ndarr
         joints = np.where(ok[..., None], joints, np.nan)
     if confidence is None:
         return joints
-    conf = np.where(used, confidence[..., None, :], np.inf).min(axis=-1)
+    conf = smallest_used(used, confidence)
     return joints, conf if ok is None else np.where(ok, conf, 0.0)
+
+
+def smallest_used(used: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """used: (J, K) bool, values: (..., K) -> (..., J) the smallest value among the points each row uses (inf for a
+    row that uses none). Equal values (every confidence 1: keypoints sent as [x, y]) give that value; otherwise a
+    row of one point takes its value as it is: conversions are mostly such rows, and the minimum over a
+    (..., J, K) array costs several times more for a batch."""
+    uses_any, single, source = _rows_of(used.tobytes(), used.shape)
+    lowest = values.min(initial=np.inf)
+    if lowest == values.max(initial=-np.inf):
+        return np.broadcast_to(np.where(uses_any, lowest, np.inf), (*values.shape[:-1], len(used))).copy()
+    out = values[..., source]
+    if not single.all():
+        out[..., ~single] = np.where(used[~single], values[..., None, :], np.inf).min(axis=-1)
+    return out
+
+
+@lru_cache(maxsize=64)
+def _rows_of(used: bytes, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of a (J, K) bool matrix (as bytes): (J,) rows that use any point, (J,) rows that use exactly one, and (J,) the
+    point each such row uses (0 for the others)."""
+    matrix = np.frombuffer(used, bool).reshape(shape)
+    counts = matrix.sum(axis=1)
+    return counts > 0, counts == 1, np.where(counts == 1, matrix.argmax(axis=1), 0)
+
+
+def finite_points(points: np.ndarray) -> np.ndarray:
+    """points: (..., C) -> (...,) bool, True where every coordinate is finite. Coordinate by coordinate: numpy's
+    reduction over a last axis of 2 or 3 costs several times the element-wise test."""
+    finite = np.isfinite(points)
+    out = finite[..., 0]
+    for c in range(1, points.shape[-1]):
+        out = out & finite[..., c]
+    return out

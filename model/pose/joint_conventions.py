@@ -33,7 +33,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from model.pose.joint_combinations import combine_points
+from model.pose.joint_combinations import combine_points, finite_points
 from model.pose.skeleton import H36M17
 
 FIELD = "h36m17"
@@ -143,7 +143,7 @@ def convert_joints(joints: np.ndarray, source: str, target: str, confidence: np.
     returns: joints (..., 17, C) float64 (NaN where a used joint is missing) and, when ``confidence`` is given,
         (..., 17): the smallest confidence among the joints each converted joint uses.
     """
-    present = np.isfinite(joints).all(axis=-1)
+    present = finite_points(joints)
     if confidence is not None:
         present &= confidence > 0
     return combine_points(_matrix(source, target), joints, confidence, present)
