@@ -82,18 +82,20 @@ def read_plain_pose2d(items: object, field: str | None) -> PlainPose2D | None:
     if any(type(pose) is not list or len(pose) != size for pose in poses):
         return None
     joints = list(chain.from_iterable(poses))
-    if set(map(type, joints)) != {list}:
+    try:
+        widths = set(map(len, joints))
+    except TypeError:  # a null or a number where a joint belongs
         return None
-    widths = set(map(len, joints))
     if len(widths) != 1:
         return None
-    (width,) = widths
-    if not set(map(type, chain.from_iterable(joints))) <= NUMBERS:
+    values = list(chain.from_iterable(joints))  # a string or an object joint gives strings here: refused next
+    if not set(map(type, values)) <= NUMBERS:
         return None
     try:
-        values = np.fromiter(chain.from_iterable(joints), np.float64, count=len(joints) * width)
+        values = np.fromiter(values, np.float64, count=len(values))
     except OverflowError:  # an integer beyond float64: the models refuse it
         return None
+    (width,) = widths
     parsed = uniform_keypoints(values.reshape(len(items), size, width))
     if parsed is None:
         return None
