@@ -159,8 +159,14 @@ def validate(adapter: TypeAdapter, data: object):
 
 def check_batch(data: object, name: str, limit: int) -> None:
     """Refuse a batch over ``limit`` items before validating any of them."""
-    if isinstance(data, dict) and isinstance(data.get(name), list) and len(data[name]) > limit:
-        raise BatchTooLargeError(f"{len(data[name])} items; at most {limit} per request", name)
+    if isinstance(data, dict) and isinstance(data.get(name), list):
+        refuse_batch(len(data[name]), name, limit)
+
+
+def refuse_batch(count: int, name: str | None, limit: int) -> None:
+    """A batch (the request field ``name``) of ``count`` items over ``limit`` is a BatchTooLargeError."""
+    if count > limit:
+        raise BatchTooLargeError(f"{count} items; at most {limit} per request", name)
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: FastAPI caches dependencies by their callable
@@ -175,6 +181,8 @@ class RequestBody:
     from_upload: (image input fields, other form fields) -> the JSON-shaped request an upload stands for.
     video_form, from_video: likewise for a `video` upload (None: the route takes no video).
     precheck(data, settings): refuses an oversized JSON body (its domain error) before it is validated.
+    read_plain(body): a JSON body of plain 2D poses as one ``service.plain_poses.PlainPose2D`` (what the route then
+        receives instead of the request model), None for any other body, which is parsed and validated as above.
     """
 
     validate: Callable[[object], Any]
@@ -187,6 +195,7 @@ class RequestBody:
     video_form: type[BaseModel] | None = None
     from_video: Callable[[dict, dict], dict] | None = None
     precheck: Callable[[object, Settings], None] | None = None
+    read_plain: Callable[[bytes], Any] | None = None
 
     async def __call__(self, request: Request) -> Any:
         settings: Settings = request.app.state.settings
@@ -208,6 +217,10 @@ class RequestBody:
 
     def _from_json(self, body: bytes, settings: Settings) -> Any:
         check_json_items(body, settings.max_json_items)
+        plain = None if self.read_plain is None else self.read_plain(body)
+        if plain is not None:
+            refuse_batch(len(plain), self.batch_field, settings.max_batch)
+            return plain
         data = parse_json(body)
         if self.batch_field is not None:
             check_batch(data, self.batch_field, settings.max_batch)

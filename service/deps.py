@@ -75,32 +75,23 @@ async def served_bundle(request: Request) -> Bundle:
     return bundle
 
 
-def _lift_request(data: object) -> LiftBatchRequest | PlainPose2D:
-    """{"inputs": [...]} is a batch; anything else is one input. Plain 2D poses are read as one array
-    (``service.plain_poses``)."""
-    plain = read_plain_lift(data)
-    if plain is not None:
-        return plain
+def _lift_request(data: object) -> LiftBatchRequest:
+    """{"inputs": [...]} is a batch; anything else is one input."""
     if isinstance(data, dict) and "inputs" in data:
         return validate(LIFT_BATCH_ADAPTER, data)
     return LiftBatchRequest.of_one(validate(LIFT_SINGLE_ADAPTER, data))
 
 
-def _embed_request(data: object) -> EmbedRequest | PlainPose2D:
-    """A body of plain 2D poses as one array (``service.plain_poses``); any other through the request model."""
-    plain = read_plain_embed(data)
-    return plain if plain is not None else validate(EMBED_ADAPTER, data)
-
-
-EMBED_BODY = RequestBody(_embed_request, EmbedRequest, EMBED_EXAMPLES, batch_field="inputs", form=ImageForm,
-                         from_upload=lambda item, rest: {"inputs": [item], **rest})
+EMBED_BODY = RequestBody(lambda data: validate(EMBED_ADAPTER, data), EmbedRequest, EMBED_EXAMPLES,
+                         batch_field="inputs", form=ImageForm,
+                         from_upload=lambda item, rest: {"inputs": [item], **rest}, read_plain=read_plain_embed)
 RETRIEVE_BODY = RequestBody(lambda data: validate(RETRIEVE_ADAPTER, data), RetrieveRequest, RETRIEVE_EXAMPLES,
                             batch_field="queries", form=RetrieveForm,
                             from_upload=lambda item, rest: {"query": item, **rest},
                             video_form=RetrieveVideoForm, from_video=lambda options, rest: {"video": options, **rest},
                             precheck=check_sequence_size)
 LIFT_BODY = RequestBody(_lift_request, LiftRequestSchema, LIFT_EXAMPLES, batch_field="inputs", form=ImageForm,
-                        from_upload=lambda item, rest: {**rest, **item})
+                        from_upload=lambda item, rest: {**rest, **item}, read_plain=read_plain_lift)
 RELOAD_BODY = RequestBody(lambda data: validate(RELOAD_ADAPTER, data), ReloadRequest, RELOAD_EXAMPLES,
                           optional=True)
 BODIES = (EMBED_BODY, RETRIEVE_BODY, LIFT_BODY, RELOAD_BODY)

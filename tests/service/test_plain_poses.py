@@ -4,19 +4,19 @@ over HTTP are the same byte for byte."""
 
 from __future__ import annotations
 
-import copy
+import json
 
 import httpx
 import numpy as np
 import orjson
 import pytest
 
-from service import deps
-from service.deps import _embed_request
-from service.errors import InvalidPoseError, UnihprError
+from service import plain_poses
+from service.deps import EMBED_BODY, LIFT_BODY
+from service.errors import BatchTooLargeError, InvalidPoseError, UnihprError
 from service.inputs import pose2d_to_features
 from service.main import create_app
-from service.plain_poses import PlainPose2D, plain_pose2d_features, read_plain_embed, read_plain_lift
+from service.plain_poses import PlainPose2D, plain_pose2d_features
 from service.schemas.requests import EMBED_ADAPTER, EmbedRequest
 from tests.service.live_server import make_settings, serve
 from tests.service.test_read_dispatch import comparable
@@ -34,6 +34,19 @@ def poses(n: int, joints: int = 17, width: int = 2) -> np.ndarray:
 
 def body(keypoints: np.ndarray, **fields) -> dict:
     return {"inputs": [{"modality": "pose2d", "keypoints": k.tolist(), **fields} for k in keypoints]}
+
+
+def encoded(data: object) -> bytes:
+    """JSON as clients send it (``json`` writes NaN and any integer, as some clients do)."""
+    return json.dumps(data).encode()
+
+
+def read_plain_embed(data: object) -> PlainPose2D | None:
+    return plain_poses.read_plain_embed(encoded(data))
+
+
+def read_plain_lift(data: object) -> PlainPose2D | None:
+    return plain_poses.read_plain_lift(encoded(data))
 
 
 def general_features(data: dict) -> np.ndarray:
@@ -107,19 +120,31 @@ NOT_PLAIN = {  # each goes to the request models (valid or not)
 }
 
 
+SETTINGS = make_settings(".")
+
+
 @pytest.mark.parametrize("name", NOT_PLAIN)
 def test_anything_but_plain_numbers_goes_to_the_models(name):
     data = changed(NOT_PLAIN[name])
     assert read_plain_embed(data) is None
     try:
-        assert isinstance(_embed_request(copy.deepcopy(data)), EmbedRequest)
+        assert isinstance(EMBED_BODY._from_json(encoded(data), SETTINGS), EmbedRequest)
     except UnihprError:
         pass  # the models' error, as before
 
 
-@pytest.mark.parametrize("data", [{"inputs": [], "extra": 1}, {"input": []}, [], "inputs"])
-def test_other_bodies_go_to_the_models(data):
-    assert read_plain_embed(data) is None
+@pytest.mark.parametrize("body", [b'{"inputs": [], "extra": 1}', b'{"input": []}', b"[]", b'"inputs"', b"not json",
+                                  b"", b'{"inputs": [{"keypoints": [[1, 2]]}]} trailing'])
+def test_other_bodies_go_to_the_models(body):
+    assert plain_poses.read_plain_embed(body) is None and plain_poses.read_plain_lift(body) is None
+
+
+def test_a_plain_batch_over_the_limit_is_refused_as_before():
+    body = encoded({"inputs": [{"keypoints": k.tolist()} for k in poses(3)]})
+    for route in (EMBED_BODY, LIFT_BODY):
+        assert isinstance(route._from_json(body, SETTINGS), PlainPose2D)
+        with pytest.raises(BatchTooLargeError, match="3 items; at most 2 per request"):
+            route._from_json(body, make_settings(".", max_batch=2))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -174,13 +199,11 @@ def test_plain_requests_are_answered_as_through_the_models(tiny_bundle, monkeypa
                                            headers={"Content-Type": "application/json", "X-Request-ID": "fixed"}))
                     for route, data in REQUESTS]
 
-    read = []
-    monkeypatch.setattr(deps, "read_plain_embed", lambda data: read.append(1) or read_plain_embed(data))
-    monkeypatch.setattr(deps, "read_plain_lift", lambda data: read.append(1) or read_plain_lift(data))
+    decode, read = plain_poses.decode_plain, []
+    monkeypatch.setattr(plain_poses, "decode_plain", lambda *args, **kw: read.append(decode(*args, **kw)) or read[-1])
     plain = answers()
-    assert len(read) == len(REQUESTS)
+    assert len(read) == len(REQUESTS) and all(isinstance(r, PlainPose2D) for r in read)
     assert [answer[0] for answer in plain] == [200, 200, 200, 200, 422, 200, 200, 200, 422, 200]
-    monkeypatch.setattr(deps, "read_plain_embed", lambda data: None)
-    monkeypatch.setattr(deps, "read_plain_lift", lambda data: None)
+    monkeypatch.setattr(plain_poses, "decode_plain", lambda *args, **kw: None)
     for mine, theirs in zip(plain, answers(), strict=True):
         assert mine == theirs
