@@ -241,7 +241,6 @@ def batch_parts(bundle: Path, body: bytes, n: int) -> dict[str, float]:
     import asyncio
 
     from service import pipeline
-    from service.body import parse_json
     from service.config import Settings
     from service.deps import EMBED_BODY
     from service.main import create_app
@@ -258,7 +257,7 @@ def batch_parts(bundle: Path, body: bytes, n: int) -> dict[str, float]:
     async def measure() -> dict[str, float]:
         async with app.router.lifespan_context(app):
             served, settings = app.state.bundle, app.state.settings
-            poses = EMBED_BODY.validate(parse_json(body))  # plain poses: one array (service.plain_poses)
+            poses = EMBED_BODY._from_json(body, settings)  # plain poses: one array (service.plain_poses)
             rows = plain_pose2d_features(poses, settings.min_visible_joints)
             embeddings = await served.models.run("encoder_pose2d", rows)
             encoder_ms = []
@@ -267,7 +266,7 @@ def batch_parts(bundle: Path, body: bytes, n: int) -> dict[str, float]:
                 await served.models.run("encoder_pose2d", rows)
                 encoder_ms.append((time.perf_counter() - started) * 1e3)
             return {
-                "parse and validate": timed(lambda: EMBED_BODY.validate(parse_json(body))),
+                "parse and validate": timed(lambda: EMBED_BODY._from_json(body, settings)),
                 "features (the service's path)": timed(
                     lambda: plain_pose2d_features(poses, settings.min_visible_joints)),
                 "encoder through the batcher": statistics.median(encoder_ms[WARMUP:]),
