@@ -46,7 +46,9 @@ def smallest_used(used: np.ndarray, values: np.ndarray) -> np.ndarray:
     uses_any, single, source = _rows_of(used.tobytes(), used.shape)
     lowest = values.min(initial=np.inf)
     if lowest == values.max(initial=-np.inf):
-        return np.broadcast_to(np.where(uses_any, lowest, np.inf), (*values.shape[:-1], len(used))).copy()
+        out = np.full((*values.shape[:-1], len(used)), lowest)
+        out[..., ~uses_any] = np.inf
+        return out
     out = values[..., source]
     if not single.all():
         out[..., ~single] = np.where(used[~single], values[..., None, :], np.inf).min(axis=-1)
