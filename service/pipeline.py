@@ -360,9 +360,7 @@ async def embed_plain_request(request: Request, endpoint: str, poses: PlainPose2
         features = await anyio.to_thread.run_sync(plain_pose2d_features, poses, settings.min_visible_joints)
     else:
         features = plain_pose2d_features(poses, settings.min_visible_joints)
-    started = time.perf_counter()
-    embeddings = await bundle.models.run(ENCODER_OF["pose2d"], features)
-    add_timing(timings, "encoder", (time.perf_counter() - started) * 1e3)
+    (embeddings,) = await embed(bundle, [Prepared(ENCODER_OF["pose2d"], features)], timings)  # one input of N rows
     return embeddings
 
 

@@ -61,7 +61,10 @@ def _rows_of(used: bytes, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarra
     point each such row uses (0 for the others)."""
     matrix = np.frombuffer(used, bool).reshape(shape)
     counts = matrix.sum(axis=1)
-    return counts > 0, counts == 1, np.where(counts == 1, matrix.argmax(axis=1), 0)
+    rows = counts > 0, counts == 1, np.where(counts == 1, matrix.argmax(axis=1), 0)
+    for row in rows:
+        row.setflags(write=False)  # shared by every call through the cache
+    return rows
 
 
 def finite_points(points: np.ndarray) -> np.ndarray:

@@ -45,19 +45,23 @@ async def lift3d(request: Request, read: LiftRead, layout: OutputLayout = "h36m1
         if people is not None:
             output["people"] = people
         outputs.append(output)
-    if req.single:
-        return await json_response({"model_version": bundle.model_version, **outputs[0]})
-    return await json_response({"model_version": bundle.model_version, "outputs": outputs})
+    return await lift_answer(bundle.model_version, outputs, req.single)
 
 
 async def lift_plain(request: Request, poses: PlainPose2D, read: LiftRead, layout: str) -> Response:
-    """``lift3d`` for plain 2D poses (``service.plain_poses``): all on the optical axis, so no crop to undo."""
+    """``lift3d`` for plain 2D poses (``service.plain_poses``): all on the optical axis, where the crop is the
+    identity (turned back as the general path turns it, so the poses come out the same to the last bit)."""
     bundle = read.bundle
     embeddings = await pipeline.embed_plain_request(request, "/lift3d", poses, bundle, read.settings, read.metrics)
     lifted = await pipeline.lift(bundle, embeddings, request.state.timings, np.repeat(IDENTITY[None], len(poses), 0))
     camera = ON_AXIS.as_json()
     outputs = [{"pose3d": pipeline.rounded_pose(pose), "units": "mm", "frame": "camera", "layout": layout,
                 "camera": camera} for pose in convert_joints(lifted, OURS, layout)]
-    if poses.single:
-        return await json_response({"model_version": bundle.model_version, **outputs[0]})
-    return await json_response({"model_version": bundle.model_version, "outputs": outputs})
+    return await lift_answer(bundle.model_version, outputs, poses.single)
+
+
+async def lift_answer(model_version: str, outputs: list[dict], single: bool) -> Response:
+    """One output as the body's fields for a one-input body, else ``outputs``."""
+    if single:
+        return await json_response({"model_version": model_version, **outputs[0]})
+    return await json_response({"model_version": model_version, "outputs": outputs})

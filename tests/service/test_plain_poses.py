@@ -86,6 +86,22 @@ def test_integers_are_numbers_with_the_same_values():
     np.testing.assert_array_equal(plain_pose2d_features(plain, 8), general_features(data))
 
 
+def test_decimal_text_reads_as_pythons_float():
+    """msgspec parses the numbers itself: every form of JSON number a client writes must give Python's float (the
+    models' values), to the last bit."""
+    rng = np.random.default_rng(11)
+    texts = []
+    for i in range(17 * 2 * 40):
+        value = float(rng.uniform(-9e6, 9e6) * 10.0 ** -rng.integers(0, 12))
+        texts.append([repr(value), f"{value:.{rng.integers(0, 25)}f}", f"{value:.{rng.integers(0, 25)}e}",
+                      str(int(value))][i % 4])
+    joints = [f"[{x}, {y}]" for x, y in zip(texts[::2], texts[1::2])]
+    poses = [f'{{"keypoints": [{", ".join(joints[j : j + 17])}]}}' for j in range(0, len(joints), 17)]
+    plain = plain_poses.read_plain_embed(f'{{"inputs": [{", ".join(poses)}]}}'.encode())
+    assert plain is not None
+    np.testing.assert_array_equal(plain.xy.reshape(-1), np.array([float(t) for t in texts]))
+
+
 def changed(change) -> dict:
     data = body(poses(3, width=3))
     change(data["inputs"])
