@@ -7,7 +7,9 @@ Checks REV out into a temporary git worktree, starts its service and this tree's
 with ``paired``: one request to each in turn, the order swapped every pair, so that the machine's drift (several
 tens of percent over minutes on a shared 2-core machine) hits both alike, where two runs one after the other
 compare two moments as much as two revisions. Prints p50 and p99 per scenario and revision and the ratio of the
-p50s (after / before).
+p50s (after / before). With ``--throughput S`` (and ``wrk`` installed), then the requests per second of 64-pose
+``/embed`` batches from ``--connections`` concurrent connections (``wrk_rps``, S seconds a run), each revision in
+turn for ``--rounds`` rounds, the order swapped every round.
 
 Two servers on one machine evict each other's caches: absolute times come out above a lone server's
 (``service_latency.py`` measures those); the ratio is what this script is for.
@@ -16,6 +18,8 @@ Two servers on one machine evict each other's caches: absolute times come out ab
 from __future__ import annotations
 
 import argparse
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +33,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # run as a script: the repository goes on the path before its modules are imported
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.service_harness import paired, percentile, pose_keypoints, running_server  # noqa: E402
+from benchmarks.service_harness import (  # noqa: E402
+    paired,
+    percentile,
+    pose_keypoints,
+    running_server,
+    wrk_rps,
+)
 
 BATCH = 64
 
@@ -63,7 +73,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--before", required=True, help="the git revision to compare this tree with")
     parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "bundles" / "default")
     parser.add_argument("--requests", type=int, default=1000, help="timed requests per scenario and revision")
+    parser.add_argument("--throughput", type=float, default=0.0, metavar="S",
+                        help="also the 64-pose /embed throughput with wrk, S seconds a run (0: not measured)")
+    parser.add_argument("--connections", type=int, default=8, help="wrk's concurrent connections")
+    parser.add_argument("--rounds", type=int, default=4, help="throughput runs per revision, alternating")
     args = parser.parse_args(argv)
+    if args.throughput and shutil.which("wrk") is None:
+        parser.error("--throughput needs wrk on the PATH (Debian: apt-get install wrk)")
     bundle = args.bundle.resolve()
     with ExitStack() as stack:
         before = worktree(stack, args.before)
@@ -82,6 +98,17 @@ def main(argv: list[str] | None = None) -> None:
             p99 = [percentile(t, 99) for t in times]
             print(f"{name:32s} {p50[0]:10.3f} {p99[0]:7.3f} {p50[1]:10.3f} {p99[1]:7.3f} {p50[1] / p50[0]:15.3f}",
                   flush=True)
+        if args.throughput:
+            path, body = scenarios(bundle)[f"/embed pose2d x{BATCH}"]
+            rates: list[list[float]] = [[], []]
+            for i in range(args.rounds):
+                for side in (0, 1)[:: 1 if i % 2 == 0 else -1]:
+                    rates[side].append(wrk_rps(servers[side].url, path, body, args.connections, args.throughput))
+            print(f"\n/embed pose2d x{BATCH} with wrk, {args.connections} connections, {args.rounds} runs of "
+                  f"{args.throughput:g} s each, alternating; requests/s")
+            for label, r in zip(("before", "after"), rates):
+                print(f"  {label:8s} {', '.join(f'{x:.0f}' for x in r)}  (median {statistics.median(r):.0f})")
+            print(f"  after / before (medians): {statistics.median(rates[1]) / statistics.median(rates[0]):.3f}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import statistics
 import sys
 import threading
@@ -63,11 +64,13 @@ from benchmarks.service_harness import (  # noqa: E402  (run as a script: the re
     pose_keypoints,
     run_bundle_benchmark,
     start_server,
+    wrk_rps,
 )
 
 BATCH = 64
 K = 10
 ANSWER_BYTES = b"x-bench-answer-bytes"
+LOADS = {"wrk": "wrk, one thread, keep-alive connections", "httpx": "httpx clients in threads of this process"}
 SCENARIOS = ("embed1", "embed64", "retrieve")  # each measured against the bare route with its body and answer size
 ALL_CPUS = os.sched_getaffinity(0)
 SERVICE_CPUS = {min(ALL_CPUS)}  # --pin: the service (over HTTP or in process) on one CPU, the clients on the rest
@@ -360,7 +363,11 @@ def run(args: argparse.Namespace) -> None:
                     return lambda c=clients[-1]: c.post(paths[name], content=bodies[name], headers=headers[name])
 
                 with pinned({proc.pid: SERVICE_CPUS, os.getpid(): CLIENT_CPUS} if args.pin else {}):
-                    http_rps = concurrent(make_call, n * 2, args.concurrency)
+                    if args.load == "wrk":
+                        http_rps = wrk_rps(url, paths[name], bodies[name], args.concurrency, args.wrk_seconds,
+                                           CLIENT_CPUS if args.pin else None)
+                    else:
+                        http_rps = concurrent(make_call, n * 2, args.concurrency)
                 for c in clients:
                     c.close()
                 row = {"name": name, "http_p50": percentile(http_ms, 50), "http_p99": percentile(http_ms, 99),
@@ -419,7 +426,7 @@ def report(rows: list[dict], image: dict | None, args: argparse.Namespace, bundl
     placement = (f" (the service on CPU {sorted(SERVICE_CPUS)}, over HTTP and in process; the clients on CPUs "
                  f"{sorted(CLIENT_CPUS)})" if args.pin else " (all sharing every CPU)")
     print(f"{os.cpu_count()} CPUs; {args.requests} sequential requests per scenario (64-batch: a quarter), "
-          f"throughput with {args.concurrency} concurrent clients{placement}; times in ms\n")
+          f"throughput with {args.concurrency} concurrent clients ({LOADS[args.load]}){placement}; times in ms\n")
     names = {"bare": "bare ASGI route, answer {} (2 B)", "empty": "empty FastAPI endpoint",
              "embed1": "/embed pose2d x1",
              "embed64": f"/embed pose2d x{BATCH}", "retrieve": f"/retrieve k={K}, no re-ranking"}
@@ -489,6 +496,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pin", action="store_true",
                         help="throughput with the service on one CPU and the clients on the others, both over HTTP "
                              "and in process (the service's work per CPU, without the clients' share)")
+    parser.add_argument("--load", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx",
+                        help="the throughput runs' load generator over HTTP: wrk (C, one thread; the default where "
+                             "it is installed, e.g. Debian's wrk package) or httpx clients in threads of this "
+                             "process (they take about a CPU themselves)")
+    parser.add_argument("--wrk-seconds", type=float, default=5.0, help="length of each wrk run")
     parser.add_argument("--server", choices=sorted(SERVERS), default="auto",
                         help="auto: uvicorn's choice, as unihpr-serve (uvloop and httptools where installed); "
                              "plain: the asyncio loop and the h11 parser")

@@ -27,7 +27,7 @@ from model.runtime.onnx_sessions import session_options
 from service.catalog import PoseCatalog
 from service.config import Settings
 from service.device import Device
-from service.encoder import OnnxModels
+from service.encoder import OnnxModels, onnx_slices
 from service.images import DetectorPool
 from service.index_backend import VectorIndex, open_index
 from service.pose_search import Reranking
@@ -87,7 +87,7 @@ def load_bundle(path: Path, settings: Settings, device: Device,
         raise BundleError(f"{path}: joint order {manifest.joints.names} is not h36m17", "joints.names")
     pose_index = open_index(verified, settings, device.faiss_gpu)
     models = OnnxModels(verified.sessions, len(manifest.joints.names), manifest.embedding.dim, settings.microbatch,
-                        settings.microbatch_max_rows, on_batch)
+                        settings.microbatch_max_rows, on_batch, onnx_slices(settings.onnx_slices, device.onnx_on_gpu))
     catalog = PoseCatalog(verified.poses, verified.rotations, verified.metadata, manifest.database.view_azimuths_deg)
     try:
         detectors = DetectorPool(path / "pose_detection.tflite", path / "pose_landmark_full.tflite",

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
                                                    "re-ranking's fits; service.native_threads says why one)")
     detector_instances: int = Field(2, ge=1, description="BlazePose instances (one LiteRT interpreter pair each)")
     detector_threads: int = Field(1, ge=1, description="LiteRT threads per BlazePose interpreter")
+    onnx_slices: int = Field(0, ge=0, description="an ONNX call on the CPU of at least twice 32 rows runs as up to "
+                                                  "this many slices in parallel threads (the rows are independent: "
+                                                  "the same outputs); 0: the CPUs this process may use, at most 4; "
+                                                  "1: never sliced")
     microbatch: bool = Field(True, description="merge concurrent requests into one ONNX call per graph")
     microbatch_max_rows: int = Field(256, ge=1, description="most rows one merged ONNX call takes")
     exact_filter_fraction: float = Field(
