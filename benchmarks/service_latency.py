@@ -1,7 +1,7 @@
 """Latency and throughput of the HTTP service against the same work done in-process, and the HTTP floor.
 
     .venv/bin/python benchmarks/service_latency.py [--bundle bundles/default] [--requests 300] [--concurrency 8]
-                                                   [--image PATH] [--server auto|plain] [--pin]
+                                                   [--image PATH] [--server auto|plain] [--pin] [--load wrk|httpx]
 
 It starts the service (``create_app`` on uvicorn, loopback, a free port; ``--server auto`` lets uvicorn choose its
 event loop and HTTP parser as ``unihpr-serve`` does, ``plain`` forces asyncio and h11) in a child process with two
@@ -12,8 +12,9 @@ middleware answering ``{}``. Then, in this process:
 
 - HTTP: a keep-alive httpx client, sequential requests for p50/p99 latency, each scenario's interleaved with its
   floor's (``paired``: one of each in turn, the order swapped every pair, so that the machine's drift over minutes
-  moves both alike); ``--concurrency`` threads with one client each for throughput (with ``--pin`` the server on
-  one CPU and the clients on the others; the direct throughput then on that one CPU too). Scenarios: /embed with
+  moves both alike); throughput from ``--concurrency`` connections of ``wrk`` where it is installed (``--load``;
+  else as many threads of this process with an httpx client each, which take about a CPU themselves), with
+  ``--pin`` the server on one CPU and the clients on the others (the direct throughput then on that one CPU too). Scenarios: /embed with
   one pose2d, /embed with a batch of 64, /retrieve with k = 10 without re-ranking (its cost is measured on its
   own below), each with its floor: the bare route sent the same body and answering as many bytes as the
   scenario's answer (so the floor moves the same bytes through server and client); and the bare route and the
