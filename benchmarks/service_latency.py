@@ -16,9 +16,9 @@ middleware answering ``{}``. Then, in this process:
   else as many threads of this process with an httpx client each, which take about a CPU themselves), with
   ``--pin`` the server on one CPU and the clients on the others (the direct throughput then on that one CPU
   too). Scenarios: /embed with one pose2d, /embed with a batch of 64, /retrieve with k = 10 without re-ranking
-  (its cost is measured on its own below), each with its floor: the bare route sent the same body and answering as many bytes as the
-  scenario's answer (so the floor moves the same bytes through server and client); and the bare route and the
-  FastAPI endpoint answering ``{}``, interleaved likewise.
+  (its cost is measured on its own below), each with its floor: the bare route sent the same body and answering
+  as many bytes as the scenario's answer (so the floor moves the same bytes through server and client); and the
+  bare route and the FastAPI endpoint answering ``{}``, interleaved likewise.
 - direct: the same inputs through the service's layout conversion and ``model.pose.features`` + ONNX Runtime (one
   intra-op thread, spinning off, as the service) + FAISS (the bundle's operating point, k x views candidates), in
   this process.
