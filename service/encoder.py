@@ -91,4 +91,5 @@ def onnx_slices(setting: int, on_gpu: bool) -> int:
     this process may use (at most ``MAX_AUTO_SLICES``)."""
     if on_gpu:
         return 1
-    return setting or min(len(os.sched_getaffinity(0)), MAX_AUTO_SLICES)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return setting or min(cpus, MAX_AUTO_SLICES)
