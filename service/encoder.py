@@ -26,7 +26,7 @@ from service.batching import MicroBatcher
 
 INLINE_ROWS = 8  # idle batcher: this many rows run on the event loop (well under a millisecond), not in a thread
 SLICE_ROWS = 32  # the fewest rows of a parallel slice: below, a thread's hand-off costs more than it saves
-MAX_AUTO_SLICES = 4
+MAX_AUTO_SLICES = 4  # the most slices chosen automatically (a merged call has at most 256 rows: 64 a slice)
 ENCODER_OF = {g.modality: g.name for g in GRAPHS.values() if g.modality is not None}  # modality -> graph
 
 
