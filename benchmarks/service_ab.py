@@ -1,6 +1,7 @@
 """Two revisions' services side by side, the same requests sent to each in turn: what a change buys over HTTP.
 
     .venv/bin/python benchmarks/service_ab.py --before REV [--bundle bundles/default] [--requests 1000]
+                                              [--throughput S [--connections 8] [--rounds 4]]
 
 Checks REV out into a temporary git worktree, starts its service and this tree's (``running_server``: uvicorn on
 127.0.0.1, configured as a deployment is, each tree's own ``service`` package), and times every scenario on both
