@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.before} (before) against this tree (after), {args.requests} requests each, interleaved; ms")
         print(f"{'scenario':32s} {'before p50':>10s} {'p99':>7s} {'after p50':>10s} {'p99':>7s} "
               f"{'after / before':>15s}")
-        for name, (path, body) in scenarios(bundle).items():
+        bodies = scenarios(bundle)
+        for name, (path, body) in bodies.items():
             def call(client: httpx.Client, path=path, body=body) -> None:
                 response = client.post(path, content=body, headers={"Content-Type": "application/json"})
                 response.raise_for_status()
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:32s} {p50[0]:10.3f} {p99[0]:7.3f} {p50[1]:10.3f} {p99[1]:7.3f} {p50[1] / p50[0]:15.3f}",
                   flush=True)
         if args.throughput:
-            path, body = scenarios(bundle)[f"/embed pose2d x{BATCH}"]
+            path, body = bodies[f"/embed pose2d x{BATCH}"]
             rates: list[list[float]] = [[], []]
             for i in range(args.rounds):
                 for side in (0, 1)[:: 1 if i % 2 == 0 else -1]:

@@ -172,6 +172,13 @@ class ArtifactMismatchError(UnihprError):
     status_code, code = 500, "artifact_mismatch"
 
 
+def raise_first(errors: list[tuple[int, UnihprError]]) -> None:
+    """Raise the error of the earliest input among ``(input index, error)`` pairs, if any: a batch with several bad
+    inputs answers for the first, whichever check found it."""
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
+
+
 def subfield(parent: str, name: str) -> str:
     """The path of ``name`` inside ``parent``: ("inputs[0]", "keypoints") -> "inputs[0].keypoints"; a root parent
     ("") gives the name itself."""

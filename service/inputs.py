@@ -26,7 +26,14 @@ from model.pose.perspective_crop import UNDISTORT_TOLERANCE
 from model.pose.skeleton import NUM_JOINTS, ROOT
 from model.pose.units import MM_PER_M
 from service.camera import CameraChoice, distortion_error, pose2d_cameras
-from service.errors import InvalidEmbeddingError, InvalidPoseError, UnihprError, UnknownSkeletonError, subfield
+from service.errors import (
+    InvalidEmbeddingError,
+    InvalidPoseError,
+    UnihprError,
+    UnknownSkeletonError,
+    raise_first,
+    subfield,
+)
 from service.schemas.inputs import EmbeddingInput, Pose2DInput, Pose3DInput
 
 MAX_JOINT_DISTANCE_MM = 3000.0  # no joint of a person is 3 m from the pelvis
@@ -241,11 +248,9 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
         joints, confidence = layout_to_unihpr17(xy, items[0].layout, conf)  # (N, 17, 2), (N, 17)
     else:
         joints, confidence = _parse_each(items, fields, errors)
-    if errors:
-        raise min(errors, key=lambda e: e[0])[1]
+    raise_first(errors)
     confidence = visible_confidence(joints, confidence, fields, min_visible, errors)
-    if errors:
-        raise min(errors, key=lambda e: e[0])[1]
+    raise_first(errors)
 
     crop = np.repeat(IDENTITY[None], n, axis=0)
     frames = np.full((n, 3), np.nan)
@@ -268,8 +273,7 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
                     where, context = "camera" if items[i].camera is not None else "image_size", " with this camera"
                 errors.append((i, InvalidPoseError(f"the keypoints do not normalise to finite values{context}",
                                                    subfield(fields[i], where))))
-    if errors:
-        raise min(errors, key=lambda e: e[0])[1]
+    raise_first(errors)
     return Pose2DBatch(out, crop, [cameras.choice(i) for i in range(n)], frames)
 
 

@@ -27,7 +27,7 @@ from service.artifacts import Bundle
 from service.camera import CameraChoice
 from service.config import Settings
 from service.encoder import ENCODER_OF
-from service.errors import ImageTooLargeError, InvalidImageError, UnihprError, subfield
+from service.errors import ImageTooLargeError, InvalidImageError, UnihprError, raise_first, subfield
 from service.images import DetectedPeople, detect_people, image_pixels
 from service.inputs import embedding_to_vector, pose2d_to_features, pose3d_to_features
 from service.memory import release_memory
@@ -163,8 +163,7 @@ def _prepare_poses(bundle: Bundle, settings: Settings, items: list, fields: list
                               camera=None if cameras is None else cameras[j],
                               frames=None if frames is None else frames[j : j + 1],
                               exact=exact[items[i].layout] if kind is Pose2DInput else None)
-    if errors:
-        raise min(errors, key=lambda e: e[0])[1]
+    raise_first(errors)
     return out
 
 

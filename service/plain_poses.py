@@ -27,7 +27,7 @@ import numpy as np
 from model.pose.features import pose2d_features
 from model.pose.joint_formulas import layout_to_unihpr17
 from model.pose.joint_layouts import LAYOUTS, REQUEST_LAYOUTS_2D
-from service.errors import InvalidPoseError, UnihprError, subfield
+from service.errors import InvalidPoseError, UnihprError, raise_first, subfield
 from service.inputs import uniform_keypoints, visible_confidence
 from service.schemas.inputs import Pose2DInput
 
@@ -130,8 +130,7 @@ def plain_pose2d_features(poses: PlainPose2D, min_visible: int) -> np.ndarray:
     errors: list[tuple[int, UnihprError]] = []
     fields = poses.item_fields
     confidence = visible_confidence(joints, confidence, fields, min_visible, errors)
-    if errors:
-        raise min(errors, key=lambda e: e[0])[1]
+    raise_first(errors)
     out = pose2d_features(joints, confidence)
     if not np.isfinite(out).all():
         i = int(np.flatnonzero(~np.isfinite(out).all(axis=(1, 2)))[0])
