@@ -21,6 +21,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from PIL import Image
 
+from model.pose.pose_fit import compile_kernels
 from model.runtime.bundle_format import BundleError
 from service.artifacts import Bundle, load_bundle
 from service.config import Settings
@@ -139,6 +140,7 @@ async def lifespan(app: FastAPI):
     # Pillow warns between 1x and 2x its limit; service.images refuses those images itself (413), so the warning
     # would only repeat that in the log.
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    await anyio.to_thread.run_sync(compile_kernels)  # the re-ranking's fits, before the first request needs them
     try:
         install(app, await load_at_start(app))
     except BundleError as err:

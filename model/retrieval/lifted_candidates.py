@@ -35,6 +35,8 @@ import math
 import faiss
 import numpy as np
 
+from model.pose.pose_fit import best_rotations
+
 DIM = 32  # descriptor dimensions after the PCA
 LIFTED_CANDIDATES = 100  # library poses the lifted query brings, on top of the cosine candidates
 EXACT_BELOW = 50_000  # libraries with fewer poses are searched exactly (a fraction of a millisecond)
@@ -122,17 +124,13 @@ def facing_views(lifted: np.ndarray, candidates: np.ndarray, rotations: np.ndarr
 
     lifted: (Q, 17, 3) mm, the lifted queries in their camera frames; candidates: (Q, C, 17, 3) mm, library poses in
     the world frame; rotations: (V, 3, 3) world -> view camera. returns: (Q, C) int64, per candidate the view whose
-    rotation is closest (largest trace of R_v^T R) to the rotation R that best maps it onto the lift (Kabsch).
+    rotation is closest (largest trace of R_v^T R) to the rotation R that best maps it onto the lift
+    (``model.pose.pose_fit.best_rotations``).
     """
     lifted = np.asarray(lifted, np.float64)
     candidates = np.asarray(candidates, np.float64)
-    a = candidates - candidates.mean(axis=-2, keepdims=True)
-    b = (lifted - lifted.mean(axis=-2, keepdims=True))[:, None]
-    u, _, vt = np.linalg.svd(np.swapaxes(a, -1, -2) @ b)  # (Q, C, 3, 3): a^T b = U S V^T
-    d = np.sign(np.linalg.det(np.swapaxes(vt, -1, -2) @ np.swapaxes(u, -1, -2)))
-    flip = np.ones(u.shape[:-1])
-    flip[..., -1] = d
-    best = np.swapaxes(vt, -1, -2) @ (flip[..., None] * np.swapaxes(u, -1, -2))  # candidate -> lift rotation
+    best = best_rotations(candidates - candidates.mean(axis=-2, keepdims=True),
+                          (lifted - lifted.mean(axis=-2, keepdims=True))[:, None])  # candidate -> lift
     return np.einsum("vij,qcij->qcv", rotations, best).argmax(axis=-1).astype(np.int64)
 
 

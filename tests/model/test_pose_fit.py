@@ -12,7 +12,7 @@ from model.pose.camera_rigs import random_cameras, virtual_view_rotations
 from model.pose.features import box_frame
 from model.pose.metrics import pa_mpjpe
 from model.pose.perspective_crop import rotate_rays
-from model.pose.pose_fit import perspective_fit, procrustes_residual, rodrigues, weak_perspective_fit
+from model.pose.pose_fit import best_rotations, perspective_fit, procrustes_residual, rodrigues, weak_perspective_fit
 from model.retrieval.rerank import (
     ErrorCurve,
     candidate_count,
@@ -45,6 +45,31 @@ def test_rodrigues_gives_rotations_and_inverts_with_the_negated_vector():
     np.testing.assert_allclose(np.linalg.det(r), 1.0, atol=1e-12)
     np.testing.assert_allclose(rodrigues(-w) @ r, np.broadcast_to(np.eye(3), r.shape), atol=1e-12)
     np.testing.assert_allclose(rodrigues(np.zeros(3)), np.eye(3))
+
+
+def kabsch(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The reference: the proper rotation from the SVD of the cross-covariance (Kabsch, with the sign fix)."""
+    u, _, vt = np.linalg.svd(np.swapaxes(source, -1, -2) @ target)
+    d = np.sign(np.linalg.det(np.swapaxes(vt, -1, -2) @ np.swapaxes(u, -1, -2)))
+    flip = np.ones(u.shape[:-1])
+    flip[..., -1] = d
+    return np.swapaxes(vt, -1, -2) @ (flip[..., None] * np.swapaxes(u, -1, -2))
+
+
+def test_best_rotations_are_kabschs_and_proper(bodies):
+    """Horn's quaternion gives the rotation the SVD gives: on poses turned and perturbed, on unrelated poses (a poor
+    fit, where the SVD needs its reflection fix) and broadcast one target against many sources."""
+    rng = np.random.default_rng(8)
+    source = bodies - bodies.mean(axis=1, keepdims=True)
+    rotation = random_rotations(rng, len(source))
+    turned = source @ np.swapaxes(rotation, -1, -2) + rng.normal(0, 20, source.shape)
+    turned -= turned.mean(axis=1, keepdims=True)
+    unrelated = source[::-1]
+    for target in (turned, unrelated, source[:1]):
+        got = best_rotations(source, target)
+        np.testing.assert_allclose(got, kabsch(*np.broadcast_arrays(source, target)), atol=1e-9)
+        np.testing.assert_allclose(np.linalg.det(got), 1.0, atol=1e-12)
+    np.testing.assert_allclose(best_rotations(source, source @ np.swapaxes(rotation, -1, -2)), rotation, atol=1e-9)
 
 
 def test_weak_perspective_fit_recovers_a_known_rotation_scale_and_translation_exactly(bodies):
