@@ -42,7 +42,9 @@ ITERATIONS = 2  # Gauss-Newton steps of ``weak_perspective_fit``
 PERSPECTIVE_ROUNDS = 2  # POSIT rounds of ``perspective_fit`` ...
 PERSPECTIVE_ITERATIONS = 1  # ... with this many Gauss-Newton steps each (its start: the affine fit's rotation)
 DAMPING = 1e-3  # Levenberg-Marquardt damping, relative to the diagonal of the normal equations
-JACOBI_SWEEPS = 10  # at most (3-5 in practice) ...
+NEWTON_STEPS = 50  # at most, for the largest eigenvalue of Horn's matrix (from its bound: 5-10 in practice)
+ADJUGATE_TOLERANCE = 1e-9  # a cofactor below this x the bound cubed: the eigenvalue is nearly repeated ...
+JACOBI_SWEEPS = 10  # ... and Jacobi sweeps find the eigenvector instead, at most this many (3-5 in practice) ...
 JACOBI_TOLERANCE = 1e-24  # ... until the off-diagonal's squares are this small against the diagonal's (rounding)
 _EPS = 1e-12
 
@@ -133,17 +135,17 @@ def perspective_fit(rays: np.ndarray, weights: np.ndarray, poses: np.ndarray, ro
 
 
 def best_rotations(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """The proper rotation R that best turns each centred ``source`` onto its ``target`` (least squares over the
-    points, no scale): Kabsch's problem, solved by Horn's unit quaternion (1987), the eigenvector of the largest
-    eigenvalue of a symmetric 4 x 4 matrix of the points' cross-covariance.
+    """The proper rotation R that best turns each ``source`` onto its ``target``, both about their means (least
+    squares over the points, no scale): Kabsch's problem, solved by Horn's unit quaternion (1987), the eigenvector of
+    the largest eigenvalue of a symmetric 4 x 4 matrix of the points' cross-covariance.
 
-    source, target: (..., J, 3), broadcast against each other, each centred (their means are not removed here).
-    returns: (..., 3, 3) with ``R @ source_j`` near ``target_j``.
+    source, target: (..., J, 3), broadcast against each other. returns: (..., 3, 3) with ``R @ (source_j - mean)``
+    near ``target_j - its mean``.
     """
     source, target = np.broadcast_arrays(np.asarray(source, np.float64), np.asarray(target, np.float64))
     lead = source.shape[:-2]
     flat = (-1,) + source.shape[-2:]
-    out = _best_rotations(np.ascontiguousarray(source.reshape(flat)), np.ascontiguousarray(target.reshape(flat)))
+    out = _best_rotations(np.ascontiguousarray(source).reshape(flat), np.ascontiguousarray(target).reshape(flat))
     return out.reshape(lead + (3, 3))
 
 
@@ -411,15 +413,19 @@ def _best_rotations(source, target):
     n, joints = source.shape[0], source.shape[1]
     out = np.empty((n, 3, 3))
     s = np.empty((3, 3))
-    horn = np.empty((4, 4))
-    vectors = np.empty((4, 4))
+    horn, shifted, vectors = np.empty((4, 4)), np.empty((4, 4)), np.empty((4, 4))
+    quaternion, source_mean, target_mean = np.empty(4), np.empty(3), np.empty(3)
     for i in range(n):
-        for a in range(3):  # s[a, b] = sum_j source_j[a] target_j[b]
-            for b in range(3):
-                acc = 0.0
-                for j in range(joints):
-                    acc += source[i, j, a] * target[i, j, b]
-                s[a, b] = acc
+        for a in range(3):
+            source_mean[a], target_mean[a] = source[i, :, a].mean(), target[i, :, a].mean()
+        bound = 0.0  # half the centred points' squared norms: at least the largest eigenvalue (an RMSD is >= 0)
+        s[:, :] = 0.0  # s[a, b] = sum_j source_j[a] target_j[b], centred
+        for j in range(joints):
+            for a in range(3):
+                centred = source[i, j, a] - source_mean[a]
+                bound += 0.5 * (centred * centred + (target[i, j, a] - target_mean[a]) ** 2)
+                for b in range(3):
+                    s[a, b] += centred * (target[i, j, b] - target_mean[b])
         sxx, sxy, sxz = s[0, 0], s[0, 1], s[0, 2]
         syx, syy, syz = s[1, 0], s[1, 1], s[1, 2]
         szx, szy, szz = s[2, 0], s[2, 1], s[2, 2]
@@ -431,13 +437,71 @@ def _best_rotations(source, target):
         horn[1, 2] = horn[2, 1] = sxy + syx
         horn[1, 3] = horn[3, 1] = szx + sxz
         horn[2, 3] = horn[3, 2] = syz + szy
-        _jacobi_eigen(horn, vectors)
-        best = 0
-        for k in range(1, 4):
-            if horn[k, k] > horn[best, best]:
-                best = k
-        _quaternion_into(vectors[0, best], vectors[1, best], vectors[2, best], vectors[3, best], out[i])
+        if not _top_eigenvector(horn, s, bound, shifted, quaternion):
+            _jacobi_eigen(horn, vectors)  # a (nearly) repeated largest eigenvalue: the rotation is ill-determined
+            best = 0
+            for k in range(1, 4):
+                if horn[k, k] > horn[best, best]:
+                    best = k
+            quaternion[:] = vectors[:, best]
+        _quaternion_into(quaternion[0], quaternion[1], quaternion[2], quaternion[3], out[i])
     return out
+
+
+@kernel
+def _top_eigenvector(horn, s, bound, shifted, q):
+    """The unit eigenvector of the largest eigenvalue of Horn's matrix into ``q`` (4,), as the QCP method finds it
+    (Theobald, 2005): the largest root of the characteristic polynomial lambda^4 - 2 |S|^2 lambda^2 - 8 det(S)
+    lambda + det(N) by Newton's method from ``bound`` above it (monotone: every root is real), then a column of
+    the adjugate of N - lambda I, which is rank one. False, ``q`` untouched, when that column is too small to trust:
+    the largest eigenvalue is (nearly) repeated. ``shifted``: scratch (4, 4)."""
+    c2 = 0.0
+    for a in range(3):
+        for b in range(3):
+            c2 -= 2.0 * s[a, b] * s[a, b]
+    c1 = -8.0 * (s[0, 0] * (s[1, 1] * s[2, 2] - s[1, 2] * s[2, 1]) - s[0, 1] * (s[1, 0] * s[2, 2] - s[1, 2] * s[2, 0])
+                 + s[0, 2] * (s[1, 0] * s[2, 1] - s[1, 1] * s[2, 0]))
+    c0 = 0.0
+    for k in range(4):  # det(N) along its first row
+        c0 += (-1.0) ** k * horn[0, k] * _minor3(horn, 0, k)
+    lam = bound
+    for _ in range(NEWTON_STEPS):
+        lam2 = lam * lam
+        slope = 4.0 * lam2 * lam + 2.0 * c2 * lam + c1
+        if slope == 0.0:
+            break
+        step = ((lam2 + c2) * lam2 + c1 * lam + c0) / slope
+        lam -= step
+        if abs(step) <= 1e-14 * abs(lam):
+            break
+    for r in range(4):
+        for c in range(4):
+            shifted[r, c] = horn[r, c] - (lam if r == c else 0.0)
+    best, largest = 0, -1.0
+    for k in range(4):  # the adjugate's diagonal is c q_k^2: its largest entry's column is the best conditioned
+        cofactor = abs(_minor3(shifted, k, k))
+        if cofactor > largest:
+            best, largest = k, cofactor
+    if not largest > ADJUGATE_TOLERANCE * bound**3:
+        return False
+    norm = 0.0
+    for r in range(4):
+        q[r] = (-1.0) ** (r + best) * _minor3(shifted, r, best)
+        norm += q[r] * q[r]
+    norm = math.sqrt(norm)
+    for r in range(4):
+        q[r] /= norm
+    return True
+
+
+@kernel
+def _minor3(a, row, col):
+    """The determinant of the 4 x 4 ``a`` without ``row`` and ``col``."""
+    r0, r1, r2 = (1, 2, 3) if row == 0 else ((0, 2, 3) if row == 1 else ((0, 1, 3) if row == 2 else (0, 1, 2)))
+    c0, c1, c2 = (1, 2, 3) if col == 0 else ((0, 2, 3) if col == 1 else ((0, 1, 3) if col == 2 else (0, 1, 2)))
+    return (a[r0, c0] * (a[r1, c1] * a[r2, c2] - a[r1, c2] * a[r2, c1])
+            - a[r0, c1] * (a[r1, c0] * a[r2, c2] - a[r1, c2] * a[r2, c0])
+            + a[r0, c2] * (a[r1, c0] * a[r2, c1] - a[r1, c1] * a[r2, c0]))
 
 
 @kernel

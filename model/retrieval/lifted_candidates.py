@@ -127,11 +127,9 @@ def facing_views(lifted: np.ndarray, candidates: np.ndarray, rotations: np.ndarr
     rotation is closest (largest trace of R_v^T R) to the rotation R that best maps it onto the lift
     (``model.pose.pose_fit.best_rotations``).
     """
-    lifted = np.asarray(lifted, np.float64)
-    candidates = np.asarray(candidates, np.float64)
-    best = best_rotations(candidates - candidates.mean(axis=-2, keepdims=True),
-                          (lifted - lifted.mean(axis=-2, keepdims=True))[:, None])  # candidate -> lift
-    return np.einsum("vij,qcij->qcv", rotations, best).argmax(axis=-1).astype(np.int64)
+    best = best_rotations(candidates, np.asarray(lifted)[:, None])  # (Q, C, 3, 3) candidate -> lift
+    score = best.reshape(*best.shape[:-2], 9) @ np.asarray(rotations, np.float64).reshape(-1, 9).T  # trace(R_v^T R)
+    return score.argmax(axis=-1).astype(np.int64)
 
 
 def views_and_cosines(lifted: np.ndarray, near: np.ndarray, embeddings: np.ndarray, poses_of,
