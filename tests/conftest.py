@@ -8,6 +8,14 @@ import pytest
 
 from index_builder.config import BuildPaths, get_paths
 from index_builder.datasets.motion_database import MotionDatabase
+from model.pose.pose_fit import compile_kernels
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels() -> None:
+    """The re-ranking's numba kernels compiled (or read from numba's cache) once, before any test starts a server
+    with a start-up deadline: a fresh checkout compiles them for about 15 s."""
+    compile_kernels()
 
 
 @pytest.fixture(scope="session")
