@@ -42,13 +42,21 @@ ITERATIONS = 2  # Gauss-Newton steps of ``weak_perspective_fit``
 PERSPECTIVE_ROUNDS = 2  # POSIT rounds of ``perspective_fit`` ...
 PERSPECTIVE_ITERATIONS = 1  # ... with this many Gauss-Newton steps each (its start: the affine fit's rotation)
 DAMPING = 1e-3  # Levenberg-Marquardt damping, relative to the diagonal of the normal equations
-NEWTON_STEPS = 50  # at most, for the largest eigenvalue of Horn's matrix (from its bound: 5-10 in practice)
+NEWTON_STEPS = 50  # at most, for Horn's largest eigenvalue from its bound (5 for near poses, 11-16 unrelated)
 ADJUGATE_TOLERANCE = 1e-9  # a cofactor below this x the bound cubed: the eigenvalue is nearly repeated ...
 JACOBI_SWEEPS = 10  # ... and Jacobi sweeps find the eigenvector instead, at most this many (3-5 in practice) ...
 JACOBI_TOLERANCE = 1e-24  # ... until the off-diagonal's squares are this small against the diagonal's (rounding)
 _EPS = 1e-12
 
-kernel = numba.njit(cache=True, nogil=True)  # nogil: the service fits in worker threads
+
+def kernel(function):
+    """``function`` as a compiled loop (nogil: the service fits in worker threads), kept in numba's on-disk cache
+    (beside this file, else in the user's cache or ``NUMBA_CACHE_DIR``); where numba finds no writable place for it
+    (a read-only file system), compiled in memory at every start instead of refusing to import."""
+    try:
+        return numba.njit(cache=True, nogil=True)(function)
+    except RuntimeError:
+        return numba.njit(nogil=True)(function)
 
 
 @dataclass(frozen=True)
