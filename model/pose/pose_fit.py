@@ -18,14 +18,16 @@ missing joint has weight 0 and is ignored); the residual is the weighted RMS 2D 
   the perspective fit ranks such a pose first for 93% of them, the weak-perspective fit for 74% (benchmarks/
   README.md, "re-ranking").
 - ``best_rotations``: the rotation that best turns one point set onto another (Kabsch's problem), by Horn's
-  quaternion: the eigenvector of a symmetric 4 x 4 matrix, found by Jacobi sweeps.
+  quaternion: the eigenvector of the largest eigenvalue of a symmetric 4 x 4 matrix, found as the QCP method does
+  (Theobald, 2005: Newton's method on the characteristic polynomial, then the adjugate).
 
 A 3D query is explained by a candidate through a similarity: ``procrustes_residual`` is their PA-MPJPE (mm).
 
-Every function is vectorised over leading axes (candidates, queries): ``...`` below broadcasts. The fits are a few
-hundred flops per candidate over a handful of 3 x 3 matrices: as numpy operations on stacks of them each call cost
-more than its arithmetic (a re-ranking's 160 candidates took about 0.9 ms), so each candidate is fitted by one
-compiled loop (numba, compiled on first use and cached on disk; ``compile_kernels`` does it ahead).
+Every function is vectorised over leading axes (candidates, queries): ``...`` below broadcasts. A fit is a few
+thousand flops per candidate over a handful of 3 x 3 matrices: as numpy operations on stacks of them, each call
+cost more than its arithmetic (a re-ranking's 160 candidates took about 0.9 ms, 0.2 ms compiled), so each
+candidate is fitted by one compiled loop (numba, compiled on first use and cached on disk; ``compile_kernels``
+does it ahead).
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def weak_perspective_fit(points2d: np.ndarray, weights: np.ndarray, poses: np.nd
     returns: the fit per candidate (broadcast shape of the leading axes).
     """
     lead, x, w, X = _broadcast(points2d, weights, poses)
-    residual, scale, rotation, translation = _fit_all(x, w, X, False, 0, iterations, iterations)
+    residual, scale, rotation, translation = _fit_all(x, w, X, False, 0, iterations, 0)
     return CameraFit(residual=residual.reshape(lead), scale=scale.reshape(lead),
                      rotation=rotation.reshape(lead + (3, 3)), translation=translation[:, :2].reshape(lead + (2,)))
 
