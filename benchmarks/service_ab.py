@@ -35,6 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.service_harness import (  # noqa: E402
+    QUERY_CAMERA,
     paired,
     percentile,
     pose_keypoints,
@@ -43,8 +44,6 @@ from benchmarks.service_harness import (  # noqa: E402
 )
 
 BATCH = 64
-# image geometry: the re-ranking fits a pinhole camera (``service_latency.py``'s "2D with image_size")
-CAMERA = {"image_size": [1000, 1000], "camera": {"focal": [1145.0, 1145.0]}}
 
 
 def scenarios(bundle: Path) -> dict[str, tuple[str, bytes]]:
@@ -56,7 +55,8 @@ def scenarios(bundle: Path) -> dict[str, tuple[str, bytes]]:
         f"/embed pose2d x{BATCH}": ("/embed", orjson.dumps({"inputs": poses})),
         "/retrieve k=10, no re-ranking": ("/retrieve", orjson.dumps({"query": poses[0], "k": 10, "rerank": False})),
         "/retrieve k=10, re-ranked": ("/retrieve", orjson.dumps({"query": poses[0], "k": 10})),
-        "/retrieve k=10, re-ranked, camera": ("/retrieve", orjson.dumps({"query": {**poses[0], **CAMERA}, "k": 10})),
+        "/retrieve k=10, re-ranked, camera": ("/retrieve",
+                                              orjson.dumps({"query": {**poses[0], **QUERY_CAMERA}, "k": 10})),
         "/lift3d pose2d x1": ("/lift3d", orjson.dumps(poses[0])),
         f"/lift3d pose2d x{BATCH}": ("/lift3d", orjson.dumps({"inputs": poses})),
     }

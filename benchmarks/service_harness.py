@@ -35,6 +35,8 @@ DEFAULT_IMAGE = REPO_ROOT.parent / "shared" / "data" / "pose-images" / "mpii" / 
 WARMUP = 20  # calls of each kind before the timed ones
 READY_POLL_S = 0.2  # pause between two /readyz polls while a server starts
 FOCAL_PX, CENTRE_PX, DISTANCE_MM = 1145.0, 500.0, 5000.0  # the virtual camera that turns database poses into 2D
+# a 2D query's image geometry as that camera's (re-ranking then fits a pinhole in the perspective crop's camera)
+QUERY_CAMERA = {"image_size": [int(2 * CENTRE_PX)] * 2, "camera": {"focal": [FOCAL_PX, FOCAL_PX]}}
 
 
 WRK_SCRIPT = """local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))

@@ -59,6 +59,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.service_harness import (  # noqa: E402  (run as a script: the repository is not on the path)
     DEFAULT_IMAGE,
+    QUERY_CAMERA,
     WARMUP,
     paired,
     percentile,
@@ -203,8 +204,7 @@ def rerank_split(url: str, kp: np.ndarray, n: int) -> dict[str, dict[str, float]
     import httpx
 
     bodies = {"on_axis": {"keypoints": kp[0].tolist(), "layout": "h36m17"},
-              "camera": {"keypoints": kp[0].tolist(), "layout": "h36m17", "image_size": [1000, 1000],
-                         "camera": {"focal": [1145.0, 1145.0]}}}
+              "camera": {"keypoints": kp[0].tolist(), "layout": "h36m17", **QUERY_CAMERA}}
     headers = {"Content-Type": "application/json"}
     out = {}
     with httpx.Client(base_url=url, timeout=60) as client:

@@ -72,6 +72,19 @@ def test_best_rotations_are_kabschs_and_proper(bodies):
     np.testing.assert_allclose(best_rotations(source, source @ np.swapaxes(rotation, -1, -2)), rotation, atol=1e-9)
 
 
+def test_best_rotations_of_collinear_points_still_turn_them_onto_their_target():
+    """Points on a line leave the turn about the line free (Horn's largest eigenvalue is repeated, the adjugate
+    vanishes and Jacobi sweeps take over): any rotation that lays the line onto its target is right, and a proper
+    one comes back."""
+    rng = np.random.default_rng(9)
+    line = np.outer(np.linspace(-1.0, 1.0, 17), [300.0, 100.0, 50.0])
+    rotation = random_rotations(rng, 5)
+    target = line @ np.swapaxes(rotation, -1, -2)
+    got = best_rotations(line, target)
+    np.testing.assert_allclose(line @ np.swapaxes(got, -1, -2), target, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.det(got), 1.0, atol=1e-12)
+
+
 def test_weak_perspective_fit_recovers_a_known_rotation_scale_and_translation_exactly(bodies):
     rng = np.random.default_rng(1)
     n = len(bodies)
