@@ -61,8 +61,14 @@ class NormalisationInfo(_Section):
 class GraphInfo(_Section):
     input: list[int]
     output: list[int]
-    parity_max_abs_diff: float = Field(description="largest |ONNX Runtime - torch| on held-out inputs")
+    parity_max_abs_diff: float = Field(description="largest |ONNX Runtime - torch| on held-out inputs, of the "
+                                                      "float32 export")
     parity_samples: int
+    precision: Literal["float32", "int8"] = Field(
+        "float32", description="int8: weights quantized per channel, activations per call (`--int8-encoders`)")
+    int8_min_cosine: float | None = Field(
+        None, description="int8 graphs: smallest cosine between their embeddings and the float32 graph's on the "
+                          "parity inputs")
 
 
 class OperatingPointInfo(_Section):

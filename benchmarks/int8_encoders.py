@@ -1,0 +1,126 @@
+"""int8 query encoders (``unihpr-build index --int8-encoders``): what they save in time and cost in accuracy.
+
+    .venv/bin/python benchmarks/int8_encoders.py [--bundle bundles/default] [--sample] [--repeat 300]
+
+Quantizes the pose2d and image encoders of a float32 bundle into a temporary folder as the builder does
+(``index_builder.bundle.int8_encoders``), then, for the float32 and the int8 graph side by side:
+
+- time: one ONNX Runtime call of 1 and of 64 rows (one intra-op thread, as the service runs them), the median of
+  ``--repeat`` calls in this process, alternated call by call;
+- agreement: cosine between the two graphs' embeddings of the held-out views;
+- lifting: PA-MPJPE (mm) of the bundle's float32 decoder3d on each graph's embeddings, against the true 3D in the
+  crop's camera, for the held-out test poses of ``unihpr-build evaluate`` (3 fps) through one H36M-like rig camera
+  and one seeded random camera each: clean 2D, noisy 2D (pose2d), simulated detector features (image);
+- retrieval: 2D of rig camera 0 against the float32 pose3d embeddings of all four rig views of the same poses (the
+  paper protocol's gallery, which holds the query's exact view): how often the top-1 is that exact view, and the
+  top-1 PA-MPJPE (mm) of the retrieved pose.
+
+The database vectors stay float32 in both arms, as in an int8 bundle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from index_builder.bundle.int8_encoders import QUANTIZED, cosine_rows, quantize_graph  # noqa: E402
+from index_builder.config import get_paths  # noqa: E402
+from index_builder.datasets.sample import load_poses  # noqa: E402
+from index_builder.evaluation.held_out import build_held_out, subsample_rows  # noqa: E402
+from index_builder.training.config import EvalSettings  # noqa: E402
+from index_builder.training.detector_noise import DetectorNoise  # noqa: E402
+from model.nn.onnx_export import INPUT_NAME, OUTPUT_NAME  # noqa: E402
+from model.pose.metrics import pa_mpjpe  # noqa: E402
+from model.pose.units import MM_PER_M  # noqa: E402
+from model.runtime.onnx_sessions import cpu_session  # noqa: E402
+
+CHUNK = 4096
+
+
+def run(session, x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + CHUNK]})[0]
+                           for i in range(0, len(x), CHUNK)])
+
+
+def call_us(sessions: dict[str, object], x: np.ndarray, repeat: int) -> dict[str, float]:
+    """Median microseconds of one call of each session on ``x``, the sessions alternated call by call."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(repeat):
+        for name, session in sessions.items():
+            start = time.perf_counter()
+            session.run([OUTPUT_NAME], {INPUT_NAME: x})
+            times[name].append((time.perf_counter() - start) * 1e6)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "bundles" / "default",
+                        help="a float32 bundle (built without --int8-encoders)")
+    parser.add_argument("--sample", action="store_true", help="held-out poses of the shipped sample, not the cache")
+    parser.add_argument("--repeat", type=int, default=300)
+    args = parser.parse_args(argv)
+
+    db, path = load_poses(get_paths(), prefer_cache=not args.sample)
+    test = db.split("test")
+    settings = EvalSettings()
+    rows, _ = subsample_rows(test, settings.eval_fps)
+    held = build_held_out(test, rows, settings, DetectorNoise.load())
+    decoder = cpu_session(args.bundle / "decoder3d.onnx", threads=1, errors_only=True)
+    gallery = np.concatenate([run(cpu_session(args.bundle / "encoder_pose3d.onnx"), v.pose3d_features)
+                              for v in held.rig])
+    print(f"{path}: {len(rows)} held-out test poses; bundle {args.bundle}")
+
+    inputs = {"encoder_pose2d": {"clean 2D, rig camera 0": (held.rig[0].pose2d, held.rig[0].pose3d),
+                                 "clean 2D, random cameras": (held.random.pose2d, held.random.pose3d),
+                                 "noisy 2D, rig camera 0": (held.noisy_rig[0], held.rig[0].pose3d),
+                                 "noisy 2D, random cameras": (held.noisy_random, held.random.pose3d)},
+              "encoder_image": {"detector features, rig camera 0": (held.rig[0].image, held.rig[0].pose3d),
+                                "detector features, random cameras": (held.random.image, held.random.pose3d)}}
+    with tempfile.TemporaryDirectory(prefix="unihpr-int8-") as tmp:
+        for graph in QUANTIZED:
+            quantize_graph(args.bundle / f"{graph}.onnx", Path(tmp) / f"{graph}.onnx")
+            arms = {"float32": cpu_session(args.bundle / f"{graph}.onnx", threads=1, errors_only=True),
+                    "int8": cpu_session(Path(tmp) / f"{graph}.onnx", threads=1, errors_only=True)}
+            sizes = {"float32": (args.bundle / f"{graph}.onnx").stat().st_size,
+                     "int8": (Path(tmp) / f"{graph}.onnx").stat().st_size}
+            first = next(iter(inputs[graph].values()))[0]
+            one, batch = call_us(arms, first[:1], args.repeat), call_us(arms, first[:64], max(20, args.repeat // 10))
+            print(f"\n{graph}: file {sizes['float32'] / 1e6:.1f} -> {sizes['int8'] / 1e6:.1f} MB; one call of 1 row "
+                  f"{one['float32']:.0f} -> {one['int8']:.0f} us ({one['float32'] / one['int8']:.2f}x), of 64 rows "
+                  f"{batch['float32']:.0f} -> {batch['int8']:.0f} us ({batch['float32'] / batch['int8']:.2f}x)")
+            print("| views | cosine int8 / float32: median, min | lifted PA-MPJPE float32 -> int8 (mm) |")
+            print("|---|---|---|")
+            embedded = {}
+            for name, (features, truth) in inputs[graph].items():
+                emb = {arm: run(session, features) for arm, session in arms.items()}
+                embedded[name] = emb
+                cos = cosine_rows(emb["float32"], emb["int8"])
+                pa = {arm: float(np.mean(pa_mpjpe(run(decoder, e) * MM_PER_M, truth))) for arm, e in emb.items()}
+                print(f"| {name} | {np.median(cos):.4f}, {cos.min():.4f} | {pa['float32']:.2f} -> {pa['int8']:.2f} |")
+            if graph == "encoder_pose2d":
+                n = len(rows)
+                truth = np.concatenate([v.pose3d for v in held.rig])
+                for arm in ("float32", "int8"):
+                    queries = embedded["clean 2D, rig camera 0"][arm]
+                    top1 = np.concatenate([(queries[i : i + 1024] @ gallery.T).argmax(1)
+                                           for i in range(0, n, 1024)])
+                    exact = float(np.mean(top1 == np.arange(n)))
+                    error = float(np.mean(pa_mpjpe(truth[top1], held.rig[0].pose3d)))
+                    print(f"retrieval, {arm}: exact view top-1 {exact:.3f}, top-1 PA-MPJPE {error:.1f} mm "
+                          f"({n} queries, gallery {len(gallery)})")
+
+
+if __name__ == "__main__":
+    main()

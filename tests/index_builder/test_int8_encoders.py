@@ -1,0 +1,80 @@
+"""int8 query encoders (`unihpr-build index --int8-encoders`): the bundle, its manifest and a live server over it."""
+
+import hashlib
+
+import httpx
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import model.runtime.bundle_format as fmt
+from index_builder.bundle.int8_encoders import QUANTIZED, cosine_rows
+from index_builder.bundle.writer import held_out_views
+from model.runtime.onnx_sessions import cpu_session
+from service.main import create_app
+from tests.service.live_server import make_settings, serve
+
+torch.set_num_threads(2)
+INT8_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}
+
+
+def op_types(path) -> set[str]:
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(tiny_run, sample_db, blazepose_files, tmp_path_factory):
+    """A 2-view bundle of 20 sample clips with int8 query encoders."""
+    from index_builder.bundle.writer import build_bundle
+    from index_builder.training.checkpoint import load_unihpr
+
+    model, config, _ = load_unihpr(tiny_run)
+    keep = np.zeros(len(sample_db.clips), dtype=bool)
+    keep[:20] = True
+    out = tmp_path_factory.mktemp("int8") / "int8"
+    build_bundle(model, config, sample_db.select_clips(keep), out, blazepose_files, views=2, progress=False,
+                 int8_encoders=True)
+    return out
+
+
+def test_query_encoders_are_int8_and_the_rest_float32(int8_bundle, tiny_bundle):
+    manifest = fmt.verify_bundle(int8_bundle).manifest  # hashes, shapes and every graph loaded
+    for name, graph in manifest.graphs.items():
+        path = int8_bundle / f"{name}.onnx"
+        if name in QUANTIZED:
+            assert graph.precision == "int8" and 0.9 < graph.int8_min_cosine <= 1.0, name
+            assert op_types(path) & INT8_OPS, name
+        else:
+            assert graph.precision == "float32" and graph.int8_min_cosine is None, name
+            assert not op_types(path) & INT8_OPS, name
+            assert sha256(path) == sha256(tiny_bundle / f"{name}.onnx"), name  # the same float32 export
+    assert not list(int8_bundle.glob("*.int8.onnx"))  # staged files renamed into place
+
+
+def test_int8_embeddings_agree_with_float32_on_held_out_inputs(int8_bundle, tiny_bundle, sample_db):
+    views = held_out_views(sample_db, 500, seed=99)
+    for modality, features in (("pose2d", views.pose2d), ("image", views.image)):
+        graph = fmt.ENCODERS[modality]
+        float32 = cpu_session(tiny_bundle / graph).run(None, {"features": features})[0]
+        int8 = cpu_session(int8_bundle / graph).run(None, {"features": features})[0]
+        assert not np.array_equal(float32, int8), modality  # really another graph
+        assert np.median(cosine_rows(float32, int8)) > 0.99, modality
+
+
+def test_a_server_answers_with_int8_encoders(int8_bundle, tiny_bundle, sample_db):
+    views = held_out_views(sample_db, 1, seed=5)
+    body = {"inputs": [{"modality": "pose2d", "keypoints": views.clean2d[0].tolist(), "layout": "unihpr17"}]}
+    with serve(create_app(make_settings(int8_bundle))) as live, httpx.Client(base_url=live.url, timeout=60) as c:
+        embedded = c.post("/embed", json=body)
+        lifted = c.post("/lift3d", json=body)
+        found = c.post("/retrieve", json={"query": body["inputs"][0], "k": 3})
+        info = c.get("/info").json()
+    assert embedded.status_code == lifted.status_code == found.status_code == 200
+    assert len(found.json()["results"]) == 3
+    assert np.isfinite(lifted.json()["outputs"][0]["pose3d"]).all()
+    assert info["graphs"]["encoder_pose2d"]["precision"] == "int8"
