@@ -9,6 +9,7 @@ import pytest
 from index_builder.config import BuildPaths, get_paths
 from index_builder.datasets.motion_database import MotionDatabase
 from model.pose.pose_fit import compile_kernels
+from tests.tiny_bundles import build_tiny_bundle
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -76,17 +77,8 @@ def blazepose_files():
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_run, sample_db, blazepose_files, tmp_path_factory):
     """A bundle of the tiny model over 40 clips of the sample (exact index), built once per session."""
-    import numpy as np
-
-    from index_builder.bundle.writer import build_bundle
-    from index_builder.training.checkpoint import load_unihpr
-
-    model, config, _ = load_unihpr(tiny_run)
-    keep = np.zeros(len(sample_db.clips), dtype=bool)
-    keep[:: max(1, len(sample_db.clips) // 40)] = True
-    out = tmp_path_factory.mktemp("bundles") / "tiny"
-    build_bundle(model, config, sample_db.select_clips(keep), out, blazepose_files, progress=False)
-    return out
+    return build_tiny_bundle(tiny_run, sample_db, slice(None, None, max(1, len(sample_db.clips) // 40)),
+                             tmp_path_factory.mktemp("bundles") / "tiny", blazepose_files)
 
 
 @pytest.fixture(scope="session")

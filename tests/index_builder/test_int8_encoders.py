@@ -14,6 +14,7 @@ from index_builder.bundle.writer import held_out_views
 from model.runtime.onnx_sessions import cpu_session
 from service.main import create_app
 from tests.service.live_server import make_settings, serve
+from tests.tiny_bundles import build_tiny_bundle
 
 torch.set_num_threads(2)
 INT8_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}
@@ -30,16 +31,8 @@ def sha256(path) -> str:
 @pytest.fixture(scope="module")
 def int8_bundle(tiny_run, sample_db, blazepose_files, tmp_path_factory):
     """A 2-view bundle of 20 sample clips with int8 query encoders."""
-    from index_builder.bundle.writer import build_bundle
-    from index_builder.training.checkpoint import load_unihpr
-
-    model, config, _ = load_unihpr(tiny_run)
-    keep = np.zeros(len(sample_db.clips), dtype=bool)
-    keep[:20] = True
-    out = tmp_path_factory.mktemp("int8") / "int8"
-    build_bundle(model, config, sample_db.select_clips(keep), out, blazepose_files, views=2, progress=False,
-                 int8_encoders=True)
-    return out
+    return build_tiny_bundle(tiny_run, sample_db, slice(None, 20), tmp_path_factory.mktemp("int8") / "int8",
+                             blazepose_files, views=2, int8_encoders=True)
 
 
 def test_query_encoders_are_int8_and_the_rest_float32(int8_bundle, tiny_bundle):

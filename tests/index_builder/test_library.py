@@ -20,6 +20,7 @@ from model.pose.features import pose3d_features
 from model.runtime.motion_sources import SOURCES, SourceStore
 from model.runtime.onnx_sessions import cpu_session
 from tests.index_builder.ingest_fixtures import CMU_BVH
+from tests.tiny_bundles import build_tiny_bundle
 
 K = 10
 
@@ -184,17 +185,11 @@ def test_compaction_of_an_ivf_index_keeps_lists_and_vectors():
 def ivf_bundle(tiny_run, sample_db, blazepose_files, tmp_path_factory):
     """A 2-view bundle of 60 sample clips with a forced 16-list IVF index."""
     import index_builder.bundle.writer as bundle_module
-    from index_builder.bundle.writer import build_bundle
-    from index_builder.training.checkpoint import load_unihpr
 
-    model, config, _ = load_unihpr(tiny_run)
-    keep = np.zeros(len(sample_db.clips), dtype=bool)
-    keep[:60] = True
-    out = tmp_path_factory.mktemp("ivf") / "ivf"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(bundle_module, "plan_index", lambda n, dim, kind="auto": IndexPlan("ivf", dim, 16))
-        build_bundle(model, config, sample_db.select_clips(keep), out, blazepose_files, views=2, progress=False)
-    return out
+        return build_tiny_bundle(tiny_run, sample_db, slice(None, 60), tmp_path_factory.mktemp("ivf") / "ivf",
+                                 blazepose_files, views=2)
 
 
 def test_ivf_bundle_add_remove_readd(ivf_bundle, sample_db, tmp_path):
