@@ -16,11 +16,17 @@ Quantizes the pose2d and image encoders of a float32 bundle into a temporary fol
   top-1 PA-MPJPE (mm) of the retrieved pose.
 
 The database vectors stay float32 in both arms, as in an int8 bundle.
+
+With ``--int8-bundle PATH`` (the same data built with ``--int8-encoders``) it also serves both bundles from this
+tree (``service_harness.running_server``) and measures, alternating between them for ``--rounds`` rounds: the 64-pose
+``/embed`` requests per second from ``wrk`` (8 connections, ``--seconds`` a run), and the p50 of one-pose and 64-pose
+``/embed`` requests sent one at a time (``service_harness.paired``: the two servers' requests interleaved).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -32,6 +38,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.service_harness import paired, percentile, pose_keypoints, running_server, wrk_rps  # noqa: E402
 from index_builder.bundle.int8_encoders import QUANTIZED, cosine_rows, quantize_graph  # noqa: E402
 from index_builder.config import get_paths  # noqa: E402
 from index_builder.datasets.sample import load_poses  # noqa: E402
@@ -64,12 +71,42 @@ def call_us(sessions: dict[str, object], x: np.ndarray, repeat: int) -> dict[str
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def http_rounds(float_bundle: Path, int8_bundle: Path, rounds: int, seconds: float, requests: int) -> None:
+    """Both bundles served at once; per round, each one's 64-pose /embed throughput and one-at-a-time p50s."""
+    import httpx
+
+    kp = pose_keypoints(float_bundle, 64)
+    bodies = {n: json.dumps({"inputs": [{"modality": "pose2d", "keypoints": k.tolist(), "layout": "h36m17"}
+                                        for k in kp[:n]]}).encode() for n in (1, 64)}
+    headers = {"Content-Type": "application/json"}
+    print("\n| round | 64-pose /embed requests/s, 8 connections: float32 -> int8 | one-pose /embed p50 (ms) | "
+          "64-pose /embed p50 (ms) |")
+    print("|---|---|---|---|")
+    with running_server(float_bundle) as a, running_server(int8_bundle) as b, \
+            httpx.Client(base_url=a.url, timeout=60) as ca, httpx.Client(base_url=b.url, timeout=60) as cb:
+        for r in range(1, rounds + 1):
+            rps = [wrk_rps(server.url, "/embed", bodies[64], 8, seconds) for server in (a, b)]
+            p50 = {}
+            for n in (1, 64):
+                ta, tb = paired(lambda: ca.post("/embed", content=bodies[n], headers=headers).raise_for_status(),
+                                lambda: cb.post("/embed", content=bodies[n], headers=headers).raise_for_status(),
+                                requests)
+                p50[n] = (percentile(ta, 50), percentile(tb, 50))
+            print(f"| {r} | {rps[0]:.0f} -> {rps[1]:.0f} | {p50[1][0]:.3f} -> {p50[1][1]:.3f} | "
+                  f"{p50[64][0]:.3f} -> {p50[64][1]:.3f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "bundles" / "default",
                         help="a float32 bundle (built without --int8-encoders)")
     parser.add_argument("--sample", action="store_true", help="held-out poses of the shipped sample, not the cache")
     parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--int8-bundle", type=Path, default=None,
+                        help="the same data built with --int8-encoders: also compare the two over HTTP")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0, help="wrk's run per bundle and round")
+    parser.add_argument("--requests", type=int, default=500, help="one-at-a-time requests per size and round")
     args = parser.parse_args(argv)
 
     db, path = load_poses(get_paths(), prefer_cache=not args.sample)
@@ -120,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
                     error = float(np.mean(pa_mpjpe(truth[top1], held.rig[0].pose3d)))
                     print(f"retrieval, {arm}: exact view top-1 {exact:.3f}, top-1 PA-MPJPE {error:.1f} mm "
                           f"({n} queries, gallery {len(gallery)})")
+    if args.int8_bundle is not None:
+        http_rounds(args.bundle, args.int8_bundle, args.rounds, args.seconds, args.requests)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ def test_query_encoders_are_int8_and_the_rest_float32(int8_bundle, tiny_bundle):
         if name in QUANTIZED:
             assert graph.precision == "int8" and 0.9 < graph.int8_min_cosine <= 1.0, name
             assert op_types(path) & INT8_OPS, name
+            first = next(n for n in onnx.load(str(path)).graph.node if n.op_type in ("Gemm", "MatMul", "MatMulInteger"))
+            assert first.op_type != "MatMulInteger", name  # the input layer stays float32
         else:
             assert graph.precision == "float32" and graph.int8_min_cosine is None, name
             assert not op_types(path) & INT8_OPS, name
