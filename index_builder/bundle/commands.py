@@ -43,10 +43,10 @@ def index(
     backend: BackendOpt = "faiss",
     milvus_uri: MilvusUriOpt = None,
     milvus_token: MilvusTokenOpt = None,
-    int8_encoders: Annotated[bool, typer.Option(
-        "--int8-encoders", help="quantize the pose2d and image query encoders to int8 (ONNX Runtime, per channel): "
-                                "faster on CPUs, embeddings and lifts a little less exact (benchmarks/README.md, "
-                                "`int8_encoders.py`); the database vectors stay float32")] = False,
+    int8: Annotated[bool, typer.Option(
+        "--int8", help="query encoders and decoders with int8 weights (ONNX Runtime, per channel): faster on CPUs, "
+                       "embeddings and lifts a little less exact (benchmarks/README.md, `int8_graphs.py`); the "
+                       "database vectors stay float32")] = False,
 ) -> None:
     """Export the model to ONNX, embed the pose database under virtual views, index it and write the bundle
     (with --backend milvus the vectors go into a Milvus collection named after the bundle version)."""
@@ -72,7 +72,7 @@ def index(
     timings: dict[str, float] = {}
     manifest = build_bundle(model, config, db, out, fetch_blazepose_models(), views=views, evaluation=metrics,
                             index_kind=index_kind, fps=fps, timings=timings, milvus=milvus,
-                            int8_encoders=int8_encoders)
+                            int8=int8)
     info, point = manifest.index, manifest.index.operating_point
     effort = f"efSearch {point.ef_search}" if info.type == "hnsw" else f"nprobe {point.nprobe}"
     typer.echo(f"{out}: {info.ntotal} vectors at {', '.join(f'{r:g}' for r in manifest.database.fps)} fps, "
@@ -86,8 +86,9 @@ def index(
         typer.echo(f"  {validation_line(method, entry)}")
     for name, graph in manifest.graphs.items():
         if graph.precision == "int8":
-            typer.echo(f"  {name}: int8, cosine to the float32 graph >= {graph.int8_min_cosine:.4f} on "
-                       f"{graph.parity_samples} held-out inputs")
+            cosine = "" if graph.int8_min_cosine is None else f", cosine >= {graph.int8_min_cosine:.4f}"
+            typer.echo(f"  {name}: int8, against float32 on {graph.parity_samples} held-out inputs: max |diff| "
+                       f"{graph.int8_max_abs_diff:.1e}{cosine}")
 
 
 @app.command()

@@ -26,7 +26,7 @@ from index_builder.bundle.indexing import (
     plan_index,
     write_index,
 )
-from index_builder.bundle.int8_encoders import quantize_encoders
+from index_builder.bundle.int8_graphs import quantize_graphs
 from index_builder.bundle.milvus_collection import MilvusTarget, publish
 from index_builder.bundle.reranking import (
     QUERIES_TEXT,
@@ -182,11 +182,19 @@ def write_bundle_sources(folder: Path, names: list[str], sources: ClipSources | 
                            stored_bytes=sizes.stored_bytes)
 
 
+def int8_info(agreement: tuple[float, float | None] | None) -> dict:
+    """A graph's manifest fields for its int8 form: (max |diff|, min cosine or None) -> precision and agreement."""
+    if agreement is None:
+        return {}
+    diff, cosine = agreement
+    return {"precision": "int8", "int8_max_abs_diff": diff, "int8_min_cosine": cosine}
+
+
 def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Path, blazepose: BlazePoseFiles,
                  views: int = DEFAULT_VIEWS, evaluation: dict | None = None, progress: bool = True,
                  index_kind: str = "auto", fps: float | None = None,
                  timings: dict[str, float] | None = None, milvus: MilvusTarget | None = None,
-                 int8_encoders: bool = False) -> fmt.Manifest:
+                 int8: bool = False) -> fmt.Manifest:
     """Export, embed, index and write the bundle at ``out`` atomically; returns its manifest.
 
     milvus: when given, the vectors go into a Milvus collection of this bundle version
@@ -195,8 +203,8 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
     index_kind: see ``indexing.plan_index``. fps: index each clip at about this rate (``frames_at_rate``); None:
     every frame. timings: when given, receives the seconds of the stages "export", "embedding", "index" (plan,
     k-means, add, operating point, write) and "rerank" (the re-ranking weights and confidence calibration).
-    int8_encoders: the pose2d and image encoders quantized (``index_builder.bundle.int8_encoders``) once the
-    database is embedded, so the operating point and re-ranking are chosen with the graphs the service runs.
+    int8: the query encoders and the decoders quantized (``index_builder.bundle.int8_graphs``) once the database is
+    embedded, so the operating point and re-ranking are chosen with the graphs the service runs.
     """
     started = time.perf_counter()
     timings = {} if timings is None else timings
@@ -226,9 +234,10 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
         timings["embedding"] = time.perf_counter() - stage
         LOG.info("embedded %d poses x %d views (%s fps) in %.1f s", len(poses), views,
                  ", ".join(f"{r:g}" for r in rates), timings["embedding"])
-        int8 = quantize_encoders(tmp, parity_inputs) if int8_encoders else {}
-        if int8:
-            LOG.info("int8 encoders: %s", ", ".join(f"{g} (cosine to float32 >= {c:.4f})" for g, c in int8.items()))
+        quantized = quantize_graphs(tmp, parity_inputs) if int8 else {}
+        for name, (diff, cosine) in quantized.items():
+            LOG.info("%s: int8, max |diff| to float32 %.1e%s", name, diff,
+                     "" if cosine is None else f", cosine >= {cosine:.4f}")
         stage = time.perf_counter()
         queries = run_encoder(cpu_session(tmp / fmt.ENCODERS["pose2d"], threads=2), parity.pose2d)
         plan, index, point = index_vectors(vectors, queries, index_kind, progress)
@@ -268,8 +277,7 @@ def build_bundle(model: UniHPR, config: TrainConfig, db: MotionDatabase, out: Pa
             normalisation=NORMALISATION,
             graphs={g.name: fmt.GraphInfo(input=list(g.input_shape), output=list(g.output_shape),
                                           parity_max_abs_diff=g.max_abs_diff, parity_samples=PARITY_SAMPLES,
-                                          **({"precision": "int8", "int8_min_cosine": round(int8[g.name], 6)}
-                                             if g.name in int8 else {}))
+                                          **int8_info(quantized.get(g.name)))
                     for g in graphs},
             index=index_info,
             database=fmt.DatabaseInfo(

@@ -65,9 +65,12 @@ class GraphInfo(_Section):
                                                       "float32 export")
     parity_samples: int
     precision: Literal["float32", "int8"] = Field(
-        "float32", description="int8: weights quantized per channel, activations per call (`--int8-encoders`)")
+        "float32", description="int8: weights quantized per channel, activations per call, the layer that touches "
+                               "coordinates kept float32 (`unihpr-build index --int8`)")
+    int8_max_abs_diff: float | None = Field(
+        None, description="int8 graphs: largest |int8 - float32 graph| on the parity inputs, in output units")
     int8_min_cosine: float | None = Field(
-        None, description="int8 graphs: smallest cosine between their embeddings and the float32 graph's on the "
+        None, description="int8 encoders: smallest cosine between their embeddings and the float32 graph's on the "
                           "parity inputs")
 
 
