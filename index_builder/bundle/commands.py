@@ -71,8 +71,7 @@ def index(
     metrics = json.loads(evaluation.read_text()) if evaluation else None
     timings: dict[str, float] = {}
     manifest = build_bundle(model, config, db, out, fetch_blazepose_models(), views=views, evaluation=metrics,
-                            index_kind=index_kind, fps=fps, timings=timings, milvus=milvus,
-                            int8=int8)
+                            index_kind=index_kind, fps=fps, timings=timings, milvus=milvus, int8=int8)
     info, point = manifest.index, manifest.index.operating_point
     effort = f"efSearch {point.ef_search}" if info.type == "hnsw" else f"nprobe {point.nprobe}"
     typer.echo(f"{out}: {info.ntotal} vectors at {', '.join(f'{r:g}' for r in manifest.database.fps)} fps, "
