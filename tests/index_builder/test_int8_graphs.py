@@ -14,7 +14,7 @@ from index_builder.bundle.writer import held_out_views
 from model.runtime.onnx_sessions import cpu_session
 from service.main import create_app
 from tests.service.live_server import make_settings, serve
-from tests.tiny_bundles import build_tiny_bundle
+from tests.tiny_bundles import build_tiny_bundle, new_clips
 
 torch.set_num_threads(2)
 INT8_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}
@@ -82,3 +82,16 @@ def test_a_server_answers_with_int8_graphs(int8_bundle, sample_db):
     assert np.isfinite(lifted.json()["outputs"][0]["pose3d"]).all()
     assert info["graphs"]["encoder_pose2d"]["precision"] == info["graphs"]["decoder3d"]["precision"] == "int8"
     assert info["graphs"]["encoder_pose3d"]["precision"] == "float32"
+
+
+def test_added_clips_keep_the_int8_graphs_and_float32_vectors(int8_bundle, sample_db, tmp_path):
+    from index_builder.bundle.library_update import add_clips
+
+    db = new_clips(sample_db, int8_bundle, 3)
+    bigger = add_clips(int8_bundle, db, tmp_path / "bigger", progress=False)
+    verified = fmt.verify_bundle(bigger.out)
+    assert {n: g.precision for n, g in verified.manifest.graphs.items()} == \
+        {n: g.precision for n, g in fmt.read_manifest(int8_bundle).graphs.items()}
+    for name in QUANTIZED:
+        assert sha256(bigger.out / f"{name}.onnx") == sha256(int8_bundle / f"{name}.onnx"), name
+    assert verified.index.ntotal == fmt.read_manifest(int8_bundle).index.ntotal + 2 * len(db)

@@ -20,17 +20,9 @@ from model.pose.features import pose3d_features
 from model.runtime.motion_sources import SOURCES, SourceStore
 from model.runtime.onnx_sessions import cpu_session
 from tests.index_builder.ingest_fixtures import CMU_BVH
-from tests.tiny_bundles import build_tiny_bundle
+from tests.tiny_bundles import build_tiny_bundle, new_clips
 
 K = 10
-
-
-def new_clips(sample_db, bundle, count: int):
-    """``count`` clips of the sample that ``bundle`` does not hold, as a database."""
-    held = set(fmt.verify_bundle(bundle, load_models=False).metadata["clip_name"].tolist())
-    keep = np.zeros(len(sample_db.clips), dtype=bool)
-    keep[[i for i, name in enumerate(sample_db.clips.name) if name not in held][:count]] = True
-    return sample_db.select_clips(keep)
 
 
 def results(bundle, queries: np.ndarray) -> tuple[list[list[tuple[str, int, int]]], np.ndarray]:

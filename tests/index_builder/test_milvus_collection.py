@@ -25,7 +25,7 @@ from index_builder.bundle.milvus_collection import (
     search_collection,
 )
 from index_builder.cli import main
-from tests.index_builder.test_library import new_clips
+from tests.tiny_bundles import new_clips
 
 POSES, VIEWS, DIM, CLUSTERS = 2500, 4, 16, 40
 
