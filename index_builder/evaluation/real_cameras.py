@@ -21,7 +21,9 @@ record (x, y of the same crop features, answered in the virtual camera, rotated 
 distortion, and the default field of view of the image size with no distortion known (``default_intrinsics``),
 the same for every lifter. A control with the intrinsics: the same views, each camera turned to aim at the pelvis
 and without its lens (``aimed_at_pelvis``); a bin keeps its poses, so the ratio real / aimed per bin is what the
-off-axis angle costs, apart from which poses land in which bin (clips far from the floor centre move more).
+off-axis angle costs, apart from which poses land in which bin (clips far from the floor centre move more). And per
+run, UniHPR's bins with the poses' contents reweighted to the mix of all views (``content_matched_bins``): the
+bins compared on like poses by another route.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ TRAJECTORY_CLIP_MM = 1000.0  # ... and that difference clipped to this length
 BIN_EDGES_DEG = (5.0, 10.0, 15.0)  # off-axis bins of the pelvis ray
 BIN_NAMES = ("0-5", "5-10", "10-15", "15+")
 MIN_BIN_VIEWS = 30  # the max / min ratio over bins uses bins with at least this many views
+CONTENT_MIN_VIEWS = 5  # content-matched bins: a content counts in a bin with at least this many views there
 RUNS = {
     "intrinsics": "the true intrinsics and lens distortion of each camera",
     "default_fov": "no intrinsics known: the default field of view of the image size, no distortion",
@@ -246,6 +249,39 @@ def bin_ratio(per_bin: dict, counts: dict[str, int], min_views: int = MIN_BIN_VI
     return _r(max(values) / min(values)) if len(values) >= 2 and min(values) > 0 else None
 
 
+def matched_ratio(per_bin: dict[str, float | None], counts: dict[str, int],
+                  min_views: int = MIN_BIN_VIEWS) -> float | None:
+    """``bin_ratio`` of content-matched MPJPE (bin name -> mm or None)."""
+    return bin_ratio({b: {"mpjpe_mm": v} for b, v in per_bin.items() if v is not None},
+                     {b: counts[b] if per_bin[b] is not None else 0 for b in BIN_NAMES}, min_views)
+
+
+def content_matched_bins(errors: np.ndarray, bins: np.ndarray, content: np.ndarray,
+                         min_views: int = CONTENT_MIN_VIEWS) -> dict:
+    """Each off-axis bin's mean error with its poses' contents reweighted to the mix of all views: a second way,
+    beside the aimed control, of comparing the bins on the same poses (a bin far off the axis holds the clips that
+    travel furthest, e.g. running, whatever the camera).
+
+    errors, bins, content: (V,) per view its error (mm), bin index and content label. Per bin, every content with
+    at least ``min_views`` views in it counts with that content's share of all views.
+    returns: per_bin: bin name -> mm or None; coverage: bin name -> the share of all views whose contents the bin
+        counts; min_views.
+    """
+    labels, share = np.unique(content, return_counts=True)
+    share = share / max(len(content), 1)
+    per_bin, coverage = {}, {}
+    for b, name in enumerate(BIN_NAMES):
+        means, weights = [], []
+        for label, w in zip(labels, share):
+            mask = (bins == b) & (content == label)
+            if mask.sum() >= min_views:
+                means.append(errors[mask].mean())
+                weights.append(w)
+        per_bin[name] = _r(np.average(means, weights=weights)) if weights else None
+        coverage[name] = _r(sum(weights)) if weights else 0.0
+    return {"per_bin": per_bin, "coverage": coverage, "min_views": min_views}
+
+
 def _target(text: str, short: str, value: float | None, threshold: float) -> dict:
     """A target of issue #12: met when ``value <= threshold``; None when there is no value to judge."""
     return {"target": text, "short": short, "value": value, "threshold": threshold,
@@ -266,21 +302,28 @@ def fixed_real_rig(lifters: dict[str, RigLifter], inputs: dict[str, str], db: Mo
     counts = {name: int((bins == b).sum()) for b, name in enumerate(BIN_NAMES)}
     told = {"intrinsics": views.intrinsics, "default_fov": default_intrinsics(views.image_size)}
 
-    def errors_of(lift: RigLifter, pixels: np.ndarray, intrinsics: Intrinsics, target: np.ndarray) -> dict:
+    def view_errors(lift: RigLifter, pixels: np.ndarray, intrinsics: Intrinsics, target: np.ndarray) -> dict:
         lifted = lift(pixels, intrinsics) if len(views.pose) else np.zeros((0, 17, 3))
-        return _summary({"mpjpe": mpjpe(lifted, target), "pa_mpjpe": pa_mpjpe(lifted, target)}, bins)
+        return {"mpjpe": mpjpe(lifted, target), "pa_mpjpe": pa_mpjpe(lifted, target)}
 
+    def errors_of(lift: RigLifter, pixels: np.ndarray, intrinsics: Intrinsics, target: np.ndarray) -> dict:
+        return _summary(view_errors(lift, pixels, intrinsics, target), bins)
+
+    content = db.clips.content[db.clip[rows[views.pose]]]
     runs = {}
     for run, what in RUNS.items():
-        per_lifter = {name: errors_of(lift, views.pixels, told[run], views.target) for name, lift in lifters.items()}
+        errors = {name: view_errors(lift, views.pixels, told[run], views.target) for name, lift in lifters.items()}
+        per_lifter = {name: _summary(e, bins) for name, e in errors.items()}
         martinez = [n for n in per_lifter if n != "unihpr" and per_lifter[n]["mpjpe_mm"] is not None]
         better = min(martinez, key=lambda n: per_lifter[n]["mpjpe_mm"]) if martinez else None
         uni = per_lifter["unihpr"]
         ratio = ({k: _r(uni[k] / per_lifter[better][k]) for k in ("mpjpe_mm", "pa_mpjpe_mm")}
                  if better and uni["mpjpe_mm"] is not None else None)
+        matched = content_matched_bins(errors["unihpr"]["mpjpe"], bins, content)
         runs[run] = {"told": what, "lifters": per_lifter, "better_martinez": better,
                      "ratio_unihpr_to_better_martinez": ratio,
-                     "unihpr_bin_ratio": bin_ratio(uni["per_bin"], counts)}
+                     "unihpr_bin_ratio": bin_ratio(uni["per_bin"], counts),
+                     "unihpr_content_matched": {**matched, "bin_ratio": matched_ratio(matched["per_bin"], counts)}}
     best = runs["intrinsics"]
     aimed_pixels, aimed_intrinsics, aimed_target = aimed_at_pelvis(views)
     aimed = {name: errors_of(lift, aimed_pixels, aimed_intrinsics, aimed_target) for name, lift in lifters.items()}

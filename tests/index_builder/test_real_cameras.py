@@ -37,7 +37,9 @@ from index_builder.evaluation.real_cameras import (
     aimed_at_pelvis,
     camera_batch,
     clip_offset,
+    content_matched_bins,
     fixed_real_rig,
+    matched_ratio,
     off_axis_bins,
     place_on_floor,
     rig_cameras,
@@ -167,6 +169,25 @@ def test_off_axis_bins():
     assert len(BIN_NAMES) == 4
 
 
+def test_content_matched_bins_compare_the_bins_on_like_poses():
+    """Two contents, one twice as hard; bin 0 holds mostly the easy one, bin 3 mostly the hard one: their plain means
+    differ, their content-matched means do not; a content with too few views in a bin is left out of it."""
+    content = np.array(["walk"] * 80 + ["run"] * 20 + ["walk"] * 10 + ["run"] * 40 + ["jump"] * 2)
+    bins = np.array([0] * 100 + [3] * 52)
+    errors = np.where(content == "run", 30.0, 15.0) + np.where(bins == 3, 1.0, 0.0)  # the far bin costs 1 mm
+    matched = content_matched_bins(errors, bins, content, min_views=5)
+    walk, run = 90 / 152, 60 / 152
+    assert matched["per_bin"]["0-5"] == pytest.approx((walk * 15 + run * 30) / (walk + run), abs=1e-3)
+    assert matched["per_bin"]["15+"] == pytest.approx(matched["per_bin"]["0-5"] + 1.0, abs=1e-3)
+    assert matched["per_bin"]["5-10"] is None and matched["coverage"]["5-10"] == 0.0
+    assert matched["coverage"]["15+"] == pytest.approx(150 / 152, abs=1e-3)  # the 2 "jump" views are left out
+    plain = {b: errors[bins == b].mean() for b in (0, 3)}
+    assert plain[3] / plain[0] > 1.3  # what the bins' pose mix alone does to the plain means
+    counts = {"0-5": 100, "5-10": 0, "10-15": 0, "15+": 52}
+    assert matched_ratio(matched["per_bin"], counts) == pytest.approx(matched["per_bin"]["15+"]
+                                                                      / matched["per_bin"]["0-5"], abs=1e-3)
+
+
 def test_rig_section_with_a_blind_lifter(test_split):
     """Counts add up and the errors are those of the lifter's answers, per bin too."""
     rows, _ = subsample_rows(test_split, 1.0)
@@ -205,6 +226,9 @@ def test_rig_section_with_a_blind_lifter(test_split):
         real, control = run["lifters"]["unihpr"]["per_bin"][name], aimed["lifters"]["unihpr"]["per_bin"][name]
         assert control["mpjpe_mm"] == pytest.approx(real["mpjpe_mm"], abs=1e-3) if real["mpjpe_mm"] else True
         assert aimed["off_axis_cost"]["unihpr"][name] in (None, pytest.approx(1.0, abs=1e-4))
+    # the content-matched bins are those of the lifter's per-view errors and each view's clip content
+    content = test_split.clips.content[test_split.clip[rows[views.pose]]]
+    assert run["unihpr_content_matched"]["per_bin"] == content_matched_bins(expected, bins, content)["per_bin"]
 
 
 # --------------------------------------------------------------------------------------- photo geometry
@@ -330,6 +354,7 @@ def test_evaluate_writes_the_new_sections(rig_run, sample_db, tmp_path):
     assert tmp_path / "reports" / PLOTS["real_rig"] in written
     md = (tmp_path / "reports" / "eval.md").read_text()
     assert "## Fixed real rig" in md and f"]({PLOTS['real_rig']})" in md and "On the fixed real rig" in md
+    assert "reweighted to the content mix of all views" in md
     assert "## Photo consistency" in md and "Skipped: photo consistency not computed" in md
     assert json.loads((tmp_path / "reports" / "eval.json").read_text())["real_rig"]["views"] == rig["views"]
     with Image.open(tmp_path / "reports" / PLOTS["real_rig"]) as image:

@@ -62,6 +62,8 @@ def real_rig_markdown(r: dict, plots: dict[str, str]) -> list[str]:
         line += (f"UniHPR max / min over the off-axis bins with >= {rig['min_bin_views']} views: "
                  + ("-" if spread is None else f"{spread:.2f}") + ".")
         out += [line, ""]
+        if "unihpr_content_matched" in e:  # absent from older results
+            out += content_matched_markdown(e["unihpr_content_matched"], bins, rig["min_bin_views"])
         if "aimed" in e:
             out += aimed_markdown(e["aimed"], bins)
     out += [targets_table(rig["targets"]), "", f"![fixed real rig]({plots['real_rig']})", ""]
@@ -73,6 +75,17 @@ def bin_rows(lifters: dict, bins: list[str]) -> list[list]:
     return [[name, f"{x['mpjpe_mm']:.1f} / {x['pa_mpjpe_mm']:.1f}"]
             + [None if x["per_bin"][b]["mpjpe_mm"] is None else f"{x['per_bin'][b]['mpjpe_mm']:.1f}" for b in bins]
             for name, x in lifters.items()]
+
+
+def content_matched_markdown(matched: dict, bins: list[str], min_views: int) -> list[str]:
+    """UniHPR's bins on like poses: each bin's contents weighted by their share of all views."""
+    cells = ", ".join(f"{b} " + ("-" if matched["per_bin"][b] is None else
+                                 f"{matched['per_bin'][b]:.1f} (covering {matched['coverage'][b]:.0%})") for b in bins)
+    spread = matched["bin_ratio"]
+    return [f"UniHPR with each bin's poses reweighted to the content mix of all views (a content counts in a bin "
+            f"with at least {matched['min_views']} views there; covering: the share of all views whose contents it "
+            f"counts), MPJPE: {cells}; max / min over the bins with >= {min_views} views: "
+            + ("-" if spread is None else f"{spread:.3f}") + ".", ""]
 
 
 def aimed_markdown(aimed: dict, bins: list[str]) -> list[str]:
