@@ -22,19 +22,25 @@ class RecordingLibc:
 def test_trims_every_interval_in_a_worker_thread_until_cancelled(monkeypatch):
     libc = RecordingLibc()
     monkeypatch.setattr(memory, "LIBC", libc)
+    interval = 0.02
 
-    async def run() -> tuple[int, int]:
-        task = asyncio.create_task(memory.trim_periodically(0.02))
-        await asyncio.sleep(0.15)
+    async def run() -> tuple[float, int, int]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        task = asyncio.create_task(memory.trim_periodically(interval))
+        while len(libc.trims) < 3 and loop.time() - start < 10:  # waits on the trims, not on the clock: a loaded
+            await asyncio.sleep(interval / 4)                    # machine is only slower
+        elapsed = loop.time() - start
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         stopped = len(libc.trims)
-        await asyncio.sleep(0.06)
-        return stopped, len(libc.trims)
+        await asyncio.sleep(3 * interval)
+        return elapsed, stopped, len(libc.trims)
 
-    stopped, later = asyncio.run(run())
-    assert 3 <= stopped <= 8  # about one trim per interval
+    elapsed, stopped, later = asyncio.run(run())
+    assert stopped >= 3
+    assert elapsed >= 2.5 * interval  # each trim waits its interval first
     assert later == stopped  # none after the cancellation
     assert threading.main_thread().name not in libc.trims  # never on the event loop's thread
 
