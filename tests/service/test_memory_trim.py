@@ -35,13 +35,17 @@ def test_trims_every_interval_in_a_worker_thread_until_cancelled(monkeypatch):
         with pytest.raises(asyncio.CancelledError):
             await task
         stopped = len(libc.trims)
-        await asyncio.sleep(3 * interval)
-        return elapsed, stopped, len(libc.trims)
+        await asyncio.sleep(10 * interval)
+        settled = len(libc.trims)
+        await asyncio.sleep(10 * interval)
+        return elapsed, stopped, settled, len(libc.trims)
 
-    elapsed, stopped, later = asyncio.run(run())
+    elapsed, stopped, settled, later = asyncio.run(run())
     assert stopped >= 3
     assert elapsed >= 2.5 * interval  # each trim waits its interval first
-    assert later == stopped  # none after the cancellation
+    # a trim already running in its thread may end after the cancellation (a thread cannot be stopped; it failed
+    # the test once on a busy machine), but the timer starts none after it
+    assert settled - stopped <= 1 and later == settled
     assert threading.main_thread().name not in libc.trims  # never on the event loop's thread
 
 
