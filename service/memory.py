@@ -22,6 +22,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import logging
+from collections.abc import Callable
 
 import anyio.to_thread
 
@@ -62,11 +63,11 @@ def release_memory() -> None:
         LIBC.malloc_trim(0)
 
 
-async def trim_periodically(interval_s: float = TRIM_INTERVAL_S) -> None:
+async def trim_periodically(interval_s: float = TRIM_INTERVAL_S, trim: Callable[[], None] = release_memory) -> None:
     """Trim every arena every ``interval_s`` seconds, in a worker thread (a trim takes the arenas' locks for up to a
-    few milliseconds); runs until cancelled."""
+    few milliseconds); runs until cancelled. ``trim``: what each tick runs (``release_memory``)."""
     if LIBC is None:
         return
     while True:
         await asyncio.sleep(interval_s)
-        await anyio.to_thread.run_sync(release_memory)
+        await anyio.to_thread.run_sync(trim)
