@@ -12,6 +12,9 @@ Quantizes the query encoders and the decoders of a float32 bundle into a tempora
 - lifting: PA-MPJPE (mm) of encoder + decoder3d against the true 3D in the crop's camera, float32, with the int8
   encoder, and all int8, for the held-out test poses of ``unihpr-build evaluate`` (3 fps) through one H36M-like rig
   camera and one seeded random camera each: clean 2D, noisy 2D (pose2d), simulated detector features (image);
+- the fixed real rig of ``unihpr-build evaluate`` (the published H36M calibrations, lens distortion, people off the
+  image centre, intrinsics given): MPJPE and PA-MPJPE (mm) of the float32 and the int8 encoder + decoder3d;
+- batch dependence: 256 poses through encoder_pose2d and decoder3d one at a time against in one call;
 - retrieval: 2D of rig camera 0 against the float32 pose3d embeddings of all four rig views of the same poses (the
   paper protocol's gallery, which holds the query's exact view): how often the top-1 is that exact view, and the
   top-1 PA-MPJPE (mm) of the retrieved pose.
@@ -27,10 +30,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +41,11 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.service_harness import paired, percentile, pose_keypoints, running_server, wrk_rps  # noqa: E402
 from index_builder.bundle.int8_graphs import QUANTIZED, cosine_rows, quantize_graph  # noqa: E402
+from index_builder.bundle.writer import run_encoder  # noqa: E402
 from index_builder.config import get_paths  # noqa: E402
 from index_builder.datasets.sample import load_poses  # noqa: E402
 from index_builder.evaluation.held_out import build_held_out, subsample_rows  # noqa: E402
+from index_builder.evaluation.real_cameras import crop_rig_lifter, fixed_real_rig  # noqa: E402
 from index_builder.training.config import EvalSettings  # noqa: E402
 from index_builder.training.detector_noise import DetectorNoise  # noqa: E402
 from model.nn.onnx_export import INPUT_NAME, OUTPUT_NAME  # noqa: E402
@@ -50,37 +53,43 @@ from model.pose.metrics import pa_mpjpe  # noqa: E402
 from model.pose.units import MM_PER_M  # noqa: E402
 from model.runtime.onnx_sessions import cpu_session  # noqa: E402
 
-CHUNK = 4096
 ROUTES = ("/embed", "/lift3d")
 
 
 def run(session, x: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    return np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + CHUNK]})[0]
-                           for i in range(0, len(x), CHUNK)])
+    """A bundle graph over ``x`` in batches, as the builder runs it (``writer.run_encoder``)."""
+    return run_encoder(session, np.ascontiguousarray(x, dtype=np.float32))
 
 
-def call_us(sessions: dict[str, object], x: np.ndarray, repeat: int) -> dict[str, float]:
-    """Median microseconds of one call of each session on ``x``, the sessions alternated call by call."""
+def call_us(float32, int8, x: np.ndarray, repeat: int) -> tuple[float, float]:
+    """Median microseconds of one call of each session on ``x``, the two alternated call by call."""
     x = np.ascontiguousarray(x, dtype=np.float32)
-    times: dict[str, list[float]] = {name: [] for name in sessions}
-    for _ in range(repeat):
-        for name, session in sessions.items():
-            start = time.perf_counter()
-            session.run([OUTPUT_NAME], {INPUT_NAME: x})
-            times[name].append((time.perf_counter() - start) * 1e6)
-    return {name: statistics.median(t) for name, t in times.items()}
+    a, b = paired(*(lambda s=session: s.run([OUTPUT_NAME], {INPUT_NAME: x}) for session in (float32, int8)), repeat)
+    return percentile(a, 50) * 1e3, percentile(b, 50) * 1e3
+
+
+def batch_dependence(float32: dict, int8: dict, features: np.ndarray, embeddings: np.ndarray) -> None:
+    """Each row run alone against the same rows run as one call: dynamic quantization scales a call's activations by
+    the whole batch, so an int8 graph's answer for a pose moves with its batch mates (float32 graphs: not at all)."""
+    for arm, graphs in (("float32", float32), ("int8", int8)):
+        encoder, decoder = graphs["encoder_pose2d"][0], graphs["decoder3d"][0]
+        alone = np.concatenate([run(encoder, row[None]) for row in features])
+        cosine = cosine_rows(alone, run(encoder, features))
+        lifted = np.concatenate([run(decoder, row[None]) for row in embeddings])
+        moved = np.linalg.norm(lifted - run(decoder, embeddings), axis=-1).max(-1) * MM_PER_M
+        print(f"{arm}: {len(features)} poses alone against in one call: encoder_pose2d cosine >= {cosine.min():.6f}; "
+              f"decoder3d's largest joint move median {np.median(moved):.2f} mm, max {moved.max():.2f} mm")
 
 
 def graph_times(float_graphs: dict, int8_graphs: dict, inputs: dict[str, np.ndarray], repeat: int) -> None:
     print("\n| graph | file (MB) float32 -> int8 | one call, 1 row (us) | one call, 64 rows (us) |")
     print("|---|---|---|---|")
     for name, x in inputs.items():
-        arms = {"float32": float_graphs[name][0], "int8": int8_graphs[name][0]}
-        one, batch = call_us(arms, x[:1], repeat), call_us(arms, x[:64], max(20, repeat // 10))
+        arms = float_graphs[name][0], int8_graphs[name][0]
+        one, batch = call_us(*arms, x[:1], repeat), call_us(*arms, x[:64], max(20, repeat // 10))
         print(f"| {name} | {float_graphs[name][1] / 1e6:.1f} -> {int8_graphs[name][1] / 1e6:.1f} | "
-              f"{one['float32']:.0f} -> {one['int8']:.0f} ({one['int8'] / one['float32']:.2f}x) | "
-              f"{batch['float32']:.0f} -> {batch['int8']:.0f} ({batch['int8'] / batch['float32']:.2f}x) |")
+              f"{one[0]:.0f} -> {one[1]:.0f} ({one[1] / one[0]:.2f}x) | "
+              f"{batch[0]:.0f} -> {batch[1]:.0f} ({batch[1] / batch[0]:.2f}x) |")
 
 
 def http_rounds(float_bundle: Path, int8_bundle: Path, rounds: int, seconds: float, requests: int) -> None:
@@ -162,6 +171,16 @@ def main(argv: list[str] | None = None) -> None:
                (emb["int8"], int8["decoder3d"][0]))]
         print(f"| {label} | {np.median(cos):.4f} ({cos.min():.4f}) | {pa[0]:.2f} | {pa[1]:.2f} | {pa[2]:.2f} |")
 
+    def rig_lifter(graphs: dict):
+        encoder, decoder = graphs["encoder_pose2d"][0], graphs["decoder3d"][0]
+        return crop_rig_lifter(lambda features, modality: run(decoder, run(encoder, features)) * MM_PER_M)
+
+    rig = [fixed_real_rig({"unihpr": rig_lifter(graphs)}, {}, test, rows)["runs"]["intrinsics"]["lifters"]["unihpr"]
+           for graphs in (float32, int8)]
+    print(f"\nfixed real rig (the published H36M calibrations of S9, lens distortion, intrinsics given; {len(rows)} "
+          "frames): MPJPE / PA-MPJPE float32 " + " -> int8 ".join(f"{e['mpjpe_mm']:.2f} / {e['pa_mpjpe_mm']:.2f}"
+                                                                  for e in rig) + " mm")
+
     n = len(rows)
     truth = np.concatenate([v.pose3d for v in held.rig])
     for arm in ("float32", "int8"):
@@ -173,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
               f"gallery {len(gallery)})")
 
     first = embedded["clean 2D, rig camera 0"]["float32"]
+    batch_dependence(float32, int8, held.rig[0].pose2d[:256], first[:256])
     graph_times(float32, int8, {"encoder_pose2d": held.rig[0].pose2d, "encoder_image": held.rig[0].image,
                                 "decoder3d": first, "decoder2d": first}, args.repeat)
     if args.int8_bundle is not None:

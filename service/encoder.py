@@ -6,9 +6,10 @@ One ``InferenceSession`` per graph, created by ``model.runtime.bundle_format.ver
 
 A call of many rows on the CPU runs as slices in parallel threads (``slices``, at least ``SLICE_ROWS`` rows each):
 ONNX Runtime's own intra-op threads did not speed up the encoder at 64 rows (1.47 ms with one thread or two), while
-two slices of 32 in two threads took 0.83 ms; every graph maps each row alone, so the sliced outputs are the same
-bit for bit (``tests/service/test_encoder_slices.py``). Under load the merged batches (up to 256 rows) then use
-every core instead of one.
+two slices of 32 in two threads took 0.83 ms; every float32 graph maps each row alone, so the sliced outputs are the
+same bit for bit (``tests/service/test_encoder_slices.py``; an int8 bundle's graphs scale activations per call, so
+there an answer moves slightly with its slice and batch: ``index_builder.bundle.int8_graphs``). Under load the
+merged batches (up to 256 rows) then use every core instead of one.
 """
 
 from __future__ import annotations

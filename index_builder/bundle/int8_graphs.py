@@ -5,8 +5,9 @@ The layer that touches coordinates stays float32: an encoder's input layer (the 
 0/1 visibility flags, lost most of what int8 costs when quantized per call) and a decoder's output layer (it
 writes the coordinates, where int8 weights' error shows directly). The pose3d encoder is not quantized: it makes
 the database vectors (``unihpr-build add`` embeds new clips with it), so every stored vector comes from one float32
-graph. What the int8 graphs cost and save, on held-out views: ``benchmarks/int8_graphs.py`` and
-``benchmarks/README.md``.
+graph. Activations are scaled per call over the whole batch, so an answer moves slightly with its batch mates
+(float32 graphs map each row alone). What the int8 graphs cost and save, on held-out views and the fixed real rig:
+``benchmarks/int8_graphs.py`` and ``benchmarks/README.md``.
 """
 
 from __future__ import annotations

@@ -103,7 +103,8 @@ def held_out_views(db: MotionDatabase, count: int, seed: int):
 
 
 def run_encoder(session, inputs: np.ndarray, desc: str | None = None) -> np.ndarray:
-    """An ONNX encoder over (M, 17, 3) float32 features in batches -> (M, D) float32 embeddings."""
+    """An ONNX encoder over (M, 17, 3) float32 features in batches -> (M, D) float32 embeddings (any bundle graph
+    likewise: a decoder over (M, D) embeddings)."""
     chunks = range(0, len(inputs), EMBED_BATCH)
     out = [session.run([OUTPUT_NAME], {INPUT_NAME: inputs[i : i + EMBED_BATCH]})[0]
            for i in progress_bar(chunks, desc=desc, enabled=desc is not None, unit="batch")]

@@ -21,10 +21,6 @@ INT8_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQua
 LINEAR = ("Gemm", "MatMul", "MatMulInteger")
 
 
-def nodes(path) -> list:
-    return list(onnx.load(str(path)).graph.node)
-
-
 def sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -40,16 +36,17 @@ def test_int8_graphs_keep_their_coordinate_layer_and_the_pose3d_encoder_float32(
     manifest = fmt.verify_bundle(int8_bundle).manifest  # hashes, shapes and every graph loaded
     for name, graph in manifest.graphs.items():
         path = int8_bundle / f"{name}.onnx"
+        ops = [n.op_type for n in onnx.load(str(path)).graph.node]
         if name in QUANTIZED:
             assert graph.precision == "int8" and graph.int8_max_abs_diff > 0, name
             assert (graph.int8_min_cosine is not None) == (name in ENCODERS), name
-            assert {n.op_type for n in nodes(path)} & INT8_OPS, name
-            linear = [n for n in nodes(path) if n.op_type in LINEAR]
+            assert set(ops) & INT8_OPS, name
+            linear = [op for op in ops if op in LINEAR]
             kept = linear[0] if QUANTIZED[name] == "input" else linear[-1]
-            assert kept.op_type != "MatMulInteger", name  # the layer that touches coordinates stays float32
+            assert kept != "MatMulInteger", name  # the layer that touches coordinates stays float32
         else:
             assert graph.precision == "float32" and graph.int8_max_abs_diff is None, name
-            assert not {n.op_type for n in nodes(path)} & INT8_OPS, name
+            assert not set(ops) & INT8_OPS, name
             assert sha256(path) == sha256(tiny_bundle / f"{name}.onnx"), name  # the same float32 export
     assert not list(int8_bundle.glob("*.int8.onnx"))  # staged files renamed into place
 
