@@ -85,11 +85,14 @@ def weak_perspective_sums(points2d: np.ndarray, weights: np.ndarray, projected: 
 @dataclass(frozen=True)
 class SequenceFit:
     """rotation: (3, 3) world -> camera; residual: RMS over the weighted joints of the aligned frames (2D:
-    normalised units; 3D: mm); path: (M,) the library frame of every query frame (within the sequence fitted)."""
+    normalised units; 3D: mm); path: (M,) the library frame of every query frame (within the sequence fitted);
+    timing: (M,) where each present query frame falls in the sequence, in frames: its path frame plus the sub-frame
+    offset the final residual chose (``SUBFRAME``), None before the final residual."""
 
     rotation: np.ndarray
     residual: float
     path: np.ndarray
+    timing: np.ndarray | None = None
 
 
 def _centred(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -487,9 +490,12 @@ def _final_residuals(query: np.ndarray, weights: np.ndarray | None, rows: np.nda
         aligned = stacked.interpolated(owner[chosen], (paths[chosen] + offset[chosen])[:, keep])  # (R, K, J, 3)
         rotations[chosen] = refine_rotations_perspective(points[keep], w[keep], scale[keep], aligned,
                                                          rotations[chosen])
-        per_frame[chosen] = sums_at(chosen, rotations[chosen])[0]
+        per_frame[chosen], offset[chosen] = sums_at(chosen, rotations[chosen])
     best = per_frame.sum(-1) / total
-    return [SequenceFit(r, math.sqrt(max(float(b), 0.0)), fit.path) for fit, r, b in zip(fits, rotations, best)]
+    timing = np.stack([f.path for f in fits]).astype(np.float64)
+    timing[:, rows] += offset
+    return [SequenceFit(r, math.sqrt(max(float(b), 0.0)), fit.path, t)
+            for fit, r, b, t in zip(fits, rotations, best, timing)]
 
 
 def fit_sequence(query: np.ndarray, weights: np.ndarray | None, present: np.ndarray, poses: np.ndarray,

@@ -91,8 +91,10 @@ class SegmentResult(BaseModel):
 
     id: str = Field(description="`<clip>#<first frame>-<last frame>`")
     clip: str
-    start: float = Field(description="seconds (clip frame / fps) where the matching segment starts")
-    end: float = Field(description="seconds where it ends")
+    start: float = Field(description="seconds (clip frame / fps) where the matching segment starts: the clip frame "
+                                     "at or before where the query's first frame falls")
+    end: float = Field(description="seconds where it ends: the clip frame at or after where the query's last frame "
+                                   "falls")
     score: float = Field(description="mean cosine similarity over the aligned frames (the query's frames with a "
                                      "pose), in [-1, 1]")
     alignment: list[list[int]] = Field(

@@ -18,6 +18,7 @@ from model.retrieval.motion_search import (
     SearchStats,
     Segment,
     candidate_windows,
+    covered_span,
     descriptor_cost,
     search_motion,
     verify,
@@ -189,6 +190,25 @@ def test_verification_reaches_past_a_path_that_held():
     verified = verify([segment], shape, layout, lambda rows: poses[rows])[0]
     assert (verified.first, verified.last) == (20, 50) and (verified.positions == truth).all()
     assert verified.residual < 0.01
+
+
+def test_a_verified_segment_covers_the_motion_between_library_frames():
+    """A 1x query sampled a quarter of a frame after each library frame: every path frame is the one before, and
+    the last query frame falls a quarter past frame 39; the segment holds 20 through 40 (the frames on either side
+    of where the first and last query frames fall, from the fit's sub-frame timing), not 20 through 39."""
+    rng = np.random.default_rng(9)
+    poses = pose_sequence(rng, 60)
+    layout = ClipLayout.of(np.zeros(60, np.int64), np.arange(60) * 3, np.array([30.0]))
+    where = 20.25 + np.arange(20)
+    query = StackedPoses.of([poses]).interpolated(np.array([0]), where[None])[0]
+    rotation = camera_rotations(np.array([40.0]), np.array([10.0]), np.array([0.0]))[0]
+    shape = QueryShape((query @ rotation[:2].T) / 1000.0, np.ones((20, 17)))
+    segment = Segment(0, 20, 39, 0.9, np.arange(20), 20 + np.arange(20), np.zeros(20, np.int64), 10.0)
+    verified = verify([segment], shape, layout, lambda rows: poses[rows])[0]
+    assert (verified.positions == 20 + np.arange(20)).all()
+    assert (verified.first, verified.last) == (20, 40)
+    assert covered_span(np.array([20.0, 39.0]), 60) == (20, 39)  # on the frames: nothing added
+    assert covered_span(np.array([-0.25, 59.5]), 60) == (0, 59)  # within the clip
 
 
 def test_stacked_poses_interpolate_between_frames_and_clamp_at_the_ends():
