@@ -285,18 +285,20 @@ async def search(bundle: Bundle, queries: np.ndarray, k: int, pose_mask: np.ndar
     return hits
 
 
-async def search_and_rerank(bundle: Bundle, queries: np.ndarray, geometry: list[QueryGeometry], k: int,
+async def search_and_rerank(bundle: Bundle, queries: np.ndarray, prepared: list[Prepared], k: int,
                             pose_mask: np.ndarray | None, effort: float, group_by_clip: bool, rerank_on: bool,
                             timings: dict[str, float], expr: str | None = None) -> tuple[list[list[Hit]], bool]:
     """Top-k hits per query row, geometrically re-ranked (``service.pose_search.rerank``) when ``rerank_on`` and
     the bundle is calibrated for it: ``candidate_count(k)`` candidates searched, joined by the lifted candidates
     when the bundle has them (``service.pose_search.with_lifted``), fitted, k kept.
 
-    geometry: per query row (aligned with ``queries``). returns: the hits and whether re-ranking was applied.
+    prepared: the request's inputs, whose rows ``queries`` concatenates (what each row is fitted with, read only
+    when re-ranking). returns: the hits and whether re-ranking was applied.
     """
     reranking = bundle.reranking if rerank_on else None
     if reranking is None:
         return await search(bundle, queries, k, pose_mask, effort, group_by_clip, timings, expr), False
+    geometry = geometry_of(prepared)
     hits = await search(bundle, queries, candidate_count(k, reranking.candidates), pose_mask, effort, group_by_clip,
                         timings, expr, find=search_candidates)
     lifted = await lifted_poses(bundle, queries, geometry) if reranking.lifted else [None] * len(hits)

@@ -54,9 +54,8 @@ async def retrieve(request: Request, read: RetrieveRead, layout: OutputLayout = 
     rows = sum(len(e) for e in embeddings)  # images with all_people add a query per person
     check_result_count(req.k, rows, settings.max_results)
     queries = np.concatenate(embeddings)
-    hits, reranked = await pipeline.search_and_rerank(bundle, queries, pipeline.geometry_of(prepared), req.k,
-                                                      pose_mask, req.search_effort, req.group_by_clip, req.rerank,
-                                                      timings, expr)
+    hits, reranked = await pipeline.search_and_rerank(bundle, queries, prepared, req.k, pose_mask, req.search_effort,
+                                                      req.group_by_clip, req.rerank, timings, expr)
 
     crops = pipeline.crops_of(prepared, embeddings) if req.align_to_query else None
     results = await hit_results(bundle, hits, req.align_to_query, req.include_pose3d, crops, layout)  # per row
