@@ -5,9 +5,9 @@ of L2-normalised vectors, i.e. cosine similarities. ``service.pose_search`` turn
 
 Filters arrive as a boolean mask over vectors. Above ``exact_fraction`` of the index they become a FAISS
 ``IDSelectorBitmap`` inside the search (``SearchParametersIVF`` / ``SearchParameters``), so the approximate search
-only ever visits selected vectors; below it the selected vectors are reconstructed (IVF bundles keep a direct map)
-and searched exactly (``model.retrieval.exact_search``), which is both faster and exact for small subsets; their vectors
-are kept in a ``SubsetCache``.
+only ever visits selected vectors; below it the selected vectors are read back (``StoredVectors``: IVF bundles keep a
+direct map) and searched exactly (``model.retrieval.exact_search``), which is both faster and exact for small
+subsets; their vectors are kept in a ``SubsetCache``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import faiss
 import numpy as np
 
 from model.retrieval.exact_search import exact_search
+from model.retrieval.stored_vectors import StoredVectors
 from model.runtime.bundle_format import BundleError
 from service.subset_cache import SubsetCache
 
@@ -74,6 +75,7 @@ class PoseIndex:
         self.gpu_index = _gpu_copy(index) if use_gpu and self.kind != "hnsw" else None
         self._gpu_lock = threading.Lock()
         self.subsets = SubsetCache(SUBSET_CACHE_BYTES)
+        self.stored = StoredVectors(index)  # after the direct map: the reader holds views of the index's memory
 
     @property
     def kind(self) -> str:
@@ -117,8 +119,8 @@ class PoseIndex:
     def vectors(self, ids: np.ndarray, cache: bool = True) -> np.ndarray:
         """(M, D) float32 stored vectors of the ids (M,) int64, through the subset cache unless ``cache`` is off."""
         if not cache:
-            return self.index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
-        return self.subsets.get(ids, self.index.reconstruct_batch)
+            return self.stored(ids)
+        return self.subsets.get(ids, self.stored)
 
     def health(self) -> str | None:
         """None: ready (an in-process index is always); else what is wrong."""

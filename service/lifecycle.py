@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from PIL import Image
 
 from model.pose.pose_fit import compile_kernels
+from model.retrieval.stored_vectors import compile_kernels as compile_vector_reads
 from model.runtime.bundle_format import BundleError
 from service.artifacts import Bundle, load_bundle
 from service.config import Settings
@@ -141,6 +142,7 @@ async def lifespan(app: FastAPI):
     # would only repeat that in the log.
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     await anyio.to_thread.run_sync(compile_kernels)  # the re-ranking's fits, before the first request needs them
+    await anyio.to_thread.run_sync(compile_vector_reads)  # and the reads of the index's stored vectors
     try:
         install(app, await load_at_start(app))
     except BundleError as err:

@@ -97,10 +97,14 @@ ANCHOR_POSES = 64  # poses (best view each) every anchor asks for
 LIFTED_ANCHOR_POSES = 64  # poses every anchor's lifted 3D brings from the descriptor index, on top
 LIFTED_COST_MM = 100.0  # an RMS joint-pair difference of the lifted 3D that costs as much as a cosine distance of 1
 WINDOW_MARGIN = 2  # library frames added on both sides of a window
-MIN_COLUMNS = 4096  # library frames the alignment may visit per query, at least ...
-COLUMNS_PER_FRAME = 48  # ... or this many per grid frame of the query (about 16 windows of 3M frames)
+# The own take of a noisy query often ranks low among its sibling takes' windows (one anchor found it): twice the
+# budget of 4,096 / 48 finds it more often (benchmarks/README.md, issue 19's budget) now that reading the windows'
+# vectors is cheap (``model.retrieval.stored_vectors``).
+MIN_COLUMNS = 8192  # library frames the alignment may visit per query, at least ...
+COLUMNS_PER_FRAME = 96  # ... or this many per grid frame of the query (about 32 windows of 3M frames)
 ENDS_PER_RESULT = 20  # candidate ends traced per requested result, at most
 VIEWS_PER_WINDOW = 2  # virtual views a window is aligned in (those its anchor hits scored best in)
+READ_CHUNK = 1024  # stored vectors read at a time: a few hundred kB that the allocator reuses, not fresh pages
 VERIFY = 48  # the best segments by the alignment's cost verified geometrically (at least k)
 VERIFY_MARGIN = 1.0  # frames a verified segment may grow by on each side, as a fraction of its length (>= 2)
 
@@ -375,8 +379,11 @@ def align_windows(embeddings: np.ndarray, grid: np.ndarray, windows: list[Window
     lengths = np.array([w.hi - w.lo + 1 for w, _ in pairs], np.int64)
     rows = np.concatenate([layout.row(w.clip, np.arange(w.lo, w.hi + 1)) for w, _ in pairs])
     view_of = np.repeat([v for _, v in pairs], lengths)
-    library = vectors(rows * views + view_of)  # (n, D): only the views the windows' hits came from
-    cosine = embeddings[grid[present_rows]] @ library.T  # (P, n)
+    ids = rows * views + view_of  # only the views the windows' hits came from
+    query = embeddings[grid[present_rows]]
+    cosine = np.empty((len(present_rows), len(ids)), np.float32)  # (P, n)
+    for start in range(0, len(ids), READ_CHUNK):
+        cosine[:, start : start + READ_CHUNK] = query @ vectors(ids[start : start + READ_CHUNK]).T
     cost = np.zeros((len(grid), len(rows)), np.float32)  # missing rows: 0 (``subsequence_dtw`` ignores them)
     cost[present_rows] = 1.0 - cosine
     if lifted is not None:  # the lifted 3D's joint-pair distances: the same in every view, so read once a window

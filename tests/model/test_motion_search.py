@@ -11,6 +11,7 @@ import model.retrieval.sequence_fit as sequence_fit
 from model.retrieval.lifted_candidates import DescriptorIndex
 from model.retrieval.motion_search import (
     MAX_STEP,
+    MIN_COLUMNS,
     ClipLayout,
     DistinctSegments,
     LiftedQuery,
@@ -108,7 +109,7 @@ def test_cost_grows_with_candidates_not_with_the_library():
     for lib, stats in ((small, stats_small), (big, stats_big)):
         embeddings, times = lib.query(5, 10, 30, 1.0)
         assert run(lib, embeddings, times, stats=stats)[0].clip == 5
-    assert stats_big.columns <= 4096 and big.read <= VIEWS * 4096
+    assert stats_big.columns <= MIN_COLUMNS and big.read <= VIEWS * MIN_COLUMNS
     assert big.read < 0.25 * len(big.vectors)  # the alignment read only the candidates' windows
 
 

@@ -127,12 +127,12 @@ def test_a_repeated_small_filter_reuses_its_vectors(data, monkeypatch):
     mask = groups == 3  # 50 of 3,000 poses: the exact-subset path
     first = search_poses(index, queries, 5, pose_mask=mask)
     calls = []
-    real = index.index.reconstruct_batch
-    monkeypatch.setattr(index.index, "reconstruct_batch", lambda ids: calls.append(len(ids)) or real(ids))
+    real = index.stored
+    monkeypatch.setattr(index, "stored", lambda ids: calls.append(len(ids)) or real(ids))
     again = search_poses(index, queries, 5, pose_mask=mask)
     assert calls == [] and again == first  # served from the cache, same answers
     search_poses(index, queries, 5, pose_mask=groups == 4)
-    assert calls == [50 * VIEWS]  # another filter reconstructs its own subset
+    assert calls == [50 * VIEWS]  # another filter reads its own subset
     for p, hits in zip(queries, first):
         assert [h.pose for h in hits] == [p_ for p_, _, _ in brute_force(vectors, p, 5, mask)]
 
