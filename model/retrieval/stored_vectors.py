@@ -1,8 +1,9 @@
 """The vectors a FAISS index stores, read back by id in bulk without a copy of the index.
 
 FAISS's ``reconstruct_batch`` decodes an IVF index's vectors one id at a time, through a fresh scalar-quantiser
-decoder per vector: about 0.8 us a vector on the IVF-SQfp16 libraries bundles hold, 3 ms for the 4,096 library
-frames a 3 s motion query aligns and most of a second for a large filtered subset. ``StoredVectors`` gathers the
+decoder per vector: about 0.9 us a vector on the IVF-SQfp16 libraries bundles hold, 3.7 ms for the 4,096 library
+frames a 3 s motion query aligns, 50 ms for a filter of 5% of the full library at 10 fps (benchmarks/README.md,
+"Stored vectors read in bulk"; 2.7-3.3x less here, 1.7x for a whole index). ``StoredVectors`` gathers the
 ids' codes from the inverted lists through the index's direct map in one compiled loop (numba), decodes them in
 one FAISS call and adds back each list's centroid where the codes hold residuals; Flat and HNSW-Flat indexes keep
 their float32 vectors in id order and are read as one numpy view. Any other layout falls back to
