@@ -24,6 +24,9 @@ is printed):
    times: decode, BlazePose detector and landmarks, tracking, encoder, candidates, alignment and verification from
    ``Server-Timing``.
 
+5. **Stored-vector reads** on the bundle's index: FAISS's ``reconstruct_batch`` against the service's reader
+   (``model.retrieval.stored_vectors``) for a re-ranking's 100 ids and for window ids as the alignment reads them.
+
 It builds nothing (bundles must exist) and talks only to 127.0.0.1.
 """
 
@@ -222,6 +225,43 @@ def video_runs(url: str, data: bytes, runs: int) -> tuple[dict[str, list[float]]
     return stages, info
 
 
+# ------------------------------------------------------------------------------------------------ reads
+
+
+def stored_reads(bundle, seed: int, repeats: int = 30) -> list[tuple[str, float, float]]:
+    """FAISS's ``reconstruct_batch`` against ``model.retrieval.stored_vectors.StoredVectors`` (what the service
+    reads with) on the bundle's index, one FAISS thread: (what is read, reconstruct ms, reader ms), medians."""
+    import faiss
+
+    index, reader = bundle.index.index, bundle.index.stored
+    views, poses = bundle.views, len(bundle.catalog)
+    rng = np.random.default_rng(seed)
+
+    def windows(count: int) -> np.ndarray:  # runs of 30 library frames in 2 views, as the alignment reads them
+        starts = rng.integers(0, poses - 30, count // 60)
+        return ((starts[:, None] + np.arange(30)).reshape(-1, 1) * views + np.arange(2)).ravel().astype(np.int64)
+
+    cases = (("100 random ids (a re-ranking's lifted candidates)", lambda: rng.integers(0, index.ntotal, 100)),
+             ("4,080 window ids (the old alignment budget)", lambda: windows(4096)),
+             ("8,160 window ids (the alignment budget)", lambda: windows(8192)))
+    faiss.omp_set_num_threads(1)
+    out = []
+    for name, make in cases:
+        faiss_ms, reader_ms = [], []
+        for _ in range(repeats):
+            ids = make()
+            faiss_ms.append(_elapsed_ms(lambda: index.reconstruct_batch(ids)))
+            reader_ms.append(_elapsed_ms(lambda: reader(ids)))
+        out.append((name, float(np.median(faiss_ms)), float(np.median(reader_ms))))
+    return out
+
+
+def _elapsed_ms(call) -> float:
+    started = time.perf_counter()
+    call()
+    return (time.perf_counter() - started) * 1e3
+
+
 # ------------------------------------------------------------------------------------------------ report
 
 
@@ -264,6 +304,11 @@ def main(argv: list[str] | None = None) -> None:
           f"{info.factory}, nprobe {info.operating_point.nprobe}")
     queries = make_queries(bundle.catalog, args.queries + WARMUP, 3.0, args.seed)
     table(f"in process, 3 s at 30 fps (90 frames), {args.bundle.name}", in_process(bundle, queries))
+
+    print(f"\nstored-vector reads, {args.bundle.name} (median ms, one FAISS thread)")
+    for name, faiss_ms, reader_ms in stored_reads(bundle, args.seed):
+        print(f"{name:<52} reconstruct_batch {faiss_ms:7.3f}  StoredVectors {reader_ms:7.3f}  "
+              f"{faiss_ms / reader_ms:4.1f}x")
 
     print("\ngrowth with query length (in process, p50 ms)")
     print(f"{'seconds':>8} {'frames':>7} {'prepare':>8} {'embed':>7} {'lift':>7} {'candid.':>8} {'align.':>7} "

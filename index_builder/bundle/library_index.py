@@ -18,7 +18,6 @@ from index_builder.bundle.indexing import (
 from model.retrieval.stored_vectors import StoredVectors
 
 DRIFT_LIMIT = 0.5  # (added + removed) / trained vectors above this: the IVF lists no longer describe the library
-READ_CHUNK = 262_144  # vectors read at a time: bounds the temporary codes and floats
 
 
 def read_vectors(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
@@ -26,11 +25,7 @@ def read_vectors(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None and ivf.direct_map.type == faiss.DirectMap.NoMap:
         ivf.make_direct_map()
-    stored = StoredVectors(index)
-    out = np.empty((len(ids), index.d), dtype=np.float32)
-    for start in range(0, len(ids), READ_CHUNK):
-        out[start : start + READ_CHUNK] = stored(ids[start : start + READ_CHUNK])
-    return out
+    return StoredVectors(index)(ids)
 
 
 def add_vectors(index: faiss.Index, vectors: np.ndarray) -> None:

@@ -57,7 +57,8 @@ growing by the length instead of half: 0.835 -> 0.865; at 1x with that growth an
 or 60 segments 0.95; 60 segments with 4 cameras 0.93). A verified segment's ends are the frames around where the
 query's ends fall (``covered_span``), not the nearest path frames: 0.925 / 0.95 / 0.925 clean, and with simulated
 detector features 0.665 / 0.615 / 0.485 -> 0.665 / 0.63 / 0.54 (own segments a frame short at an end failed the
-protocol's rule, within 1.1x the true segment's aligned error, where the true one is under a millimetre off).
+protocol's rule, within 1.1x the true segment's aligned error, where the true one is under a millimetre off). Twice
+the column budget (``MIN_COLUMNS``): 0.95 / 0.95 / 0.925 clean, 0.73 / 0.67 / 0.57 with detector features.
 What still loses: takes of one move by one actor whose 2D differ less than the 10 fps library samples them,
 people so close to the camera that the weak-perspective camera starts too far off for the refinement, and clips
 no anchor finds (``reports/eval.md`` for the held-out rows).
