@@ -29,12 +29,11 @@ CMD ["--help"]
 
 FROM source AS api
 ARG VARIANT=cpu
-# the re-ranking's fits and the stored-vector reads are compiled here, into numba's cache beside their source, not
-# at every start
+# the service's compiled loops (2D feature rows, re-ranking's fits, stored-vector reads) are compiled here, into
+# numba's cache beside their source, not at every start
 RUN scripts/install.sh /opt/venv "${VARIANT}" \
     && /opt/venv/bin/python -c "import importlib.util as u; assert u.find_spec('torch') is None, 'torch in the API image'" \
-    && /opt/venv/bin/python -c "from model.pose.pose_fit import compile_kernels; compile_kernels()" \
-    && /opt/venv/bin/python -c "from model.retrieval.stored_vectors import compile_kernels; compile_kernels()"
+    && /opt/venv/bin/python -c "from service.lifecycle import compile_service_kernels; compile_service_kernels()"
 ENV PATH=/opt/venv/bin:$PATH UNIHPR_BUNDLE_PATH=/bundles/default
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

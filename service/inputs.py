@@ -16,12 +16,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from model.pose.features import cropped_pose2d_features, pose2d_features, pose3d_features
-from model.pose.joint_combinations import finite_points
+from model.pose.features import Pose2DRows, cropped_pose2d_features, pose2d_rows, pose3d_features
 from model.pose.joint_conventions import CONVENTIONS, OURS, convert_joints
 from model.pose.joint_formulas import layout_to_unihpr17
 from model.pose.joint_layouts import LAYOUTS, REQUEST_LAYOUTS_2D
-from model.pose.normalization import point_bounds
 from model.pose.perspective_crop import UNDISTORT_TOLERANCE
 from model.pose.skeleton import NUM_JOINTS, ROOT
 from model.pose.units import MM_PER_M
@@ -208,26 +206,17 @@ class Pose2DBatch(NamedTuple):
     frames: np.ndarray
 
 
-def visible_confidence(joints: np.ndarray, confidence: np.ndarray, fields: Sequence[str], min_visible: int,
-                        errors: list[tuple[int, UnihprError]]) -> np.ndarray:
-    """(N, 17) confidence with 0 where a joint is not visible (no confidence or no finite position); adds to
-    ``errors`` each pose with fewer than ``min_visible`` visible joints or whose visible joints all lie on one
-    point. joints: (N, 17, 2) unihpr17 pixels."""
-    visible = (confidence > 0) & finite_points(joints)
-    counts = visible.sum(axis=1)
-    every = visible.all()  # every joint seen (the common batch): nothing to mask
-    if not every:
-        confidence = np.where(visible, confidence, 0.0)
-    lo, hi = point_bounds(joints, None if every else visible)  # (N, 2)
-    extent = (hi - lo).max(axis=1)  # -inf when nothing is visible (refused by the count first)
-    for i in np.flatnonzero((counts < min_visible) | ~(extent > MIN_EXTENT_PX)):
-        if counts[i] < min_visible:
-            errors.append((i, InvalidPoseError(f"{counts[i]} of {NUM_JOINTS} h36m17 joints are visible; at "
+def visibility_errors(rows: Pose2DRows, fields: Sequence[str], min_visible: int,
+                      errors: list[tuple[int, UnihprError]]) -> None:
+    """Adds to ``errors`` each pose of ``rows`` (``model.pose.features.pose2d_rows``) with fewer than ``min_visible``
+    visible joints or whose visible joints all lie on one point."""
+    for i in np.flatnonzero((rows.visible < min_visible) | ~(rows.extent > MIN_EXTENT_PX)):
+        if rows.visible[i] < min_visible:
+            errors.append((i, InvalidPoseError(f"{rows.visible[i]} of {NUM_JOINTS} h36m17 joints are visible; at "
                                                f"least {min_visible} needed", subfield(fields[i], "keypoints"))))
-        elif extent[i] <= MIN_EXTENT_PX:
+        else:
             errors.append((i, InvalidPoseError("the visible keypoints all lie on one point",
                                                subfield(fields[i], "keypoints"))))
-    return confidence
 
 
 def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible: int) -> Pose2DBatch:
@@ -245,24 +234,21 @@ def pose2d_to_features(items: list[Pose2DInput], fields: list[str], min_visible:
     uniform = _parse_uniform(items)
     if uniform is not None:
         xy, conf = uniform
-        joints, confidence = layout_to_unihpr17(xy, items[0].layout, conf)  # (N, 17, 2), (N, 17)
+        poses = pose2d_rows(xy, conf, items[0].layout)
     else:
         joints, confidence = _parse_each(items, fields, errors)
-    raise_first(errors)
-    confidence = visible_confidence(joints, confidence, fields, min_visible, errors)
+        raise_first(errors)
+        poses = pose2d_rows(joints, confidence)  # already unihpr17
+    visibility_errors(poses, fields, min_visible, errors)
     raise_first(errors)
 
     crop = np.repeat(IDENTITY[None], n, axis=0)
     frames = np.full((n, 3), np.nan)
-    if on_axis.all():  # no image geometry in the batch: the box-normalised pixels, no crop
-        out = pose2d_features(joints, confidence)
-    else:
-        out = np.empty((n, NUM_JOINTS, 3), np.float32)
-        if on_axis.any():
-            out[on_axis] = pose2d_features(joints[on_axis], confidence[on_axis])
+    out = poses.features  # the box-normalised pixels, no crop: right for poses without image geometry
+    if not on_axis.all():
         rows = np.flatnonzero(~on_axis)
         out[rows], crop[rows], residual, frames[rows] = cropped_pose2d_features(
-            joints[rows], confidence[rows], cameras.intrinsics[rows], with_frame=True)
+            poses.joints[rows], poses.confidence[rows], cameras.intrinsics[rows], with_frame=True)
         for j in np.flatnonzero(residual > UNDISTORT_TOLERANCE):
             errors.append((rows[j], distortion_error(float(residual[j]), fields[rows[j]])))
     if not (np.isfinite(out).all() and np.isfinite(crop).all()):  # two passes when all is well, as it nearly always is

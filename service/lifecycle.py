@@ -21,7 +21,8 @@ import anyio.to_thread
 from fastapi import FastAPI
 from PIL import Image
 
-from model.pose.pose_fit import compile_kernels
+from model.pose.features import compile_kernels as compile_feature_rows
+from model.pose.pose_fit import compile_kernels as compile_fits
 from model.retrieval.stored_vectors import compile_kernels as compile_vector_reads
 from model.runtime.bundle_format import BundleError
 from service.artifacts import Bundle, load_bundle
@@ -130,6 +131,14 @@ async def reload(app: FastAPI, name: str | None) -> tuple[Bundle, str | None]:
         return bundle, previous.model_version if previous else None
 
 
+def compile_service_kernels() -> None:
+    """Compile (or read from numba's cache) every compiled loop a request runs, before the first request needs
+    them: the 2D feature rows, the re-ranking's fits, the reads of the index's stored vectors."""
+    compile_feature_rows()
+    compile_fits()
+    compile_vector_reads()
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     """Process-wide settings, then the configured bundle (fail fast unless ``require_bundle`` is off)."""
@@ -141,8 +150,7 @@ async def lifespan(app: FastAPI):
     # Pillow warns between 1x and 2x its limit; service.images refuses those images itself (413), so the warning
     # would only repeat that in the log.
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-    await anyio.to_thread.run_sync(compile_kernels)  # the re-ranking's fits, before the first request needs them
-    await anyio.to_thread.run_sync(compile_vector_reads)  # and the reads of the index's stored vectors
+    await anyio.to_thread.run_sync(compile_service_kernels)
     try:
         install(app, await load_at_start(app))
     except BundleError as err:

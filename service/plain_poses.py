@@ -24,11 +24,10 @@ from typing import Literal
 import msgspec
 import numpy as np
 
-from model.pose.features import pose2d_features
-from model.pose.joint_formulas import layout_to_unihpr17
+from model.pose.features import pose2d_rows
 from model.pose.joint_layouts import LAYOUTS, REQUEST_LAYOUTS_2D
 from service.errors import InvalidPoseError, UnihprError, raise_first, subfield
-from service.inputs import uniform_keypoints, visible_confidence
+from service.inputs import uniform_keypoints, visibility_errors
 from service.schemas.inputs import Pose2DInput
 
 DEFAULT_LAYOUT = Pose2DInput.model_fields["layout"].default
@@ -126,12 +125,12 @@ def _as_array(poses: list, width: int, field: str | None) -> PlainPose2D | None:
 def plain_pose2d_features(poses: PlainPose2D, min_visible: int) -> np.ndarray:
     """(N, 17, 3) float32 pose2d-encoder features of plain poses, as ``service.inputs.pose2d_to_features`` makes
     them for the same poses (on the optical axis: no image geometry), with the same errors."""
-    joints, confidence = layout_to_unihpr17(poses.xy, poses.layout, poses.confidence)  # (N, 17, 2), (N, 17)
+    rows = pose2d_rows(poses.xy, poses.confidence, poses.layout)
     errors: list[tuple[int, UnihprError]] = []
     fields = poses.item_fields
-    confidence = visible_confidence(joints, confidence, fields, min_visible, errors)
+    visibility_errors(rows, fields, min_visible, errors)
     raise_first(errors)
-    out = pose2d_features(joints, confidence)
+    out = rows.features
     if not np.isfinite(out).all():
         i = int(np.flatnonzero(~np.isfinite(out).all(axis=(1, 2)))[0])
         raise InvalidPoseError("the keypoints do not normalise to finite values", subfield(fields[i], "keypoints"))

@@ -37,7 +37,7 @@ from functools import lru_cache
 import numpy as np
 
 from model.pose.joint_combinations import combine_points
-from model.pose.joint_conventions import FIELD, OURS, convert_joints
+from model.pose.joint_conventions import FIELD, OURS, conversion_matrix, convert_joints
 from model.pose.joint_layouts import LANDMARKS, LAYOUTS, NUM_LANDMARKS
 from model.pose.skeleton import H36M17
 
@@ -111,6 +111,28 @@ def layout_to_unihpr17(keypoints: np.ndarray, layout: str, confidence: np.ndarra
         landmarks = np.where(lacking[:, None], np.nan, landmarks)
         conf = None if conf is None else np.where(lacking, 0.0, conf)
     return landmarks_to_h36m17(landmarks, conf)
+
+
+@lru_cache
+def layout_weights(layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """``layout_to_unihpr17`` as one weight matrix: (17, K) float64, unihpr17 joint j = sum_k W[j, k] * keypoint k of
+    the layout (K its size), and (17,) bool, the joints the layout cannot give (their formula uses a landmark the
+    layout lacks: always missing). For the compiled feature rows (``model.pose.features.pose2d_rows``)."""
+    if layout == OURS:
+        weights, unavailable = np.eye(H36M17.num_joints), np.zeros(H36M17.num_joints, bool)
+    elif layout == FIELD:
+        weights, unavailable = conversion_matrix(FIELD, OURS), np.zeros(H36M17.num_joints, bool)
+    else:
+        if layout not in LAYOUTS:
+            raise KeyError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        index, lacking = _landmark_gather(layout)
+        weights = np.zeros((H36M17.num_joints, LAYOUTS[layout].size))
+        for landmark in np.flatnonzero(~lacking):
+            weights[:, index[landmark]] += FORMULA_WEIGHTS[:, landmark]
+        unavailable = (FORMULA_WEIGHTS[:, lacking] != 0).any(axis=1)
+    for array in (weights, unavailable):
+        array.setflags(write=False)  # shared by every call through the cache
+    return weights, unavailable
 
 
 @lru_cache

@@ -35,10 +35,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from model.pose.metrics import pa_mpjpe
+from model.runtime.compiled_loops import kernel
 
 ITERATIONS = 2  # Gauss-Newton steps of ``weak_perspective_fit``
 PERSPECTIVE_ROUNDS = 2  # POSIT rounds of ``perspective_fit`` ...
@@ -49,16 +49,6 @@ ADJUGATE_TOLERANCE = 1e-9  # a cofactor below this x the bound cubed: the eigenv
 JACOBI_SWEEPS = 10  # ... and Jacobi sweeps find the eigenvector instead, at most this many (3-5 in practice) ...
 JACOBI_TOLERANCE = 1e-24  # ... until the off-diagonal's squares are this small against the diagonal's (rounding)
 _EPS = 1e-12
-
-
-def kernel(function):
-    """``function`` as a compiled loop (nogil: the service fits in worker threads), kept in numba's on-disk cache
-    (beside this file, else in the user's cache or ``NUMBA_CACHE_DIR``); where numba finds no writable place for it
-    (a read-only file system), compiled in memory at every start instead of refusing to import."""
-    try:
-        return numba.njit(cache=True, nogil=True)(function)
-    except RuntimeError:
-        return numba.njit(nogil=True)(function)
 
 
 @dataclass(frozen=True)

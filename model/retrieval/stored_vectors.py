@@ -19,7 +19,7 @@ import faiss
 import numpy as np
 from numba.typed import List
 
-from model.pose.pose_fit import kernel
+from model.runtime.compiled_loops import kernel
 
 OFFSET_BITS = 32  # an IVF direct-map entry is list << 32 | offset in the list (faiss/invlists/DirectMap.h)
 # ids decoded at a time: the codes and decoded floats of a chunk (a few hundred kB) stay below the service's mmap
