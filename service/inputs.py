@@ -210,6 +210,8 @@ def visibility_errors(rows: Pose2DRows, fields: Sequence[str], min_visible: int,
                       errors: list[tuple[int, UnihprError]]) -> None:
     """Adds to ``errors`` each pose of ``rows`` (``model.pose.features.pose2d_rows``) with fewer than ``min_visible``
     visible joints or whose visible joints all lie on one point."""
+    if rows.visible.min(initial=NUM_JOINTS) >= min_visible and rows.extent.min(initial=np.inf) > MIN_EXTENT_PX:
+        return  # the common batch: two reductions instead of the four operations that find the faults
     for i in np.flatnonzero((rows.visible < min_visible) | ~(rows.extent > MIN_EXTENT_PX)):
         if rows.visible[i] < min_visible:
             errors.append((i, InvalidPoseError(f"{rows.visible[i]} of {NUM_JOINTS} h36m17 joints are visible; at "

@@ -23,6 +23,7 @@ from PIL import Image
 
 from model.pose.features import compile_kernels as compile_feature_rows
 from model.pose.pose_fit import compile_kernels as compile_fits
+from model.retrieval.rerank import compile_kernels as compile_hit_selection
 from model.retrieval.stored_vectors import compile_kernels as compile_vector_reads
 from model.runtime.bundle_format import BundleError
 from service.artifacts import Bundle, load_bundle
@@ -133,8 +134,10 @@ async def reload(app: FastAPI, name: str | None) -> tuple[Bundle, str | None]:
 
 def compile_service_kernels() -> None:
     """Compile (or read from numba's cache) every compiled loop a request runs, before the first request needs
-    them: the 2D feature rows, the re-ranking's fits, the reads of the index's stored vectors."""
+    them: the 2D feature rows, the pose hits' selection, the re-ranking's fits, the reads of the index's stored
+    vectors."""
     compile_feature_rows()
+    compile_hit_selection()
     compile_fits()
     compile_vector_reads()
 

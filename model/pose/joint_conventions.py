@@ -143,6 +143,8 @@ def convert_joints(joints: np.ndarray, source: str, target: str, confidence: np.
     returns: joints (..., 17, C) float64 (NaN where a used joint is missing) and, when ``confidence`` is given,
         (..., 17): the smallest confidence among the joints each converted joint uses.
     """
+    if confidence is None and np.isfinite(joints).all():  # complete joints (library poses, mocap): one product
+        return np.matmul(_matrix(source, target), joints.astype(np.float64, copy=False))
     present = finite_points(joints)
     if confidence is not None:
         present &= confidence > 0

@@ -33,6 +33,7 @@ import numpy as np
 
 from model.pose.pose_fit import perspective_fit, procrustes_residual, weak_perspective_fit
 from model.pose.units import MM_PER_M
+from model.runtime.compiled_loops import kernel
 
 CANDIDATES = 100  # poses re-ranked per query (the same for the quality and the latency measurements)
 METHODS = ("pose2d", "pose2d_on_axis", "image", "pose3d")
@@ -69,12 +70,43 @@ def first_per_key(scores: np.ndarray, ids: np.ndarray, views: int, count: int,
     placeholders are dropped. group_of_pose: (N,) int; when given, at most one hit per group (its best pose).
     returns: pose (H,), view (H,) int64 and score (H,) float of the hits.
     """
-    keep = ids >= 0
-    scores, ids = scores[keep], ids[keep]
-    pose, view = np.divmod(ids, views)
-    key = pose if group_of_pose is None else group_of_pose[pose]
-    first = np.sort(np.unique(key, return_index=True)[1])[:count]
-    return pose[first], view[first], scores[first]
+    ids = np.ascontiguousarray(ids, np.int64)
+    groups = NO_GROUPS if group_of_pose is None else np.ascontiguousarray(group_of_pose, np.int64)
+    first = np.empty(min(int(count), ids.size), np.int64)
+    first = first[:_first_per_key(ids, int(views), groups, int(count), first)]
+    pose, view = np.divmod(ids[first], views)
+    return pose, view, scores[first]
+
+
+NO_GROUPS = np.zeros(0, np.int64)  # ``_first_per_key``'s groups when each pose is its own
+
+
+@kernel
+def _first_per_key(ids, views, groups, count, out):
+    """Writes into ``out`` the positions in ``ids`` of the first hit of each key (the pose, or its group in
+    ``groups`` when that is not empty), at most ``count``; returns how many. A compiled loop with a set, stopping
+    at ``count``: numpy's ``unique`` sorts every hit, several times the cost for a query's 80-800 hits."""
+    seen = set()
+    found = 0
+    for i in range(ids.size):
+        if found == count:
+            break
+        if ids[i] < 0:
+            continue
+        key = ids[i] // views
+        if groups.size:
+            key = groups[key]
+        if key not in seen:
+            seen.add(key)
+            out[found] = i
+            found += 1
+    return found
+
+
+def compile_kernels() -> None:
+    """Compile (or load from numba's cache) ``first_per_key``'s loop, so that no request pays for it."""
+    first_per_key(np.zeros(1, np.float32), np.zeros(1, np.int64), 1, 1)
+    first_per_key(np.zeros(1, np.float32), np.zeros(1, np.int64), 1, 1, np.zeros(1, np.int64))
 
 
 def fit_residuals(method: str, features: np.ndarray, candidates: np.ndarray,
