@@ -212,6 +212,22 @@ def test_first_per_key_keeps_the_best_view_of_each_pose_and_drops_placeholders()
     assert len(first_per_key(scores, ids, 8, 2)[0]) == 2
     groups = np.array([0, 0, 1, 1])  # poses 0, 1 in group 0; 2, 3 in group 1
     np.testing.assert_array_equal(first_per_key(scores, ids, 8, 10, groups)[0], [2, 1])
+    np.testing.assert_array_equal(first_per_key(scores, ids, 8, 1, groups)[0], [2])
+    np.testing.assert_array_equal(first_per_key(scores[-1:], ids[-1:], 8, 10)[0], [])  # placeholders only
+
+
+def test_first_per_key_is_numpys_first_occurrences():
+    rng = np.random.default_rng(3)
+    ids = rng.integers(-1, 400, 800)
+    scores = np.sort(rng.random(800))[::-1]
+    groups = rng.integers(0, 20, 50)
+    for group_of_pose in (None, groups):
+        key = np.divmod(ids[ids >= 0], 8)[0]
+        key = key if group_of_pose is None else group_of_pose[key]
+        first = np.sort(np.unique(key, return_index=True)[1])[:100]
+        pose, view, score = first_per_key(scores, ids, 8, 100, group_of_pose)
+        np.testing.assert_array_equal(pose * 8 + view, ids[ids >= 0][first])
+        np.testing.assert_array_equal(score, scores[ids >= 0][first])
 
 
 def test_isotonic_regression_is_the_nearest_non_decreasing_sequence():
