@@ -57,19 +57,21 @@ def pose2d_rows(keypoints: np.ndarray, confidence: np.ndarray | None = None, lay
     """Keypoints of a layout -> unihpr17 joints, their visibility and the pose2d features, in one compiled pass per
     pose (``model.pose.joint_formulas.layout_weights``; a request's pose took about 40 numpy calls this way).
 
-    keypoints: (N, K, 2) in the layout's order (K its size), NaN where missing; confidence: (N, K) in [0, 1],
-    0 = missing (default: all 1). A joint is visible where every keypoint it uses has a finite position and a
-    confidence > 0; its confidence is the smallest of theirs (``model.pose.joint_combinations``). A pose whose
-    visible joints do not span a box gets NaN features: callers check ``visible`` and ``extent`` first.
+    keypoints: (..., K, 2) in the layout's order (K its size), NaN where missing; confidence: (..., K) in [0, 1],
+    0 = missing (default: all 1); the outputs keep the leading axes. A joint is visible where every keypoint it
+    uses has a finite position and a confidence > 0; its confidence is the smallest of theirs
+    (``model.pose.joint_combinations``). A pose whose visible joints do not span a box gets NaN features: callers
+    check ``visible`` and ``extent`` first.
     """
-    points = np.ascontiguousarray(keypoints, np.float64)
+    lead = keypoints.shape[:-2]
+    points = np.ascontiguousarray(keypoints, np.float64).reshape(-1, *keypoints.shape[-2:])
     n = len(points)
     conf = np.ones(points.shape[:2]) if confidence is None else np.ascontiguousarray(confidence, np.float64)
     weights, unavailable = layout_weights(layout)
     out = Pose2DRows(np.empty((n, len(weights), 2)), np.empty((n, len(weights))),
                      np.empty((n, len(weights), 3), np.float32), np.empty(n, np.int64), np.empty(n))
-    _pose2d_rows(weights, unavailable, points, conf, *out)
-    return out
+    _pose2d_rows(weights, unavailable, points, conf.reshape(n, -1), *out)
+    return out if len(lead) == 1 else Pose2DRows(*(a.reshape(lead + a.shape[1:]) for a in out))
 
 
 @kernel

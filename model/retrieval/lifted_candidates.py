@@ -36,10 +36,14 @@ import faiss
 import numpy as np
 
 from model.pose.pose_fit import best_rotations
+from model.retrieval.rerank import first_of_each
 
 DIM = 32  # descriptor dimensions after the PCA
 LIFTED_CANDIDATES = 100  # library poses the lifted query brings, on top of the cosine candidates
-EXACT_BELOW = 50_000  # libraries with fewer poses are searched exactly (a fraction of a millisecond)
+# libraries with fewer poses are searched exactly (about 40 us at 5,000 poses); above, the IVF: on the sample
+# library's 15,601 poses an exact scan took 212 us a query and the IVF (124 lists, 16 searched) 36 us, with recall@100
+# 0.9987 against it and the same nearest pose for 300 of 300 held-out poses
+EXACT_BELOW = 5_000
 NPROBE = 16  # IVF lists searched, of sqrt(N) (about 4% of a 140k-pose library: recall@100 0.999 against exact)
 TRAIN_ROWS = 50_000  # at most this many poses fit the PCA and the IVF centroids (FAISS asks 39 per list)
 DESCRIPTOR_CHUNK = 16_384  # poses whose descriptors are computed at once
@@ -143,7 +147,7 @@ def views_and_cosines(lifted: np.ndarray, near: np.ndarray, embeddings: np.ndarr
     rows = np.maximum(near, 0)
     view = facing_views(lifted, poses_of(rows.reshape(-1)).reshape(*rows.shape, *lifted.shape[1:]), rotations)
     stored = vectors((rows * len(rotations) + view).reshape(-1)).reshape(*near.shape, -1)
-    cosine = np.einsum("qcd,qd->qc", stored, embeddings).astype(np.float64)
+    cosine = np.matmul(stored, np.asarray(embeddings)[..., None])[..., 0].astype(np.float64)
     return view, np.where(near >= 0, cosine, -np.inf)
 
 
@@ -155,7 +159,6 @@ def merge_candidates(pose: list[np.ndarray], view: list[np.ndarray], cosine: lis
     keep = p >= 0
     p, v, c = p[keep], v[keep], c[keep]
     order = np.argsort(-c, kind="stable")
-    p, v, c = p[order], v[order], c[order]
-    key = p if group_of_pose is None else group_of_pose[p]
-    first = np.sort(np.unique(key, return_index=True)[1])
-    return p[first].astype(np.int64), v[first].astype(np.int64), c[first]
+    p, v, c = p[order].astype(np.int64), v[order].astype(np.int64), c[order]
+    first = first_of_each(p, 1, len(p), group_of_pose)
+    return p[first], v[first], c[first]

@@ -70,19 +70,25 @@ def first_per_key(scores: np.ndarray, ids: np.ndarray, views: int, count: int,
     placeholders are dropped. group_of_pose: (N,) int; when given, at most one hit per group (its best pose).
     returns: pose (H,), view (H,) int64 and score (H,) float of the hits.
     """
-    ids = np.ascontiguousarray(ids, np.int64)
-    groups = NO_GROUPS if group_of_pose is None else np.ascontiguousarray(group_of_pose, np.int64)
-    first = np.empty(min(int(count), ids.size), np.int64)
-    first = first[:_first_per_key(ids, int(views), groups, int(count), first)]
+    first = first_of_each(ids, views, count, group_of_pose)
     pose, view = np.divmod(ids[first], views)
     return pose, view, scores[first]
 
 
-NO_GROUPS = np.zeros(0, np.int64)  # ``_first_per_key``'s groups when each pose is its own
+def first_of_each(ids: np.ndarray, views: int, count: int, group_of_pose: np.ndarray | None = None) -> np.ndarray:
+    """ids: (n,) vector ids (pose * views + view; -1 skipped) -> (H,) int64 the positions in ``ids`` of the first
+    id of each pose, or of each group with ``group_of_pose`` (N,), in order, at most ``count``."""
+    ids = np.ascontiguousarray(ids, np.int64)
+    groups = NO_GROUPS if group_of_pose is None else np.ascontiguousarray(group_of_pose, np.int64)
+    first = np.empty(min(int(count), ids.size), np.int64)
+    return first[:_first_of_each(ids, int(views), groups, int(count), first)]
+
+
+NO_GROUPS = np.zeros(0, np.int64)  # ``_first_of_each``'s groups when each pose is its own
 
 
 @kernel
-def _first_per_key(ids, views, groups, count, out):
+def _first_of_each(ids, views, groups, count, out):
     """Writes into ``out`` the positions in ``ids`` of the first hit of each key (the pose, or its group in
     ``groups`` when that is not empty), at most ``count``; returns how many. A compiled loop with a set, stopping
     at ``count``: numpy's ``unique`` sorts every hit, several times the cost for a query's 80-800 hits."""
@@ -104,7 +110,7 @@ def _first_per_key(ids, views, groups, count, out):
 
 
 def compile_kernels() -> None:
-    """Compile (or load from numba's cache) ``first_per_key``'s loop, so that no request pays for it."""
+    """Compile (or load from numba's cache) ``first_of_each``'s loop, so that no request pays for it."""
     first_per_key(np.zeros(1, np.float32), np.zeros(1, np.int64), 1, 1)
     first_per_key(np.zeros(1, np.float32), np.zeros(1, np.int64), 1, 1, np.zeros(1, np.int64))
 
