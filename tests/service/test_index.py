@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from service.index import PoseIndex
-from service.pose_search import search_poses
+from service.pose_search import FIRST_ASK, GROWTH, search_poses
 
 POSES, VIEWS, DIM = 3000, 4, 16
 
@@ -73,6 +73,27 @@ def test_flat_index_matches_brute_force(data, selectivity, grouped):
         expected = brute_force(vectors, q, 10, mask, group)
         assert [h[:2] for h in as_tuples(hits)] == [e[:2] for e in expected]
         np.testing.assert_allclose([h.score for h in hits], [e[2] for e in expected], atol=1e-5)
+
+
+@pytest.mark.parametrize("selectivity", [None, 0.5])
+def test_poses_whose_views_look_alike_are_found_by_asking_again(data, selectivity, monkeypatch):
+    """Each pose's views nearly one vector: the first ask (``FIRST_ASK`` vectors a wanted pose) holds about half the
+    poses wanted, and the search asks again: the same poses as brute force, every search counted."""
+    _, queries, _ = data
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(POSES, 1, DIM)).astype(np.float32)
+    vectors = (centres + rng.normal(size=(POSES, VIEWS, DIM)).astype(np.float32) * 0.01).reshape(-1, DIM)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = PoseIndex(make_index(vectors, "flat"), VIEWS, exact_fraction=0.0)
+    asked = []
+    search = index.search
+    monkeypatch.setattr(index, "search", lambda q, k, *a, **kw: asked.append(k) or search(q, k, *a, **kw))
+    mask = None if selectivity is None else np.random.default_rng(1).random(POSES) < selectivity
+    found = search_poses(index, queries, 10, mask)
+    assert asked == [10 * FIRST_ASK, 10 * FIRST_ASK * GROWTH]
+    for q, hits in zip(queries, found):
+        expected = brute_force(vectors, q, 10, mask)
+        assert [h[:2] for h in as_tuples(hits)] == [e[:2] for e in expected]
 
 
 @pytest.mark.parametrize("selectivity", [None, 0.3, 0.02])
