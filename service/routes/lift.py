@@ -35,13 +35,13 @@ async def lift3d(request: Request, read: LiftRead, layout: OutputLayout = "h36m1
     prepared, embeddings, timings = await pipeline.embed_request(request, "/lift3d", req, bundle, read.settings,
                                                                  read.metrics)
     poses = await pipeline.lift(bundle, np.concatenate(embeddings), timings, pipeline.crops_of(prepared, embeddings))
-    poses = convert_joints(poses, OURS, layout)
+    poses = pipeline.rounded_pose(convert_joints(poses, OURS, layout))
     starts = np.cumsum([0, *(len(e) for e in embeddings)])
     outputs = []
     for item, p, row in zip(req.items, prepared, starts):
-        output: dict = {"pose3d": pipeline.rounded_pose(poses[row]), "units": "mm", "frame": "camera", "layout": layout,
+        output: dict = {"pose3d": poses[row], "units": "mm", "frame": "camera", "layout": layout,
                         "camera": None if p.camera is None else p.camera.as_json()}
-        people = pipeline.people_of(item, p, lambda j, row=row: {"pose3d": pipeline.rounded_pose(poses[row + j])})
+        people = pipeline.people_of(item, p, lambda j, row=row: {"pose3d": poses[row + j]})
         if people is not None:
             output["people"] = people
         outputs.append(output)
@@ -55,8 +55,8 @@ async def lift_plain(request: Request, poses: PlainPose2D, read: LiftRead, layou
     embeddings = await pipeline.embed_plain_request(request, "/lift3d", poses, bundle, read.settings, read.metrics)
     lifted = await pipeline.lift(bundle, embeddings, request.state.timings, np.repeat(IDENTITY[None], len(poses), 0))
     camera = ON_AXIS.as_json()
-    outputs = [{"pose3d": pipeline.rounded_pose(pose), "units": "mm", "frame": "camera", "layout": layout,
-                "camera": camera} for pose in convert_joints(lifted, OURS, layout)]
+    outputs = [{"pose3d": pose, "units": "mm", "frame": "camera", "layout": layout, "camera": camera}
+               for pose in pipeline.rounded_pose(convert_joints(lifted, OURS, layout))]
     return await lift_answer(bundle.model_version, outputs, poses.single)
 
 
