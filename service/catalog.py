@@ -149,8 +149,8 @@ class PoseCatalog:
             if align_to_query:
                 turn = self.rotations[view]  # (H, 3, 3) world -> matched view
                 if crop is not None:
-                    turn = np.einsum("ji,hjk->hik", crop, turn)  # then virtual -> real camera: crop.T @ view
-                poses = np.einsum("hij,hkj->hki", turn, poses)  # each as its matched view sees it
+                    turn = crop.T @ turn  # then virtual -> real camera
+                poses = poses @ np.swapaxes(turn, -1, -2)  # each as its matched view sees it
             poses = np.round(poses, POSE_DECIMALS)  # written as lists by service.responses
         out = []
         times = self.time[pose].tolist()  # Python floats: cheaper to test and write than numpy scalars, one by one
