@@ -68,6 +68,7 @@ def pose2d_rows(keypoints: np.ndarray, confidence: np.ndarray | None = None, lay
     n = len(points)
     conf = np.ones(points.shape[:2]) if confidence is None else np.ascontiguousarray(confidence, np.float64)
     weights, unavailable = layout_weights(layout)
+    assert points.shape[1:] == (weights.shape[1], 2), f"{layout} has {weights.shape[1]} keypoints of (x, y)"
     out = Pose2DRows(np.empty((n, len(weights), 2)), np.empty((n, len(weights))),
                      np.empty((n, len(weights), 3), np.float32), np.empty(n, np.int64), np.empty(n))
     _pose2d_rows(weights, unavailable, points, conf.reshape(n, -1), *out)
