@@ -3,9 +3,10 @@ and their geometric re-ranking.
 
 The index holds every database pose under V virtual views (vector id = pose * V + view) and answers in vectors
 (``PoseIndex.search`` returns ``(D, I)`` like FAISS). A query wants k *poses*, or k groups (clips): this module asks
-for ``FIRST_ASK`` vectors a pose (all V a group), keeps the first view of each pose, and asks again with a larger
-pool while the vectors found hold fewer than k poses (groups) and the index has more. The poses are those of one
-search for k x V vectors, which always holds k poses: the first asked vectors are that search's first ones.
+for ``FIRST_ASK`` vectors a pose (all V for a group, or from an HNSW index, whose search depth grows with what it is
+asked for), keeps the first view of each pose, and asks again with a larger pool while the vectors found hold fewer
+than k poses (groups) and the index has more. The poses are those of one search for k x V vectors, which always
+holds k poses: the first vectors an IVF or flat index is asked for are that search's first ones.
 
 Re-ranking (``rerank``, ``model.retrieval.rerank``): the route asks ``search_candidates`` for
 ``model.retrieval.rerank.candidate_count(k)`` poses (groups) as arrays (``Candidates``), adds the bundle's lifted
@@ -100,7 +101,9 @@ def search_candidates(index: VectorIndex, queries: np.ndarray, k: int, pose_mask
     if selected == 0 or len(queries) == 0:
         return [NO_CANDIDATES] * len(queries)
     limit = min(selected, index.max_k)
-    kk = min(limit, k * (index.views if group_of_pose is not None else min(FIRST_ASK, index.views)))
+    # an HNSW search looks deeper for a larger k (efSearch at least k): asking it for fewer would find other poses
+    every_view = group_of_pose is not None or index.kind == "hnsw"
+    kk = min(limit, k * (index.views if every_view else min(FIRST_ASK, index.views)))
     while True:
         scores, ids = index.search(queries, kk, vec_mask, effort, expr=expr)
         found = [best_per_pose(s, i, index.views, k, group_of_pose) for s, i in zip(scores, ids)]

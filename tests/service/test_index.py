@@ -96,6 +96,19 @@ def test_poses_whose_views_look_alike_are_found_by_asking_again(data, selectivit
         assert [h[:2] for h in as_tuples(hits)] == [e[:2] for e in expected]
 
 
+def test_an_hnsw_index_is_asked_for_every_view(data, monkeypatch):
+    """HNSW searches deeper for a larger k: asking it for fewer vectors would change the poses it finds."""
+    vectors, queries, _ = data
+    hnsw = faiss.IndexHNSWFlat(DIM, 16, faiss.METRIC_INNER_PRODUCT)
+    hnsw.add(vectors)
+    index = PoseIndex(hnsw, VIEWS)
+    asked = []
+    search = index.search
+    monkeypatch.setattr(index, "search", lambda q, k, *a, **kw: asked.append(k) or search(q, k, *a, **kw))
+    assert index.kind == "hnsw" and len(search_poses(index, queries[:2], 10)[0]) == 10
+    assert asked == [10 * VIEWS]
+
+
 @pytest.mark.parametrize("selectivity", [None, 0.3, 0.02])
 def test_ivf_index_recall_filters_and_no_placeholders(data, selectivity):
     vectors, queries, _ = data
