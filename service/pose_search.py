@@ -31,7 +31,8 @@ from service.index_backend import VectorIndex
 GROWTH = 4  # candidate pool growth when the vectors found hold fewer than k poses (or groups)
 # vectors first asked per pose wanted: a query's best vectors are nearly all of distinct poses (of a re-ranked query's
 # 800 best on the sample library, a median 739 poses; its 200 best held the 100 poses it wants for 300 of 300
-# queries), and FAISS keeps a heap of every vector asked for (IVF, nprobe 6: 42 us for 200, 74 us for 800)
+# queries), and FAISS keeps a heap of every vector asked for (IVF, nprobe 6: 42 us for 200, 77 us for 800;
+# benchmarks/request_kernels.py)
 FIRST_ASK = 2
 
 

@@ -40,9 +40,9 @@ from model.retrieval.rerank import first_of_each
 
 DIM = 32  # descriptor dimensions after the PCA
 LIFTED_CANDIDATES = 100  # library poses the lifted query brings, on top of the cosine candidates
-# libraries with fewer poses are searched exactly (about 40 us at 5,000 poses); above, the IVF: on the sample
-# library's 15,601 poses an exact scan took 212 us a query and the IVF (124 lists, 16 searched) 36 us, with recall@100
-# 0.9987 against it and the same nearest pose for 300 of 300 held-out poses
+# libraries with fewer poses are searched exactly; above, the IVF: on the sample library's 15,601 poses an exact
+# scan takes 83 us a query and the IVF (124 lists, 16 searched) 35 us, with recall@100 0.9987 against it and the
+# same nearest pose for 300 of 300 held-out poses (benchmarks/request_kernels.py)
 EXACT_BELOW = 5_000
 NPROBE = 16  # IVF lists searched, of sqrt(N) (about 4% of a 140k-pose library: recall@100 0.999 against exact)
 TRAIN_ROWS = 50_000  # at most this many poses fit the PCA and the IVF centroids (FAISS asks 39 per list)

@@ -75,6 +75,9 @@ def first_per_key(scores: np.ndarray, ids: np.ndarray, views: int, count: int,
     return pose, view, scores[first]
 
 
+NO_GROUPS = np.zeros(0, np.int64)  # ``_first_of_each``'s groups when each pose is its own
+
+
 def first_of_each(ids: np.ndarray, views: int, count: int, group_of_pose: np.ndarray | None = None) -> np.ndarray:
     """ids: (n,) vector ids (pose * views + view; -1 skipped) -> (H,) int64 the positions in ``ids`` of the first
     id of each pose, or of each group with ``group_of_pose`` (N,), in order, at most ``count``."""
@@ -82,9 +85,6 @@ def first_of_each(ids: np.ndarray, views: int, count: int, group_of_pose: np.nda
     groups = NO_GROUPS if group_of_pose is None else np.ascontiguousarray(group_of_pose, np.int64)
     first = np.empty(min(int(count), ids.size), np.int64)
     return first[:_first_of_each(ids, int(views), groups, int(count), first)]
-
-
-NO_GROUPS = np.zeros(0, np.int64)  # ``_first_of_each``'s groups when each pose is its own
 
 
 @kernel
@@ -111,8 +111,7 @@ def _first_of_each(ids, views, groups, count, out):
 
 def compile_kernels() -> None:
     """Compile (or load from numba's cache) ``first_of_each``'s loop, so that no request pays for it."""
-    first_per_key(np.zeros(1, np.float32), np.zeros(1, np.int64), 1, 1)
-    first_per_key(np.zeros(1, np.float32), np.zeros(1, np.int64), 1, 1, np.zeros(1, np.int64))
+    first_per_key(np.zeros(1, np.float32), np.zeros(1, np.int64), 1, 1)  # groups are always int64: one compile
 
 
 def fit_residuals(method: str, features: np.ndarray, candidates: np.ndarray,
